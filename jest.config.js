@@ -4,7 +4,7 @@ module.exports = {
   roots: ['<rootDir>/packages'],
   testMatch: ['**/test/**/*.test.ts'],
   transform: {
-    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.tests.json', isolatedModules: true }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.tests.json' }],
   },
   // Tests run the TypeScript sources; child-process tests run the built dist (npm test builds first).
   moduleNameMapper: { '^@mqgate/([a-z]+)$': '<rootDir>/packages/$1/src' },

@@ -1,1 +1,7 @@
-export {};
+export { Gate, createGate, STOP_REASON, type GateAddresses } from './gate';
+export { DEFAULTS, resolveOptions, type GateOptions, type ConnectInfo, type AuthenticateResult, type ListenOptions } from './options';
+export type { SessionEvents } from './session-manager';
+export type { SessionCounts } from './session-registry';
+export type { RouterStats } from './router';
+export { parseTopic, decodePayload, encodeReply, TOPIC_FORM_ERROR } from './router';
+export { KICK_TOPIC } from '@mqgate/rpc';

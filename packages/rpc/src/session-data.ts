@@ -31,24 +31,36 @@ export interface SessionData {
 
 const SESSION_TAG = Symbol.for('mqgate.SessionData');
 
+/** Carries the tag on its prototype, so tagging costs nothing per session. */
+class TaggedSession implements SessionData {
+  declare ip: string;
+  declare network: string;
+  declare userId: string;
+  declare sessionId: string;
+  declare serverId: string;
+  declare traceId: string;
+  declare spanId: string;
+  declare settings: Readonly<Record<string, string>>;
+  declare topic: string;
+}
+Object.defineProperty(TaggedSession.prototype, SESSION_TAG, { value: true, enumerable: false });
+
 /**
  * Builds a SessionData with every field present; missing fields default to `""` / `{}`.
  * The result is tagged so transports can tell a session argument from a JSON object
  * (see {@link isSessionData}).
  */
 export function makeSessionData(fields: Partial<SessionData>): SessionData {
-  const data: SessionData = {
-    ip: fields.ip ?? '',
-    network: fields.network ?? '',
-    userId: fields.userId ?? '',
-    sessionId: fields.sessionId ?? '',
-    serverId: fields.serverId ?? '',
-    traceId: fields.traceId ?? '',
-    spanId: fields.spanId ?? '',
-    settings: fields.settings ?? {},
-    topic: fields.topic ?? '',
-  };
-  Object.defineProperty(data, SESSION_TAG, { value: true, enumerable: false });
+  const data = new TaggedSession();
+  data.ip = fields.ip ?? '';
+  data.network = fields.network ?? '';
+  data.userId = fields.userId ?? '';
+  data.sessionId = fields.sessionId ?? '';
+  data.serverId = fields.serverId ?? '';
+  data.traceId = fields.traceId ?? '';
+  data.spanId = fields.spanId ?? '';
+  data.settings = fields.settings ?? {};
+  data.topic = fields.topic ?? '';
   return data;
 }
 
@@ -81,18 +93,22 @@ interface WireSession {
   Topic: string;
 }
 
-/** Encodes a session as mqant `SessionImp` protobuf bytes. */
+/**
+ * Encodes a session as mqant `SessionImp` protobuf bytes. Empty strings are left out, as
+ * proto3 (and Go's `proto.Marshal`) does: protobufjs would otherwise write them as
+ * zero-length fields, and the bytes would differ from a Go mqant gate's.
+ */
 export function encodeSession(s: SessionData): Uint8Array {
-  const wire: WireSession = {
-    IP: s.ip,
-    Network: s.network,
-    UserId: s.userId,
-    SessionId: s.sessionId,
-    ServerId: s.serverId,
-    TraceId: s.traceId,
-    SpanId: s.spanId,
+  const wire: Partial<WireSession> = {
+    IP: s.ip || undefined,
+    Network: s.network || undefined,
+    UserId: s.userId || undefined,
+    SessionId: s.sessionId || undefined,
+    ServerId: s.serverId || undefined,
+    TraceId: s.traceId || undefined,
+    SpanId: s.spanId || undefined,
     Settings: s.settings as Record<string, string>,
-    Topic: s.topic,
+    Topic: s.topic || undefined,
   };
   return type().encode(wire).finish();
 }

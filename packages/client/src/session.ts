@@ -1,0 +1,562 @@
+import { randomBytes } from 'node:crypto';
+import {
+  GateFunctions,
+  RpcError,
+  decodeSession,
+  encodeSession,
+  isSessionData,
+  makeSessionData,
+  silentLogger,
+  type CallOptions,
+  type GateFunction,
+  type Logger,
+  type RpcTransport,
+  type RpcValue,
+  type SessionData,
+} from '@mqgate/rpc';
+import { SessionVerbError, describe, shortId, toRpcError } from './errors';
+
+/**
+ * Decides whether a session is a guest (mqant `gate.JudgeGuest`). Called by
+ * {@link Session.isGuest}; it should be cheap and must not throw.
+ */
+export type GuestRule = (session: Session) => boolean;
+
+/**
+ * What {@link Session.send} and friends accept as a message body: bytes are sent as is
+ * (not copied: do not change them afterwards), a string as UTF-8, any other object or
+ * array as UTF-8 JSON.
+ */
+export type MessageBody = Uint8Array | string | Record<string, unknown> | readonly unknown[];
+
+export interface SessionOptions {
+  /**
+   * Guest predicate for {@link Session.isGuest}. Default: none, so a session is a guest
+   * while its `userId` is `""` (mqant's rule). Kept by `clone()`; give it again to
+   * `Session.deserialize` (mqant drops it on both, so a global `JudgeGuest` never applies
+   * to sessions received over RPC).
+   */
+  guestRule?: GuestRule;
+  /** ms each RPC verb waits for the gate. Default: the transport's `defaultTimeout` (10 000 ms). */
+  timeout?: number;
+  /** Where {@link Session.sendNR} reports the failures it swallows (at `debug`). Default: silent. */
+  logger?: Logger;
+}
+
+/** A local edit not yet sent to the gate. Each edit is a new object, so identity tells edits apart. */
+type Pending = { readonly op: 'set'; readonly value: string } | { readonly op: 'remove' };
+
+/**
+ * The session a module handler receives: a local copy of the gate's session for one
+ * request (mqant's `gate.Session` on the backend side).
+ *
+ * Reads (`userId`, `get(key)`, ...) and `setLocal`/`removeLocal` touch only this copy.
+ * The RPC verbs (`bind`, `push`, `send`, ...) call the owning gate at
+ * `{ serverId: session.serverId }` with the function names in `GateFunctions`, and the
+ * verbs that change the gate's session then replace this copy with the gate's answer.
+ *
+ * Differences from mqant, on purpose:
+ * - `push()` sends only the keys changed locally since the copy was made (and removes the
+ *   keys removed locally), never the whole map, so a stale copy cannot overwrite another
+ *   module's newer value. mqant's Push resends everything (last writer wins, no deletes).
+ * - Local edits that a verb did not send survive the refresh that follows it, instead of
+ *   being overwritten by the gate's copy.
+ * - `clone()` keeps `topic` and the guest rule (mqant's Clone drops both).
+ * - Failures are {@link SessionVerbError}s with a `code` instead of bare strings.
+ * - Bad arguments throw a `TypeError` naming the verb and the argument.
+ *
+ * `topic` and `spanId` belong to the request, so they keep their local values when the
+ * copy is refreshed from the gate.
+ */
+export class Session {
+  private data: SessionData;
+  private readonly dirty: Map<string, Pending>;
+  private rule: GuestRule | undefined;
+  private readonly transport: RpcTransport;
+  private readonly callOptions: CallOptions | undefined;
+  private readonly logger: Logger;
+
+  /**
+   * @param data the session as the gate sent it; it is not copied and never changed
+   *   (every change makes a new SessionData).
+   * @param transport used for every RPC verb.
+   * @throws TypeError when `data` is not an object or an option has the wrong type.
+   */
+  constructor(data: SessionData, transport: RpcTransport, options: SessionOptions = {}) {
+    if (typeof data !== 'object' || data === null) throw new TypeError(`Session: data must be a SessionData, got ${describe(data)}`);
+    if (typeof transport !== 'object' || transport === null) throw new TypeError(`Session: transport must be an RpcTransport, got ${describe(transport)}`);
+    checkRule('Session', options.guestRule);
+    if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout >= 0)) {
+      throw new TypeError(`Session: timeout must be a number of ms >= 0, got ${describe(options.timeout)}`);
+    }
+    this.data = isSessionData(data) ? data : makeSessionData(data);
+    this.transport = transport;
+    this.rule = options.guestRule;
+    this.callOptions = options.timeout === undefined ? undefined : { timeout: options.timeout };
+    this.logger = options.logger ?? silentLogger;
+    this.dirty = new Map();
+  }
+
+  /**
+   * Rebuilds a session from {@link serialize}'s bytes (mqant `basegate.NewSession`).
+   * Local edits are not part of the bytes' meaning: the new session has none pending.
+   * @throws TypeError when `bytes` is not a Uint8Array; Error when it is not a SessionImp message.
+   */
+  static deserialize(bytes: Uint8Array, transport: RpcTransport, options: SessionOptions = {}): Session {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`Session.deserialize: bytes must be a Uint8Array, got ${describe(bytes)}`);
+    let data: SessionData;
+    try {
+      data = decodeSession(bytes);
+    } catch (err) {
+      throw new Error(`Session.deserialize: not a SessionImp message: ${toRpcError(err).message}`, { cause: err });
+    }
+    return new Session(data, transport, options);
+  }
+
+  // ---- local reads --------------------------------------------------------------------
+
+  /** `""` until the gate binds the connection to a user (mqant `GetUserID`). */
+  get userId(): string {
+    return this.data.userId;
+  }
+  /** Client address as the gate saw it (mqant `GetIP`). */
+  get ip(): string {
+    return this.data.ip;
+  }
+  /** `"tcp"` or `"websocket"` (mqant `GetNetwork`). */
+  get network(): string {
+    return this.data.network;
+  }
+  /** The connection's id on its gate (mqant `GetSessionID`). */
+  get sessionId(): string {
+    return this.data.sessionId;
+  }
+  /** Server id of the gate that owns the connection; every verb is sent there (mqant `GetServerID`). */
+  get serverId(): string {
+    return this.data.serverId;
+  }
+  /** Trace id, one per connection (mqant `TraceID`). */
+  get traceId(): string {
+    return this.data.traceId;
+  }
+  /** Span id, one per request and per clone (mqant `SpanID`). */
+  get spanId(): string {
+    return this.data.spanId;
+  }
+  /** MQTT topic of the request being handled, `""` outside a request (mqant `GetTopic`). */
+  get topic(): string {
+    return this.data.topic;
+  }
+  /** A frozen copy of the local settings, local edits included (mqant `CloneSettings`). */
+  get settings(): Readonly<Record<string, string>> {
+    return Object.freeze({ ...this.data.settings });
+  }
+
+  /** A local setting, or `undefined` (mqant `Get`, which returns `""` for a missing key). */
+  get(key: string): string | undefined {
+    const s = this.data.settings;
+    return Object.prototype.hasOwnProperty.call(s, key) ? s[key] : undefined;
+  }
+
+  /**
+   * Guest or not: the guest rule's answer when one is set, else `userId === ''`
+   * (mqant `IsGuest`).
+   */
+  isGuest(): boolean {
+    return this.rule ? this.rule(this) : this.data.userId === '';
+  }
+
+  /**
+   * Sets (or, with `undefined`, clears) this instance's guest rule (mqant `JudgeGuest`).
+   * @throws TypeError when `rule` is neither a function nor undefined.
+   */
+  judgeGuest(rule: GuestRule | undefined): void {
+    checkRule('Session.judgeGuest', rule);
+    this.rule = rule;
+  }
+
+  /** The local copy as plain SessionData (local edits included), e.g. to pass the session on in an RPC. */
+  toData(): SessionData {
+    return this.data;
+  }
+
+  /** mqant `Serializable`: the local copy as mqant `SessionImp` protobuf bytes. */
+  serialize(): Uint8Array {
+    return encodeSession(this.data);
+  }
+
+  /**
+   * A copy with its own settings and a new span id (mqant `Clone`), that also keeps
+   * `topic`, the guest rule, and the local edits not yet pushed (mqant drops Topic and
+   * the guest rule).
+   */
+  clone(): Session {
+    const copy = new Session(withFields(this.data, { spanId: newSpanId() }), this.transport, {
+      guestRule: this.rule,
+      timeout: this.callOptions?.timeout,
+      logger: this.logger,
+    });
+    for (const [k, p] of this.dirty) copy.dirty.set(k, p);
+    return copy;
+  }
+
+  // ---- local edits --------------------------------------------------------------------
+
+  /**
+   * Sets a key in the local copy only and marks it for the next {@link push}
+   * (mqant `SetLocalKV`).
+   * @throws TypeError when `key` is not a non-empty string or `value` not a string.
+   */
+  setLocal(key: string, value: string): void {
+    checkKey('setLocal', key);
+    checkValue('setLocal', value);
+    this.edit(key, { op: 'set', value });
+  }
+
+  /**
+   * Removes a key from the local copy only and marks the removal for the next
+   * {@link push} (mqant `RemoveLocalKV`).
+   * @throws TypeError when `key` is not a non-empty string.
+   */
+  removeLocal(key: string): void {
+    checkKey('removeLocal', key);
+    this.edit(key, { op: 'remove' });
+  }
+
+  // ---- RPC verbs that change the gate's session -----------------------------------------
+
+  /**
+   * Binds the connection to a user (gate `Bind(sessionId, userId)`); the gate may merge
+   * stored settings in. Then refreshes the local copy.
+   * @throws TypeError for an empty or non-string `userId`; SessionVerbError when the call fails.
+   */
+  async bind(userId: string): Promise<void> {
+    checkNonEmpty('bind', 'userId', userId);
+    await this.change('bind', quote(userId), GateFunctions.Bind, [this.data.sessionId, userId], []);
+  }
+
+  /**
+   * Clears the user id (gate `UnBind(sessionId)`), then refreshes the local copy.
+   * @throws SessionVerbError when the call fails.
+   */
+  async unbind(): Promise<void> {
+    await this.change('unbind', '', GateFunctions.UnBind, [this.data.sessionId], []);
+  }
+
+  /**
+   * Sets one key on the gate (gate `Set(sessionId, key, value)`), then refreshes the local copy.
+   * @throws TypeError for a bad key or value; SessionVerbError when the call fails.
+   */
+  async set(key: string, value: string): Promise<void> {
+    checkKey('set', key);
+    checkValue('set', value);
+    await this.change('set', quote(key), GateFunctions.Set, [this.data.sessionId, key, value], [key]);
+  }
+
+  /**
+   * Sets the key locally, then {@link push}es every local edit (mqant `SetPush`, which
+   * resends the whole map; this sends only the edits).
+   * @throws TypeError for a bad key or value; SessionVerbError when a call fails.
+   */
+  async setPush(key: string, value: string): Promise<void> {
+    checkKey('setPush', key);
+    checkValue('setPush', value);
+    this.edit(key, { op: 'set', value });
+    await this.pushAs('setPush', quote(key));
+  }
+
+  /**
+   * Sends exactly these keys (gate `Push(sessionId, settings)`, mqant `SetBatch`), then
+   * refreshes the local copy. The map is copied before it is sent.
+   * @throws TypeError when `settings` is not an object of string values; SessionVerbError when the call fails.
+   */
+  async setBatch(settings: Readonly<Record<string, string>>): Promise<void> {
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+      throw new TypeError(`Session.setBatch: settings must be an object of string values, got ${describe(settings)}`);
+    }
+    const copy: Record<string, string> = {};
+    for (const key of Object.keys(settings)) {
+      checkKey('setBatch', key);
+      const value = settings[key];
+      if (typeof value !== 'string') throw new TypeError(`Session.setBatch: settings[${quote(key)}] must be a string, got ${describe(value)}`);
+      define(copy, key, value);
+    }
+    const keys = Object.keys(copy);
+    await this.change('setBatch', listText(keys), GateFunctions.Push, [this.data.sessionId, copy], keys);
+  }
+
+  /**
+   * Sends the local edits made since the copy was made or last refreshed: keys set
+   * locally via gate `Push(sessionId, {changed keys})`, keys removed locally via gate
+   * `Remove(sessionId, key | keys[])`. With nothing to send it refreshes via gate `Update`.
+   * mqant's Push resends the whole local map and cannot delete.
+   * @throws SessionVerbError when a call fails; the edits it did not deliver stay pending.
+   */
+  async push(): Promise<void> {
+    await this.pushAs('push', '');
+  }
+
+  /**
+   * Removes one key on the gate (gate `Remove(sessionId, key)`), then refreshes the local copy.
+   * @throws TypeError for a bad key; SessionVerbError when the call fails.
+   */
+  async remove(key: string): Promise<void> {
+    checkKey('remove', key);
+    await this.change('remove', quote(key), GateFunctions.Remove, [this.data.sessionId, key], [key]);
+  }
+
+  /**
+   * Replaces the local copy with the gate's current one (gate `Update(sessionId)`),
+   * keeping the local edits not yet pushed.
+   * @throws SessionVerbError when the call fails.
+   */
+  async update(): Promise<void> {
+    await this.change('update', '', GateFunctions.Update, [this.data.sessionId], []);
+  }
+
+  // ---- RPC verbs that do not change the session -----------------------------------------
+
+  /**
+   * Pushes a message to this client (gate `Send(sessionId, topic, body)`) and waits for
+   * the gate to accept it.
+   * @throws TypeError for a bad topic or body; SessionVerbError when the call fails
+   *   (e.g. `NO_SESSION` once the client has gone).
+   */
+  async send(topic: string, body: MessageBody): Promise<void> {
+    checkNonEmpty('send', 'topic', topic);
+    const bytes = encodeBody('send', body);
+    await this.call('send', quote(topic), GateFunctions.Send, [this.data.sessionId, topic, bytes]);
+  }
+
+  /**
+   * Fire and forget (mqant `SendNR`): hands the message to the transport and returns at
+   * once. Never throws: bad arguments and delivery failures are dropped and reported to
+   * the session's logger at `debug`. Use {@link send} to learn the outcome.
+   */
+  sendNR(topic: string, body: MessageBody): void {
+    try {
+      checkNonEmpty('sendNR', 'topic', topic);
+      const bytes = encodeBody('sendNR', body);
+      this.transport
+        .callNR(this.address(), GateFunctions.Send, [this.data.sessionId, topic, bytes])
+        .catch((err: unknown) => this.reportDropped(topic, err));
+    } catch (err) {
+      this.reportDropped(topic, err);
+    }
+  }
+
+  /**
+   * Pushes one message to several sessions of this session's gate (gate
+   * `SendBatch("id1,id2,…", topic, body)`); resolves with how many were delivered.
+   * Ids the gate does not hold are skipped. An empty list resolves 0 without a call.
+   * @throws TypeError for a bad id, topic or body; SessionVerbError when the call fails.
+   */
+  async sendBatch(sessionIds: readonly string[], topic: string, body: MessageBody): Promise<number> {
+    if (!Array.isArray(sessionIds)) throw new TypeError(`Session.sendBatch: sessionIds must be an array of strings, got ${describe(sessionIds)}`);
+    sessionIds.forEach((id: unknown, i) => {
+      if (typeof id !== 'string' || id === '' || id.includes(',')) {
+        throw new TypeError(`Session.sendBatch: sessionIds[${i}] must be a non-empty string without ",", got ${describe(id)}`);
+      }
+    });
+    checkNonEmpty('sendBatch', 'topic', topic);
+    const bytes = encodeBody('sendBatch', body);
+    if (sessionIds.length === 0) return 0;
+    const text = `${sessionIds.length} ids, ${quote(topic)}`;
+    const n = await this.call('sendBatch', text, GateFunctions.SendBatch, [sessionIds.join(','), topic, bytes]);
+    return this.expect('sendBatch', text, n, 'number');
+  }
+
+  /**
+   * Pushes one message to every connection on this session's gate (gate
+   * `BroadCast(topic, body)`; mqant has no Session method for it); resolves with how many
+   * were delivered.
+   * @throws TypeError for a bad topic or body; SessionVerbError when the call fails.
+   */
+  async broadcast(topic: string, body: MessageBody): Promise<number> {
+    checkNonEmpty('broadcast', 'topic', topic);
+    const bytes = encodeBody('broadcast', body);
+    const n = await this.call('broadcast', quote(topic), GateFunctions.BroadCast, [topic, bytes]);
+    return this.expect('broadcast', quote(topic), n, 'number');
+  }
+
+  /**
+   * Whether a user has a connection on this session's gate (gate `IsConnect`; only that
+   * gate is asked). `false` when not, where mqant answers with an error.
+   * @throws TypeError for a bad userId; SessionVerbError when the call fails.
+   */
+  async isConnect(userId: string): Promise<boolean> {
+    checkNonEmpty('isConnect', 'userId', userId);
+    const ok = await this.call('isConnect', quote(userId), GateFunctions.IsConnect, [this.data.sessionId, userId]);
+    return this.expect('isConnect', quote(userId), ok, 'boolean');
+  }
+
+  /**
+   * Asks the gate to close this connection (gate `Close(sessionId, reason?)`); with a
+   * reason the client first receives it on the gate's kick topic.
+   * @throws TypeError when `reason` is given and not a string; SessionVerbError when the call fails.
+   */
+  async close(reason?: string): Promise<void> {
+    if (reason !== undefined && typeof reason !== 'string') throw new TypeError(`Session.close: reason must be a string, got ${describe(reason)}`);
+    const args: RpcValue[] = reason === undefined ? [this.data.sessionId] : [this.data.sessionId, reason];
+    await this.call('close', reason === undefined ? '' : quote(reason), GateFunctions.Close, args);
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  private address(): { serverId: string } {
+    return { serverId: this.data.serverId };
+  }
+
+  /** Applies one local edit to the local copy and records it as pending. */
+  private edit(key: string, p: Pending): void {
+    this.data = withFields(this.data, { settings: applyEdits(this.data.settings, [[key, p]]) });
+    this.dirty.set(key, p);
+  }
+
+  private async pushAs(verb: string, argsText: string): Promise<void> {
+    const sets: Record<string, string> = {};
+    const setKeys: string[] = [];
+    const removeKeys: string[] = [];
+    for (const [key, p] of this.dirty) {
+      if (p.op === 'set') {
+        define(sets, key, p.value);
+        setKeys.push(key);
+      } else removeKeys.push(key);
+    }
+    const sid = this.data.sessionId;
+    if (setKeys.length === 0 && removeKeys.length === 0) {
+      await this.change(verb, argsText, GateFunctions.Update, [sid], []);
+      return;
+    }
+    if (setKeys.length > 0) await this.change(verb, argsText, GateFunctions.Push, [sid, sets], setKeys);
+    if (removeKeys.length > 0) {
+      await this.change(verb, argsText, GateFunctions.Remove, [sid, removeKeys.length === 1 ? removeKeys[0] : removeKeys], removeKeys);
+    }
+  }
+
+  /**
+   * Calls a gate function that answers with the session, then adopts the answer. `sentKeys`
+   * are the keys this call delivers: their pending edits are dropped unless they were
+   * edited again while the call was in flight.
+   */
+  private async change(verb: string, argsText: string, fn: GateFunction, args: RpcValue[], sentKeys: readonly string[]): Promise<void> {
+    const before = sentKeys.map((k) => [k, this.dirty.get(k)] as const);
+    const reply = await this.call(verb, argsText, fn, args);
+    const fresh = this.asSession(verb, argsText, reply);
+    for (const [k, p] of before) if (this.dirty.get(k) === p) this.dirty.delete(k);
+    this.data = withFields(fresh, {
+      settings: this.dirty.size === 0 ? fresh.settings : applyEdits(fresh.settings, this.dirty),
+      topic: this.data.topic,
+      spanId: this.data.spanId,
+    });
+  }
+
+  private async call(verb: string, argsText: string, fn: GateFunction, args: RpcValue[]): Promise<RpcValue> {
+    try {
+      return await this.transport.call(this.address(), fn, args, this.callOptions);
+    } catch (err) {
+      throw new SessionVerbError(verb, argsText, this.data.sessionId, toRpcError(err));
+    }
+  }
+
+  private asSession(verb: string, argsText: string, reply: RpcValue): SessionData {
+    if (isSessionData(reply)) return reply;
+    if (reply instanceof Uint8Array) {
+      try {
+        return decodeSession(reply);
+      } catch {
+        // fall through to BAD_REPLY
+      }
+    }
+    throw this.badReply(verb, argsText, `expected the session, got ${describe(reply)}`);
+  }
+
+  private expect<T extends 'number' | 'boolean'>(verb: string, argsText: string, reply: RpcValue, kind: T): T extends 'number' ? number : boolean {
+    if (typeof reply !== kind) throw this.badReply(verb, argsText, `expected a ${kind}, got ${describe(reply)}`);
+    return reply as T extends 'number' ? number : boolean;
+  }
+
+  private badReply(verb: string, argsText: string, what: string): SessionVerbError {
+    return new SessionVerbError(verb, argsText, this.data.sessionId, new RpcError(`the gate's answer is malformed: ${what}`, 'BAD_REPLY'));
+  }
+
+  private reportDropped(topic: string, err: unknown): void {
+    this.logger.debug({ sessionId: shortId(this.data.sessionId), topic, err: toRpcError(err).message }, 'Session.sendNR dropped a message');
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------------------
+
+/** A new SessionData: `base` with some fields replaced. */
+function withFields(base: SessionData, patch: Partial<SessionData>): SessionData {
+  return makeSessionData({
+    ip: base.ip,
+    network: base.network,
+    userId: base.userId,
+    sessionId: base.sessionId,
+    serverId: base.serverId,
+    traceId: base.traceId,
+    spanId: base.spanId,
+    settings: base.settings,
+    topic: base.topic,
+    ...patch,
+  });
+}
+
+/** A new settings map: `settings` with the edits applied. */
+function applyEdits(settings: Readonly<Record<string, string>>, edits: Iterable<readonly [string, Pending]>): Record<string, string> {
+  const out: Record<string, string> = { ...settings };
+  for (const [key, p] of edits) {
+    if (p.op === 'set') define(out, key, p.value);
+    else delete out[key];
+  }
+  return out;
+}
+
+/** `obj[key] = value` that also works for keys such as `__proto__`. */
+function define(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function newSpanId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+function encodeBody(verb: string, body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (typeof body === 'object' && body !== null && !ArrayBuffer.isView(body) && !(body instanceof ArrayBuffer)) {
+    let json: string;
+    try {
+      json = JSON.stringify(body);
+    } catch (err) {
+      throw new TypeError(`Session.${verb}: body is not JSON-serialisable: ${toRpcError(err).message}`);
+    }
+    return Buffer.from(json, 'utf8');
+  }
+  throw new TypeError(`Session.${verb}: body must be a Buffer, Uint8Array, string or JSON object, got ${describe(body)}`);
+}
+
+function checkNonEmpty(verb: string, name: string, value: unknown): void {
+  if (typeof value !== 'string' || value === '') throw new TypeError(`Session.${verb}: ${name} must be a non-empty string, got ${describe(value)}`);
+}
+
+function checkKey(verb: string, key: unknown): void {
+  checkNonEmpty(verb, 'key', key);
+}
+
+function checkValue(verb: string, value: unknown): void {
+  if (typeof value !== 'string') throw new TypeError(`Session.${verb}: value must be a string, got ${describe(value)}`);
+}
+
+function checkRule(where: string, rule: unknown): void {
+  if (rule !== undefined && typeof rule !== 'function') throw new TypeError(`${where}: guestRule must be a function, got ${describe(rule)}`);
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+function listText(keys: readonly string[]): string {
+  return `[${keys.map(quote).join(', ')}]`;
+}

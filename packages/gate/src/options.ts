@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '@mqgate/rpc';
+
+/** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
+export interface ConnectInfo {
+  clientId: string;
+  username: string | undefined;
+  password: Buffer | undefined;
+  /** Client address (no port); see `trustedProxies`. */
+  remoteAddress: string;
+  network: 'tcp' | 'websocket';
+  /** 3 (MQTT 3.1) or 4 (3.1.1). */
+  protocolVersion: number;
+}
+
+/**
+ * The authenticate hook's answer: `true` accepts; `false` refuses with CONNACK return
+ * code 5 (not authorized); `{ returnCode: 4 }` refuses with 4 (bad user name or password).
+ * A hook that throws or rejects refuses with 3 (server unavailable).
+ */
+export type AuthenticateResult = boolean | { returnCode: 4 | 5 };
+
+export interface ListenOptions {
+  /** TCP port; 0 picks a free one (see `Gate.addresses()`). */
+  port: number;
+  /** Interface to bind. Default: all interfaces. */
+  host?: string;
+}
+
+/** Gate options. Every field is optional; defaults are in {@link DEFAULTS}. */
+export interface GateOptions {
+  /** Node id of this gate; the `serverId` of its sessions. Default `gate@<16 random hex>` (mqant's form). */
+  serverId?: string;
+  /** MQTT over TCP listener, or `false` for none. Default `{ port: 3563 }` (mqant's convention). */
+  tcp?: ListenOptions | false;
+  /** MQTT over WebSocket listener (any path), or `false` for none. Default `{ port: 3653 }`. */
+  websocket?: ListenOptions | false;
+  /** ms a new connection has to send CONNECT before it is closed (MQTT-3.1.0-1 guard). Default 10 000 (mqant's OverTime). */
+  connectTimeout?: number;
+  /** ms of silence after which a client that asked for keepalive 0 is closed. Default 60 000. */
+  maxIdle?: number;
+  /** Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered. Default 65 536. */
+  maxPacketSize?: number;
+  /** Requests running at once per connection; at the limit the gate stops reading that socket. Default 20 (mqant's ConcurrentTasks). */
+  maxInflight?: number;
+  /** Run one request at a time per session, in arrival order. Default false (mqant runs them concurrently). */
+  ordered?: boolean;
+  /** ms a module handler has before the client gets a deadline Error reply. Default 10 000 (mqant's RPCExpired). */
+  handlerTimeout?: number;
+  /** QoS 2 packet identifiers held between PUBREC and PUBREL per connection; one more closes the connection. Default 100. */
+  maxQos2Pending?: number;
+  /** Peers whose `X-Forwarded-For` header is believed (exact IPs, IPv4-mapped forms included). Default none. */
+  trustedProxies?: string[];
+  /** Called at CONNECT; without it every CONNECT is accepted. */
+  authenticate?: (info: ConnectInfo) => AuthenticateResult | Promise<AuthenticateResult>;
+  /** ms a graceful stop waits for requests in flight before closing connections. Default 10 000. */
+  stopTimeout?: number;
+  /** Where the gate logs; pino-compatible. Default: the app's logger, else silent. */
+  logger?: Logger;
+}
+
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger'>> & {
+  authenticate: GateOptions['authenticate'];
+  logger: Logger | undefined;
+};
+
+/** Every default in one place. */
+export const DEFAULTS = {
+  tcp: { port: 3563 } as ListenOptions,
+  websocket: { port: 3653 } as ListenOptions,
+  connectTimeout: 10_000,
+  maxIdle: 60_000,
+  maxPacketSize: 65_536,
+  maxInflight: 20,
+  ordered: false,
+  handlerTimeout: 10_000,
+  maxQos2Pending: 100,
+  trustedProxies: [] as string[],
+  stopTimeout: 10_000,
+} as const;
+
+function positive(name: string, v: number): number {
+  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`gate option ${name} must be a positive number, got ${v}`);
+  return v;
+}
+
+/**
+ * Fills in defaults and checks values.
+ * @throws RangeError for a non-positive limit or timeout.
+ */
+export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
+  return {
+    serverId: o.serverId ?? `gate@${randomBytes(8).toString('hex')}`,
+    tcp: o.tcp === undefined ? { ...DEFAULTS.tcp } : o.tcp,
+    websocket: o.websocket === undefined ? { ...DEFAULTS.websocket } : o.websocket,
+    connectTimeout: positive('connectTimeout', o.connectTimeout ?? DEFAULTS.connectTimeout),
+    maxIdle: positive('maxIdle', o.maxIdle ?? DEFAULTS.maxIdle),
+    maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
+    maxInflight: positive('maxInflight', o.maxInflight ?? DEFAULTS.maxInflight),
+    ordered: o.ordered ?? DEFAULTS.ordered,
+    handlerTimeout: positive('handlerTimeout', o.handlerTimeout ?? DEFAULTS.handlerTimeout),
+    maxQos2Pending: positive('maxQos2Pending', o.maxQos2Pending ?? DEFAULTS.maxQos2Pending),
+    trustedProxies: [...(o.trustedProxies ?? DEFAULTS.trustedProxies)],
+    authenticate: o.authenticate,
+    stopTimeout: positive('stopTimeout', o.stopTimeout ?? DEFAULTS.stopTimeout),
+    logger: o.logger,
+  };
+}

@@ -1,0 +1,207 @@
+import * as mqtt from 'mqtt-packet';
+import type { Wire, WireSink } from '../wire/wire';
+import { FrameGuard } from './frame-guard';
+import { packetHandlers } from './handlers';
+
+/** Connection states. CONNECT moves NEW → CONNECTING (authenticate) → CONNECTED. */
+export enum State {
+  New = 0,
+  Connecting = 1,
+  Connected = 2,
+  Closed = 3,
+}
+
+/** What the protocol layer asks of the gate. One object shared by every connection. */
+export interface ProtocolHooks {
+  /**
+   * Decides a CONNECT (after the protocol checks). Returns the CONNACK return code:
+   * 0 accepts; 2..5 refuse (MQTT-3.2.2.3).
+   */
+  authenticate(conn: MqttConnection, packet: mqtt.IConnectPacket): number | Promise<number>;
+  /** The CONNACK 0 has been written. */
+  connected(conn: MqttConnection): void;
+  /** A client PUBLISH to dispatch, once per message (QoS 2 duplicates filtered). */
+  publish(conn: MqttConnection, packet: mqtt.IPublishPacket): void;
+  /** The connection is closed (called once). */
+  closed(conn: MqttConnection, reason: string): void;
+}
+
+export interface ProtocolLimits {
+  connectTimeout: number;
+  maxIdle: number;
+  maxPacketSize: number;
+  maxQos2Pending: number;
+}
+
+/** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
+const MAX_PACKETS_BEFORE_CONNACK = 42;
+
+/**
+ * One MQTT 3.1 / 3.1.1 connection: the parser, the state machine, timers, and writes.
+ * Packet types are handled by one function each in ./handlers. MQTT 5 is parsed by
+ * mqtt-packet but refused at CONNECT (return code 1); its handlers can be added per packet.
+ */
+export class MqttConnection implements WireSink {
+  state: State = State.New;
+  clientId = '';
+  protocolVersion = 4;
+  /** ms without any packet after which the connection is closed. */
+  idleLimit: number;
+  lastSeen: number;
+  readonly openedAt: number;
+  /** QoS 2 packet identifiers received and not yet released (MQTT-4.3.3-2). */
+  qos2: Set<number> | undefined;
+  /** Packets received while CONNECT is being authenticated. */
+  pending: mqtt.Packet[] | undefined;
+  /** Reading is paused by the gate (backpressure); idle checks are suspended meanwhile. */
+  readPaused = false;
+  /** Reading stopped for good (the gate is stopping); resume() does nothing. */
+  frozen = false;
+  /** Why the connection closed, once it has. */
+  closeReason = '';
+  /** Slot for the gate's per-connection state (its session). */
+  session: unknown;
+
+  private readonly parser: ReturnType<typeof mqtt.parser>;
+  private readonly guard: FrameGuard;
+
+  constructor(
+    readonly wire: Wire,
+    readonly hooks: ProtocolHooks,
+    readonly limits: ProtocolLimits,
+  ) {
+    this.openedAt = this.lastSeen = Date.now();
+    this.idleLimit = limits.maxIdle;
+    this.guard = new FrameGuard(limits.maxPacketSize);
+    this.parser = mqtt.parser();
+    this.parser.on('packet', (packet: mqtt.Packet) => this.onPacket(packet));
+    this.parser.on('error', (err: Error) => this.onParseError(err));
+  }
+
+  /** WireSink: bytes from the client. */
+  data(chunk: Buffer): void {
+    if (this.state === State.Closed) return;
+    const violation = this.guard.scan(chunk);
+    if (violation) {
+      this.destroy(violation);
+      return;
+    }
+    this.parser.parse(chunk);
+  }
+
+  /** WireSink: the socket has gone. */
+  closed(error?: Error): void {
+    this.finish(error ? `connection lost: ${error.message}` : 'connection lost');
+  }
+
+  private onPacket(packet: mqtt.Packet): void {
+    if (this.state === State.Closed) return;
+    this.lastSeen = Date.now();
+    if (this.state === State.Connecting) {
+      if (packet.cmd === 'connect') return this.close('second CONNECT (MQTT-3.1.0-2)');
+      const pending = (this.pending ??= []);
+      if (pending.length >= MAX_PACKETS_BEFORE_CONNACK) return this.close('too many packets before CONNACK');
+      pending.push(packet);
+      return;
+    }
+    if (this.state === State.New && packet.cmd !== 'connect') {
+      return this.close(`first packet was ${packet.cmd.toUpperCase()}, not CONNECT (MQTT-3.1.0-1)`);
+    }
+    const handler = packetHandlers[packet.cmd];
+    if (handler) (handler as (c: MqttConnection, p: mqtt.Packet) => void)(this, packet);
+    else this.close(`unexpected ${packet.cmd.toUpperCase()} from a client`);
+  }
+
+  private onParseError(err: Error): void {
+    if (this.state === State.Closed) return;
+    if (this.state === State.New && /protocol version/i.test(err.message)) {
+      // A CONNECT at a protocol level mqtt-packet does not know (MQTT-3.1.2-2).
+      this.send({ cmd: 'connack', returnCode: 1, sessionPresent: false });
+      return this.close('unsupported protocol level (MQTT-3.1.2-2)');
+    }
+    this.destroy(`malformed packet: ${err.message}`);
+  }
+
+  /** Runs the packets that arrived during authentication. */
+  flushPending(): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending) return;
+    for (const p of pending) this.onPacket(p);
+  }
+
+  /** Writes one packet. */
+  send(packet: mqtt.Packet): void {
+    if (this.state === State.Closed) return;
+    this.wire.write(mqtt.generate(packet, PROTOCOL_V4));
+  }
+
+  /** Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription needed). */
+  publish(topic: string, payload: Buffer): boolean {
+    if (this.state !== State.Connected) return false;
+    let bytes: Buffer;
+    try {
+      bytes = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false }, PROTOCOL_V4);
+    } catch {
+      return false; // a topic mqtt-packet cannot encode; callers validate topics first
+    }
+    this.wire.write(bytes);
+    return true;
+  }
+
+  pause(): void {
+    if (this.readPaused) return;
+    this.readPaused = true;
+    this.wire.pause();
+  }
+
+  resume(): void {
+    if (!this.readPaused || this.frozen) return;
+    this.readPaused = false;
+    this.lastSeen = Date.now();
+    this.wire.resume();
+  }
+
+  /** Stops reading for good: a stopping gate takes no new requests. */
+  freeze(): void {
+    this.pause();
+    this.frozen = true;
+  }
+
+  /** Closes after flushing what was written. */
+  close(reason: string): void {
+    if (this.state === State.Closed) return;
+    this.wire.end();
+    this.finish(reason);
+  }
+
+  /** Closes at once, dropping unsent data (malformed input, oversize packets). */
+  destroy(reason: string): void {
+    if (this.state === State.Closed) return;
+    this.wire.destroy();
+    this.finish(reason);
+  }
+
+  private finish(reason: string): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    this.closeReason = reason;
+    this.pending = undefined;
+    this.qos2 = undefined;
+    this.hooks.closed(this, reason);
+  }
+
+  /**
+   * Enforces the CONNECT deadline and keepalive; the gate calls it from one periodic sweep
+   * instead of a timer per connection.
+   */
+  checkTimers(now: number): void {
+    if (this.state === State.New || this.state === State.Connecting) {
+      if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
+    } else if (this.state === State.Connected && !this.readPaused && now - this.lastSeen > this.idleLimit) {
+      this.close('keepalive timeout (MQTT-3.1.2-24)');
+    }
+  }
+}
+
+const PROTOCOL_V4 = { protocolVersion: 4 } as const;

@@ -1,0 +1,29 @@
+import type { Packet } from 'mqtt-packet';
+import type { MqttConnection } from '../connection';
+import { ignoreAck } from './acks';
+import { handleConnect } from './connect';
+import { handleDisconnect } from './disconnect';
+import { handlePingreq } from './pingreq';
+import { handlePublish } from './publish';
+import { handlePubrel } from './pubrel';
+import { handleSubscribe } from './subscribe';
+import { handleUnsubscribe } from './unsubscribe';
+
+type Handler = (conn: MqttConnection, packet: never) => void;
+
+/**
+ * Client packet type → handler. Types a client must not send (CONNACK, SUBACK, ...) have
+ * none, and close the connection. MQTT 5 adds AUTH here.
+ */
+export const packetHandlers: Partial<Record<Packet['cmd'], Handler>> = {
+  connect: handleConnect,
+  publish: handlePublish,
+  pubrel: handlePubrel,
+  subscribe: handleSubscribe,
+  unsubscribe: handleUnsubscribe,
+  pingreq: handlePingreq,
+  disconnect: handleDisconnect,
+  puback: ignoreAck,
+  pubrec: ignoreAck,
+  pubcomp: ignoreAck,
+};

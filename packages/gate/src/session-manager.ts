@@ -1,0 +1,96 @@
+import { EventEmitter } from 'node:events';
+import { KICK_TOPIC, SessionNotFoundError, type SessionData } from '@mqgate/rpc';
+import type { GateSession } from './session';
+import { SessionRegistry } from './session-registry';
+
+/** Events a gate emits about sessions; every payload is a snapshot, safe to keep. */
+export interface SessionEvents {
+  /** A client completed CONNECT. */
+  connect: [session: SessionData];
+  /** A session ended; `reason` says why (`client disconnect`, `connection lost`, `keepalive timeout (MQTT-3.1.2-24)`, `kicked: ...`). */
+  disconnect: [session: SessionData, reason: string];
+  /** A session was bound to a user id. */
+  bind: [session: SessionData, userId: string];
+  /** A session was unbound; `userId` is the one it had. */
+  unbind: [session: SessionData, userId: string];
+}
+
+/**
+ * The operations behind the session verbs, on the gate's authoritative sessions: bind,
+ * settings changes, pushes, kicks. Used by the session service (over RPC) and by code in
+ * the gate's process (mqant's "local operation").
+ */
+export class SessionManager extends EventEmitter<SessionEvents> {
+  readonly registry = new SessionRegistry();
+
+  /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
+  require(sessionId: string): GateSession {
+    const s = this.registry.get(sessionId);
+    if (!s) throw new SessionNotFoundError(sessionId);
+    return s;
+  }
+
+  /** Binds a session to a user id (mqant Bind). Rebinding to another id unbinds the old one first. */
+  bind(session: GateSession, userId: string): void {
+    const previous = session.userId;
+    if (previous === userId) return;
+    if (previous !== '') this.unbind(session);
+    this.registry.setUser(session, userId);
+    this.emit('bind', session.snapshot(), userId);
+  }
+
+  /** Clears the user id (mqant UnBind); settings stay with the connection. */
+  unbind(session: GateSession): void {
+    const previous = session.userId;
+    if (previous === '') return;
+    this.registry.setUser(session, '');
+    this.emit('unbind', session.snapshot(), previous);
+  }
+
+  /**
+   * Applies a settings change: `set` keys are written, `remove` keys deleted. Only the keys
+   * named change (mqant's Push rewrites every key it is sent). Returns whether anything changed.
+   */
+  changeSettings(session: GateSession, set: Readonly<Record<string, string>>, remove: readonly string[] = []): boolean {
+    let next: Record<string, string> | undefined;
+    for (const key of Object.keys(set)) {
+      if (session.settings[key] === set[key]) continue;
+      next ??= { ...session.settings };
+      next[key] = set[key];
+    }
+    for (const key of remove) {
+      if (!(key in (next ?? session.settings))) continue;
+      next ??= { ...session.settings };
+      delete next[key];
+    }
+    if (!next) return false;
+    session.settings = next;
+    return true;
+  }
+
+  /** Pushes a QoS 0 PUBLISH to one session. Returns false when its connection is closing. */
+  send(session: GateSession, topic: string, body: Buffer): boolean {
+    return session.conn.publish(topic, body);
+  }
+
+  /** Pushes to every live session of this gate; returns how many got it. */
+  broadcast(topic: string, body: Buffer): number {
+    let n = 0;
+    for (const s of this.registry.all()) if (s.conn.publish(topic, body)) n++;
+    return n;
+  }
+
+  /**
+   * Closes a session from the server side. With a reason, the client first gets a push on
+   * {@link KICK_TOPIC} with `{"reason": ...}` (like Pomelo's kick), then the connection closes.
+   */
+  kick(session: GateSession, reason?: string): void {
+    if (reason !== undefined) session.conn.publish(KICK_TOPIC, Buffer.from(JSON.stringify({ reason })));
+    session.conn.close(reason === undefined ? 'closed by server' : `kicked: ${reason}`);
+  }
+
+  /** True when a session of this user is connected to this gate. */
+  isConnected(userId: string): boolean {
+    return this.registry.byUserId(userId).length > 0;
+  }
+}

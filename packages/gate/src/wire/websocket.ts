@@ -1,0 +1,91 @@
+import { createServer, type Server } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ListenOptions } from '../options';
+import { resolveRemoteAddress } from './remote-address';
+import type { Wire, WireSink } from './wire';
+
+/** Subprotocols a client may ask for; the first one it offers that we know is echoed. */
+const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
+
+class WebSocketWire implements Wire {
+  readonly network = 'websocket' as const;
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    readonly userAgent: string | undefined,
+  ) {}
+  write(packet: Buffer): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(packet, { binary: true });
+  }
+  pause(): void {
+    this.ws.pause();
+  }
+  resume(): void {
+    this.ws.resume();
+  }
+  end(): void {
+    this.ws.close(1000);
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+  destroy(): void {
+    this.ws.terminate();
+  }
+}
+
+export interface WebSocketListenOptions extends ListenOptions {
+  /** Largest WebSocket message, bytes: the gate's maxPacketSize. */
+  maxPayload: number;
+  /** Peers whose X-Forwarded-For is believed. */
+  trustedProxies: ReadonlySet<string>;
+}
+
+/**
+ * Listens for MQTT over WebSocket (MQTT 3.1.1 §6) on any path (`/mqtt` by convention):
+ * binary frames, packets may span or share frames, one frame per outgoing packet, the
+ * `mqtt` / `mqttv3.1` subprotocol echoed. A text frame closes the connection (MQTT-6.0.0-1).
+ * Plain HTTP requests get 426 Upgrade Required.
+ */
+export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
+  const http = createServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+    res.end('MQTT over WebSocket: connect with a WebSocket client (subprotocol "mqtt")\n');
+  });
+  const wss = new WebSocketServer({
+    server: http,
+    maxPayload: opts.maxPayload,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (protocols) => {
+      for (const p of protocols) if (MQTT_SUBPROTOCOLS.includes(p)) return p;
+      return false;
+    },
+  });
+  wss.on('connection', (ws, req) => {
+    const ip = resolveRemoteAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], opts.trustedProxies);
+    const ua = req.headers['user-agent'];
+    const wire = new WebSocketWire(ws, ip, ua);
+    const sink = accept(wire);
+    let failure: Error | undefined;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        failure = new Error('text frame received; MQTT over WebSocket needs binary frames (MQTT-6.0.0-1)');
+        ws.close(1003);
+        return;
+      }
+      sink.data(data);
+    });
+    ws.on('error', (err) => {
+      failure = err;
+    });
+    ws.on('close', () => sink.closed(failure));
+  });
+  // ws closes its clients when the http server closes only if asked; the gate closes them itself.
+  http.on('close', () => wss.close());
+  return new Promise((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(opts.port, opts.host, () => {
+      http.off('error', reject);
+      resolve(http);
+    });
+  });
+}

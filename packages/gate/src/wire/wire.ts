@@ -1,0 +1,28 @@
+/**
+ * One client byte stream, whatever carries it. The TCP and WebSocket listeners adapt
+ * their sockets to this; the MQTT connection knows nothing else about them.
+ */
+export interface Wire {
+  /** mqant's Network value. */
+  readonly network: 'tcp' | 'websocket';
+  /** Client address without port: the socket's, or X-Forwarded-For from a trusted proxy. */
+  readonly remoteAddress: string;
+  /** HTTP User-Agent of a WebSocket client (mqant stores it in Settings["User-Agent"]). */
+  readonly userAgent?: string;
+  /** Writes one whole MQTT packet (one WebSocket frame per packet). */
+  write(packet: Buffer): void;
+  /** Stops reading (backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Flushes what is written, then closes. */
+  end(): void;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+/** What a wire reports to whoever reads it. */
+export interface WireSink {
+  data(chunk: Buffer): void;
+  /** Called once, when the underlying socket has closed. `error` when it failed. */
+  closed(error?: Error): void;
+}
