@@ -118,7 +118,10 @@ export function encodeSession(s: SessionData): Uint8Array {
  * @throws Error when the bytes are not a valid SessionImp message.
  */
 export function decodeSession(bytes: Uint8Array): SessionData {
-  const m = type().decode(bytes) as unknown as Partial<WireSession>;
+  // A plain Uint8Array view (no copy): protobufjs's reader for Buffers clamps a string
+  // whose length runs past the end instead of throwing, so truncated bytes would decode.
+  const view = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  const m = type().decode(view) as unknown as Partial<WireSession>;
   return makeSessionData({
     ip: m.IP ?? '',
     network: m.Network ?? '',
