@@ -33,7 +33,7 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
  * transport under `{ serverId, moduleType: type }`.
  *
  * A call's arguments are `[session, payload]`: the session as SessionData (else the call
- * fails with code `BAD_ARGS`), the payload as a plain object or bytes (given to the
+ * fails with code `BAD_ARGUMENT`), the payload as a plain object or bytes (given to the
  * handler as a Buffer sharing the same memory). An unknown function fails with
  * `FunctionNotFoundError` (code `NOT_FOUND`). A handler's result goes back as is when it is
  * bytes, as `null` when `undefined`, and otherwise must be JSON-serialisable (else code
@@ -181,10 +181,10 @@ export class ModuleHost implements AppComponent {
     const handler = Object.prototype.hasOwnProperty.call(handlers, fn) ? handlers[fn] : undefined;
     if (!handler) throw new FunctionNotFoundError(this.name, fn);
     const [rawSession, rawPayload] = args;
-    if (!isSessionData(rawSession)) throw new RpcError(`${this.name}/${fn}: argument 0 must be a session, got ${describe(rawSession)}`, 'BAD_ARGS');
+    if (!isSessionData(rawSession)) throw new RpcError(`${this.name}/${fn}: argument 0 must be a session, got ${describe(rawSession)}`, 'BAD_ARGUMENT');
     const payload = toPayload(rawPayload);
     if (payload === undefined) {
-      throw new RpcError(`${this.name}/${fn}: argument 1 must be a JSON object or bytes, got ${describe(rawPayload)}`, 'BAD_ARGS');
+      throw new RpcError(`${this.name}/${fn}: argument 1 must be a JSON object or bytes, got ${describe(rawPayload)}`, 'BAD_ARGUMENT');
     }
     const session = new Session(rawSession, mctx.transport, { guestRule: this.guestRule, logger: mctx.logger });
     this.inFlight++;

@@ -236,11 +236,14 @@ export class Session {
   }
 
   /**
-   * Clears the user id (gate `UnBind(sessionId)`), then refreshes the local copy.
+   * Clears the user id (gate `UnBind(sessionId, delete)`), then refreshes the local copy.
+   * With `{ delete: true }` the gate also deletes what its StorageHandler holds for the user:
+   * an explicit logout (mqant never calls Delete). A plain unbind keeps the stored data.
    * @throws SessionVerbError when the call fails.
    */
-  async unbind(): Promise<void> {
-    await this.change('unbind', '', GateFunctions.UnBind, [this.data.sessionId], []);
+  async unbind(options: { delete?: boolean } = {}): Promise<void> {
+    const del = options.delete === true;
+    await this.change('unbind', del ? '{ delete: true }' : '', GateFunctions.UnBind, [this.data.sessionId, del], []);
   }
 
   /**
@@ -319,11 +322,11 @@ export class Session {
   /**
    * Pushes a message to this client (gate `Send(sessionId, topic, body)`) and waits for
    * the gate to accept it.
-   * @throws TypeError for a bad topic or body; SessionVerbError when the call fails
-   *   (e.g. `NO_SESSION` once the client has gone).
+   * @throws TypeError for a bad topic (empty, or holding `+`/`#`) or body; SessionVerbError
+   *   when the call fails (e.g. `NO_SESSION` once the client has gone).
    */
   async send(topic: string, body: MessageBody): Promise<void> {
-    checkNonEmpty('send', 'topic', topic);
+    checkTopic('send', topic);
     const bytes = encodeBody('send', body);
     await this.call('send', quote(topic), GateFunctions.Send, [this.data.sessionId, topic, bytes]);
   }
@@ -335,7 +338,7 @@ export class Session {
    */
   sendNR(topic: string, body: MessageBody): void {
     try {
-      checkNonEmpty('sendNR', 'topic', topic);
+      checkTopic('sendNR', topic);
       const bytes = encodeBody('sendNR', body);
       this.transport
         .callNR(this.address(), GateFunctions.Send, [this.data.sessionId, topic, bytes])
@@ -358,7 +361,7 @@ export class Session {
         throw new TypeError(`Session.sendBatch: sessionIds[${i}] must be a non-empty string without ",", got ${describe(id)}`);
       }
     });
-    checkNonEmpty('sendBatch', 'topic', topic);
+    checkTopic('sendBatch', topic);
     const bytes = encodeBody('sendBatch', body);
     if (sessionIds.length === 0) return 0;
     const text = `${sessionIds.length} ids, ${quote(topic)}`;
@@ -373,7 +376,7 @@ export class Session {
    * @throws TypeError for a bad topic or body; SessionVerbError when the call fails.
    */
   async broadcast(topic: string, body: MessageBody): Promise<number> {
-    checkNonEmpty('broadcast', 'topic', topic);
+    checkTopic('broadcast', topic);
     const bytes = encodeBody('broadcast', body);
     const n = await this.call('broadcast', quote(topic), GateFunctions.BroadCast, [topic, bytes]);
     return this.expect('broadcast', quote(topic), n, 'number');
@@ -441,7 +444,18 @@ export class Session {
    */
   private async change(verb: string, argsText: string, fn: GateFunction, args: RpcValue[], sentKeys: readonly string[]): Promise<void> {
     const before = sentKeys.map((k) => [k, this.dirty.get(k)] as const);
-    const reply = await this.call(verb, argsText, fn, args);
+    let reply: RpcValue;
+    try {
+      reply = await this.call(verb, argsText, fn, args);
+    } catch (err) {
+      // STORAGE: the change is live on the gate, only its persistence failed. Adopt the
+      // gate's copy so this session agrees with the gate, then report the failure.
+      if (err instanceof SessionVerbError && err.code === 'STORAGE') {
+        for (const [k, p] of before) if (this.dirty.get(k) === p) this.dirty.delete(k);
+        await this.update().catch(() => undefined);
+      }
+      throw err;
+    }
     const fresh = this.asSession(verb, argsText, reply);
     for (const [k, p] of before) if (this.dirty.get(k) === p) this.dirty.delete(k);
     this.data = withFields(fresh, {
@@ -539,6 +553,12 @@ function encodeBody(verb: string, body: unknown): Uint8Array {
 
 function checkNonEmpty(verb: string, name: string, value: unknown): void {
   if (typeof value !== 'string' || value === '') throw new TypeError(`Session.${verb}: ${name} must be a non-empty string, got ${describe(value)}`);
+}
+
+/** A push topic: non-empty, and no MQTT wildcard (`+`, `#`), which a PUBLISH may not carry. */
+function checkTopic(verb: string, topic: unknown): void {
+  checkNonEmpty(verb, 'topic', topic);
+  if (/[+#]/.test(topic as string)) throw new TypeError(`Session.${verb}: topic ${quote(topic as string)} must not hold an MQTT wildcard (+ or #)`);
 }
 
 function checkKey(verb: string, key: unknown): void {

@@ -93,13 +93,13 @@ describe('ModuleHost', () => {
     expect(transport.servers('chat')).toEqual([]);
   });
 
-  it('answers an unknown HD_ function with NOT_FOUND and a bad session with BAD_ARGS', async () => {
+  it('answers an unknown HD_ function with NOT_FOUND and a bad session with BAD_ARGUMENT', async () => {
     const host = new ModuleHost(defineModule({ type: 'chat', handlers: { HD_x: () => 1 } }));
     await host.start(ctx);
     await expect(request('HD_nope', {})).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'Method(HD_nope) not found in chat' });
     await expect(request('hasOwnProperty', {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(transport.call({ moduleType: 'chat' }, 'HD_x', [{ sessionId: 's' }, {}])).rejects.toMatchObject({ code: 'BAD_ARGS' });
-    await expect(request('HD_x', 'a string')).rejects.toMatchObject({ code: 'BAD_ARGS' });
+    await expect(transport.call({ moduleType: 'chat' }, 'HD_x', [{ sessionId: 's' }, {}])).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(request('HD_x', 'a string')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
     await host.stop();
   });
 
@@ -217,11 +217,12 @@ describe('ModuleHost', () => {
       { stopTimeout: 30 },
     );
     await host.start({ transport, logger });
-    void request('HD_hang', {}).catch(() => undefined);
+    const call = transport.call({ moduleType: 'chat' }, 'HD_hang', [gate.connect(), {}], { timeout: 200 });
     await entered.promise;
     await host.stop();
     expect(warnings).toEqual(['stop timed out; abandoning calls in flight']);
     expect(host.activeCalls).toBe(1);
+    await expect(call).rejects.toMatchObject({ code: 'DEADLINE' });
   });
 
   it('start() fails when the server id is taken and undoes onStart; it runs only once', async () => {

@@ -177,7 +177,7 @@ describe('verbs that change the session', () => {
     expect(s.topic).toBe('user/HD_login');
     expect(s.spanId).toBe('span-9');
     await s.unbind();
-    expect(gate.calls[1]).toEqual({ fn: 'UnBind', args: [s.sessionId] });
+    expect(gate.calls[1]).toEqual({ fn: 'UnBind', args: [s.sessionId, false] });
     expect(s.userId).toBe('');
     expect(gate.session(s.sessionId)?.userId).toBe('');
   });
@@ -321,6 +321,7 @@ describe('typed errors', () => {
     await expect(s.set('k', 5 as unknown as string)).rejects.toThrow(/^Session\.set: value must be a string, got number$/);
     await expect(s.setBatch({ a: 1 } as unknown as Record<string, string>)).rejects.toThrow(/Session\.setBatch: settings\["a"\] must be a string/);
     await expect(s.send('t', 5 as unknown as string)).rejects.toThrow(/Session\.send: body must be/);
+    await expect(s.broadcast('news/#', 'x')).rejects.toThrow(/Session\.broadcast: topic "news\/#" must not hold an MQTT wildcard/);
     await expect(s.sendBatch(['a,b'], 't', 'x')).rejects.toThrow(/Session\.sendBatch: sessionIds\[0\]/);
     await expect(s.isConnect(undefined as unknown as string)).rejects.toThrow(/Session\.isConnect: userId/);
     expect(() => s.setLocal('', 'v')).toThrow(/Session\.setLocal: key/);

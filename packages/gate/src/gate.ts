@@ -19,6 +19,7 @@ import { Router, type RouterStats } from './router';
 import { GateSession } from './session';
 import { SessionManager, type SessionEvents } from './session-manager';
 import type { SessionCounts } from './session-registry';
+import { SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
 import { sessionService } from './session-service';
 import { listenTcp } from './wire/tcp';
 import { listenWebSocket } from './wire/websocket';
@@ -41,12 +42,20 @@ export const STOP_REASON = 'server shutting down';
  * to an app with `app.use(gate)` (after the modules, so it stops first), or call
  * `start({ transport, logger })` yourself.
  *
- * Events (see {@link SessionEvents}): `connect`, `disconnect`, `bind`, `unbind`.
+ * Events (see {@link GateEvents}): `connect`, `disconnect`, `bind`, `unbind`, `storageError`.
  */
-export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
+/** Gate events: the session events plus `storageError`. */
+export interface GateEvents extends SessionEvents {
+  /** A StorageHandler call failed (the gate keeps running and retries writes). */
+  storageError: [failure: StorageFailure];
+}
+
+export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   readonly name = 'gate';
   readonly options: ResolvedGateOptions;
   readonly sessions = new SessionManager();
+  /** Present when the gate has a StorageHandler. */
+  readonly persistence: SessionPersistence | undefined;
   private transport: RpcTransport | undefined;
   private logger: Logger;
   private readonly scheduler: RequestScheduler;
@@ -69,6 +78,20 @@ export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
     for (const event of ['connect', 'disconnect', 'bind', 'unbind'] as const) {
       this.sessions.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
     }
+    if (this.options.storage) {
+      this.persistence = new SessionPersistence(
+        this.options.storage,
+        {
+          heartbeatInterval: this.options.heartbeatInterval,
+          retryInitialDelay: this.options.storageRetryDelay,
+          retryMaxDelay: this.options.storageRetryMaxDelay,
+        },
+        () => this.logger,
+      );
+      this.persistence.on('storageError', (f) => this.emit('storageError', f));
+      this.sessions.persistence = this.persistence;
+    }
+    this.sessions.deleteOnUnbind = this.options.deleteOnUnbind;
     this.hooks = {
       authenticate: (conn, packet) => this.authenticate(conn, packet),
       connected: (conn) => this.onConnected(conn),
@@ -145,8 +168,13 @@ export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
   }
 
   /** Request counters since start, and connections open (CONNECT pending included). */
-  stats(): RouterStats & { connections: number; outstanding: number } {
-    return { ...this.router.stats, connections: this.connections.size, outstanding: this.scheduler.outstanding };
+  stats(): RouterStats & { connections: number; outstanding: number; storage: StorageStats | undefined } {
+    return {
+      ...this.router.stats,
+      connections: this.connections.size,
+      outstanding: this.scheduler.outstanding,
+      storage: this.persistence ? { ...this.persistence.stats } : undefined,
+    };
   }
 
   /** A snapshot of a live session, or undefined. */
@@ -230,6 +258,7 @@ export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
     const session = conn.session as GateSession | undefined;
     if (!session) return;
     this.scheduler.discard(session);
+    this.persistence?.closed(session);
     this.sessions.registry.remove(session);
     this.sessions.emit('disconnect', session.snapshot(), reason);
   }
@@ -237,6 +266,7 @@ export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
   private checkTimers(): void {
     const now = Date.now();
     for (const conn of this.connections) conn.checkTimers(now);
+    if (this.persistence) for (const s of this.sessions.registry.all()) this.persistence.tick(s, now);
   }
 
   /**
@@ -262,6 +292,12 @@ export class Gate extends EventEmitter<SessionEvents> implements AppComponent {
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.stopTimeout)));
     await Promise.race([this.scheduler.idle(), timedOut]);
     clearTimeout(timer);
+    if (this.persistence) {
+      // One last attempt to store changes a failing store has not taken yet, bounded.
+      const flushed = this.persistence.flush(this.sessions.registry.all());
+      await Promise.race([flushed, new Promise((r) => setTimeout(r, Math.min(2000, this.options.stopTimeout)).unref())]);
+      this.persistence.close();
+    }
     for (const s of [...this.sessions.registry.all()]) this.sessions.kick(s, STOP_REASON);
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();

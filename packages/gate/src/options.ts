@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@mqgate/rpc';
+import type { StorageHandler } from '@mqgate/storage';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -57,11 +58,25 @@ export interface GateOptions {
   stopTimeout?: number;
   /** Where the gate logs; pino-compatible. Default: the app's logger, else silent. */
   logger?: Logger;
+  /**
+   * Persists sessions of bound users (MemoryStorage, RedisStorage or your own). Without it
+   * nothing is persisted and a reconnecting client starts with empty settings.
+   */
+  storage?: StorageHandler;
+  /** ms between StorageHandler heartbeats of a bound session with traffic. Default 60 000 (mqant's Heartbeat). */
+  heartbeatInterval?: number;
+  /** Delete what is stored for a user on every unbind, not only on unbind with delete. Default false. */
+  deleteOnUnbind?: boolean;
+  /** ms before the first retry of a failed store write; doubles up to storageRetryMaxDelay. Default 500. */
+  storageRetryDelay?: number;
+  /** ms, the longest wait between retries of a failed store write. Default 30 000. */
+  storageRetryMaxDelay?: number;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger'>> & {
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage'>> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
+  storage: StorageHandler | undefined;
 };
 
 /** Every default in one place. */
@@ -77,6 +92,10 @@ export const DEFAULTS = {
   maxQos2Pending: 100,
   trustedProxies: [] as string[],
   stopTimeout: 10_000,
+  heartbeatInterval: 60_000,
+  deleteOnUnbind: false,
+  storageRetryDelay: 500,
+  storageRetryMaxDelay: 30_000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -104,5 +123,10 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     authenticate: o.authenticate,
     stopTimeout: positive('stopTimeout', o.stopTimeout ?? DEFAULTS.stopTimeout),
     logger: o.logger,
+    storage: o.storage,
+    heartbeatInterval: positive('heartbeatInterval', o.heartbeatInterval ?? DEFAULTS.heartbeatInterval),
+    deleteOnUnbind: o.deleteOnUnbind ?? DEFAULTS.deleteOnUnbind,
+    storageRetryDelay: positive('storageRetryDelay', o.storageRetryDelay ?? DEFAULTS.storageRetryDelay),
+    storageRetryMaxDelay: positive('storageRetryMaxDelay', o.storageRetryMaxDelay ?? DEFAULTS.storageRetryMaxDelay),
   };
 }

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { KICK_TOPIC, SessionNotFoundError, type SessionData } from '@mqgate/rpc';
+import { PersistenceError } from './errors';
 import type { GateSession } from './session';
+import type { SessionPersistence } from './session-persistence';
 import { SessionRegistry } from './session-registry';
 
 /** Events a gate emits about sessions; every payload is a snapshot, safe to keep. */
@@ -22,6 +24,10 @@ export interface SessionEvents {
  */
 export class SessionManager extends EventEmitter<SessionEvents> {
   readonly registry = new SessionRegistry();
+  /** Set when the gate has a StorageHandler. */
+  persistence: SessionPersistence | undefined;
+  /** Delete what is stored for a user on every unbind (gate option). */
+  deleteOnUnbind = false;
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
   require(sessionId: string): GateSession {
@@ -30,28 +36,71 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     return s;
   }
 
-  /** Binds a session to a user id (mqant Bind). Rebinding to another id unbinds the old one first. */
-  bind(session: GateSession, userId: string): void {
+  /**
+   * Binds a session to a user id (mqant Bind). Rebinding to another id unbinds the old one
+   * first. With a StorageHandler, the stored settings are merged in (live keys win) and the
+   * session is stored before this resolves.
+   * @throws PersistenceError (code STORAGE) when the store failed; the session is bound all the same.
+   */
+  async bind(session: GateSession, userId: string): Promise<void> {
     const previous = session.userId;
     if (previous === userId) return;
-    if (previous !== '') this.unbind(session);
+    if (previous !== '') await this.unbind(session, false);
     this.registry.setUser(session, userId);
+    let failure: Error | undefined;
+    if (this.persistence) {
+      try {
+        await this.persistence.bound(session);
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
     this.emit('bind', session.snapshot(), userId);
+    if (failure) {
+      throw new PersistenceError(
+        `Bind(${JSON.stringify(userId)}): the session is bound on the gate, but the session store failed ` +
+          '(stored settings are merged and the session stored once it is back)',
+        failure,
+      );
+    }
   }
 
-  /** Clears the user id (mqant UnBind); settings stay with the connection. */
-  unbind(session: GateSession): void {
+  /**
+   * Clears the user id (mqant UnBind); settings stay with the connection and are no longer
+   * persisted. With `deleteStored` (or the gate's deleteOnUnbind) what is stored for the
+   * user is deleted: an explicit logout.
+   * @throws PersistenceError when the delete failed (the session is unbound all the same).
+   */
+  async unbind(session: GateSession, deleteStored: boolean): Promise<void> {
     const previous = session.userId;
     if (previous === '') return;
     this.registry.setUser(session, '');
     this.emit('unbind', session.snapshot(), previous);
+    if (!this.persistence) return;
+    try {
+      await this.persistence.unbound(session, previous, deleteStored || this.deleteOnUnbind);
+    } catch (err) {
+      throw new PersistenceError(
+        `UnBind: the session is unbound, but deleting the stored session of ${JSON.stringify(previous)} failed`,
+        err as Error,
+      );
+    }
   }
 
   /**
    * Applies a settings change: `set` keys are written, `remove` keys deleted. Only the keys
-   * named change (mqant's Push rewrites every key it is sent). Returns whether anything changed.
+   * named change (mqant's Push rewrites every key it is sent). While bound with a
+   * StorageHandler, resolves once the change is stored (changes in one tick share a write).
+   * @param verb names the change in errors, e.g. `Set("level")`.
+   * @throws PersistenceError (code STORAGE) when the store failed: the change is live, the
+   *   gate retries the write until it is stored.
    */
-  changeSettings(session: GateSession, set: Readonly<Record<string, string>>, remove: readonly string[] = []): boolean {
+  async changeSettings(
+    session: GateSession,
+    set: Readonly<Record<string, string>>,
+    remove: readonly string[] = [],
+    verb = 'change',
+  ): Promise<void> {
     let next: Record<string, string> | undefined;
     for (const key of Object.keys(set)) {
       if (session.settings[key] === set[key]) continue;
@@ -63,9 +112,17 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       next ??= { ...session.settings };
       delete next[key];
     }
-    if (!next) return false;
+    if (!next) return;
     session.settings = next;
-    return true;
+    if (!this.persistence) return;
+    try {
+      await this.persistence.changed(session);
+    } catch (err) {
+      throw new PersistenceError(
+        `${verb}: the change is live on the gate but not persisted (the gate retries until it is stored)`,
+        err as Error,
+      );
+    }
   }
 
   /** Pushes a QoS 0 PUBLISH to one session. Returns false when its connection is closing. */

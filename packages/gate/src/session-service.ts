@@ -54,32 +54,36 @@ function keysArg(fn: string, args: RpcValue[], i: number): string[] {
  */
 export function sessionService(manager: SessionManager): RpcHandler {
   const F = GateFunctions;
-  const handlers: Record<string, (args: RpcValue[]) => RpcValue> = {
+  const handlers: Record<string, (args: RpcValue[]) => RpcValue | Promise<RpcValue>> = {
     [F.Update]: (a) => manager.require(str(F.Update, a, 0, 'sessionId')).snapshot(),
-    [F.Bind]: (a) => {
+    [F.Bind]: async (a) => {
       const s = manager.require(str(F.Bind, a, 0, 'sessionId'));
-      manager.bind(s, str(F.Bind, a, 1, 'userId'));
+      await manager.bind(s, str(F.Bind, a, 1, 'userId'));
       return s.snapshot();
     },
-    [F.UnBind]: (a) => {
+    [F.UnBind]: async (a) => {
       const s = manager.require(str(F.UnBind, a, 0, 'sessionId'));
-      manager.unbind(s);
+      const del = a[1];
+      if (del !== undefined && del !== null && typeof del !== 'boolean') throw bad(F.UnBind, 'argument 1 (delete) must be a boolean');
+      await manager.unbind(s, del === true);
       return s.snapshot();
     },
-    [F.Push]: (a) => {
+    [F.Push]: async (a) => {
       const s = manager.require(str(F.Push, a, 0, 'sessionId'));
-      manager.changeSettings(s, settingsArg(F.Push, a, 1));
+      const settings = settingsArg(F.Push, a, 1);
+      await manager.changeSettings(s, settings, [], `Push(${Object.keys(settings).map((k) => JSON.stringify(k)).join(', ')})`);
       return s.snapshot();
     },
-    [F.Set]: (a) => {
+    [F.Set]: async (a) => {
       const s = manager.require(str(F.Set, a, 0, 'sessionId'));
       const key = str(F.Set, a, 1, 'key');
-      manager.changeSettings(s, { [key]: str(F.Set, a, 2, 'value', true) });
+      await manager.changeSettings(s, { [key]: str(F.Set, a, 2, 'value', true) }, [], `Set(${JSON.stringify(key)})`);
       return s.snapshot();
     },
-    [F.Remove]: (a) => {
+    [F.Remove]: async (a) => {
       const s = manager.require(str(F.Remove, a, 0, 'sessionId'));
-      manager.changeSettings(s, {}, keysArg(F.Remove, a, 1));
+      const keys = keysArg(F.Remove, a, 1);
+      await manager.changeSettings(s, {}, keys, `Remove(${keys.map((k) => JSON.stringify(k)).join(', ')})`);
       return s.snapshot();
     },
     [F.Send]: (a) => {

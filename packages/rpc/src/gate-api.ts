@@ -8,7 +8,7 @@
  * |-------------|-------------------------------------------|---------------------------|
  * | `Update`    | sessionId                                 | SessionData               |
  * | `Bind`      | sessionId, userId                         | SessionData               |
- * | `UnBind`    | sessionId                                 | SessionData               |
+ * | `UnBind`    | sessionId, delete? (boolean)              | SessionData               |
  * | `Push`      | sessionId, settings `{key: value}`        | SessionData (keys merged) |
  * | `Set`       | sessionId, key, value                     | SessionData               |
  * | `Remove`    | sessionId, key or keys[]                  | SessionData               |
@@ -22,7 +22,9 @@
  * (the client never resends the whole map, so it cannot overwrite another module's newer
  * value); `Remove` accepts several keys; `IsConnect` answers `false` instead of an error;
  * `Close` carries a reason that the client receives on {@link KICK_TOPIC} first.
- * An unknown session id fails with code `NO_SESSION`.
+ * `UnBind` with delete `true` also deletes what the gate's StorageHandler holds for the user
+ * (an explicit logout). An unknown session id fails with code `NO_SESSION`; a change that is
+ * live but could not be stored fails with code `STORAGE` (the gate retries the write).
  */
 export const GateFunctions = {
   Update: 'Update',

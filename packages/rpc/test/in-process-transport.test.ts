@@ -1,0 +1,152 @@
+import {
+  DeadlineError,
+  InProcessTransport,
+  NoServerError,
+  RpcError,
+  TransportClosedError,
+  type CallContext,
+  type RpcHandler,
+  type RpcValue,
+} from '@mqgate/rpc';
+
+let t: InProcessTransport;
+
+beforeEach(() => {
+  t = new InProcessTransport();
+});
+
+afterEach(async () => {
+  jest.useRealTimers();
+  await t.close();
+});
+
+/** A handler that answers with its own server id. */
+function whoAmI(id: string): RpcHandler {
+  return () => id;
+}
+
+describe('InProcessTransport', () => {
+  it('delivers a call with its args and context and resolves with the result', async () => {
+    let seen: { args: RpcValue[]; ctx: CallContext } | undefined;
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, (fn, args, ctx) => {
+      seen = { args, ctx };
+      return { fn, sum: (args[0] as number) + (args[1] as number) };
+    });
+    const before = Date.now();
+    await expect(t.call({ moduleType: 'm' }, 'add', [2, 3], { timeout: 500 })).resolves.toEqual({ fn: 'add', sum: 5 });
+    expect(seen?.args).toEqual([2, 3]);
+    expect(seen?.ctx.fn).toBe('add');
+    expect(seen?.ctx.deadline).toBeGreaterThanOrEqual(before + 500);
+    expect(seen?.ctx.deadline).toBeLessThanOrEqual(Date.now() + 500);
+  });
+
+  it('runs the handler asynchronously, never inside the caller', async () => {
+    let ran = false;
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => {
+      ran = true;
+      return null;
+    });
+    const p = t.call({ serverId: 'm@1' }, 'f', []);
+    expect(ran).toBe(false);
+    await expect(p).resolves.toBeNull();
+    expect(ran).toBe(true);
+  });
+
+  it('turns an undefined result into null', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => undefined);
+    await expect(t.call({ serverId: 'm@1' }, 'f', [])).resolves.toBeNull();
+  });
+
+  it('carries a handler error code and message to the caller; plain errors become REMOTE', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, (fn) => {
+      if (fn === 'coded') throw new RpcError('no such session', 'NO_SESSION');
+      return Promise.reject(new Error('plain failure'));
+    });
+    const coded: unknown = await t.call({ serverId: 'm@1' }, 'coded', []).catch((e: unknown) => e);
+    expect(coded).toBeInstanceOf(RpcError);
+    expect(coded).toMatchObject({ code: 'NO_SESSION', message: 'no such session' });
+    await expect(t.call({ serverId: 'm@1' }, 'plain', [])).rejects.toMatchObject({ code: 'REMOTE', message: 'plain failure' });
+  });
+
+  it('rejects at once with NoServerError when nothing serves the address', async () => {
+    const nextTurn = new Promise((resolve) => setImmediate(() => resolve('too late')));
+    const p = t.call({ moduleType: 'nobody' }, 'f', [], { timeout: 60_000 });
+    await expect(Promise.race([p, nextTurn])).rejects.toBeInstanceOf(NoServerError);
+    await expect(p).rejects.toMatchObject({ code: 'NO_SERVER', message: 'Service(type:nobody) not found' });
+    await expect(t.call({ serverId: 'x@1' }, 'f', [])).rejects.toBeInstanceOf(NoServerError);
+  });
+
+  it('rejects with DeadlineError when the handler does not answer in time', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => new Promise<RpcValue>(() => undefined));
+    const started = Date.now();
+    const err: unknown = await t.call({ serverId: 'm@1' }, 'hang', [], { timeout: 50 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadlineError);
+    expect(err).toMatchObject({ code: 'DEADLINE', message: 'deadline exceeded: hang got no reply within 50 ms' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+  });
+
+  it('does not start a call whose deadline passed before it reached the server', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const handler = jest.fn(() => 'ran');
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, handler);
+    const p = t.call({ serverId: 'm@1' }, 'late', [], { timeout: 50 });
+    // The clock jumps past the deadline before the dispatch turn (a blocked event loop).
+    jest.setSystemTime(1_000_100);
+    await expect(p).rejects.toBeInstanceOf(DeadlineError);
+    expect(handler).not.toHaveBeenCalled();
+  });
+
+  it('callNR hands the call over, drops the result and errors, and rejects only for a missing server', async () => {
+    let received!: (args: RpcValue[]) => void;
+    const arrived = new Promise<RpcValue[]>((r) => (received = r));
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, (_fn, args) => {
+      received(args);
+      throw new Error('ignored');
+    });
+    await expect(t.callNR({ serverId: 'm@1' }, 'push', ['x', 1])).resolves.toBeUndefined();
+    await expect(arrived).resolves.toEqual(['x', 1]);
+    await expect(t.callNR({ moduleType: 'nobody' }, 'push', [])).rejects.toBeInstanceOf(NoServerError);
+  });
+
+  it('rotates calls to a module type across its servers', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, whoAmI('m@1'));
+    await t.serve({ serverId: 'm@2', moduleType: 'm' }, whoAmI('m@2'));
+    const got: RpcValue[] = [];
+    for (let i = 0; i < 4; i++) got.push(await t.call({ moduleType: 'm' }, 'f', []));
+    expect(new Set(got)).toEqual(new Set(['m@1', 'm@2']));
+    expect(got[0]).not.toBe(got[1]);
+    expect(got[0]).toBe(got[2]);
+  });
+
+  it('sends the same sticky key to the same server', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, whoAmI('m@1'));
+    await t.serve({ serverId: 'm@2', moduleType: 'm' }, whoAmI('m@2'));
+    for (const key of ['user-1', 'user-2', 'user-3']) {
+      const got = new Set<RpcValue>();
+      for (let i = 0; i < 5; i++) got.add(await t.call({ moduleType: 'm', key }, 'f', []));
+      expect(got.size).toBe(1);
+    }
+  });
+
+  it('refuses a second server with the same id', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, whoAmI('a'));
+    await expect(t.serve({ serverId: 'm@1', moduleType: 'other' }, whoAmI('b'))).rejects.toMatchObject({ code: 'DUPLICATE_SERVER' });
+    expect(t.servers()).toEqual([{ serverId: 'm@1', moduleType: 'm' }]);
+  });
+
+  it('a closed server handle stops taking calls', async () => {
+    const h = await t.serve({ serverId: 'm@1', moduleType: 'm' }, whoAmI('m@1'));
+    await h.close();
+    await expect(t.call({ serverId: 'm@1' }, 'f', [])).rejects.toBeInstanceOf(NoServerError);
+    expect(t.servers('m')).toEqual([]);
+  });
+
+  it('close() rejects later calls and serves', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, whoAmI('m@1'));
+    await t.close();
+    await expect(t.call({ serverId: 'm@1' }, 'f', [])).rejects.toBeInstanceOf(TransportClosedError);
+    await expect(t.callNR({ serverId: 'm@1' }, 'f', [])).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(t.serve({ serverId: 'm@2', moduleType: 'm' }, whoAmI('m@2'))).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(t.servers()).toEqual([]);
+  });
+});
