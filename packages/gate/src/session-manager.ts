@@ -5,6 +5,14 @@ import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
 import { SessionRegistry } from './session-registry';
 
+/**
+ * A writable copy of settings without a prototype, so that any string is a key
+ * (`__proto__` included) and nothing is inherited.
+ */
+export function copySettings(base: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.assign(Object.create(null) as Record<string, string>, base);
+}
+
 /** Events a gate emits about sessions; every payload is a snapshot, safe to keep. */
 export interface SessionEvents {
   /** A client completed CONNECT. */
@@ -103,17 +111,17 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   ): Promise<void> {
     let next: Record<string, string> | undefined;
     for (const key of Object.keys(set)) {
-      if (session.settings[key] === set[key]) continue;
-      next ??= { ...session.settings };
+      if (Object.hasOwn(session.settings, key) && session.settings[key] === set[key]) continue;
+      next ??= copySettings(session.settings);
       next[key] = set[key];
     }
     for (const key of remove) {
-      if (!(key in (next ?? session.settings))) continue;
-      next ??= { ...session.settings };
+      if (!Object.hasOwn(next ?? session.settings, key)) continue;
+      next ??= copySettings(session.settings);
       delete next[key];
     }
     if (!next) return;
-    session.settings = next;
+    session.settings = Object.freeze(next);
     if (!this.persistence) return;
     try {
       await this.persistence.changed(session);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { decodeSession, type Logger } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 import type { GateSession } from './session';
+import { copySettings } from './session-manager';
 
 /** What a storage failure event carries. */
 export interface StorageFailure {
@@ -85,7 +86,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       this.orphans.delete(session.userId);
       this.cancelRetry(orphan.state);
       orphan.state.active = false;
-      session.settings = { ...orphan.session.settings, ...session.settings };
+      session.settings = Object.freeze(Object.assign(copySettings(orphan.session.settings), session.settings));
     }
     state.version++;
     return this.schedule(session, state);
@@ -210,7 +211,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       if (bytes) {
         try {
           const stored = decodeSession(bytes).settings;
-          session.settings = { ...stored, ...session.settings };
+          session.settings = Object.freeze(Object.assign(copySettings(stored), session.settings));
         } catch (err) {
           // Unreadable bytes (not a SessionImp): keep the live settings, overwrite them.
           this.logger().warn({ userId: state.userId, error: String(err) }, 'stored session could not be decoded; replacing it');

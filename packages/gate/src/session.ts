@@ -20,7 +20,7 @@ export class GateSession {
   readonly network: string;
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
-  settings: Readonly<Record<string, string>> = {};
+  settings: Readonly<Record<string, string>> = Object.freeze({});
   /** Requests running now (see request-scheduler). */
   running = 0;
   /** Requests received and waiting for a free slot. */
@@ -35,7 +35,7 @@ export class GateSession {
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
     // mqant stores the WebSocket User-Agent in Settings (gate/base/mqtt_agent.go).
-    if (conn.wire.userAgent) this.settings = { 'User-Agent': conn.wire.userAgent };
+    if (conn.wire.userAgent) this.settings = Object.freeze({ 'User-Agent': conn.wire.userAgent });
   }
 
   get clientId(): string {

@@ -104,8 +104,10 @@ export class MqttConnection implements WireSink {
       pending.push(packet);
       return;
     }
-    if (this.state === State.New && packet.cmd !== 'connect') {
-      return this.close(`first packet was ${packet.cmd.toUpperCase()}, not CONNECT (MQTT-3.1.0-1)`);
+    if (this.state === State.New) {
+      if (packet.cmd !== 'connect') return this.close(`first packet was ${packet.cmd.toUpperCase()}, not CONNECT (MQTT-3.1.0-1)`);
+    } else if (packet.cmd === 'connect') {
+      return this.close('second CONNECT (MQTT-3.1.0-2)');
     }
     const handler = packetHandlers[packet.cmd];
     if (handler) (handler as (c: MqttConnection, p: mqtt.Packet) => void)(this, packet);
@@ -171,6 +173,8 @@ export class MqttConnection implements WireSink {
   /** Closes after flushing what was written. */
   close(reason: string): void {
     if (this.state === State.Closed) return;
+    // A paused socket would never read the peer's FIN / close frame; input is ignored from here on.
+    this.wire.resume();
     this.wire.end();
     this.finish(reason);
   }

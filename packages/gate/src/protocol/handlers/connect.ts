@@ -18,6 +18,8 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
   conn.state = State.Connecting;
   const level = packet.protocolVersion ?? 4;
   if (level !== 3 && level !== 4) return refuse(conn, 1, `unsupported protocol level ${level} (MQTT-3.1.2-2)`);
+  // mqtt-packet strips the 0x80 "bridge" bit of a non-standard level (0x83, 0x84) and flags it.
+  if ((packet as { bridgeMode?: boolean }).bridgeMode) return refuse(conn, 1, `unsupported protocol level ${level | 0x80} (MQTT-3.1.2-2)`);
   conn.protocolVersion = level;
   let clientId = packet.clientId ?? '';
   if (clientId === '') {

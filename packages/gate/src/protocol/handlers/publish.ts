@@ -9,12 +9,15 @@ import type { MqttConnection } from '../connection';
  * - QoS 1: PUBACK, then dispatched (a resent duplicate is dispatched again: at least once);
  * - QoS 2: PUBREC; the packet identifier is held until PUBREL and a duplicate is never
  *   dispatched twice (MQTT-4.3.3-2). More than maxQos2Pending held ids close the connection.
- * A topic that is empty or holds a wildcard closes the connection (MQTT-3.3.2-2, MQTT-4.7.3-1).
+ * A topic that is empty or holds a wildcard closes the connection (MQTT-3.3.2-2, MQTT-4.7.3-1),
+ * and so does one that is not well-formed UTF-8 or holds U+0000 (MQTT-1.5.3-1, -2): the
+ * decoder turns ill-formed bytes into U+FFFD, which is taken as the sign of them.
  */
 export function handlePublish(conn: MqttConnection, packet: IPublishPacket): void {
   const topic = packet.topic;
   if (topic.length === 0) return conn.close('PUBLISH with an empty topic (MQTT-4.7.3-1)');
   if (topic.includes('+') || topic.includes('#')) return conn.close('PUBLISH topic with a wildcard (MQTT-3.3.2-2)');
+  if (topic.includes('\u0000') || topic.includes('\ufffd')) return conn.destroy('PUBLISH topic is not well-formed UTF-8 (MQTT-1.5.3-1, -2)');
   const id = packet.messageId ?? 0;
   switch (packet.qos) {
     case 0:
