@@ -43,16 +43,27 @@ export interface StorageHandler {
 
 /**
  * A store operation failed. `operation` is the StorageHandler method, `userId` whose data
- * it was; `cause` is the store's own error.
+ * it was; `cause` is the store's own error (e.g. an ioredis error), kept as is.
+ *
+ * The message reads `<operation>(<userId as JSON>) failed: <what happened>`, e.g.
+ * `storage("u1") failed: Connection is closed.`. What happened is `detail` when given,
+ * else the cause's message. `code` is always `"STORAGE"`.
  */
 export class StorageError extends Error {
   readonly code = 'STORAGE';
+  /**
+   * @param operation the StorageHandler method that failed
+   * @param userId the user whose data it was (`""` when the caller gave none)
+   * @param cause the underlying error, or any thrown value
+   * @param detail what happened, for the message; default: `cause`'s message
+   */
   constructor(
     readonly operation: 'storage' | 'delete' | 'query' | 'heartbeat',
     readonly userId: string,
     override readonly cause: unknown,
+    detail?: string,
   ) {
-    super(`${operation}(${JSON.stringify(userId)}) failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`${operation}(${JSON.stringify(userId)}) failed: ${detail ?? (cause instanceof Error ? cause.message : String(cause))}`);
     this.name = 'StorageError';
   }
 }

@@ -14,9 +14,13 @@ export const userModule = defineModule({
       await session.bind(userId);
       return { userId: session.userId, settings: session.settings };
     },
-    /** → `{"userId": ""}` */
-    HD_logout: async (session) => {
-      await session.unbind();
+    /**
+     * `{"delete"?: boolean}` → `{"userId": ""}`. With `"delete": true` the stored settings
+     * are deleted too (an explicit "forget me"); a plain logout keeps them for the next login.
+     */
+    HD_logout: async (session, payload) => {
+      const del = !Buffer.isBuffer(payload) && payload.delete === true;
+      await session.unbind({ delete: del });
       return { userId: session.userId };
     },
     /** `{"key","value"}` → `{"settings"}` */
