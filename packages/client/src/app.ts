@@ -1,5 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { InProcessTransport, silentLogger, type AppComponent, type AppContext, type Logger, type RpcTransport } from '@mqgate/rpc';
+import {
+  InProcessTransport,
+  MemoryUserIndex,
+  UserDirectory,
+  silentLogger,
+  type AppComponent,
+  type AppContext,
+  type Logger,
+  type RpcTransport,
+  type UserIndex,
+} from '@mqgate/rpc';
 import { describe } from './errors';
 import type { ModuleDefinition } from './module';
 import { ModuleHost, type ModuleHostOptions } from './module-host';
@@ -13,6 +23,11 @@ export interface AppOptions {
   transport?: RpcTransport;
   /** Default: silentLogger. */
   logger?: Logger;
+  /**
+   * Where users are connected, shared by the app's gates and modules. Default: a
+   * MemoryUserIndex (one process); use a RedisUserIndex when gates run in several processes.
+   */
+  userIndex?: UserIndex;
 }
 
 /**
@@ -39,6 +54,9 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 export class App extends EventEmitter<AppEvents> {
   readonly transport: RpcTransport;
   readonly logger: Logger;
+  readonly userIndex: UserIndex;
+  /** Users across gates: isConnect, sendToUser, kickUser, broadcast, counts. */
+  readonly users: UserDirectory;
   private readonly ownsTransport: boolean;
   private readonly list: AppComponent[] = [];
   private readonly started: AppComponent[] = [];
@@ -51,6 +69,8 @@ export class App extends EventEmitter<AppEvents> {
     this.ownsTransport = options.transport === undefined;
     this.transport = options.transport ?? new InProcessTransport();
     this.logger = options.logger ?? silentLogger;
+    this.userIndex = options.userIndex ?? new MemoryUserIndex();
+    this.users = new UserDirectory(this.transport, this.userIndex);
   }
 
   /** The components added so far, in start order. */
@@ -98,7 +118,7 @@ export class App extends EventEmitter<AppEvents> {
   }
 
   private async doStart(): Promise<void> {
-    const ctx: AppContext = { transport: this.transport, logger: this.logger };
+    const ctx: AppContext = { transport: this.transport, logger: this.logger, userIndex: this.userIndex };
     for (const c of this.list) {
       try {
         await c.start(ctx);

@@ -10,6 +10,7 @@ import {
   type RpcServerHandle,
   type RpcValue,
 } from '@mqgate/rpc';
+import { MemoryUserIndex, UserDirectory } from '@mqgate/rpc';
 import { describe } from './errors';
 import type { Handler, HandlerPayload, ModuleContext, ModuleDefinition } from './module';
 import { Session, type GuestRule } from './session';
@@ -106,7 +107,12 @@ export class ModuleHost implements AppComponent {
 
   private async doStart(ctx: AppContext): Promise<void> {
     const serverId = this.fixedServerId ?? `${this.name}@${randomBytes(8).toString('hex')}`;
-    const mctx: ModuleContext = { transport: ctx.transport, logger: ctx.logger, serverId };
+    const mctx: ModuleContext = {
+      transport: ctx.transport,
+      logger: ctx.logger,
+      serverId,
+      users: new UserDirectory(ctx.transport, ctx.userIndex ?? new MemoryUserIndex()),
+    };
     this.moduleCtx = mctx;
     let hookRan = false;
     try {
@@ -192,6 +198,7 @@ export class ModuleHost implements AppComponent {
       const result: unknown = await handler(session, payload, {
         fn: cctx.fn,
         deadline: cctx.deadline,
+        users: mctx.users,
         transport: mctx.transport,
         logger: mctx.logger,
         serverId: mctx.serverId,

@@ -1,4 +1,4 @@
-import { HANDLER_PREFIX, type CallContext, type Logger, type RpcTransport } from '@mqgate/rpc';
+import { HANDLER_PREFIX, type CallContext, type Logger, type RpcTransport, type UserDirectory } from '@mqgate/rpc';
 import { describe } from './errors';
 import type { Session } from './session';
 
@@ -9,6 +9,8 @@ export interface ModuleContext {
   logger: Logger;
   /** This module instance's server id (`type@id`). */
   serverId: string;
+  /** Users across gates: isConnect, sendToUser, kickUser, broadcast, counts. */
+  users: UserDirectory;
 }
 
 /**

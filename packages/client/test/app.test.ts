@@ -27,7 +27,7 @@ describe('App', () => {
     const a = component('a', log);
     expect(app.use(a).use(component('b', log)).use(component('c', log))).toBe(app);
     await app.start();
-    expect(a.ctx).toEqual({ transport: app.transport, logger: app.logger });
+    expect(a.ctx).toEqual({ transport: app.transport, logger: app.logger, userIndex: app.userIndex });
     await app.stop();
     expect(log).toEqual(['start a', 'start b', 'start c', 'event started', 'stop c', 'stop b', 'stop a', 'event stopped']);
   });

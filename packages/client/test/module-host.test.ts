@@ -1,4 +1,4 @@
-import { InProcessTransport, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
+import { InProcessTransport, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
 import { ModuleHost, Session, defineModule, type Handler, type ModuleContext } from '@mqgate/client';
 import { FakeGate } from './helpers/fake-gate';
 
@@ -89,7 +89,7 @@ describe('ModuleHost', () => {
     expect(transport.servers('chat')).toEqual([{ serverId: host.serverId, moduleType: 'chat' }]);
     await host.stop();
     expect(hooks.map(([n]) => n)).toEqual(['start', 'stop']);
-    expect(hooks[0][1]).toEqual({ transport, logger: silentLogger, serverId: host.serverId });
+    expect(hooks[0][1]).toEqual({ transport, logger: silentLogger, serverId: host.serverId, users: expect.any(UserDirectory) });
     expect(transport.servers('chat')).toEqual([]);
   });
 

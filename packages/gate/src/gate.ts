@@ -4,6 +4,8 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
+  GateFunctions,
+  MemoryUserIndex,
   silentLogger,
   type AppComponent,
   type AppContext,
@@ -119,6 +121,22 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     this.phase = 'running';
     this.transport = ctx.transport;
     if (!this.options.logger) this.logger = ctx.logger;
+    const transport = ctx.transport;
+    this.sessions.users = {
+      index: this.options.userIndex ?? ctx.userIndex ?? new MemoryUserIndex(),
+      policy: this.options.duplicateLogin,
+      liveGates: () => {
+        const ids = transport.servers(GATE_MODULE_TYPE).map((s) => s.serverId);
+        return ids.includes(this.serverId) ? ids : [...ids, this.serverId];
+      },
+      kickRemote: (loc, reason) =>
+        transport.call({ serverId: loc.serverId }, GateFunctions.Close, [loc.sessionId, reason]).then(
+          () => undefined,
+          () => undefined,
+        ),
+    };
+    this.sessions.onIndexError = (err, userId) =>
+      this.logger.warn({ userId, error: err instanceof Error ? err.message : String(err) }, 'user index update failed');
     try {
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
@@ -259,6 +277,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (!session) return;
     this.scheduler.discard(session);
     this.persistence?.closed(session);
+    this.sessions.release(session, session.userId);
     this.sessions.registry.remove(session);
     this.sessions.emit('disconnect', session.snapshot(), reason);
   }

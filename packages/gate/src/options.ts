@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '@mqgate/rpc';
+import type { DuplicateLoginPolicy, Logger, UserIndex } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
@@ -71,12 +71,23 @@ export interface GateOptions {
   storageRetryDelay?: number;
   /** ms, the longest wait between retries of a failed store write. Default 30 000. */
   storageRetryMaxDelay?: number;
+  /**
+   * Where users are connected across gates (RedisUserIndex for several processes). Default:
+   * the app's (`AppContext.userIndex`), else a MemoryUserIndex of this gate.
+   */
+  userIndex?: UserIndex;
+  /**
+   * What a second login of the same user does, enforced atomically across gates. Default
+   * `{ policy: 'allow' }` (several sessions, no cap: mqant's behaviour).
+   */
+  duplicateLogin?: DuplicateLoginPolicy;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage'>> & {
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex'>> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
+  userIndex: UserIndex | undefined;
 };
 
 /** Every default in one place. */
@@ -124,6 +135,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     stopTimeout: positive('stopTimeout', o.stopTimeout ?? DEFAULTS.stopTimeout),
     logger: o.logger,
     storage: o.storage,
+    userIndex: o.userIndex,
+    duplicateLogin: { ...(o.duplicateLogin ?? { policy: 'allow' }) },
     heartbeatInterval: positive('heartbeatInterval', o.heartbeatInterval ?? DEFAULTS.heartbeatInterval),
     deleteOnUnbind: o.deleteOnUnbind ?? DEFAULTS.deleteOnUnbind,
     storageRetryDelay: positive('storageRetryDelay', o.storageRetryDelay ?? DEFAULTS.storageRetryDelay),

@@ -1,5 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { KICK_TOPIC, SessionNotFoundError, type SessionData } from '@mqgate/rpc';
+import {
+  KICK_TOPIC,
+  RpcError,
+  SessionNotFoundError,
+  type DuplicateLoginPolicy,
+  type SessionData,
+  type UserIndex,
+  type UserLocation,
+} from '@mqgate/rpc';
 import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
@@ -12,6 +20,19 @@ import { SessionRegistry } from './session-registry';
 export function copySettings(base: Readonly<Record<string, string>>): Record<string, string> {
   return Object.assign(Object.create(null) as Record<string, string>, base);
 }
+
+/** The gate's link to the user index (set at start). */
+export interface UserIndexLink {
+  index: UserIndex;
+  policy: DuplicateLoginPolicy;
+  /** Server ids of live gates, this one included. */
+  liveGates(): string[];
+  /** Closes a session on another gate (its Close with a reason); resolves even if that fails. */
+  kickRemote(location: UserLocation, reason: string): Promise<void>;
+}
+
+/** Reason a client gets on gate/kick when a newer login of the same user replaces it. */
+export const DUPLICATE_LOGIN_REASON = 'logged in elsewhere (duplicate login policy)';
 
 /** Events a gate emits about sessions; every payload is a snapshot, safe to keep. */
 export interface SessionEvents {
@@ -36,6 +57,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   persistence: SessionPersistence | undefined;
   /** Delete what is stored for a user on every unbind (gate option). */
   deleteOnUnbind = false;
+  /** Set at start: the user index and duplicate-login policy. */
+  users: UserIndexLink | undefined;
+  /** Logs index failures that nobody awaits. */
+  onIndexError: (err: unknown, userId: string) => void = () => undefined;
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
   require(sessionId: string): GateSession {
@@ -54,6 +79,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     const previous = session.userId;
     if (previous === userId) return;
     if (previous !== '') await this.unbind(session, false);
+    if (this.users) await this.claim(session, userId, this.users);
     this.registry.setUser(session, userId);
     let failure: Error | undefined;
     if (this.persistence) {
@@ -74,6 +100,49 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   /**
+   * Records the session in the user index under the duplicate-login policy, and closes the
+   * sessions the policy displaces (here or on other gates) before the bind completes.
+   * @throws RpcError DUPLICATE_LOGIN when the policy rejects the new bind; USER_INDEX when
+   *   the index cannot be reached; NO_SESSION when the session closed meanwhile.
+   */
+  private async claim(session: GateSession, userId: string, users: UserIndexLink): Promise<void> {
+    const entry = { serverId: session.serverId, sessionId: session.sessionId, since: Date.now() };
+    let result;
+    try {
+      result = await users.index.claim(userId, entry, users.policy, users.liveGates());
+    } catch (err) {
+      throw new RpcError(`Bind(${JSON.stringify(userId)}): the user index failed: ${(err as Error).message}`, 'USER_INDEX');
+    }
+    if (result.rejected) {
+      throw new RpcError(
+        `Bind(${JSON.stringify(userId)}): the user is already logged in with ${result.existing.length} session(s) ` +
+          `and the duplicate login policy (${users.policy.policy}) rejects a new one`,
+        'DUPLICATE_LOGIN',
+      );
+    }
+    await Promise.all(
+      result.kick.map((loc) => {
+        const local = loc.serverId === session.serverId ? this.registry.get(loc.sessionId) : undefined;
+        if (local) {
+          this.kick(local, DUPLICATE_LOGIN_REASON);
+          return undefined;
+        }
+        return users.kickRemote(loc, DUPLICATE_LOGIN_REASON);
+      }),
+    );
+    if (this.registry.get(session.sessionId) !== session) {
+      this.release(session, userId);
+      throw new SessionNotFoundError(session.sessionId);
+    }
+  }
+
+  /** Removes a session's entry from the user index (unbind, disconnect); failures are logged. */
+  release(session: GateSession, userId: string): void {
+    if (!this.users || userId === '') return;
+    this.users.index.release(userId, session.serverId, session.sessionId).catch((err) => this.onIndexError(err, userId));
+  }
+
+  /**
    * Clears the user id (mqant UnBind); settings stay with the connection and are no longer
    * persisted. With `deleteStored` (or the gate's deleteOnUnbind) what is stored for the
    * user is deleted: an explicit logout.
@@ -83,6 +152,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     const previous = session.userId;
     if (previous === '') return;
     this.registry.setUser(session, '');
+    this.release(session, previous);
     this.emit('unbind', session.snapshot(), previous);
     if (!this.persistence) return;
     try {
@@ -154,8 +224,13 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     session.conn.close(reason === undefined ? 'closed by server' : `kicked: ${reason}`);
   }
 
-  /** True when a session of this user is connected to this gate. */
-  isConnected(userId: string): boolean {
-    return this.registry.byUserId(userId).length > 0;
+  /**
+   * True when the user has a bound session on this gate or, through the user index, on any
+   * live gate (mqant's IsConnect only looks at one gate).
+   */
+  async isConnected(userId: string): Promise<boolean> {
+    if (this.registry.byUserId(userId).length > 0) return true;
+    if (!this.users) return false;
+    return (await this.users.index.locate(userId, this.users.liveGates())).length > 0;
   }
 }

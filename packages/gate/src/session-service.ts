@@ -105,6 +105,7 @@ export function sessionService(manager: SessionManager): RpcHandler {
       return n;
     },
     [F.BroadCast]: (a) => manager.broadcast(topicArg(F.BroadCast, a, 0), bodyArg(F.BroadCast, a, 1)),
+    [F.Counts]: () => ({ ...manager.registry.counts() }),
     [F.IsConnect]: (a) => manager.isConnected(str(F.IsConnect, a, 1, 'userId')),
     [F.Close]: (a) => {
       const s = manager.require(str(F.Close, a, 0, 'sessionId'));

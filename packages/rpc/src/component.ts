@@ -1,10 +1,13 @@
 import type { Logger } from './logger';
 import type { RpcTransport } from './transport';
+import type { UserIndex } from './user-index';
 
 /** What an app hands each component when it starts. */
 export interface AppContext {
   transport: RpcTransport;
   logger: Logger;
+  /** Where users are connected, shared by every component of the app (see UserIndex). */
+  userIndex?: UserIndex;
 }
 
 /**

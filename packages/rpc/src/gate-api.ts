@@ -17,6 +17,7 @@
  * | `BroadCast` | topic, body                               | number delivered          |
  * | `IsConnect` | sessionId (ignored), userId               | boolean                   |
  * | `Close`     | sessionId, reason? (string)               | null                      |
+ * | `Counts`    | (none)                                    | `{total, bound, guests}`  |
  *
  * Differences from mqant, on purpose: `Push` only ever carries the keys that changed
  * (the client never resends the whole map, so it cannot overwrite another module's newer
@@ -38,6 +39,7 @@ export const GateFunctions = {
   BroadCast: 'BroadCast',
   IsConnect: 'IsConnect',
   Close: 'Close',
+  Counts: 'Counts',
 } as const;
 export type GateFunction = (typeof GateFunctions)[keyof typeof GateFunctions];
 

@@ -5,3 +5,6 @@ export * from './in-process-transport';
 export * from './gate-api';
 export * from './component';
 export * from './logger';
+export * from './user-index';
+export * from './redis-user-index';
+export * from './user-directory';

@@ -1,0 +1,114 @@
+import Redis, { type Cluster } from 'ioredis';
+import { policyLimits, fieldOf, parseField, type ClaimResult, type DuplicateLoginPolicy, type UserIndex, type UserLocation } from './user-index';
+
+export interface RedisUserIndexOptions {
+  /** Redis URL; or pass `redis`. Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** An existing ioredis client (standalone or Cluster); not closed by close(). */
+  redis?: Redis | Cluster;
+  /** Key prefix. Default `mqgate:`. Keys: `<prefix>user:{<userId>}` (one hash per user). */
+  prefix?: string;
+  /** ms a user's hash lives after its last change, to collect entries of gates that died. Default 86 400 000 (24 h). */
+  idleTtl?: number;
+}
+
+/**
+ * Claims under the duplicate-login policy, atomically, in one Lua script on one key (so
+ * Cluster-safe): drop entries of dead gates, count the others, reject or pick the oldest to
+ * kick, then record the new entry. KEYS[1] user hash; ARGV: field, since, max (-1 = no cap),
+ * onLimit, idleTtl, live gate ids...
+ */
+const CLAIM = `
+local key = KEYS[1]
+local me = ARGV[1]
+local max = tonumber(ARGV[3])
+local live = {}
+for i = 6, #ARGV do live[ARGV[i]] = true end
+local all = redis.call('HGETALL', key)
+local others = {}
+for i = 1, #all, 2 do
+  local f = all[i]
+  if f ~= me then
+    local gate = string.match(f, '^(.*)|[^|]*$')
+    if gate and live[gate] then
+      table.insert(others, { f, tonumber(all[i + 1]) })
+    else
+      redis.call('HDEL', key, f)
+    end
+  end
+end
+local result = { 'OK' }
+if max >= 0 and #others + 1 > max then
+  if ARGV[4] == 'reject-new' then
+    result = { 'REJECT' }
+    for _, o in ipairs(others) do table.insert(result, o[1]); table.insert(result, tostring(o[2])) end
+    return result
+  end
+  table.sort(others, function(a, b) return a[2] < b[2] end)
+  for i = 1, #others + 1 - max do
+    redis.call('HDEL', key, others[i][1])
+    table.insert(result, others[i][1])
+    table.insert(result, tostring(others[i][2]))
+  end
+end
+redis.call('HSET', key, me, ARGV[2])
+redis.call('PEXPIRE', key, ARGV[5])
+return result
+`;
+
+/**
+ * The user index in Redis, shared by every gate and module process: one hash per user,
+ * `<prefix>user:{<userId>}`, field `serverId|sessionId`, value the bind time (ms). See
+ * {@link UserIndex}.
+ */
+export class RedisUserIndex implements UserIndex {
+  private readonly redis: Redis | Cluster;
+  private readonly owned: boolean;
+  private readonly prefix: string;
+  private readonly idleTtl: number;
+
+  constructor(options: RedisUserIndexOptions = {}) {
+    this.owned = !options.redis;
+    this.redis = options.redis ?? new Redis(options.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+    if (this.owned) this.redis.on('error', () => undefined);
+    this.prefix = options.prefix ?? 'mqgate:';
+    this.idleTtl = options.idleTtl ?? 86_400_000;
+    this.redis.defineCommand('mqgateClaim', { numberOfKeys: 1, lua: CLAIM });
+  }
+
+  key(userId: string): string {
+    return `${this.prefix}user:{${userId}}`;
+  }
+
+  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult> {
+    const { max, onLimit } = policyLimits(policy);
+    const reply = (await (this.redis as unknown as { mqgateClaim(...a: (string | number)[]): Promise<string[]> }).mqgateClaim(
+      this.key(userId),
+      fieldOf(entry.serverId, entry.sessionId),
+      entry.since,
+      Number.isFinite(max) ? max : -1,
+      onLimit,
+      this.idleTtl,
+      ...liveGates,
+    )) as string[];
+    const locations: UserLocation[] = [];
+    for (let i = 1; i < reply.length; i += 2) locations.push(parseField(reply[i], Number(reply[i + 1])));
+    return reply[0] === 'REJECT' ? { rejected: true, existing: locations } : { rejected: false, kick: locations };
+  }
+
+  async release(userId: string, serverId: string, sessionId: string): Promise<void> {
+    await this.redis.hdel(this.key(userId), fieldOf(serverId, sessionId));
+  }
+
+  async locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]> {
+    const live = new Set(liveGates);
+    const all = await this.redis.hgetall(this.key(userId));
+    return Object.entries(all)
+      .map(([f, since]) => parseField(f, Number(since)))
+      .filter((l) => live.has(l.serverId));
+  }
+
+  async close(): Promise<void> {
+    if (this.owned) this.redis.disconnect();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Where users are connected, across gates: userId → the (gate serverId, sessionId) pairs of
+ * their bound sessions. Gates claim an entry on Bind and release it on UnBind and
+ * disconnect; anyone reads it. An entry is valid only while its gate is live (registered on
+ * the transport), so a crashed gate's users vanish when its registration expires, without
+ * per-user refreshes. mqant has no such index (issue #80).
+ */
+
+/** One bound session of a user. */
+export interface UserLocation {
+  serverId: string;
+  sessionId: string;
+  /** When it was bound, epoch ms (the oldest is kicked first). */
+  since: number;
+}
+
+/**
+ * What happens when a user who already has sessions binds another one:
+ * - `allow`: several sessions per user, up to `maxSessionsPerUser` (default unlimited); past
+ *   it, `onLimit` decides (default `kick-old`);
+ * - `kick-old`: the older session(s) are closed, across gates, before the new bind completes
+ *   (`maxSessionsPerUser` defaults to 1);
+ * - `reject-new`: the new bind fails with code DUPLICATE_LOGIN (`maxSessionsPerUser` defaults to 1).
+ */
+export interface DuplicateLoginPolicy {
+  policy: 'allow' | 'kick-old' | 'reject-new';
+  maxSessionsPerUser?: number;
+  /** For `allow` with a cap: kick the oldest session, or reject the new bind. Default `kick-old`. */
+  onLimit?: 'kick-old' | 'reject-new';
+}
+
+/** The default: several sessions per user, no cap (mqant's behaviour). */
+export const ALLOW_ALL: DuplicateLoginPolicy = { policy: 'allow' };
+
+/** Resolved limit and overflow action of a policy. */
+export function policyLimits(p: DuplicateLoginPolicy): { max: number; onLimit: 'kick-old' | 'reject-new' } {
+  switch (p.policy) {
+    case 'kick-old':
+      return { max: p.maxSessionsPerUser ?? 1, onLimit: 'kick-old' };
+    case 'reject-new':
+      return { max: p.maxSessionsPerUser ?? 1, onLimit: 'reject-new' };
+    default:
+      return { max: p.maxSessionsPerUser ?? Infinity, onLimit: p.onLimit ?? 'kick-old' };
+  }
+}
+
+/** Outcome of a claim: rejected, or accepted with the sessions the caller must now close. */
+export type ClaimResult = { rejected: true; existing: UserLocation[] } | { rejected: false; kick: UserLocation[] };
+
+export interface UserIndex {
+  /**
+   * Atomically applies the policy and, unless rejected, records `entry` for `userId`.
+   * Entries of gates not in `liveGates` are dropped first. Two claims racing on two gates
+   * end in exactly one outcome.
+   */
+  claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult>;
+  /** Removes one entry (unbind, disconnect). Removing a missing entry succeeds. */
+  release(userId: string, serverId: string, sessionId: string): Promise<void>;
+  /** The user's entries on live gates. */
+  locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]>;
+  close?(): Promise<void>;
+}
+
+/**
+ * The index for one process (the in-process transport): a Map. Every gate and module of the
+ * app must share one instance (the app host hands it out).
+ */
+export class MemoryUserIndex implements UserIndex {
+  private readonly users = new Map<string, Map<string, UserLocation>>();
+
+  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult> {
+    const live = new Set(liveGates);
+    const map = this.users.get(userId) ?? new Map<string, UserLocation>();
+    const me = fieldOf(entry.serverId, entry.sessionId);
+    const others: UserLocation[] = [];
+    for (const [f, loc] of map) {
+      if (f === me) continue;
+      if (live.has(loc.serverId)) others.push(loc);
+      else map.delete(f);
+    }
+    const { max, onLimit } = policyLimits(policy);
+    const kick: UserLocation[] = [];
+    if (others.length + 1 > max) {
+      if (onLimit === 'reject-new') {
+        if (map.size) this.users.set(userId, map);
+        return { rejected: true, existing: others };
+      }
+      others.sort((a, b) => a.since - b.since);
+      for (const loc of others.slice(0, others.length + 1 - max)) {
+        map.delete(fieldOf(loc.serverId, loc.sessionId));
+        kick.push(loc);
+      }
+    }
+    map.set(me, { ...entry });
+    this.users.set(userId, map);
+    return { rejected: false, kick };
+  }
+
+  async release(userId: string, serverId: string, sessionId: string): Promise<void> {
+    const map = this.users.get(userId);
+    if (!map) return;
+    map.delete(fieldOf(serverId, sessionId));
+    if (map.size === 0) this.users.delete(userId);
+  }
+
+  async locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]> {
+    const live = new Set(liveGates);
+    return [...(this.users.get(userId)?.values() ?? [])].filter((l) => live.has(l.serverId)).map((l) => ({ ...l }));
+  }
+}
+
+/** Index field of a session: `serverId|sessionId` (session ids are hex, so the last `|` splits). */
+export function fieldOf(serverId: string, sessionId: string): string {
+  return `${serverId}|${sessionId}`;
+}
+
+export function parseField(field: string, since: number): UserLocation {
+  const i = field.lastIndexOf('|');
+  return { serverId: field.slice(0, i), sessionId: field.slice(i + 1), since };
+}
