@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { decodeSession, type Logger } from '@mqgate/rpc';
+import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 import type { GateSession } from './session';
 import { copySettings } from './session-manager';
@@ -37,8 +37,13 @@ export class PersistState {
   retryDelay = 0;
   lastHeartbeat = Date.now();
   heartbeating = false;
-  /** False once the session is unbound: nothing more is written for it. */
+  /** False once nothing more is to be written for it (stored after unbind/close, or deleted). */
   active = true;
+  /**
+   * Set when the session was unbound or closed with changes not yet stored: what to store
+   * for the user from then on (later changes of the connection are not the user's).
+   */
+  frozen: SessionData | undefined;
   constructor(readonly userId: string) {}
 }
 
@@ -86,7 +91,8 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       this.orphans.delete(session.userId);
       this.cancelRetry(orphan.state);
       orphan.state.active = false;
-      session.settings = Object.freeze(Object.assign(copySettings(orphan.session.settings), session.settings));
+      const unstored = orphan.state.frozen?.settings ?? orphan.session.settings;
+      session.settings = Object.freeze(Object.assign(copySettings(unstored), session.settings));
     }
     state.version++;
     return this.schedule(session, state);
@@ -100,28 +106,50 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     return this.schedule(session, state);
   }
 
-  /** Stops persisting (unbind). With `deleteStored`, removes what is stored for `userId`. */
+  /**
+   * Stops persisting (unbind). Changes made before the unbind are still stored for `userId`:
+   * a write already scheduled is awaited (its callers were promised it), and a failed one
+   * keeps being retried in the background. With `deleteStored`, what is stored for `userId`
+   * is deleted instead.
+   */
   async unbound(session: GateSession, userId: string, deleteStored: boolean): Promise<void> {
-    this.stop(session);
-    if (!deleteStored) return;
-    this.stats.deletes++;
-    try {
-      await this.store.delete({ ...session.snapshot(), userId });
-    } catch (err) {
-      throw this.fail('delete', userId, session, err);
-    }
-  }
-
-  /** The connection closed: nothing new is written; a failing write keeps being retried. */
-  closed(session: GateSession): void {
     const state = session.persist;
-    if (!state?.active) return;
-    if (state.stored < state.version || !state.restored) {
-      this.orphans.set(state.userId, { session, state });
-    } else {
+    session.persist = undefined;
+    if (state?.active && !deleteStored) {
+      if (this.retire(session, state)) await (state.scheduled ?? Promise.resolve()).catch(() => undefined);
+    } else if (state) {
       state.active = false;
       this.cancelRetry(state);
     }
+    if (!deleteStored) return;
+    await state?.chain;
+    this.stats.deletes++;
+    try {
+      await this.store.delete(makeSessionData({ ...session.snapshot(), userId }));
+    } catch (err) {
+      throw this.fail('delete', userId, session, err, state);
+    }
+  }
+
+  /** The connection closed: nothing new is written; changes not yet stored keep being retried. */
+  closed(session: GateSession): void {
+    const state = session.persist;
+    if (state?.active) this.retire(session, state);
+  }
+
+  /**
+   * The session stops being the user's (unbind, close). If it has changes not yet stored,
+   * freezes what to store and keeps the state as an orphan until stored; returns true then.
+   */
+  private retire(session: GateSession, state: PersistState): boolean {
+    if (state.stored >= state.version && state.restored && !state.scheduled) {
+      state.active = false;
+      this.cancelRetry(state);
+      return false;
+    }
+    state.frozen = makeSessionData({ ...session.snapshot(), userId: state.userId });
+    this.orphans.set(state.userId, { session, state });
+    return true;
   }
 
   /**
@@ -143,7 +171,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     this.stats.heartbeats++;
     this.store.heartbeat(session.snapshot()).then(
       () => this.recovered(session, state),
-      (err: unknown) => this.fail('heartbeat', state.userId, session, err),
+      (err: unknown) => this.fail('heartbeat', state.userId, session, err, state),
     ).finally(() => {
       state.heartbeating = false;
     });
@@ -152,9 +180,11 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   /** Gate stop: one last attempt for every session with unstored changes, bounded by the caller. */
   async flush(sessions: Iterable<GateSession>): Promise<void> {
     const pending: Promise<void>[] = [];
-    const all = [...sessions, ...[...this.orphans.values()].map((o) => o.session)];
-    for (const s of all) {
-      const state = s.persist;
+    const all: Array<[GateSession, PersistState | undefined]> = [
+      ...[...sessions].map((s): [GateSession, PersistState | undefined] => [s, s.persist]),
+      ...[...this.orphans.values()].map((o): [GateSession, PersistState] => [o.session, o.state]),
+    ];
+    for (const [s, state] of all) {
       if (!state?.active || (state.stored >= state.version && state.restored)) continue;
       this.cancelRetry(state);
       pending.push(this.schedule(s, state).catch(() => undefined));
@@ -206,12 +236,16 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       try {
         bytes = await this.store.query(state.userId);
       } catch (err) {
-        throw this.retryLater(session, state, this.fail('query', state.userId, session, err));
+        throw this.retryLater(session, state, this.fail('query', state.userId, session, err, state));
       }
       if (bytes) {
         try {
           const stored = decodeSession(bytes).settings;
-          session.settings = Object.freeze(Object.assign(copySettings(stored), session.settings));
+          if (state.frozen) {
+            state.frozen = makeSessionData({ ...state.frozen, settings: Object.freeze(Object.assign(copySettings(stored), state.frozen.settings)) });
+          } else {
+            session.settings = Object.freeze(Object.assign(copySettings(stored), session.settings));
+          }
         } catch (err) {
           // Unreadable bytes (not a SessionImp): keep the live settings, overwrite them.
           this.logger().warn({ userId: state.userId, error: String(err) }, 'stored session could not be decoded; replacing it');
@@ -222,9 +256,9 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     }
     this.stats.writes++;
     try {
-      await this.store.storage(session.snapshot());
+      await this.store.storage(state.frozen ?? session.snapshot());
     } catch (err) {
-      throw this.retryLater(session, state, this.fail('storage', state.userId, session, err));
+      throw this.retryLater(session, state, this.fail('storage', state.userId, session, err, state));
     }
     if (version > state.stored) state.stored = version;
     state.lastHeartbeat = Date.now();
@@ -257,10 +291,15 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     this.logger().info({ userId: state.userId, sessionId: session.sessionId }, 'session store recovered; session persisted');
   }
 
-  private fail(operation: StorageFailure['operation'], userId: string, session: GateSession, err: unknown): Error {
+  private fail(
+    operation: StorageFailure['operation'],
+    userId: string,
+    session: GateSession,
+    err: unknown,
+    state: PersistState | undefined,
+  ): Error {
     const error = err instanceof Error ? err : new Error(String(err));
     this.stats.errors++;
-    const state = session.persist;
     const firstOfEpisode = !state || !state.failing;
     if (state) state.failing = true;
     if (firstOfEpisode) {
