@@ -1,62 +1,61 @@
 import pino from 'pino';
+import { createApp } from '@mqgate/client';
+import { Gate } from '@mqgate/gate';
+import { InProcessTransport, MemoryUserIndex, RedisTransport, RedisUserIndex, type RpcTransport, type UserIndex } from '@mqgate/rpc';
 import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
-import { createDemoApp } from './demo-app';
+import { ConfigError, readConfig, type DemoConfig } from './config';
+import { chatModule } from './modules/chat';
+import { echoModule } from './modules/echo';
+import { userModule } from './modules/user';
 
 /**
- * `npm start`: the demo app in one process. Environment:
- * - MQGATE_TCP_PORT (default 3563), MQGATE_WS_PORT (default 3653), MQGATE_HOST (default all interfaces);
- * - REDIS_URL: persist sessions in Redis (RedisStorage); unset: in this process (MemoryStorage);
- * - MQGATE_REDIS_PREFIX (default `mqgate:session:`), MQGATE_SESSION_TTL_MS (default 86 400 000),
- *   MQGATE_HEARTBEAT_MS (default 60 000);
- * - LOG_LEVEL (default info).
+ * `npm start`: the demo. One process by default; split into gate and module processes over
+ * Redis by configuration alone (see config.ts for every variable).
  */
-function port(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    console.error(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
-}
+async function main(config: DemoConfig): Promise<void> {
+  const logger = pino({ level: config.logLevel });
+  const redis = config.transport === 'redis';
+  const transport: RpcTransport = redis
+    ? new RedisTransport({ url: config.redisUrl, prefix: config.prefix, defaultTimeout: config.rpcTimeout, registryTtl: config.registryTtl, registryInterval: Math.max(50, Math.floor(config.registryTtl / 2)), logger })
+    : new InProcessTransport({ defaultTimeout: config.rpcTimeout });
+  const userIndex: UserIndex = redis ? new RedisUserIndex({ url: config.redisUrl, prefix: config.prefix }) : new MemoryUserIndex();
+  const storage: (StorageHandler & { close(): Promise<void> | void }) | undefined =
+    config.role === 'modules'
+      ? undefined
+      : config.redisUrl
+        ? new RedisStorage({ url: config.redisUrl, ttl: config.sessionTtl, prefix: `${config.prefix}session:` })
+        : new MemoryStorage({ ttl: config.sessionTtl });
 
-function ms(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`${name} must be a positive number of milliseconds, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
-}
-
-async function main(): Promise<void> {
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
-  const host = process.env.MQGATE_HOST || undefined;
-  const ttl = ms('MQGATE_SESSION_TTL_MS', 86_400_000);
-  const redisUrl = process.env.REDIS_URL;
-  const storage: StorageHandler & { close(): Promise<void> | void } = redisUrl
-    ? new RedisStorage({ url: redisUrl, ttl, prefix: process.env.MQGATE_REDIS_PREFIX || undefined })
-    : new MemoryStorage({ ttl });
-  const { app, gate } = createDemoApp(
-    {
-      tcp: { port: port('MQGATE_TCP_PORT', 3563), host },
-      websocket: { port: port('MQGATE_WS_PORT', 3653), host },
+  const app = createApp({ transport, logger, userIndex });
+  if (config.role !== 'gate') app.module(userModule).module(chatModule).module(echoModule);
+  let gate: Gate | undefined;
+  if (config.role !== 'modules') {
+    gate = new Gate({
+      serverId: config.serverId,
+      tcp: { port: config.tcpPort, host: config.host },
+      websocket: { port: config.wsPort, host: config.host },
+      handlerTimeout: config.rpcTimeout,
       storage,
-      heartbeatInterval: ms('MQGATE_HEARTBEAT_MS', 60_000),
-    },
-    logger,
-  );
+      heartbeatInterval: config.heartbeatInterval,
+      duplicateLogin: { policy: config.duplicateLogin, maxSessionsPerUser: config.maxSessionsPerUser },
+    });
+    app.use(gate); // last, so it stops first
+  }
   await app.start();
-  const { tcp, websocket } = gate.addresses();
-  const shown = (h: string) => (h === '::' || h === '0.0.0.0' ? 'localhost' : h.includes(':') ? `[${h}]` : h);
-  console.log(
-    `mqgate demo listening: mqtt://${shown(tcp!.address)}:${tcp!.port} (MQTT over TCP), ` +
-      `ws://${shown(websocket!.address)}:${websocket!.port}/mqtt (MQTT over WebSocket), ` +
-      `sessions stored in ${redisUrl ? 'Redis' : 'memory'}`,
-  );
+
+  const where = redis ? `Redis ${config.redisUrl}` : 'this process';
+  if (gate) {
+    const { tcp, websocket } = gate.addresses();
+    const shown = (h: string) => (h === '::' || h === '0.0.0.0' ? 'localhost' : h.includes(':') ? `[${h}]` : h);
+    console.log(
+      `mqgate demo listening: mqtt://${shown(tcp!.address)}:${tcp!.port} (MQTT over TCP), ` +
+        `ws://${shown(websocket!.address)}:${websocket!.port}/mqtt (MQTT over WebSocket), ` +
+        `sessions stored in ${config.redisUrl ? 'Redis' : 'memory'}, role ${config.role}, gate ${gate.serverId}, RPC over ${where}`,
+    );
+  } else {
+    console.log(`mqgate demo modules ready: user, chat, echo, RPC over ${where}`);
+  }
+
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -64,20 +63,31 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'stopping');
     app
       .stop()
-      .then(() => storage.close())
+      .then(async () => {
+        await storage?.close();
+        await userIndex.close?.();
+        if (redis) await transport.close();
+      })
       .then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'stop failed');
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'stop failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main().catch((err: unknown) => {
+let config: DemoConfig;
+try {
+  config = readConfig();
+} catch (err) {
+  console.error(err instanceof ConfigError ? `mqgate demo: ${err.message}` : err);
+  process.exit(2);
+}
+main(config).catch((err: unknown) => {
   console.error(`mqgate demo failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -79,7 +79,7 @@ test('case 1 (Redis): the settings come back, stored as mqant SessionImp bytes u
   const prefix = uniquePrefix('reconnect1');
   const d = await demo({ REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix });
   const c = await loginAndSet(d.tcpUrl, 'frank', { color: 'green' });
-  const stored = await db.getBuffer(`${prefix}frank`);
+  const stored = await db.getBuffer(`${prefix}session:frank`);
   expect(stored).not.toBeNull();
   expect(decodeSession(stored!)).toMatchObject({ userId: 'frank', settings: { color: 'green' } });
   await dropConnection(c);
@@ -127,12 +127,12 @@ test('case 4: expiry: with a short ttl and no traffic the data is gone; with tra
   const gone = await loginAndSet(d.tcpUrl, 'jack', { k: 'v' });
   await dropConnection(gone);
   const started = Date.now();
-  await eventually(async () => (await db.exists(`${prefix}jack`)) === 0, ttl + 3000, 'jack expired');
+  await eventually(async () => (await db.exists(`${prefix}session:jack`)) === 0, ttl + 3000, 'jack expired');
   expect(Date.now() - started).toBeGreaterThan(ttl / 2);
   // ivy outlived jack by far and is still stored, heartbeats refreshing her expiry
   await eventually(async () => Date.now() - started > 2 * ttl, 3 * ttl, 'two ttls passed');
-  expect(await db.exists(`${prefix}ivy`)).toBe(1);
-  const pttl = await db.pttl(`${prefix}ivy`);
+  expect(await db.exists(`${prefix}session:ivy`)).toBe(1);
+  const pttl = await db.pttl(`${prefix}session:ivy`);
   expect(pttl).toBeGreaterThan(0);
   expect(pttl).toBeLessThanOrEqual(ttl);
   // and after a reconnect her settings are back, jack's are not
@@ -174,13 +174,13 @@ describe('case 5: Redis stopped while clients are connected', () => {
     // the pending state is persisted without any client action, and the acknowledged value is intact
     await eventually(
       async () => {
-        const bytes = await ownDb.getBuffer(`${prefix}kate`).catch(() => null);
+        const bytes = await ownDb.getBuffer(`${prefix}session:kate`).catch(() => null);
         return bytes !== null && decodeSession(bytes).settings.pending === 'during';
       },
       20_000,
       'the pending change stored after the restart',
     );
-    const stored = decodeSession((await ownDb.getBuffer(`${prefix}kate`))!);
+    const stored = decodeSession((await ownDb.getBuffer(`${prefix}session:kate`))!);
     expect(stored.settings).toMatchObject({ acked: 'before', pending: 'during' });
     // and a reconnect gets everything back
     await dropConnection(c);

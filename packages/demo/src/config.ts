@@ -1,0 +1,82 @@
+/**
+ * The demo's configuration, from the environment, in one place. The same build runs as one
+ * process (default) or split into gate processes and module processes joined by Redis.
+ *
+ * | variable | default | meaning |
+ * |---|---|---|
+ * | `MQGATE_ROLE` | `all` | `all`: gate and modules; `gate`: only the gate; `modules`: only the modules |
+ * | `MQGATE_TRANSPORT` | `inprocess` (`redis` when the role is not `all`) | `inprocess` or `redis` |
+ * | `REDIS_URL` | unset | Redis for the transport, the user index and session storage; unset: sessions in memory |
+ * | `MQGATE_REDIS_PREFIX` | `mqgate:` | prefix of every Redis key and channel the demo uses |
+ * | `MQGATE_TCP_PORT` / `MQGATE_WS_PORT` / `MQGATE_HOST` | 3563 / 3653 / all | gate listeners |
+ * | `MQGATE_SERVER_ID` | `gate@<random>` | the gate's node id |
+ * | `MQGATE_SESSION_TTL_MS` | 86 400 000 | stored session lifetime, ms |
+ * | `MQGATE_HEARTBEAT_MS` | 60 000 | StorageHandler heartbeat interval, ms |
+ * | `MQGATE_DUPLICATE_LOGIN` | `allow` | `allow`, `kick-old` or `reject-new` |
+ * | `MQGATE_MAX_SESSIONS_PER_USER` | unset | cap of sessions per user |
+ * | `MQGATE_RPC_TIMEOUT_MS` | 10 000 | one deadline for every call and handler |
+ * | `MQGATE_REGISTRY_TTL_MS` | 20 000 | Redis registry TTL of a server (refreshed at half of it) |
+ * | `LOG_LEVEL` | `info` | pino level |
+ */
+export interface DemoConfig {
+  role: 'all' | 'gate' | 'modules';
+  transport: 'inprocess' | 'redis';
+  redisUrl: string | undefined;
+  prefix: string;
+  host: string | undefined;
+  tcpPort: number;
+  wsPort: number;
+  serverId: string | undefined;
+  sessionTtl: number;
+  heartbeatInterval: number;
+  duplicateLogin: 'allow' | 'kick-old' | 'reject-new';
+  maxSessionsPerUser: number | undefined;
+  rpcTimeout: number;
+  registryTtl: number;
+  logLevel: string;
+}
+
+/** A configuration error: the message names the variable and the accepted values. */
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(values as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+/** @throws ConfigError for a bad value, or a split role without REDIS_URL. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
+  const role = oneOf(env, 'MQGATE_ROLE', ['all', 'gate', 'modules'] as const, 'all');
+  const transport = oneOf(env, 'MQGATE_TRANSPORT', ['inprocess', 'redis'] as const, role === 'all' ? 'inprocess' : 'redis');
+  const redisUrl = env.REDIS_URL || undefined;
+  if (role !== 'all' && transport !== 'redis') throw new ConfigError(`MQGATE_ROLE=${role} needs MQGATE_TRANSPORT=redis`);
+  if (transport === 'redis' && !redisUrl) throw new ConfigError('MQGATE_TRANSPORT=redis needs REDIS_URL, e.g. redis://127.0.0.1:6379');
+  const max = env.MQGATE_MAX_SESSIONS_PER_USER;
+  return {
+    role,
+    transport,
+    redisUrl,
+    prefix: env.MQGATE_REDIS_PREFIX || 'mqgate:',
+    host: env.MQGATE_HOST || undefined,
+    tcpPort: int(env, 'MQGATE_TCP_PORT', 3563, 0, 65535),
+    wsPort: int(env, 'MQGATE_WS_PORT', 3653, 0, 65535),
+    serverId: env.MQGATE_SERVER_ID || undefined,
+    sessionTtl: int(env, 'MQGATE_SESSION_TTL_MS', 86_400_000, 1, 2 ** 31),
+    heartbeatInterval: int(env, 'MQGATE_HEARTBEAT_MS', 60_000, 1, 2 ** 31),
+    duplicateLogin: oneOf(env, 'MQGATE_DUPLICATE_LOGIN', ['allow', 'kick-old', 'reject-new'] as const, 'allow'),
+    maxSessionsPerUser: max ? int(env, 'MQGATE_MAX_SESSIONS_PER_USER', 0, 1, 1_000_000) : undefined,
+    rpcTimeout: int(env, 'MQGATE_RPC_TIMEOUT_MS', 10_000, 1, 2 ** 31),
+    registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', 20_000, 100, 2 ** 31),
+    logLevel: env.LOG_LEVEL || 'info',
+  };
+}
