@@ -82,7 +82,25 @@ export interface RpcTransport {
   servers(moduleType?: string): ServerInfo[];
   /** Closes every server this transport started and rejects later calls. */
   close(): Promise<void>;
+  /**
+   * Optional: resolves once the transport can route, i.e. `servers()` reflects every live
+   * server (RedisTransport: subscribed and the shared registry read once; its `call`,
+   * `callNR` and `serve` wait for this by themselves). A transport without it is always
+   * ready (InProcessTransport).
+   */
+  ready?(): Promise<void>;
+  /**
+   * Optional: membership events, for transports whose servers come and go on their own
+   * (RedisTransport). `serverJoined` / `serverLeft` get a copy of the ServerInfo when a server
+   * enters / leaves what `servers()` returns. Check `typeof t.on === 'function'` first.
+   */
+  on?(event: ServerEventName, listener: (info: ServerInfo) => void): unknown;
+  /** Optional: removes a listener added with `on`. */
+  off?(event: ServerEventName, listener: (info: ServerInfo) => void): unknown;
 }
+
+/** Names of the optional membership events of {@link RpcTransport.on}. */
+export type ServerEventName = 'serverJoined' | 'serverLeft';
 
 /** Formats an address for messages: `serverId` or `moduleType`. */
 export function describeAddress(to: Address): string {
