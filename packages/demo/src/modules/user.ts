@@ -30,6 +30,24 @@ export const userModule = defineModule({
       await session.setPush(key, value);
       return { settings: session.settings };
     },
+    /** `{"userId"}` → `{"userId","online"}`: is that user connected to any gate. */
+    HD_online: async (_session, payload, ctx) => {
+      const userId = requireString(payload, 'userId');
+      return { userId, online: await ctx.users.isConnect(userId) };
+    },
+    /**
+     * `{"userId","reason"}` → `{"kicked": n}`: closes every session of that user on every gate
+     * (the client gets gate/kick with the reason). A demo has no admin rights: only a
+     * logged-in user may kick, and only themselves.
+     */
+    HD_kick: async (session, payload, ctx) => {
+      const userId = requireString(payload, 'userId');
+      const reason = requireString(payload, 'reason');
+      if (session.isGuest() || session.userId !== userId) throw new Error('log in as that user to kick their sessions');
+      return { kicked: await ctx.users.kickUser(userId, reason) };
+    },
+    /** → `{"total":{total,bound,guests},"gates":{serverId: counts}}` */
+    HD_count: async (_session, _payload, ctx) => ctx.users.counts(),
     /** → `{"userId","sessionId","network","ip","settings"}` */
     HD_get: async (session) => ({
       userId: session.userId,
