@@ -36,7 +36,7 @@ async function twoGates(duplicateLogin: DuplicateLoginPolicy): Promise<Pair> {
   await a.start({ transport, logger: silentLogger });
   await b.start({ transport, logger: silentLogger });
   // user/HD_login binds through the session service of the session's own gate
-  await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (fn, args) => {
+  await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, args) => {
     const s = args[0] as SessionData;
     const body = args[1] as { userId: string };
     const answer = (await transport.call({ serverId: s.serverId }, GateFunctions.Bind, [s.sessionId, body.userId])) as SessionData;

@@ -203,7 +203,9 @@ export function describeStorageHandler(name: string, factory: StorageHandlerFact
           'CASE',
           'long-'.padEnd(300, 'x'),
         ];
-        const userIds = labels.map((label) => ctx.user(label));
+        // One base for all, so ids that differ only by case or a trailing space must stay apart.
+        const base = ctx.user('ids/');
+        const userIds = labels.map((label) => ctx.track(base + label));
         await Promise.all(userIds.map((u, i) => ctx.handler.storage(sessionOf(u, { label: labels[i] }))));
         for (const [i, u] of userIds.entries()) {
           const bytes = await ctx.handler.query(u);
@@ -287,6 +289,8 @@ interface Context {
   readonly handler: StorageHandler;
   /** A user id unique to this run and label; deleted after the group's tests. */
   user(label: string): string;
+  /** Deletes `userId` after the group's tests; returns it. */
+  track(userId: string): string;
 }
 
 /** beforeAll/afterAll of one group: one handler, the users it created deleted at the end. */
@@ -309,7 +313,9 @@ function setup(factory: StorageHandlerFactory, ttl: number, prefix: string): Con
       return made.handler;
     },
     user(label: string): string {
-      const userId = `conformance/${prefix}/${++n}/${label}`;
+      return this.track(`conformance/${prefix}/${++n}/${label}`);
+    },
+    track(userId: string): string {
       users.add(userId);
       return userId;
     },

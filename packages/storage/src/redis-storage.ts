@@ -1,5 +1,6 @@
 import { encodeSession, type SessionData } from '@mqgate/rpc';
 import { Redis, type Cluster } from 'ioredis';
+import { messageOf } from './error-message';
 import { checkUserId, DEFAULT_SESSION_TTL, positiveInteger } from './internal';
 import { StorageError, type StorageHandler } from './storage-handler';
 
@@ -55,9 +56,9 @@ export interface RedisStorageOptions {
  * Redis and prefix, so a user who reconnects to any of them gets their settings back.
  *
  * Layout: one string key per user, `prefix + userId`, holding the protobuf session bytes
- * (`encodeSession`, byte for byte what a Go mqant gate's `Serializable()` writes), with a
- * TTL of `ttl` ms. Only single-key commands are used, and never KEYS or SCAN, so it works
- * on Redis Cluster and large databases:
+ * (`encodeSession`: the `SessionImp` message a Go mqant gate's `Serializable()` writes, so
+ * each can read the other's), with a TTL of `ttl` ms. Only single-key commands are used,
+ * and never KEYS or SCAN, so it works on Redis Cluster and large databases:
  * - `storage`: `SET key bytes PX ttl` (atomic; a concurrent reader sees old or new bytes);
  * - `delete`: `DEL key`;
  * - `query`: `GET key` (as a Buffer; `null` when missing or expired);
@@ -237,7 +238,7 @@ export class RedisStorage implements StorageHandler {
 
   /** What happened, for a StorageError message: the error's message plus context. */
   private describe(err: unknown): string {
-    let message = err instanceof Error ? err.message : String(err);
+    let message = messageOf(err);
     if (message === 'Command timed out' && this.commandTimeout !== undefined) {
       message = `Command timed out after ${this.commandTimeout} ms`;
     }
@@ -252,7 +253,7 @@ class NotReadyError extends Error {
 }
 
 /** Reconnect delay, in ms, before attempt `times` (1, 2, …): 50 ms doubling, capped at 2 s. */
-export function reconnectDelay(times: number): number {
+function reconnectDelay(times: number): number {
   return Math.min(50 * 2 ** Math.min(Math.max(times - 1, 0), 6), 2000);
 }
 

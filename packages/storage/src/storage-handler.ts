@@ -1,4 +1,5 @@
 import type { SessionData } from '@mqgate/rpc';
+import { messageOf } from './error-message';
 
 /**
  * Where a gate persists sessions so that a client who reconnects, to this gate or another
@@ -8,8 +9,13 @@ import type { SessionData } from '@mqgate/rpc';
  * shared with a Go mqant gate reads the same data.
  *
  * Every method rejects (never throws synchronously, never hangs without bound) when the
- * store fails, with an error that names the operation and the user id. The gate never
- * calls two writes for the same user at once from one gate; different gates may.
+ * store fails, with an error that names the operation and the user id ({@link StorageError}
+ * is made for that). The gate never calls two writes for the same user at once from one
+ * gate; different gates may.
+ *
+ * Implementations here: `MemoryStorage` (one process) and `RedisStorage` (shared). To
+ * write your own, implement these four methods and run `describeStorageHandler` (the
+ * conformance suite) against it in a jest test.
  */
 export interface StorageHandler {
   /**
@@ -18,6 +24,7 @@ export interface StorageHandler {
    * every settings change while the session is bound (several changes in one tick: one
    * call), and again to retry a failed write. Never called for a guest (`userId === ""`).
    * Must be atomic per user: a concurrent `query` sees the old or the new bytes, whole.
+   * What to store is `encodeSession(session)`; a `query` must return those bytes unchanged.
    */
   storage(session: SessionData): Promise<void>;
   /**
@@ -27,16 +34,18 @@ export interface StorageHandler {
    */
   delete(session: SessionData): Promise<void>;
   /**
-   * Returns the stored session bytes for a user, or `null` when nothing (unexpired) is
-   * stored. The gate calls it on Bind and merges the stored settings into the live session
-   * (keys already live win).
+   * Resolves the session bytes last stored for a user (any Uint8Array, a Buffer is fine),
+   * or `null` when nothing unexpired is stored. The gate calls it on Bind, decodes the bytes
+   * with `decodeSession` and merges the stored settings into the live session (keys already
+   * live win).
    */
   query(userId: string): Promise<Uint8Array | null>;
   /**
    * Tells the store the user is still online: refreshes the expiry of what is stored. The
    * gate calls it for bound sessions only, at most once per `heartbeatInterval`, while the
-   * client shows any traffic (PINGREQ included). If nothing is stored any more (it expired
-   * or was deleted elsewhere), an implementation should store `session` again.
+   * client shows any traffic (PINGREQ included). It must not overwrite what is stored (a
+   * newer write may come from another gate). If nothing is stored any more (it expired or
+   * was deleted elsewhere), an implementation should store `encodeSession(session)` again.
    */
   heartbeat(session: SessionData): Promise<void>;
 }
@@ -63,7 +72,7 @@ export class StorageError extends Error {
     override readonly cause: unknown,
     detail?: string,
   ) {
-    super(`${operation}(${JSON.stringify(userId)}) failed: ${detail ?? (cause instanceof Error ? cause.message : String(cause))}`);
+    super(`${operation}(${JSON.stringify(userId)}) failed: ${detail ?? messageOf(cause)}`);
     this.name = 'StorageError';
   }
 }

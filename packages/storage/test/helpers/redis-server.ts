@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
 import * as net from 'node:net';
+import { delimiter, join } from 'node:path';
 
 /** A Redis for tests. */
 export interface RedisUnderTest {
@@ -130,9 +132,20 @@ export async function startTcpProxy(targetUrl: string): Promise<Interruptible> {
 
 class AddressInUse extends Error {}
 
-/** Children still running, killed if the test process exits without stopping them. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
+/** `name`'s path if it is an executable file in a PATH directory. */
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
 
 class RedisProcess {
   private child: ChildProcess | undefined;
@@ -141,12 +154,15 @@ class RedisProcess {
   constructor(readonly port: number) {}
 
   async start(): Promise<void> {
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')));
-    }
+    const redisServer = onPath('redis-server');
+    if (!redisServer) throw new Error(NO_REDIS);
     const args = ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--port', String(this.port), '--loglevel', 'warning'];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // setpriv (util-linux, on every Debian) makes the kernel kill the server when this
+    // process dies, even by a signal or with a test that forgot to stop it: no orphans.
+    const setpriv = onPath('setpriv');
+    const child = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'KILL', redisServer, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(redisServer, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (chunk: Buffer) => {
       if (output.length < 16_384) output += chunk.toString();
@@ -158,23 +174,19 @@ class RedisProcess {
     this.exited = new Promise<void>((resolve) => {
       child.once('error', (err: NodeJS.ErrnoException) => {
         spawnError = err;
-        running.delete(child);
         resolve();
       });
       child.once('exit', (code, signal) => {
         exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        running.delete(child);
         resolve();
       });
     });
     this.child = child;
-    running.add(child);
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       if (spawnError) {
         this.child = undefined;
-        if (spawnError.code === 'ENOENT') throw new Error(NO_REDIS);
         throw new Error(`could not run redis-server: ${spawnError.message}`);
       }
       if (exitInfo) {
@@ -182,7 +194,14 @@ class RedisProcess {
         if (/in use/i.test(output)) throw new AddressInUse(`port ${this.port} in use`);
         throw new Error(`redis-server exited (${exitInfo}) before accepting connections: ${output.trim()}`);
       }
-      if (await ping(this.port)) return;
+      if (await ping(this.port)) {
+        // Ready: stop reading its output, and let a server a test forgot to stop not keep
+        // jest alive (setpriv's death signal then ends it with this process).
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        child.unref();
+        return;
+      }
       if (Date.now() > deadline) {
         await this.stop();
         throw new Error(`redis-server on port ${this.port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output.trim()}`);
@@ -196,6 +215,7 @@ class RedisProcess {
     const child = this.child;
     this.child = undefined;
     if (!child || !this.exited) return;
+    child.ref();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     const killed = new Promise<void>((resolve) => {
