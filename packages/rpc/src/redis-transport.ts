@@ -44,7 +44,8 @@ export interface RedisTransportOptions {
   registryTtl?: number;
   /**
    * How often, in ms, each server refreshes its registry entry and each transport re-reads
-   * the registry (mqant: 10 s). Must be below `registryTtl`. Default 10 000.
+   * the registry (mqant: 10 s). Must be below `registryTtl`. Default 10 000, or half of
+   * `registryTtl` when that is shorter.
    */
   registryInterval?: number;
   /**
@@ -110,8 +111,8 @@ export const DEFAULT_RPC_PREFIX = 'mqgate:';
 const DEFAULT_URL = 'redis://127.0.0.1:6379';
 /** BLMPOP / BLPOP timeout, seconds: how long a blocked read waits before it is reissued. */
 const BLOCK_SECONDS = 5;
-/** Most requests one server takes off its lists at once. */
-const BATCH = 128;
+/** Most requests one server takes off its lists at once (small, so a burst is spread over the servers). */
+const BATCH = 16;
 /** A request list lives this long (ms) past the longest timeout pushed onto it. */
 const LIST_TTL_SLACK = 5_000;
 /** Bound on each Redis step of close(), ms, so close never waits for an outage to end. */
@@ -184,9 +185,9 @@ const PACKAGE_VERSION = readVersion();
  *
  * Each served server has its own blocking connection running `BLMPOP` over its own list and
  * its type's list (own list first; Redis < 7: `BLPOP` then `LPOP count`), taking up to
- * `min(128, maxConcurrent - running)` requests at once and none while `running` is at
- * `maxConcurrent`, so a busy or dead server takes no new work. A popped request is never
- * re-queued: delivery is at most once. Replies (protobuf `mqgate.rpc.Response`) are
+ * `min(16, maxConcurrent - running)` requests at once (small batches spread a burst over the
+ * servers) and none while `running` is at `maxConcurrent`, so a busy or dead server takes no
+ * new work. A popped request is never re-queued: delivery is at most once. Replies (protobuf `mqgate.rpc.Response`) are
  * published to the caller's reply channel `<prefix>rpc:reply:<transportId>`, read by the
  * transport's one subscriber connection. The command connection auto-pipelines, so many
  * calls share one round trip.
@@ -216,7 +217,7 @@ const PACKAGE_VERSION = readVersion();
  *
  * @throws TypeError from the constructor when both `url` and `redis` are given; RangeError
  *   for a non-positive `defaultTimeout`, `registryTtl`, `registryInterval` or `maxConcurrent`,
- *   or `registryInterval >= registryTtl`.
+ *   a fractional `maxConcurrent`, or `registryInterval >= registryTtl`.
  */
 export class RedisTransport extends EventEmitter<RedisTransportEvents> implements RpcTransport {
   readonly defaultTimeout: number;
@@ -275,8 +276,9 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     super();
     this.defaultTimeout = positive('defaultTimeout', options.defaultTimeout ?? 10_000);
     this.registryTtl = positive('registryTtl', options.registryTtl ?? 20_000);
-    this.registryInterval = positive('registryInterval', options.registryInterval ?? 10_000);
+    this.registryInterval = positive('registryInterval', options.registryInterval ?? Math.min(10_000, Math.floor(this.registryTtl / 2)));
     this.maxConcurrent = positive('maxConcurrent', options.maxConcurrent ?? 256);
+    if (!Number.isInteger(this.maxConcurrent)) throw new RangeError(`RedisTransport: maxConcurrent must be an integer, got ${this.maxConcurrent}`);
     if (this.registryInterval >= this.registryTtl) {
       throw new RangeError(`RedisTransport: registryInterval (${this.registryInterval} ms) must be below registryTtl (${this.registryTtl} ms)`);
     }
@@ -883,6 +885,9 @@ const CONNECTION_OPTIONS: RedisOptions = {
   autoResendUnfulfilledCommands: false,
   enableOfflineQueue: true,
   retryStrategy: reconnectDelay,
+  // How long a disconnect waits for a half-closed socket before destroying it (ioredis: 2 s,
+  // kept even for a socket already gone, which holds the process that long after close()).
+  disconnectTimeout: 300,
 };
 
 /** Reconnect / retry delay in ms before attempt `times` (1, 2, …): 50 ms doubling, capped at 2 s. */

@@ -46,7 +46,8 @@ export class EncodeError extends RpcError {
   }
 }
 
-interface WireValue {
+/** A value as protobufjs sees it (`mqgate.rpc.Value`): exactly one member set. */
+export interface WireValue {
   nullValue?: boolean;
   boolValue?: boolean;
   numberValue?: number;

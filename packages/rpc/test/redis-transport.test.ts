@@ -289,6 +289,14 @@ describe('RedisTransport lifecycle', () => {
     await expect(t.serve({ serverId: 'm@2', moduleType: 'a{b' }, () => null)).rejects.toThrow(TypeError);
   });
 
+  it('validates its options before connecting', () => {
+    expect(() => new RedisTransport({ url: kit.redis.url, redis: {} as Redis })).toThrow(TypeError);
+    expect(() => new RedisTransport({ registryTtl: 1000, registryInterval: 1000 })).toThrow(/registryInterval \(1000 ms\) must be below registryTtl/);
+    expect(() => new RedisTransport({ defaultTimeout: 0 })).toThrow(RangeError);
+    expect(() => new RedisTransport({ maxConcurrent: 1.5 })).toThrow(RangeError);
+    expect(() => new RedisTransport({ registryTtl: -1 })).toThrow(RangeError);
+  });
+
   it('uses a given ioredis client without closing it', async () => {
     const client = new Redis(kit.redis.url, { enableAutoPipelining: true });
     try {
@@ -306,6 +314,25 @@ describe('RedisTransport lifecycle', () => {
 });
 
 describe('RedisTransport during a Redis outage', () => {
+  it('started while Redis is down: calls reject by their deadline, serve waits, close() ends it all', async () => {
+    const proxy = await startTcpProxy(kit.redis.url);
+    await proxy.stop(); // nothing listens on its port now
+    const t = kit.make({ url: proxy.url });
+    const ready = t.ready().catch((e: unknown) => e);
+    const served = t.serve({ serverId: 'm@1', moduleType: 'm' }, () => null).catch((e: unknown) => e);
+    const started = Date.now();
+    const err: unknown = await t.call({ moduleType: 'm' }, 'f', [], { timeout: 300 }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(err).toBeInstanceOf(RedisUnavailableError);
+    expect((err as Error).message).toMatch(/^Redis unavailable: call f not sent within 300 ms \(the registry was never read\) \(command connection \w+; last error: connect ECONNREFUSED/);
+    expect(t.servers()).toEqual([]);
+    const closing = Date.now();
+    await t.close();
+    expect(Date.now() - closing).toBeLessThan(1500);
+    expect(await ready).toBeInstanceOf(TransportClosedError);
+    expect(await served).toBeInstanceOf(TransportClosedError);
+  });
+
   it('rejects calls with a clear UNAVAILABLE error by their deadline, never crashes, and recovers', async () => {
     const proxy = await startTcpProxy(kit.redis.url);
     try {
