@@ -6,6 +6,8 @@ import {
   GATE_MODULE_TYPE,
   GateFunctions,
   MemoryUserIndex,
+  gateCallTimeout,
+  liveGatesOf,
   silentLogger,
   type AppComponent,
   type AppContext,
@@ -126,14 +128,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       index: this.options.userIndex ?? ctx.userIndex ?? new MemoryUserIndex(),
       policy: this.options.duplicateLogin,
       liveGates: () => {
-        const ids = transport.servers(GATE_MODULE_TYPE).map((s) => s.serverId);
-        return ids.includes(this.serverId) ? ids : [...ids, this.serverId];
+        const gates = liveGatesOf(transport.servers(GATE_MODULE_TYPE));
+        return gates.some((g) => g.serverId === this.serverId) ? gates : [...gates, { serverId: this.serverId, startedAt: 0 }];
       },
+      // Bounded: a crashed gate the registry still lists must not hold the new bind past its deadline.
       kickRemote: (loc, reason) =>
-        transport.call({ serverId: loc.serverId }, GateFunctions.Close, [loc.sessionId, reason]).then(
-          () => undefined,
-          () => undefined,
-        ),
+        transport
+          .call({ serverId: loc.serverId }, GateFunctions.Close, [loc.sessionId, reason], { timeout: gateCallTimeout(transport) })
+          .then(
+            () => undefined,
+            () => undefined,
+          ),
     };
     this.sessions.onIndexError = (err, userId) =>
       this.logger.warn({ userId, error: err instanceof Error ? err.message : String(err) }, 'user index update failed');

@@ -4,6 +4,7 @@ import {
   RpcError,
   SessionNotFoundError,
   type DuplicateLoginPolicy,
+  type LiveGate,
   type SessionData,
   type UserIndex,
   type UserLocation,
@@ -25,8 +26,8 @@ export function copySettings(base: Readonly<Record<string, string>>): Record<str
 export interface UserIndexLink {
   index: UserIndex;
   policy: DuplicateLoginPolicy;
-  /** Server ids of live gates, this one included. */
-  liveGates(): string[];
+  /** Live gates, this one included. */
+  liveGates(): LiveGate[];
   /** Closes a session on another gate (its Close with a reason); resolves even if that fails. */
   kickRemote(location: UserLocation, reason: string): Promise<void>;
 }

@@ -6,152 +6,13 @@
  * broken store is a CountingStorage switched to `failing`.
  */
 import { once } from 'node:events';
-import type { IClientOptions, MqttClient } from 'mqtt';
-import { Session } from '@mqgate/client';
-import type { GateOptions, StorageFailure } from '@mqgate/gate';
-import type { RpcValue, SessionData } from '@mqgate/rpc';
-import { CountingStorage, waitUntil } from './helpers/counting-storage';
-import { mqttConnect, startGate, type Harness } from './helpers/harness';
+import type { StorageFailure } from '@mqgate/gate';
+import type { CountingStorage } from './helpers/counting-storage';
+import type { Harness } from './helpers/harness';
+import { ok, startPersistenceApp, stopPersistenceApps } from './helpers/persistence-app';
+import { waitUntil } from './helpers/waiters';
 
-// ---------------------------------------------------------------- fixture (file-local)
-
-/** A session as the test module saw it. */
-interface View {
-  userId: string;
-  sessionId: string;
-  settings: Record<string, string>;
-}
-type Outcome = { ok: true; value: unknown } | { ok: false; code: string; message: string };
-interface RunResult {
-  results: Outcome[];
-  session: View;
-}
-/** A Session verb the test module runs: [verb, ...args]. */
-type Step = [string, ...unknown[]];
-
-function view(d: SessionData): View {
-  return { userId: d.userId, sessionId: d.sessionId, settings: { ...d.settings } };
-}
-
-async function runStep(s: Session, [verb, ...a]: Step): Promise<Outcome> {
-  try {
-    let value: unknown = null;
-    switch (verb) {
-      case 'bind': await s.bind(a[0] as string); break;
-      case 'unbind': await s.unbind((a[0] ?? {}) as { delete?: boolean }); break;
-      case 'set': await s.set(a[0] as string, a[1] as string); break;
-      case 'setPush': await s.setPush(a[0] as string, a[1] as string); break;
-      case 'setBatch': await s.setBatch(a[0] as Record<string, string>); break;
-      case 'remove': await s.remove(a[0] as string); break;
-      case 'setLocal': s.setLocal(a[0] as string, a[1] as string); break;
-      case 'removeLocal': s.removeLocal(a[0] as string); break;
-      case 'push': await s.push(); break;
-      case 'update': await s.update(); break;
-      case 'isConnect': value = await s.isConnect(a[0] as string); break;
-      default: throw new Error(`unknown step ${verb}`);
-    }
-    return { ok: true, value };
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return { ok: false, code: e.code ?? '', message: e.message };
-  }
-}
-
-interface Env {
-  h: Harness;
-  store: CountingStorage;
-  peers: Peer[];
-  peer(opts?: IClientOptions): Promise<Peer>;
-}
-
-let msgSeq = 0;
-
-class Peer {
-  private waiters: Array<{ topic: string; resolve: (b: Buffer) => void }> = [];
-  sid = '';
-  constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload) => {
-      this.waiters = this.waiters.filter((w) => (w.topic === topic ? (w.resolve(payload), false) : true));
-    });
-  }
-  /** Publishes a request; the promise resolves with the reply's Result (rejects on an Error reply). */
-  request(handler: string, body: unknown = {}): Promise<unknown> {
-    const topic = `m/${handler}/${++msgSeq}`;
-    const reply = new Promise<Buffer>((resolve) => this.waiters.push({ topic, resolve }));
-    this.client.publish(topic, JSON.stringify(body));
-    return reply.then((b) => {
-      const env = JSON.parse(b.toString('utf8')) as { Error: string; Result: unknown };
-      if (env.Error !== '') throw new Error(`reply error: ${env.Error}`);
-      return env.Result;
-    });
-  }
-  run(steps: Step[], parallel = false): Promise<RunResult> {
-    return this.request('HD_run', { steps, parallel }) as Promise<RunResult>;
-  }
-  snap(): Promise<View> {
-    return this.request('HD_snap') as Promise<View>;
-  }
-  /** Destroys the socket: no DISCONNECT packet. */
-  kill(): void {
-    this.client.stream.destroy();
-  }
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
-  }
-}
-
-function ok(r: Outcome): void {
-  if (!r.ok) throw new Error(`expected success, got ${r.code}: ${r.message}`);
-}
-
-const envs: Env[] = [];
-
-async function setup(options: GateOptions = {}, withStore = true): Promise<Env> {
-  const store = new CountingStorage();
-  const h = await startGate({ ...(withStore ? { storage: store } : {}), ...options });
-  await h.serve('m', async (fn, args) => {
-    const data = args[0] as SessionData;
-    const body = args[1] as { steps?: Step[]; parallel?: boolean };
-    switch (fn) {
-      case 'HD_snap':
-        return view(data) as unknown as RpcValue;
-      case 'HD_echo':
-        return 'pong';
-      case 'HD_run': {
-        const s = new Session(data, h.transport);
-        const steps = body.steps ?? [];
-        const results: Outcome[] = [];
-        if (body.parallel) results.push(...(await Promise.all(steps.map((st) => runStep(s, st)))));
-        else for (const st of steps) results.push(await runStep(s, st));
-        return { results, session: view(s.toData()) } as unknown as RpcValue;
-      }
-      default:
-        throw new Error(`no handler ${fn}`);
-    }
-  });
-  const env: Env = {
-    h,
-    store,
-    peers: [],
-    async peer(opts = {}) {
-      const p = new Peer(await mqttConnect(h.tcpUrl, opts));
-      env.peers.push(p);
-      p.sid = (await p.snap()).sessionId;
-      return p;
-    },
-  };
-  envs.push(env);
-  return env;
-}
-
-afterEach(async () => {
-  for (const env of envs.splice(0)) {
-    await Promise.all(env.peers.map((p) => p.end()));
-    await env.h.stop();
-    await env.store.close();
-  }
-});
+afterEach(stopPersistenceApps);
 
 /** Records the gate's storageError events. */
 function failures(h: Harness): StorageFailure[] {
@@ -167,7 +28,7 @@ function failedWrites(store: CountingStorage, userId: string): number[] {
 // ---------------------------------------------------------------- a write fails
 
 test('failing store: set rejects STORAGE, the value stays live, storageError is emitted and counted, the connection keeps working, and the gate stores it once the store is back (backoff, no client action)', async () => {
-  const { h, store, peer } = await setup({ storageRetryDelay: 50 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok); // acknowledged while healthy
@@ -213,7 +74,7 @@ test('failing store: set rejects STORAGE, the value stays live, storageError is 
 });
 
 test('after a recovery the backoff starts again from storageRetryDelay', async () => {
-  const { store, peer } = await setup({ storageRetryDelay: 50 });
+  const { store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   store.failing = true;
@@ -237,7 +98,7 @@ test('after a recovery the backoff starts again from storageRetryDelay', async (
 // ---------------------------------------------------------------- the query at Bind fails
 
 test('failing query at Bind: bind rejects STORAGE but the session is bound; once the store is back the stored keys are merged before the first write, never overwritten', async () => {
-  const { h, store, peer } = await setup({ storageRetryDelay: 50 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   await store.preload('u1', { a: '1', b: '2' });
   const p = await peer();
@@ -271,7 +132,7 @@ test('failing query at Bind: bind rejects STORAGE but the session is bound; once
 // ---------------------------------------------------------------- closed connections, stop
 
 test('a connection closed with unstored changes: the gate keeps retrying and stores them once the store is back', async () => {
-  const { h, store, peer } = await setup({ storageRetryDelay: 50 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
   store.failing = true;
@@ -286,7 +147,7 @@ test('a connection closed with unstored changes: the gate keeps retrying and sto
 });
 
 test('a user reconnecting while the store is still down gets the unstored changes of the closed connection (live keys win)', async () => {
-  const { h, store, peer } = await setup({ storageRetryDelay: 50 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p1 = await peer();
   (await p1.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
   store.failing = true;
@@ -308,7 +169,7 @@ test('a user reconnecting while the store is still down gets the unstored change
 
 test('stop() makes one last attempt to store unstored changes', async () => {
   // A retry delay longer than the test, so only stop's flush can store the change.
-  const { h, store, peer } = await setup({ storageRetryDelay: 20_000 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 20_000 });
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   store.failing = true;
@@ -321,7 +182,7 @@ test('stop() makes one last attempt to store unstored changes', async () => {
 });
 
 test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; the session is unbound all the same', async () => {
-  const { h, store, peer } = await setup({ storageRetryDelay: 50 });
+  const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
@@ -336,7 +197,7 @@ test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; 
 });
 
 test('a change that failed to store while bound is still stored after a plain unbind (the STORAGE error promised "the gate retries until it is stored")', async () => {
-  const { store, peer } = await setup({ storageRetryDelay: 50 });
+  const { store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
   store.failing = true;

@@ -7,8 +7,9 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { Session } from '@mqgate/client';
 import type { RpcValue, SessionData } from '@mqgate/rpc';
-import { CountingStorage, waitUntil, type StorageCall } from './helpers/counting-storage';
+import { CountingStorage, type StorageCall } from './helpers/counting-storage';
 import { RawClient, mqttConnect, startGate, type Harness } from './helpers/harness';
+import { waitUntil } from './helpers/waiters';
 
 const INTERVAL = 200;
 

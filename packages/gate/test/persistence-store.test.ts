@@ -4,157 +4,16 @@
  * the gate and a counting decorator around a real MemoryStorage.
  */
 import { once } from 'node:events';
-import type { IClientOptions, MqttClient } from 'mqtt';
-import { Session } from '@mqgate/client';
-import type { GateOptions } from '@mqgate/gate';
-import type { RpcValue, SessionData } from '@mqgate/rpc';
-import { CountingStorage, waitUntil } from './helpers/counting-storage';
-import { mqttConnect, startGate, type Harness } from './helpers/harness';
+import type { SessionData } from '@mqgate/rpc';
+import { ok, startPersistenceApp, stopPersistenceApps, type Step } from './helpers/persistence-app';
+import { waitUntil } from './helpers/waiters';
 
-// ---------------------------------------------------------------- fixture (file-local)
-
-/** A session as the test module saw it. */
-interface View {
-  userId: string;
-  sessionId: string;
-  settings: Record<string, string>;
-}
-type Outcome = { ok: true; value: unknown } | { ok: false; code: string; message: string };
-interface RunResult {
-  results: Outcome[];
-  session: View;
-}
-/** A Session verb the test module runs: [verb, ...args]. */
-type Step = [string, ...unknown[]];
-
-function view(d: SessionData): View {
-  return { userId: d.userId, sessionId: d.sessionId, settings: { ...d.settings } };
-}
-
-async function runStep(s: Session, [verb, ...a]: Step): Promise<Outcome> {
-  try {
-    let value: unknown = null;
-    switch (verb) {
-      case 'bind': await s.bind(a[0] as string); break;
-      case 'unbind': await s.unbind((a[0] ?? {}) as { delete?: boolean }); break;
-      case 'set': await s.set(a[0] as string, a[1] as string); break;
-      case 'setPush': await s.setPush(a[0] as string, a[1] as string); break;
-      case 'setBatch': await s.setBatch(a[0] as Record<string, string>); break;
-      case 'remove': await s.remove(a[0] as string); break;
-      case 'setLocal': s.setLocal(a[0] as string, a[1] as string); break;
-      case 'removeLocal': s.removeLocal(a[0] as string); break;
-      case 'push': await s.push(); break;
-      case 'update': await s.update(); break;
-      case 'isConnect': value = await s.isConnect(a[0] as string); break;
-      default: throw new Error(`unknown step ${verb}`);
-    }
-    return { ok: true, value };
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return { ok: false, code: e.code ?? '', message: e.message };
-  }
-}
-
-interface Env {
-  h: Harness;
-  store: CountingStorage;
-  peers: Peer[];
-  peer(opts?: IClientOptions): Promise<Peer>;
-}
-
-let msgSeq = 0;
-
-class Peer {
-  private waiters: Array<{ topic: string; resolve: (b: Buffer) => void }> = [];
-  sid = '';
-  constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload) => {
-      this.waiters = this.waiters.filter((w) => (w.topic === topic ? (w.resolve(payload), false) : true));
-    });
-  }
-  /** Publishes a request; the promise resolves with the reply's Result (rejects on an Error reply). */
-  request(handler: string, body: unknown = {}): Promise<unknown> {
-    const topic = `m/${handler}/${++msgSeq}`;
-    const reply = new Promise<Buffer>((resolve) => this.waiters.push({ topic, resolve }));
-    this.client.publish(topic, JSON.stringify(body));
-    return reply.then((b) => {
-      const env = JSON.parse(b.toString('utf8')) as { Error: string; Result: unknown };
-      if (env.Error !== '') throw new Error(`reply error: ${env.Error}`);
-      return env.Result;
-    });
-  }
-  run(steps: Step[], parallel = false): Promise<RunResult> {
-    return this.request('HD_run', { steps, parallel }) as Promise<RunResult>;
-  }
-  snap(): Promise<View> {
-    return this.request('HD_snap') as Promise<View>;
-  }
-  /** Destroys the socket: no DISCONNECT packet. */
-  kill(): void {
-    this.client.stream.destroy();
-  }
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
-  }
-}
-
-function ok(r: Outcome): void {
-  if (!r.ok) throw new Error(`expected success, got ${r.code}: ${r.message}`);
-}
-
-const envs: Env[] = [];
-
-async function setup(options: GateOptions = {}, withStore = true): Promise<Env> {
-  const store = new CountingStorage();
-  const h = await startGate({ ...(withStore ? { storage: store } : {}), ...options });
-  await h.serve('m', async (fn, args) => {
-    const data = args[0] as SessionData;
-    const body = args[1] as { steps?: Step[]; parallel?: boolean };
-    switch (fn) {
-      case 'HD_snap':
-        return view(data) as unknown as RpcValue;
-      case 'HD_echo':
-        return 'pong';
-      case 'HD_run': {
-        const s = new Session(data, h.transport);
-        const steps = body.steps ?? [];
-        const results: Outcome[] = [];
-        if (body.parallel) results.push(...(await Promise.all(steps.map((st) => runStep(s, st)))));
-        else for (const st of steps) results.push(await runStep(s, st));
-        return { results, session: view(s.toData()) } as unknown as RpcValue;
-      }
-      default:
-        throw new Error(`no handler ${fn}`);
-    }
-  });
-  const env: Env = {
-    h,
-    store,
-    peers: [],
-    async peer(opts = {}) {
-      const p = new Peer(await mqttConnect(h.tcpUrl, opts));
-      env.peers.push(p);
-      p.sid = (await p.snap()).sessionId;
-      return p;
-    },
-  };
-  envs.push(env);
-  return env;
-}
-
-afterEach(async () => {
-  for (const env of envs.splice(0)) {
-    await Promise.all(env.peers.map((p) => p.end()));
-    await env.h.stop();
-    await env.store.close();
-  }
-});
+afterEach(stopPersistenceApps);
 
 // ---------------------------------------------------------------- Bind and restore
 
 test('Bind with nothing stored: one query, then one write; the Bind answer carries the live settings', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
   const r = await p.run([['set', 'x', '1'], ['bind', 'u1']]);
   r.results.forEach(ok);
@@ -169,7 +28,7 @@ test('Bind with nothing stored: one query, then one write; the Bind answer carri
 });
 
 test('Restore: stored {a,b} merged at Bind, the live key wins, guest changes are not persisted; the store holds the merged map', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   await store.preload('u1', { a: '1', b: '2' });
   const p = await peer();
   const g = await p.run([['set', 'b', 'live'], ['setBatch', { g: 'guest' }]]);
@@ -188,7 +47,7 @@ test('Restore: stored {a,b} merged at Bind, the live key wins, guest changes are
 // ---------------------------------------------------------------- changes while bound
 
 test('every change while bound is stored before its verb resolves: set, setPush, setBatch, push of local edits, remove', async () => {
-  const { store, peer } = await setup();
+  const { store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
 
@@ -216,7 +75,7 @@ test('every change while bound is stored before its verb resolves: set, setPush,
 });
 
 test('coalescing: 5 set() calls issued in the same tick cost ONE write, and all 5 resolve', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   const before = store.count('storage');
@@ -231,7 +90,7 @@ test('coalescing: 5 set() calls issued in the same tick cost ONE write, and all 
 });
 
 test('a change issued while a write is in progress gets the next write; order preserved, the last value is stored', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   const before = store.count('storage');
@@ -261,7 +120,7 @@ test('a change issued while a write is in progress gets the next write; order pr
 // ---------------------------------------------------------------- unbind, delete, disconnect
 
 test('a plain unbind keeps what is stored; unbind({delete:true}) deletes it', async () => {
-  const { store, peer } = await setup();
+  const { store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v'], ['unbind']])).results.forEach(ok);
   expect(store.count('delete')).toBe(0);
@@ -273,7 +132,7 @@ test('a plain unbind keeps what is stored; unbind({delete:true}) deletes it', as
 });
 
 test('deleteOnUnbind: true deletes on a plain unbind', async () => {
-  const { store, peer } = await setup({ deleteOnUnbind: true });
+  const { store, peer } = await startPersistenceApp({ deleteOnUnbind: true });
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
   expect(await store.stored('u1')).toEqual({ k: 'v' });
@@ -283,7 +142,7 @@ test('deleteOnUnbind: true deletes on a plain unbind', async () => {
 });
 
 test('a disconnect (socket destroyed, no DISCONNECT) neither writes nor deletes', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
   const calls = store.count();
@@ -299,7 +158,7 @@ test('a disconnect (socket destroyed, no DISCONNECT) neither writes nor deletes'
 });
 
 test('after unbind, changes are not persisted', async () => {
-  const { store, peer } = await setup();
+  const { store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v'], ['unbind']])).results.forEach(ok);
   const calls = store.count();
@@ -311,7 +170,7 @@ test('after unbind, changes are not persisted', async () => {
 });
 
 test('a set issued in the same tick as an unbind, and acknowledged, is stored (a resolved verb means stored)', async () => {
-  const { store, peer } = await setup();
+  const { store, peer } = await startPersistenceApp();
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'before']])).results.forEach(ok);
   // Both verbs reach the gate before the next write runs: set first, unbind second.
@@ -322,7 +181,7 @@ test('a set issued in the same tick as an unbind, and acknowledged, is stored (a
 });
 
 test('rebinding the connection to another user: u1 data stays as it was, u2 is restored and stored', async () => {
-  const { store, peer } = await setup();
+  const { store, peer } = await startPersistenceApp();
   await store.preload('u2', { q: 'u2-stored', p: 'u2-old' });
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'p', 'u1-val']])).results.forEach(ok);
@@ -344,7 +203,7 @@ test('rebinding the connection to another user: u1 data stays as it was, u2 is r
 });
 
 test('a gate without storage: bind and set work, stats().storage is undefined', async () => {
-  const { h, store, peer } = await setup({}, false);
+  const { h, store, peer } = await startPersistenceApp({}, false);
   const p = await peer();
   const r = await p.run([['set', 'a', '1'], ['bind', 'u1'], ['set', 'b', '2'], ['unbind', { delete: true }], ['bind', 'u1']]);
   r.results.forEach(ok);
@@ -355,7 +214,7 @@ test('a gate without storage: bind and set work, stats().storage is undefined', 
 });
 
 test('reconnect within one gate: login u1, set k=v, socket destroyed, new client binds u1 → k=v is back', async () => {
-  const { h, store, peer } = await setup();
+  const { h, store, peer } = await startPersistenceApp();
   const p1 = await peer();
   (await p1.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
   const gone = once(h.gate, 'disconnect');

@@ -5,19 +5,9 @@
 import type * as mqtt from 'mqtt';
 import type { IConnackPacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
 import type { AuthenticateResult, ConnectInfo } from '@mqgate/gate';
-import { startGate, mqttConnect, request, RawClient, type Harness } from './helpers/harness';
-import { RawWs } from './helpers/raw-ws';
-
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { Connections } from './helpers/connections';
+import { startGate, mqttConnect, request, mqttOpts, VERSIONS, type Harness } from './helpers/harness';
+import { within } from './helpers/waiters';
 
 let h: Harness;
 /** The hook of the current test; the gate's hook delegates to it. */
@@ -25,8 +15,7 @@ let hook: (info: ConnectInfo) => AuthenticateResult | Promise<AuthenticateResult
 const seen: ConnectInfo[] = [];
 /** 'connect' events (accepted CONNECTs) in the current test. */
 let connects = 0;
-const clients: mqtt.MqttClient[] = [];
-const raws: Array<RawClient | RawWs> = [];
+const conns = new Connections();
 
 beforeAll(async () => {
   h = await startGate({
@@ -45,27 +34,12 @@ beforeEach(() => {
   hook = () => true;
 });
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
-});
+afterEach(() => conns.closeAll());
 
 afterAll(() => h.stop());
 
-async function openMqtt(url: string, opts: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  const c = await mqttConnect(url, opts);
-  clients.push(c);
-  return c;
-}
-
-async function openRaw(): Promise<RawClient> {
-  const raw = await RawClient.open(h.tcpPort);
-  raws.push(raw);
-  return raw;
-}
+const openMqtt = (url: string, opts: mqtt.IClientOptions) => conns.mqtt(url, opts);
+const openRaw = () => conns.raw(h.tcpPort);
 
 describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
   test('the hook sees client id, user name, password (Buffer), remote address, network, level', async () => {
@@ -172,8 +146,7 @@ describe('raw client: CONNACK return code, then the gate closes the socket', () 
 
   test('over WebSocket a refused CONNECT gets its return code and the WebSocket closes', async () => {
     hook = () => ({ returnCode: 4 });
-    const ws = await RawWs.open(`ws://127.0.0.1:${h.wsPort}/mqtt`);
-    raws.push(ws);
+    const ws = await conns.ws(h.wsUrl);
     const ack = await within(ws.connect({ clientId: 'ws-refused' }), 2000, 'CONNACK');
     expect(ack.returnCode).toBe(4);
     await within(ws.closed, 3000, 'WebSocket close');

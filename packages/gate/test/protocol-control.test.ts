@@ -5,22 +5,12 @@
 import type * as mqtt from 'mqtt';
 import type { IPublishPacket, ISubackPacket } from 'mqtt-packet';
 import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, request, RawClient, type Harness } from './helpers/harness';
-
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { Connections } from './helpers/connections';
+import { startGate, mqttConnect, request, mqttOpts, VERSIONS, RawClient, type Harness } from './helpers/harness';
+import { disconnectOf, nextSession, within } from './helpers/waiters';
 
 let h: Harness;
-const raws: RawClient[] = [];
-const clients: mqtt.MqttClient[] = [];
+const conns = new Connections();
 /** Handler calls by request topic. */
 const calls = new Map<string, number>();
 
@@ -33,45 +23,12 @@ beforeAll(async () => {
   });
 });
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
-});
+afterEach(() => conns.closeAll());
 
 afterAll(() => h.stop());
 
-async function openRaw(clientId: string, fields: Parameters<RawClient['connect']>[0] = {}): Promise<RawClient> {
-  const raw = await RawClient.open(h.tcpPort);
-  raws.push(raw);
-  expect((await raw.connect({ clientId, ...fields })).returnCode).toBe(0);
-  return raw;
-}
-
-async function openMqtt(opts: mqtt.IClientOptions, url = h.tcpUrl): Promise<mqtt.MqttClient> {
-  const c = await mqttConnect(url, opts);
-  clients.push(c);
-  return c;
-}
-
-/** Resolves with the session snapshot of the next client to connect. */
-function nextSession(): Promise<SessionData> {
-  return new Promise((resolve) => h.gate.once('connect', resolve));
-}
-
-/** Resolves with the disconnect reason of that session. */
-function disconnectOf(sessionId: string): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (s: SessionData, reason: string) => {
-      if (s.sessionId !== sessionId) return;
-      h.gate.off('disconnect', on);
-      resolve(reason);
-    };
-    h.gate.on('disconnect', on);
-  });
-}
+const openRaw = (clientId: string, fields: Parameters<RawClient['connect']>[0] = {}) => conns.connectedRaw(h.tcpPort, clientId, fields);
+const openMqtt = (opts: mqtt.IClientOptions, url = h.tcpUrl) => conns.mqtt(url, opts);
 
 describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
   test('SUBSCRIBE to several topics gets a SUBACK granting each requested QoS', async () => {
@@ -97,15 +54,15 @@ describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
   });
 
   test('DISCONNECT (client end): the gate emits disconnect with reason "client disconnect"', async () => {
-    const session = nextSession();
+    const session = nextSession(h);
     const c = await openMqtt({ ...mqttOpts(v), clientId: `bye-${v}` });
-    const reason = disconnectOf((await session).sessionId);
+    const reason = disconnectOf(h, (await session).sessionId);
     await within(c.endAsync(), 2000, 'endAsync');
     expect(await within(reason, 2000, 'disconnect event')).toBe('client disconnect');
   });
 
   test('replies and pushes arrive without any SUBSCRIBE', async () => {
-    const session = nextSession();
+    const session = nextSession(h);
     const c = await openMqtt({ ...mqttOpts(v), clientId: `nosub-${v}` });
     const { sessionId } = await session;
     const reply = await within(request(c, 'svc/HD_echo/nosub', '{"r":1}'), 2000, 'reply');
@@ -122,13 +79,13 @@ describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
     watcher.on('message', (t) => seen.push(t));
 
     const willTopic = `svc/HD_echo/will-${v}`;
-    const session = nextSession();
+    const session = nextSession(h);
     const dying = await mqttConnect(h.tcpUrl, {
       ...mqttOpts(v),
       clientId: `dying-${v}`,
       will: { topic: willTopic, payload: Buffer.from('{"will":1}'), qos: 1, retain: false },
     });
-    const lost = disconnectOf((await session).sessionId);
+    const lost = disconnectOf(h, (await session).sessionId);
     dying.stream.destroy(); // no DISCONNECT: the case where a broker would publish the will
     expect(await within(lost, 2000, 'disconnect event')).toMatch(/^connection lost/);
     dying.end(true);
@@ -174,9 +131,9 @@ describe('raw client', () => {
   });
 
   test('DISCONNECT: the server closes the socket; the gate emits disconnect "client disconnect"', async () => {
-    const session = nextSession();
+    const session = nextSession(h);
     const raw = await openRaw('raw-bye');
-    const reason = disconnectOf((await session).sessionId);
+    const reason = disconnectOf(h, (await session).sessionId);
     raw.send({ cmd: 'disconnect' });
     await within(raw.closed, 2000, 'server close after DISCONNECT');
     expect(await within(reason, 2000, 'disconnect event')).toBe('client disconnect');
@@ -186,11 +143,11 @@ describe('raw client', () => {
     const watcher = await openRaw('raw-watcher');
     for (const end of ['disconnect', 'destroy'] as const) {
       const willTopic = `svc/HD_echo/raw-will-${end}`;
-      const session = nextSession();
+      const session = nextSession(h);
       const dying = await openRaw(`raw-dying-${end}`, {
         will: { topic: willTopic, payload: Buffer.from('{}'), qos: 0, retain: false },
       });
-      const lost = disconnectOf((await session).sessionId);
+      const lost = disconnectOf(h, (await session).sessionId);
       if (end === 'disconnect') dying.send({ cmd: 'disconnect' });
       else dying.destroy();
       await within(lost, 2000, 'disconnect event');
@@ -202,7 +159,7 @@ describe('raw client', () => {
   });
 
   test('a push from the gate (send, broadcast) reaches a client that never subscribed, at QoS 0', async () => {
-    const session = nextSession();
+    const session = nextSession(h);
     const raw = await openRaw('raw-push');
     const { sessionId } = await session;
     expect(h.gate.send(sessionId, 'push/one', Buffer.from([1, 2, 3]))).toBe(true);

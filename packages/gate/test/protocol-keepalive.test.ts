@@ -3,46 +3,17 @@
  * 1.5 × keepalive is closed; any packet keeps it alive; keepalive 0 falls back to maxIdle.
  * Timing bounds: lower bounds only, upper bounds of several seconds.
  */
-import type * as mqtt from 'mqtt';
-import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, request, RawClient, type Harness } from './helpers/harness';
-
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function staysOpen(closed: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const open = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
-  const result = await Promise.race([closed.then(() => false), open]);
-  clearTimeout(timer);
-  return result;
-}
+import { Connections } from './helpers/connections';
+import { startGate, request, mqttOpts, VERSIONS, type RawClient, type Harness } from './helpers/harness';
+import { closeOf, nextSession, staysOpen, within } from './helpers/waiters';
 
 let h: Harness;
-const raws: RawClient[] = [];
-const clients: mqtt.MqttClient[] = [];
+const conns = new Connections();
 const timers: NodeJS.Timeout[] = [];
 /** Disconnect reasons by session id. */
 const reasons = new Map<string, string>();
 
-async function openRaw(): Promise<RawClient> {
-  const raw = await RawClient.open(h.tcpPort);
-  raws.push(raw);
-  return raw;
-}
-
-/** Resolves with the session id of the next session to connect. */
-function nextSession(): Promise<string> {
-  return new Promise((resolve) => h.gate.once('connect', (s: SessionData) => resolve(s.sessionId)));
-}
+const openRaw = () => conns.raw(h.tcpPort);
 
 beforeAll(async () => {
   h = await startGate({ maxIdle: 800 });
@@ -52,11 +23,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const t of timers.splice(0)) clearInterval(t);
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
+  await conns.closeAll();
 });
 
 afterAll(() => h.stop());
@@ -65,11 +32,11 @@ test('keepalive 1, silent after CONNACK (levels 3 and 4 side by side): closed af
   const silent: Array<{ v: number; raw: RawClient; id: string; t0: number }> = [];
   for (const v of VERSIONS) {
     const raw = await openRaw();
-    const session = nextSession();
+    const session = nextSession(h);
     const ack = await raw.connect({ clientId: `silent-${v}`, keepalive: 1, protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
     const t0 = Date.now();
     expect(ack.returnCode).toBe(0);
-    silent.push({ v, raw, id: await session, t0 });
+    silent.push({ v, raw, id: (await session).sessionId, t0 });
   }
   await Promise.all(
     silent.map(async ({ v, raw, id, t0 }) => {
@@ -99,9 +66,8 @@ test('keepalive 1 with a PINGREQ every 500 ms stays open past 2.5 s and gets PIN
       publisher.send({ cmd: 'publish', topic: 'svc/HD_echo', payload: Buffer.from('{}'), qos: 0, dup: false, retain: false });
     }, 500),
   );
-  const mqttjs = await Promise.all(VERSIONS.map((v) => mqttConnect(h.tcpUrl, { ...mqttOpts(v), clientId: `mqttjs-ka-${v}`, keepalive: 1 })));
-  clients.push(...mqttjs);
-  const mqttjsClosed = mqttjs.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())));
+  const mqttjs = await Promise.all(VERSIONS.map((v) => conns.mqtt(h.tcpUrl, { ...mqttOpts(v), clientId: `mqttjs-ka-${v}`, keepalive: 1 })));
+  const mqttjsClosed = mqttjs.map(closeOf);
 
   const open = await Promise.all([staysOpen(raw.closed, 2600), staysOpen(publisher.closed, 2600), ...mqttjsClosed.map((p) => staysOpen(p, 2600))]);
   expect(open).toEqual([true, true, true, true]);
@@ -116,10 +82,10 @@ test('keepalive 1 with a PINGREQ every 500 ms stays open past 2.5 s and gets PIN
 
 test('keepalive 0 falls back to maxIdle (800 ms): a silent client is closed after about 800 ms', async () => {
   const raw = await openRaw();
-  const session = nextSession();
+  const session = nextSession(h);
   expect((await raw.connect({ clientId: 'ka0', keepalive: 0 })).returnCode).toBe(0);
   const t0 = Date.now();
-  const id = await session;
+  const { sessionId: id } = await session;
   await within(raw.closed, 5000, 'maxIdle close');
   expect(Date.now() - t0).toBeGreaterThanOrEqual(750);
   expect(reasons.get(id)).toMatch(/keepalive|idle/);

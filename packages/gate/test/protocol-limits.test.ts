@@ -7,20 +7,11 @@ import type * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
 import type { IPublishPacket } from 'mqtt-packet';
 import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, request, RawClient, type Harness } from './helpers/harness';
-import { RawWs } from './helpers/raw-ws';
+import { Connections } from './helpers/connections';
+import { startGate, request, mqttOpts, VERSIONS, type Harness } from './helpers/harness';
+import { closeOf, within } from './helpers/waiters';
 
 const MAX = 1024;
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A QoS 0 PUBLISH of exactly `size` bytes on the wire (fixed header included). */
 function publishOfSize(topic: string, size: number): Buffer {
@@ -50,8 +41,7 @@ function remainingLength(n: number): Buffer {
 }
 
 let h: Harness;
-const raws: Array<RawClient | RawWs> = [];
-const clients: mqtt.MqttClient[] = [];
+const conns = new Connections();
 /** Handler calls by request topic. */
 const calls = new Map<string, number>();
 
@@ -65,35 +55,13 @@ beforeAll(async () => {
   });
 });
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
-});
+afterEach(() => conns.closeAll());
 
 afterAll(() => h.stop());
 
-async function openRaw(clientId: string): Promise<RawClient> {
-  const raw = await RawClient.open(h.tcpPort);
-  raws.push(raw);
-  expect((await raw.connect({ clientId })).returnCode).toBe(0);
-  return raw;
-}
-
-async function openWs(clientId: string): Promise<RawWs> {
-  const ws = await RawWs.open(`ws://127.0.0.1:${h.wsPort}/mqtt`);
-  raws.push(ws);
-  expect((await ws.connect({ clientId })).returnCode).toBe(0);
-  return ws;
-}
-
-async function openMqtt(opts: mqtt.IClientOptions, url = h.tcpUrl): Promise<mqtt.MqttClient> {
-  const c = await mqttConnect(url, opts);
-  clients.push(c);
-  return c;
-}
+const openRaw = (clientId: string) => conns.connectedRaw(h.tcpPort, clientId);
+const openWs = (clientId: string) => conns.connectedWs(h.wsUrl, clientId);
+const openMqtt = (opts: mqtt.IClientOptions, url = h.tcpUrl) => conns.mqtt(url, opts);
 
 describe('maxPacketSize over TCP', () => {
   test('a PUBLISH of 2000 bytes closes the connection and is not dispatched', async () => {
@@ -140,8 +108,7 @@ describe('maxPacketSize over TCP', () => {
   });
 
   test('a CONNECT larger than the limit closes the connection before CONNACK', async () => {
-    const raw = await RawClient.open(h.tcpPort);
-    raws.push(raw);
+    const raw = await conns.raw(h.tcpPort);
     raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'x'.repeat(MAX + 10), keepalive: 60 });
     await within(raw.closed, 2000, 'close');
     expect(raw.packets).toEqual([]);
@@ -150,7 +117,7 @@ describe('maxPacketSize over TCP', () => {
   test.each(VERSIONS)('MQTT.js level %i: requests below the limit work, an oversize one closes the client', async (v) => {
     const c = await openMqtt({ ...mqttOpts(v), clientId: `mqttjs-size-${v}` });
     expect((await within(request(c, 'svc/HD_echo/small', '{"small":1}'), 2000, 'reply')).Result).toEqual({ small: 1 });
-    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const closed = closeOf(c);
     c.publish('svc/HD_size/mqttjs-big', Buffer.alloc(2 * MAX, 0x62));
     await within(closed, 2000, 'close');
     expect(calls.get('svc/HD_size/mqttjs-big')).toBeUndefined();
@@ -186,16 +153,14 @@ describe('malformed input closes that connection only', () => {
   });
 
   test('malformed bytes as the very first packet close the connection', async () => {
-    const raw = await RawClient.open(h.tcpPort);
-    raws.push(raw);
+    const raw = await conns.raw(h.tcpPort);
     raw.sendBytes(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f]));
     await within(raw.closed, 2000, 'close');
     expect(raw.packets).toEqual([]);
   });
 
   test('a CONNECT with protocol name "FOO" is refused and closed', async () => {
-    const raw = await RawClient.open(h.tcpPort);
-    raws.push(raw);
+    const raw = await conns.raw(h.tcpPort);
     raw.sendBytes(Buffer.from([0x10, 0x0c, 0x00, 0x03, 0x46, 0x4f, 0x4f, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 0x61]));
     await within(raw.closed, 2000, 'close');
     expect(raw.packets.filter((p) => p.cmd === 'connack' && (p as { returnCode: number }).returnCode === 0)).toEqual([]);
@@ -233,7 +198,7 @@ describe('maxPacketSize over WebSocket', () => {
 
   test('MQTT.js over WebSocket: an oversize PUBLISH closes the client', async () => {
     const c = await openMqtt({ clientId: 'mqttjs-ws-big' }, h.wsUrl);
-    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const closed = closeOf(c);
     c.publish('svc/HD_size/mqttjs-ws-big', Buffer.alloc(2 * MAX, 0x62));
     await within(closed, 3000, 'close');
     expect(calls.get('svc/HD_size/mqttjs-ws-big')).toBeUndefined();

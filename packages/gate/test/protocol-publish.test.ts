@@ -6,18 +6,9 @@
 import type * as mqtt from 'mqtt';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, request, RawClient, type Harness } from './helpers/harness';
-
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { Connections } from './helpers/connections';
+import { startGate, request, mqttOpts, VERSIONS, type RawClient, type Harness } from './helpers/harness';
+import { nextMessage, within } from './helpers/waiters';
 
 class Deferred<T = void> {
   resolve!: (v: T) => void;
@@ -25,8 +16,7 @@ class Deferred<T = void> {
 }
 
 let h: Harness;
-const raws: RawClient[] = [];
-const clients: mqtt.MqttClient[] = [];
+const conns = new Connections();
 /** HD_hold handlers wait for the test to release them, by request topic. */
 const holds = new Map<string, Deferred>();
 const hold = (topic: string): Deferred => {
@@ -57,42 +47,16 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const d of holds.values()) d.resolve();
   holds.clear();
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
+  await conns.closeAll();
 });
 
 afterAll(() => h.stop());
 
-async function openRaw(clientId: string): Promise<RawClient> {
-  const raw = await RawClient.open(h.tcpPort);
-  raws.push(raw);
-  expect((await raw.connect({ clientId })).returnCode).toBe(0);
-  return raw;
-}
-
-async function openMqtt(opts: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  const c = await mqttConnect(h.tcpUrl, opts);
-  clients.push(c);
-  return c;
-}
+const openRaw = (clientId: string) => conns.connectedRaw(h.tcpPort, clientId);
+const openMqtt = (opts: mqtt.IClientOptions) => conns.mqtt(h.tcpUrl, opts);
 
 function publish(topic: string, payload: string, qos: 0 | 1 | 2, messageId?: number, dup = false): Packet {
   return { cmd: 'publish', topic, payload: Buffer.from(payload), qos, messageId, dup, retain: false } as Packet;
-}
-
-/** Resolves with the next message on `topic` received by an MQTT.js client. */
-function nextMessage(c: mqtt.MqttClient, topic: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const on = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      c.off('message', on);
-      resolve(payload);
-    };
-    c.on('message', on);
-  });
 }
 
 /** A QoS 0 request on its own topic, awaited: every earlier request of `raw` has been dispatched by then. */

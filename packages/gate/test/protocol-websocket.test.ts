@@ -4,23 +4,11 @@
  * packet, text frames refused.
  */
 import { get as httpGet } from 'node:http';
-import type * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet';
-import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, request, type Harness } from './helpers/harness';
-import { RawWs } from './helpers/raw-ws';
-
-const VERSIONS = [3, 4] as const;
-const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { Connections } from './helpers/connections';
+import { startGate, request, mqttOpts, VERSIONS, type Harness } from './helpers/harness';
+import { disconnectOf, nextSession, within } from './helpers/waiters';
 
 const connectBytes = (clientId: string): Buffer =>
   mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 60 });
@@ -30,8 +18,7 @@ const PINGREQ = Buffer.from([0xc0, 0x00]);
 
 let h: Harness;
 let base: string;
-const raws: RawWs[] = [];
-const clients: mqtt.MqttClient[] = [];
+const conns = new Connections();
 
 beforeAll(async () => {
   h = await startGate();
@@ -42,21 +29,11 @@ beforeAll(async () => {
   });
 });
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.end(true);
-  for (const r of raws.splice(0)) {
-    r.destroy();
-    await r.closed;
-  }
-});
+afterEach(() => conns.closeAll());
 
 afterAll(() => h.stop());
 
-async function openWs(path = '/mqtt', protocols?: string[]): Promise<RawWs> {
-  const ws = await RawWs.open(base + path, { protocols });
-  raws.push(ws);
-  return ws;
-}
+const openWs = (path = '/mqtt', protocols?: string[]) => conns.ws(base + path, { protocols });
 
 describe('paths and subprotocols', () => {
   test.each(['/mqtt', '/', '/foo/bar'])('path %s: CONNACK 0 and a request round trip', async (path) => {
@@ -164,16 +141,10 @@ describe('frames', () => {
 
   test('a text frame closes the connection (MQTT-6.0.0-1)', async () => {
     const ws = await openWs();
-    const session = new Promise<SessionData>((resolve) => h.gate.once('connect', resolve));
+    const session = nextSession(h);
     expect((await within(ws.connect({ clientId: 'text' }), 2000, 'CONNACK')).returnCode).toBe(0);
     const { sessionId } = await session;
-    const reason = new Promise<string>((resolve) =>
-      h.gate.on('disconnect', function on(s, r) {
-        if (s.sessionId !== sessionId) return;
-        h.gate.off('disconnect', on);
-        resolve(r);
-      }),
-    );
+    const reason = disconnectOf(h, sessionId);
     ws.ws.send(publishBytes('svc/HD_echo/text', '{}').toString('latin1'), { binary: false });
     const code = await within(ws.closed, 3000, 'close');
     expect(code).toBe(1003);
@@ -191,8 +162,7 @@ describe('frames', () => {
 
 describe.each(VERSIONS)('MQTT.js over WebSocket at level %i', (v) => {
   test('connects, subscribes, gets replies at QoS 0, 1 and 2', async () => {
-    const c = await mqttConnect(h.wsUrl, { ...mqttOpts(v), clientId: `ws-mqttjs-${v}` });
-    clients.push(c);
+    const c = await conns.mqtt(h.wsUrl, { ...mqttOpts(v), clientId: `ws-mqttjs-${v}` });
     const granted = await within(c.subscribeAsync('any/topic', { qos: 1 }), 2000, 'SUBACK');
     expect(granted.map((g) => g.qos)).toEqual([1]);
     for (const qos of [0, 1, 2] as const) {

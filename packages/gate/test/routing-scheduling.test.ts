@@ -2,65 +2,13 @@
  * Request scheduling: the handler deadline, per-connection backpressure at maxInflight
  * (instead of mqant's "the work queue is full!"), and the `ordered` option.
  */
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import type { GateOptions } from '@mqgate/gate';
 import type { RpcValue } from '@mqgate/rpc';
-import { startGate, mqttConnect, RawClient, type Harness } from './helpers/harness';
+import { startGate, RawClient, type Harness } from './helpers/harness';
+import { parseEnvelope, RecordingPeer } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
-
-interface Msg {
-  topic: string;
-  payload: Buffer;
-  qos: number;
-}
-
-class Peer {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-
-  private constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload, packet) => {
-      const m = { topic, payload, qos: packet.qos };
-      this.msgs.push(m);
-      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
-    });
-  }
-
-  static async open(url: string, opts: IClientOptions = {}): Promise<Peer> {
-    return new Peer(await mqttConnect(url, opts));
-  }
-
-  next(pred: (m: Msg) => boolean): Promise<Msg> {
-    const found = this.msgs.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
-  publish(topic: string, body: string | Buffer, qos: 0 | 1 | 2 = 0): void {
-    this.client.publish(topic, body, { qos });
-  }
-
-  async request(topic: string, body: string | Buffer = ''): Promise<Envelope> {
-    this.publish(topic, body);
-    return parse(await this.next((m) => m.topic === topic));
-  }
-
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
-  }
-}
-
-interface Envelope {
-  Trace: string;
-  Error: string;
-  Result: unknown;
-}
-
-function parse(m: Msg): Envelope {
-  return JSON.parse(m.payload.toString('utf8')) as Envelope;
-}
 
 /** A count that can be awaited. */
 class Counter {
@@ -87,7 +35,7 @@ function seqOf(args: RpcValue[]): number {
 // ---------------------------------------------------------------- fixture
 
 const harnesses: Harness[] = [];
-const peers: Peer[] = [];
+const peers: RecordingPeer[] = [];
 const raws: RawClient[] = [];
 
 async function gateWith(options: GateOptions): Promise<Harness> {
@@ -96,8 +44,8 @@ async function gateWith(options: GateOptions): Promise<Harness> {
   return h;
 }
 
-async function peer(h: Harness, opts: IClientOptions = {}): Promise<Peer> {
-  const p = await Peer.open(h.tcpUrl, opts);
+async function peer(h: Harness, opts: IClientOptions = {}): Promise<RecordingPeer> {
+  const p = await RecordingPeer.open(h.tcpUrl, opts);
   peers.push(p);
   return p;
 }
@@ -111,6 +59,21 @@ async function pingRoundTrips(h: Harness, n: number): Promise<void> {
     raw.send({ cmd: 'pingreq' });
     await raw.next('pingresp');
   }
+}
+
+/**
+ * Serves `moduleType` with a handler that holds every request until the test calls its
+ * entry in `releases` (in arrival order), then replies {seq}; `entered` counts the calls.
+ */
+async function serveHeld(h: Harness, moduleType: string): Promise<{ entered: Counter; releases: Array<() => void> }> {
+  const entered = new Counter();
+  const releases: Array<() => void> = [];
+  await h.serve(moduleType, async (_fn, args) => {
+    entered.inc();
+    await new Promise<void>((r) => releases.push(r));
+    return { seq: seqOf(args) };
+  });
+  return { entered, releases };
 }
 
 afterEach(async () => {
@@ -172,9 +135,9 @@ test('maxInflight 1: a hung handler holds its slot only until the deadline, then
   const p = await peer(h);
   p.publish('hung/HD_forever/1', '{}');
   p.publish('hung/HD_next/2', '{}');
-  const second = parse(await p.next((m) => m.topic === 'hung/HD_next/2'));
+  const second = parseEnvelope(await p.next((m) => m.topic === 'hung/HD_next/2'));
   expect(second).toEqual({ Trace: expect.any(String), Error: '', Result: 'next' });
-  const first = parse(await p.next((m) => m.topic === 'hung/HD_forever/1'));
+  const first = parseEnvelope(await p.next((m) => m.topic === 'hung/HD_forever/1'));
   expect(first.Error).toMatch(/deadline/);
   expect(p.msgs.map((m) => m.topic)).toEqual(['hung/HD_forever/1', 'hung/HD_next/2']);
   expect(entered.n).toBe(2);
@@ -220,7 +183,7 @@ test('maxInflight 3: only 3 handlers run, the rest wait (no "queue full" error),
     released++;
     b!.release();
     const reply = await p.next((m) => m.topic === `slow/HD_block/m${b!.seq}`);
-    expect(parse(reply)).toEqual({ Trace: expect.any(String), Error: '', Result: { seq: b!.seq } });
+    expect(parseEnvelope(reply)).toEqual({ Trace: expect.any(String), Error: '', Result: { seq: b!.seq } });
     expect(active).toBeLessThanOrEqual(LIMIT);
   }
 
@@ -234,7 +197,7 @@ test('maxInflight 3: only 3 handlers run, the rest wait (no "queue full" error),
   expect(new Set(topics).size).toBe(TOTAL + 1);
   expect(topics.slice(0, TOTAL).sort()).toEqual(Array.from({ length: TOTAL }, (_, i) => `slow/HD_block/m${i}`).sort());
   for (const m of p.msgs) {
-    const env = parse(m);
+    const env = parseEnvelope(m);
     expect(env.Error).toBe('');
     expect(JSON.stringify(env)).not.toMatch(/queue is full|queue full/i);
   }
@@ -262,7 +225,7 @@ test('ordered: true runs one request at a time per session, and replies come in 
   const p = await peer(h);
   for (let i = 0; i < N; i++) p.publish(`ord/HD_step/${i}`, JSON.stringify({ seq: i }));
   await p.next((m) => m.topic === `ord/HD_step/${N - 1}`);
-  const order = p.msgs.map((m) => (parse(m).Result as { seq: number }).seq);
+  const order = p.msgs.map((m) => (parseEnvelope(m).Result as { seq: number }).seq);
   expect(order).toEqual(Array.from({ length: N }, (_, i) => i));
   expect(p.msgs.map((m) => m.topic)).toEqual(Array.from({ length: N }, (_, i) => `ord/HD_step/${i}`));
   expect(started).toEqual(Array.from({ length: N }, (_, i) => i));
@@ -289,18 +252,12 @@ test('ordered: true serializes per session only: another session is served while
   expect((await b.request('mix/HD_free/1', '{}')).Result).toBe('free');
   expect(a.msgs).toHaveLength(0);
   release();
-  expect(parse(await a.next((m) => m.topic === 'mix/HD_block/1')).Result).toBe('blocked-done');
+  expect(parseEnvelope(await a.next((m) => m.topic === 'mix/HD_block/1')).Result).toBe('blocked-done');
 });
 
 test('without ordered, two requests of one session run concurrently', async () => {
   const h = await gateWith({});
-  const entered = new Counter();
-  const releases: Array<() => void> = [];
-  await h.serve('conc', async (_fn, args) => {
-    entered.inc();
-    await new Promise<void>((r) => releases.push(r));
-    return { seq: seqOf(args) };
-  });
+  const { entered, releases } = await serveHeld(h, 'conc');
   const p = await peer(h);
   p.publish('conc/HD_x/0', '{"seq":0}');
   p.publish('conc/HD_x/1', '{"seq":1}');
@@ -310,21 +267,15 @@ test('without ordered, two requests of one session run concurrently', async () =
   expect(p.msgs).toHaveLength(0);
   // Release the second first: its reply overtakes the first one's (mqant: out of order).
   releases[1]();
-  expect(parse(await p.next((m) => m.topic === 'conc/HD_x/1')).Result).toEqual({ seq: 1 });
+  expect(parseEnvelope(await p.next((m) => m.topic === 'conc/HD_x/1')).Result).toEqual({ seq: 1 });
   expect(p.msgs.map((m) => m.topic)).toEqual(['conc/HD_x/1']);
   releases[0]();
-  expect(parse(await p.next((m) => m.topic === 'conc/HD_x/0')).Result).toEqual({ seq: 0 });
+  expect(parseEnvelope(await p.next((m) => m.topic === 'conc/HD_x/0')).Result).toEqual({ seq: 0 });
 });
 
 test('with ordered, the second request is not entered while the first is held', async () => {
   const h = await gateWith({ ordered: true });
-  const entered = new Counter();
-  const releases: Array<() => void> = [];
-  await h.serve('seqd', async (_fn, args) => {
-    entered.inc();
-    await new Promise<void>((r) => releases.push(r));
-    return { seq: seqOf(args) };
-  });
+  const { entered, releases } = await serveHeld(h, 'seqd');
   const p = await peer(h);
   p.publish('seqd/HD_x/0', '{"seq":0}');
   p.publish('seqd/HD_x/1', '{"seq":1}');

@@ -2,73 +2,13 @@
  * Routing, mqant wire compatibility (mqant.md §3.3–3.5): topic forms, request vs notify,
  * payload decoding, the reply envelope, raw byte replies, errors, server pinning, reply QoS.
  */
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import { TOPIC_FORM_ERROR } from '@mqgate/gate';
 import type { RpcValue, SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, RawClient, type Harness } from './helpers/harness';
+import { startGate, RawClient, type Harness } from './helpers/harness';
+import { RecordingPeer } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
-
-interface Msg {
-  topic: string;
-  payload: Buffer;
-  qos: number;
-}
-
-/** An MQTT.js client that records every PUBLISH it receives, in order. */
-class Peer {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-  readonly closed: Promise<void>;
-
-  private constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload, packet) => {
-      const m = { topic, payload, qos: packet.qos };
-      this.msgs.push(m);
-      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
-    });
-    this.closed = new Promise((resolve) => client.once('close', () => resolve()));
-  }
-
-  static async open(url: string, opts: IClientOptions = {}): Promise<Peer> {
-    return new Peer(await mqttConnect(url, opts));
-  }
-
-  /** The first message (already received or future) matching `pred`. */
-  next(pred: (m: Msg) => boolean): Promise<Msg> {
-    const found = this.msgs.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
-  publish(topic: string, body: string | Buffer, qos: 0 | 1 | 2 = 0): void {
-    this.client.publish(topic, body, { qos });
-  }
-
-  /** Publishes and resolves with the raw reply on the same topic. */
-  async ask(topic: string, body: string | Buffer = '', qos: 0 | 1 | 2 = 0): Promise<Msg> {
-    const already = this.msgs.filter((m) => m.topic === topic).length;
-    this.publish(topic, body, qos);
-    let seen = 0;
-    return this.next((m) => m.topic === topic && seen++ >= already);
-  }
-
-  /** Publishes and resolves with the parsed reply envelope. */
-  async request(topic: string, body: string | Buffer = '', qos: 0 | 1 | 2 = 0): Promise<Envelope> {
-    return JSON.parse((await this.ask(topic, body, qos)).payload.toString('utf8')) as Envelope;
-  }
-
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
-  }
-}
-
-interface Envelope {
-  Trace: string;
-  Error: string;
-  Result: unknown;
-}
 
 interface Call {
   server: string;
@@ -82,7 +22,7 @@ interface Call {
 let h: Harness;
 const calls: Call[] = [];
 let callWaiters: Array<{ pred: (c: Call) => boolean; resolve: (c: Call) => void }> = [];
-const peers: Peer[] = [];
+const peers: RecordingPeer[] = [];
 
 function record(server: string, fn: string, args: RpcValue[]): void {
   const c: Call = { server, fn, session: args[0] as SessionData, payload: args[1] };
@@ -142,8 +82,8 @@ afterEach(async () => {
 
 afterAll(() => h.stop());
 
-async function peer(opts: IClientOptions = {}): Promise<Peer> {
-  const p = await Peer.open(h.tcpUrl, opts);
+async function peer(opts: IClientOptions = {}): Promise<RecordingPeer> {
+  const p = await RecordingPeer.open(h.tcpUrl, opts);
   peers.push(p);
   return p;
 }

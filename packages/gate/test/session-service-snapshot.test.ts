@@ -3,39 +3,15 @@
  * mqant.md §1.1) and the gate's session events.
  */
 import { once } from 'node:events';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import type { SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, RawClient, type Harness } from './helpers/harness';
+import { startGate, RawClient, type Harness } from './helpers/harness';
+import { RecordingPeer } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
 
-interface Msg {
-  topic: string;
-  payload: Buffer;
-}
-
-class Peer {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-
-  private constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload) => {
-      const m = { topic, payload };
-      this.msgs.push(m);
-      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
-    });
-  }
-
-  static async open(url: string, opts: IClientOptions = {}): Promise<Peer> {
-    return new Peer(await mqttConnect(url, opts));
-  }
-
-  next(pred: (m: Msg) => boolean): Promise<Msg> {
-    const found = this.msgs.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
+/** A recording peer that can ask the `snap` module for the snapshot it received. */
+class Peer extends RecordingPeer {
   /** Request; resolves with the reply envelope and the snapshot the module received. */
   async snap(topic: string): Promise<{ trace: string; session: SessionData }> {
     this.client.publish(topic, '{}', { qos: 0 });
@@ -44,11 +20,6 @@ class Peer {
     const session = seen.get(topic);
     if (!session) throw new Error(`the module did not see ${topic}`);
     return { trace: env.Trace, session };
-  }
-
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
   }
 }
 

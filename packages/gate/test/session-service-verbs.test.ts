@@ -3,66 +3,26 @@
  * it handles a client request, as mqant modules do with `session.Bind(...)` etc.
  */
 import { once } from 'node:events';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import { KICK_TOPIC } from '@mqgate/gate';
 import { RpcError, type RpcValue, type SessionData } from '@mqgate/rpc';
-import { startGate, mqttConnect, type Harness } from './helpers/harness';
+import { startGate, type Harness } from './helpers/harness';
+import { RecordingPeer, type Envelope } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
-
-interface Msg {
-  topic: string;
-  payload: Buffer;
-  qos: number;
-}
-
-interface Envelope {
-  Trace: string;
-  Error: string;
-  Result: unknown;
-}
 
 /** What HD_call returns: the session service's result, or its error code and message. */
 type Outcome = { ok: true; result: unknown } | { ok: false; code: string; message: string };
 
 let msgSeq = 0;
 
-class Peer {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-  readonly closed: Promise<void>;
+/** A recording peer that knows its session id and has the `svc` module call the session service. */
+class Peer extends RecordingPeer {
   sid = '';
 
-  private constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload, packet) => {
-      const m = { topic, payload, qos: packet.qos };
-      this.msgs.push(m);
-      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
-    });
-    this.closed = new Promise((resolve) => client.once('close', () => resolve()));
-  }
-
-  static async open(url: string, opts: IClientOptions = {}): Promise<Peer> {
-    const p = new Peer(await mqttConnect(url, opts));
-    p.sid = ((await p.request('svc/HD_snap', '{}')).Result as SessionData).sessionId;
-    return p;
-  }
-
-  next(pred: (m: Msg) => boolean): Promise<Msg> {
-    const found = this.msgs.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
-  publish(topic: string, body: string | Buffer): void {
-    this.client.publish(topic, body, { qos: 0 });
-  }
-
   /** A request with a fresh msgid under `prefix` (e.g. `svc/HD_call`). */
-  async request(prefix: string, body: string | Buffer = ''): Promise<Envelope> {
-    const topic = `${prefix}/${++msgSeq}`;
-    this.publish(topic, body);
-    return JSON.parse((await this.next((m) => m.topic === topic)).payload.toString('utf8')) as Envelope;
+  override async request(prefix: string, body: string | Buffer = ''): Promise<Envelope> {
+    return super.request(`${prefix}/${++msgSeq}`, body);
   }
 
   /** Has the module call the session service: `fn(...args)`, with "$self" replaced by this session's id. */
@@ -70,11 +30,6 @@ class Peer {
     const env = await this.request('svc/HD_call', JSON.stringify({ fn, args }));
     expect(env.Error).toBe('');
     return env.Result as Outcome;
-  }
-
-  async end(): Promise<void> {
-    if (this.client.connected) await this.client.endAsync();
-    else this.client.end(true);
   }
 }
 
@@ -144,6 +99,7 @@ afterAll(() => h.stop());
 
 async function peer(opts: IClientOptions = {}): Promise<Peer> {
   const p = await Peer.open(h.tcpUrl, opts);
+  p.sid = ((await p.request('svc/HD_snap', '{}')).Result as SessionData).sessionId;
   peers.push(p);
   return p;
 }

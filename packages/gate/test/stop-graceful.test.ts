@@ -4,50 +4,13 @@
  */
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
-import type { MqttClient } from 'mqtt';
 import { KICK_TOPIC, STOP_REASON } from '@mqgate/gate';
 import type { RpcValue, SessionData } from '@mqgate/rpc';
 import { startGate, mqttConnect, RawClient, type Harness } from './helpers/harness';
+import { RecordingPeer } from './helpers/peer';
+import { disconnectOf, turns } from './helpers/waiters';
 
 // ---------------------------------------------------------------- helpers (file-local)
-
-interface Msg {
-  topic: string;
-  payload: Buffer;
-}
-
-class Peer {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-  readonly closed: Promise<void>;
-
-  private constructor(readonly client: MqttClient) {
-    client.on('message', (topic, payload) => {
-      const m = { topic, payload };
-      this.msgs.push(m);
-      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
-    });
-    this.closed = new Promise((resolve) => client.once('close', () => resolve()));
-  }
-
-  static async open(url: string): Promise<Peer> {
-    return new Peer(await mqttConnect(url));
-  }
-
-  next(pred: (m: Msg) => boolean): Promise<Msg> {
-    const found = this.msgs.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
-  publish(topic: string, body: string): void {
-    this.client.publish(topic, body, { qos: 0 });
-  }
-
-  end(): void {
-    this.client.end(true);
-  }
-}
 
 /** Resolves on a TCP connect, rejects with the socket error (ECONNREFUSED when nobody listens). */
 function tcpConnect(port: number): Promise<void> {
@@ -60,30 +23,14 @@ function tcpConnect(port: number): Promise<void> {
   });
 }
 
-/** A bounded yield: lets the event loop run a few turns. */
-async function turns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-function disconnectOf(h: Harness, sessionId: () => string): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (s: SessionData, reason: string) => {
-      if (s.sessionId !== sessionId()) return;
-      h.gate.off('disconnect', on);
-      resolve(reason);
-    };
-    h.gate.on('disconnect', on);
-  });
-}
-
 // ---------------------------------------------------------------- fixture
 
 const harnesses: Harness[] = [];
-const peers: Peer[] = [];
+const peers: RecordingPeer[] = [];
 const cleanups: Array<() => void> = [];
 
 afterEach(async () => {
-  for (const p of peers.splice(0)) p.end();
+  for (const p of peers.splice(0)) p.client.end(true);
   for (const c of cleanups.splice(0)) c();
   await Promise.all(harnesses.splice(0).map((h) => h.stop()));
 });
@@ -104,7 +51,7 @@ async function setup(options: Parameters<typeof startGate>[0]) {
     return released;
   });
   const connected = once(h.gate, 'connect');
-  const p = await Peer.open(h.tcpUrl);
+  const p = await RecordingPeer.open(h.tcpUrl);
   peers.push(p);
   const [snap] = (await connected) as [SessionData];
   return { h, p, sid: snap.sessionId, enteredP, release, calls };
@@ -195,7 +142,7 @@ test('stop() resolves promptly once its clients are closed, even when a client s
 test('stop() kicks idle clients at once and resolves', async () => {
   const h = await startGate({});
   harnesses.push(h);
-  const ps = [await Peer.open(h.tcpUrl), await Peer.open(h.tcpUrl)];
+  const ps = [await RecordingPeer.open(h.tcpUrl), await RecordingPeer.open(h.tcpUrl)];
   peers.push(...ps);
   expect(h.gate.counts().total).toBe(2);
   await h.gate.stop();
@@ -210,7 +157,7 @@ test('stop() kicks idle clients at once and resolves', async () => {
 test('stop() with an idle WebSocket client kicks it and resolves promptly', async () => {
   const h = await startGate({});
   harnesses.push(h);
-  const p = await Peer.open(h.wsUrl);
+  const p = await RecordingPeer.open(h.wsUrl);
   peers.push(p);
   expect(h.gate.counts().total).toBe(1);
   const t0 = Date.now();

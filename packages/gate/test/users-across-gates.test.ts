@@ -16,6 +16,7 @@ import {
 } from '@mqgate/rpc';
 import { Gate } from '@mqgate/gate';
 import { mqttConnect, request } from './helpers/harness';
+import { closeOf } from './helpers/waiters';
 
 interface Pair {
   a: Gate;
@@ -67,7 +68,7 @@ afterEach(async () => {
 });
 
 function kicked(c: MqttClient): Promise<{ reason: string; closed: Promise<void> }> {
-  const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+  const closed = closeOf(c);
   return new Promise((resolve) => {
     c.on('message', (topic, body) => {
       if (topic === 'gate/kick') resolve({ reason: (JSON.parse(body.toString()) as { reason: string }).reason, closed });
@@ -104,7 +105,7 @@ describe('kick-old', () => {
     for (let i = 0; i < 30; i++) {
       const userId = `racer-${i}`;
       const [x, y] = await Promise.all([client(p.urlA), client(p.urlB)]);
-      const closes = [x, y].map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())));
+      const closes = [x, y].map(closeOf);
       const replies = await Promise.all([login(x, userId), login(y, userId)]);
       // both binds answered; the index holds exactly one session, and the other client is closed
       const where = await p.users.locate(userId);

@@ -1,5 +1,15 @@
 import Redis, { type Cluster } from 'ioredis';
-import { policyLimits, fieldOf, parseField, type ClaimResult, type DuplicateLoginPolicy, type UserIndex, type UserLocation } from './user-index';
+import {
+  fieldOf,
+  isCurrent,
+  parseField,
+  policyLimits,
+  type ClaimResult,
+  type DuplicateLoginPolicy,
+  type LiveGate,
+  type UserIndex,
+  type UserLocation,
+} from './user-index';
 
 export interface RedisUserIndexOptions {
   /** Redis URL; or pass `redis`. Default `redis://127.0.0.1:6379`. */
@@ -16,22 +26,24 @@ export interface RedisUserIndexOptions {
  * Claims under the duplicate-login policy, atomically, in one Lua script on one key (so
  * Cluster-safe): drop entries of dead gates, count the others, reject or pick the oldest to
  * kick, then record the new entry. KEYS[1] user hash; ARGV: field, since, max (-1 = no cap),
- * onLimit, idleTtl, live gate ids...
+ * onLimit, idleTtl, then live gates as (serverId, startedAt ms) pairs. An entry is dead when
+ * its gate is not live or it was recorded before that gate's current run started.
  */
 const CLAIM = `
 local key = KEYS[1]
 local me = ARGV[1]
 local max = tonumber(ARGV[3])
 local live = {}
-for i = 6, #ARGV do live[ARGV[i]] = true end
+for i = 6, #ARGV, 2 do live[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local all = redis.call('HGETALL', key)
 local others = {}
 for i = 1, #all, 2 do
   local f = all[i]
   if f ~= me then
     local gate = string.match(f, '^(.*)|[^|]*$')
-    if gate and live[gate] then
-      table.insert(others, { f, tonumber(all[i + 1]) })
+    local since = tonumber(all[i + 1])
+    if gate and live[gate] and since and since >= live[gate] then
+      table.insert(others, { f, since })
     else
       redis.call('HDEL', key, f)
     end
@@ -80,7 +92,7 @@ export class RedisUserIndex implements UserIndex {
     return `${this.prefix}user:{${userId}}`;
   }
 
-  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult> {
+  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult> {
     const { max, onLimit } = policyLimits(policy);
     const reply = (await (this.redis as unknown as { mqgateClaim(...a: (string | number)[]): Promise<string[]> }).mqgateClaim(
       this.key(userId),
@@ -89,7 +101,7 @@ export class RedisUserIndex implements UserIndex {
       Number.isFinite(max) ? max : -1,
       onLimit,
       this.idleTtl,
-      ...liveGates,
+      ...liveGates.flatMap((g) => [g.serverId, g.startedAt]),
     )) as string[];
     const locations: UserLocation[] = [];
     for (let i = 1; i < reply.length; i += 2) locations.push(parseField(reply[i], Number(reply[i + 1])));
@@ -100,12 +112,12 @@ export class RedisUserIndex implements UserIndex {
     await this.redis.hdel(this.key(userId), fieldOf(serverId, sessionId));
   }
 
-  async locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]> {
-    const live = new Set(liveGates);
+  async locate(userId: string, liveGates: readonly LiveGate[]): Promise<UserLocation[]> {
+    const live = new Map(liveGates.map((g) => [g.serverId, g.startedAt]));
     const all = await this.redis.hgetall(this.key(userId));
     return Object.entries(all)
       .map(([f, since]) => parseField(f, Number(since)))
-      .filter((l) => live.has(l.serverId));
+      .filter((l) => isCurrent(l, live));
   }
 
   async close(): Promise<void> {

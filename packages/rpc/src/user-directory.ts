@@ -1,6 +1,6 @@
 import { GATE_MODULE_TYPE, GateFunctions } from './gate-api';
 import type { RpcTransport, RpcValue } from './transport';
-import type { UserIndex, UserLocation } from './user-index';
+import { liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
 
 /** Session counts of one gate (as `gate.counts()`). */
 export interface GateCounts {
@@ -15,14 +15,20 @@ export interface GateCounts {
  * Reads the user index and calls the gates' session service over the transport.
  */
 export class UserDirectory {
+  /** ms each call to one gate may take: a gate that crashed but is still registered is skipped after it. */
+  readonly gateTimeout: number;
+
   constructor(
     private readonly transport: RpcTransport,
     private readonly index: UserIndex,
-  ) {}
+    options: { gateTimeout?: number } = {},
+  ) {
+    this.gateTimeout = options.gateTimeout ?? gateCallTimeout(transport);
+  }
 
-  /** Server ids of the live gates, as the transport's registry knows them. */
-  gates(): string[] {
-    return this.transport.servers(GATE_MODULE_TYPE).map((s) => s.serverId);
+  /** The live gates, as the transport's registry knows them. */
+  gates(): LiveGate[] {
+    return liveGatesOf(this.transport.servers(GATE_MODULE_TYPE));
   }
 
   /** Where the user's bound sessions are: `{serverId, sessionId, since}` each. */
@@ -41,7 +47,7 @@ export class UserDirectory {
     const counts = await Promise.all(
       [...byGate].map(([serverId, ids]) =>
         this.transport
-          .call({ serverId }, GateFunctions.SendBatch, [ids.join(','), topic, body as RpcValue])
+          .call({ serverId }, GateFunctions.SendBatch, [ids.join(','), topic, body as RpcValue], { timeout: this.gateTimeout })
           .then((n) => (typeof n === 'number' ? n : 0), () => 0),
       ),
     );
@@ -56,7 +62,7 @@ export class UserDirectory {
     const locations = await this.locate(userId);
     const done = await Promise.all(
       locations.map((l) =>
-        this.transport.call({ serverId: l.serverId }, GateFunctions.Close, [l.sessionId, reason]).then(
+        this.transport.call({ serverId: l.serverId }, GateFunctions.Close, [l.sessionId, reason], { timeout: this.gateTimeout }).then(
           () => 1,
           () => 0,
         ),
@@ -68,8 +74,8 @@ export class UserDirectory {
   /** Pushes to every session on every live gate; resolves with how many got it. */
   async broadcast(topic: string, body: Uint8Array | string | object): Promise<number> {
     const counts = await Promise.all(
-      this.gates().map((serverId) =>
-        this.transport.call({ serverId }, GateFunctions.BroadCast, [topic, body as RpcValue]).then(
+      this.gates().map(({ serverId }) =>
+        this.transport.call({ serverId }, GateFunctions.BroadCast, [topic, body as RpcValue], { timeout: this.gateTimeout }).then(
           (n) => (typeof n === 'number' ? n : 0),
           () => 0,
         ),
@@ -83,9 +89,9 @@ export class UserDirectory {
     const gates: Record<string, GateCounts> = {};
     const total: GateCounts = { total: 0, bound: 0, guests: 0 };
     await Promise.all(
-      this.gates().map(async (serverId) => {
+      this.gates().map(async ({ serverId }) => {
         try {
-          const c = (await this.transport.call({ serverId }, GateFunctions.Counts, [])) as unknown as GateCounts;
+          const c = (await this.transport.call({ serverId }, GateFunctions.Counts, [], { timeout: this.gateTimeout })) as unknown as GateCounts;
           gates[serverId] = c;
           total.total += c.total;
           total.bound += c.bound;
@@ -97,6 +103,15 @@ export class UserDirectory {
     );
     return { total, gates };
   }
+}
+
+/**
+ * Default bound of one call to one gate, ms: a quarter of the transport's call timeout, at
+ * most 2 000. A live gate answers these in well under a millisecond of work; a crashed one
+ * that the registry still lists (until its TTL) must not hold the caller past its deadline.
+ */
+export function gateCallTimeout(transport: RpcTransport): number {
+  return Math.max(50, Math.min(2_000, Math.floor(transport.defaultTimeout / 4)));
 }
 
 function group(locations: UserLocation[]): Map<string, string[]> {

@@ -6,6 +6,30 @@
  * per-user refreshes. mqant has no such index (issue #80).
  */
 
+/**
+ * A live gate as the index needs it: its id and when its current run started (epoch ms,
+ * 0 when unknown). An entry recorded before its gate's current run started belongs to an
+ * earlier run of a gate restarted under the same id, and is stale.
+ */
+export interface LiveGate {
+  serverId: string;
+  startedAt: number;
+}
+
+/** Live gates from a transport's registry (`meta.startedAt`, ISO time, set by RedisTransport). */
+export function liveGatesOf(servers: readonly { serverId: string; meta?: Record<string, string> }[]): LiveGate[] {
+  return servers.map((s) => {
+    const t = s.meta?.startedAt ? Date.parse(s.meta.startedAt) : 0;
+    return { serverId: s.serverId, startedAt: Number.isFinite(t) ? t : 0 };
+  });
+}
+
+/** True when `loc` is on a live gate and was recorded in that gate's current run. */
+export function isCurrent(loc: UserLocation, live: ReadonlyMap<string, number>): boolean {
+  const startedAt = live.get(loc.serverId);
+  return startedAt !== undefined && loc.since >= startedAt;
+}
+
 /** One bound session of a user. */
 export interface UserLocation {
   serverId: string;
@@ -50,14 +74,14 @@ export type ClaimResult = { rejected: true; existing: UserLocation[] } | { rejec
 export interface UserIndex {
   /**
    * Atomically applies the policy and, unless rejected, records `entry` for `userId`.
-   * Entries of gates not in `liveGates` are dropped first. Two claims racing on two gates
-   * end in exactly one outcome.
+   * Entries of gates not in `liveGates`, or recorded before their gate's current run, are
+   * dropped first. Two claims racing on two gates end in exactly one outcome.
    */
-  claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult>;
+  claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult>;
   /** Removes one entry (unbind, disconnect). Removing a missing entry succeeds. */
   release(userId: string, serverId: string, sessionId: string): Promise<void>;
-  /** The user's entries on live gates. */
-  locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]>;
+  /** The user's entries on live gates (current runs only). */
+  locate(userId: string, liveGates: readonly LiveGate[]): Promise<UserLocation[]>;
   close?(): Promise<void>;
 }
 
@@ -68,14 +92,14 @@ export interface UserIndex {
 export class MemoryUserIndex implements UserIndex {
   private readonly users = new Map<string, Map<string, UserLocation>>();
 
-  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly string[]): Promise<ClaimResult> {
-    const live = new Set(liveGates);
+  async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult> {
+    const live = new Map(liveGates.map((g) => [g.serverId, g.startedAt]));
     const map = this.users.get(userId) ?? new Map<string, UserLocation>();
     const me = fieldOf(entry.serverId, entry.sessionId);
     const others: UserLocation[] = [];
     for (const [f, loc] of map) {
       if (f === me) continue;
-      if (live.has(loc.serverId)) others.push(loc);
+      if (isCurrent(loc, live)) others.push(loc);
       else map.delete(f);
     }
     const { max, onLimit } = policyLimits(policy);
@@ -103,9 +127,9 @@ export class MemoryUserIndex implements UserIndex {
     if (map.size === 0) this.users.delete(userId);
   }
 
-  async locate(userId: string, liveGates: readonly string[]): Promise<UserLocation[]> {
-    const live = new Set(liveGates);
-    return [...(this.users.get(userId)?.values() ?? [])].filter((l) => live.has(l.serverId)).map((l) => ({ ...l }));
+  async locate(userId: string, liveGates: readonly LiveGate[]): Promise<UserLocation[]> {
+    const live = new Map(liveGates.map((g) => [g.serverId, g.startedAt]));
+    return [...(this.users.get(userId)?.values() ?? [])].filter((l) => isCurrent(l, live)).map((l) => ({ ...l }));
   }
 }
 

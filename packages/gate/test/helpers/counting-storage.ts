@@ -111,16 +111,3 @@ export class CountingStorage implements StorageHandler {
     }
   }
 }
-
-/**
- * Bounded polling for time-based behaviour: resolves once `check()` is truthy, rejects
- * with `what` after `timeout` ms.
- */
-export async function waitUntil(what: string, check: () => unknown | Promise<unknown>, timeout = 5000, every = 10): Promise<void> {
-  const end = Date.now() + timeout;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}

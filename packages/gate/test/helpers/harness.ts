@@ -1,8 +1,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import * as mqttPacket from 'mqtt-packet';
 import * as mqtt from 'mqtt';
 import { InProcessTransport, silentLogger, type RpcHandler } from '@mqgate/rpc';
 import { Gate, type GateOptions } from '@mqgate/gate';
+import { RawPeer } from './raw-peer';
 
 /** A started gate on OS-chosen loopback ports with an in-process transport. */
 export interface Harness {
@@ -45,6 +45,12 @@ export async function startGate(options: GateOptions = {}): Promise<Harness> {
   };
 }
 
+/** The MQTT protocol levels the gate speaks: 3 (MQTT 3.1) and 4 (MQTT 3.1.1). */
+export const VERSIONS = [3, 4] as const;
+
+/** MQTT.js options for a protocol level (3 needs the protocol name 'MQIsdp'). */
+export const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
+
 /** MQTT.js client connected to the URL; rejects on connection error. */
 export function mqttConnect(url: string, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
   return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
@@ -76,21 +82,11 @@ export function request(
  * A raw MQTT peer on a TCP socket: write packets or bytes, await parsed packets, await close.
  * For malformed and edge input that MQTT.js will not send.
  */
-export class RawClient {
-  readonly packets: mqttPacket.Packet[] = [];
-  private waiters: Array<{ pred: (p: mqttPacket.Packet) => boolean; resolve: (p: mqttPacket.Packet) => void }> = [];
+export class RawClient extends RawPeer {
   readonly closed: Promise<void>;
-  private readonly parser = mqttPacket.parser({ protocolVersion: 4 });
 
   private constructor(readonly socket: Socket) {
-    this.parser.on('packet', (p: mqttPacket.Packet) => {
-      this.packets.push(p);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.pred(p)) return true;
-        w.resolve(p);
-        return false;
-      });
-    });
+    super('raw');
     socket.on('data', (d) => this.parser.parse(d));
     this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
     socket.on('error', () => undefined);
@@ -103,34 +99,8 @@ export class RawClient {
     });
   }
 
-  send(packet: mqttPacket.Packet, protocolVersion = 4): void {
-    this.socket.write(mqttPacket.generate(packet, { protocolVersion }));
-  }
-
   sendBytes(bytes: Buffer): void {
     this.socket.write(bytes);
-  }
-
-  /** Sends CONNECT (3.1.1, clean, keepalive 60 unless overridden) and awaits CONNACK. */
-  async connect(fields: Partial<mqttPacket.IConnectPacket> = {}): Promise<mqttPacket.IConnackPacket> {
-    this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw', keepalive: 60, ...fields });
-    return (await this.next('connack')) as mqttPacket.IConnackPacket;
-  }
-
-  /** Resolves with the first packet (already received or future) of that type matching `pred`. */
-  next(cmd: mqttPacket.PacketCmd, pred: (p: mqttPacket.Packet) => boolean = () => true): Promise<mqttPacket.Packet> {
-    const match = (p: mqttPacket.Packet) => p.cmd === cmd && pred(p);
-    const idx = this.packets.findIndex(match);
-    if (idx >= 0) return Promise.resolve(this.packets.splice(idx, 1)[0]);
-    return new Promise((resolve) =>
-      this.waiters.push({
-        pred: match,
-        resolve: (p) => {
-          this.packets.splice(this.packets.indexOf(p), 1);
-          resolve(p);
-        },
-      }),
-    );
   }
 
   end(): void {

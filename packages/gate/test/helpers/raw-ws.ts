@@ -1,5 +1,6 @@
 import * as mqttPacket from 'mqtt-packet';
 import WebSocket from 'ws';
+import { RawPeer } from './raw-peer';
 
 /** One WebSocket message received from the gate, and what it parses to on its own. */
 export interface ReceivedFrame {
@@ -24,24 +25,13 @@ export interface RawWsOptions {
  * A raw MQTT peer over a `ws` WebSocket: send packets or bytes in frames of your choosing,
  * see every frame the gate sends, await packets, await the close.
  */
-export class RawWs {
+export class RawWs extends RawPeer {
   readonly frames: ReceivedFrame[] = [];
-  readonly packets: mqttPacket.Packet[] = [];
   /** Resolves with the close code when the WebSocket has closed. */
   readonly closed: Promise<number>;
-  private waiters: Array<{ match: (p: mqttPacket.Packet) => boolean; resolve: (p: mqttPacket.Packet) => void }> = [];
-  private readonly stream = mqttPacket.parser({ protocolVersion: 4 });
 
   private constructor(readonly ws: WebSocket) {
-    this.stream.on('packet', (p: mqttPacket.Packet) => {
-      this.packets.push(p);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.match(p)) return true;
-        this.packets.splice(this.packets.indexOf(p), 1);
-        w.resolve(p);
-        return false;
-      });
-    });
+    super('raw-ws');
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const frame: ReceivedFrame = { bytes: Buffer.from(data), binary: isBinary, packets: [], leftover: 0 };
       const alone = mqttPacket.parser({ protocolVersion: 4 });
@@ -49,7 +39,7 @@ export class RawWs {
       alone.on('error', (e: Error) => (frame.error = e.message));
       frame.leftover = alone.parse(frame.bytes);
       this.frames.push(frame);
-      this.stream.parse(frame.bytes);
+      this.parser.parse(frame.bytes);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code: number) => resolve(code)));
     ws.on('error', () => undefined);
@@ -71,28 +61,9 @@ export class RawWs {
     return this.ws.protocol;
   }
 
-  /** Sends one packet as one binary frame. */
-  send(packet: mqttPacket.Packet, protocolVersion = 4): void {
-    this.ws.send(mqttPacket.generate(packet, { protocolVersion }), { binary: true });
-  }
-
   /** Sends bytes as one binary frame. */
   sendBytes(bytes: Buffer): void {
     this.ws.send(bytes, { binary: true });
-  }
-
-  /** Sends CONNECT (3.1.1, clean, keepalive 60 unless overridden) and awaits CONNACK. */
-  async connect(fields: Partial<mqttPacket.IConnectPacket> = {}): Promise<mqttPacket.IConnackPacket> {
-    this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw-ws', keepalive: 60, ...fields });
-    return (await this.next('connack')) as mqttPacket.IConnackPacket;
-  }
-
-  /** Resolves with the first packet (already received or future) of that type matching `pred`. */
-  next(cmd: mqttPacket.PacketCmd, pred: (p: mqttPacket.Packet) => boolean = () => true): Promise<mqttPacket.Packet> {
-    const match = (p: mqttPacket.Packet) => p.cmd === cmd && pred(p);
-    const idx = this.packets.findIndex(match);
-    if (idx >= 0) return Promise.resolve(this.packets.splice(idx, 1)[0]);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
   }
 
   get isOpen(): boolean {

@@ -1,0 +1,153 @@
+/**
+ * Helpers for the split (scale-out) tests: gate processes and module processes of the built
+ * demo, joined by a real Redis, driven by real MQTT clients.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { MqttClient } from 'mqtt';
+import { connect, nextMessage } from './client';
+import { DEMO_MAIN, startDemo, type DemoProcess } from './demo-process';
+
+/** A running `MQGATE_ROLE=modules` demo process (user, chat, echo; no listeners). */
+export interface ModulesProcess {
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Kills it at once (SIGKILL: a crash, no deregistration) and waits for it to exit. */
+  kill(): Promise<void>;
+}
+
+/** Anything these helpers start: both kinds of process can be killed. */
+export type AnyProcess = DemoProcess | ModulesProcess;
+
+/**
+ * Starts `node packages/demo/dist/main.js` with `MQGATE_ROLE=modules` and waits for its
+ * "mqgate demo modules ready: ..." line. `env` must give REDIS_URL (and should give
+ * MQGATE_REDIS_PREFIX).
+ * @throws Error with the process output when it exits or prints nothing within 15 s.
+ */
+export function startModules(env: Record<string, string>): Promise<ModulesProcess> {
+  const child = spawn(process.execPath, [DEMO_MAIN], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`modules process did not report ready within 15 s; output:\n${out}`));
+    }, 15_000);
+    const onData = () => {
+      if (!/mqgate demo modules ready: /.test(out)) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      resolve({
+        child,
+        output: () => out,
+        stop: (signal = 'SIGTERM') => {
+          if (alive()) child.kill(signal);
+          return exited;
+        },
+        kill: async () => {
+          if (alive()) child.kill('SIGKILL');
+          await exited;
+        },
+      });
+    };
+    child.stdout!.on('data', onData);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`modules process exited with code ${code} before ready; output:\n${out}`));
+    });
+  });
+}
+
+/** Starts a `MQGATE_ROLE=gate` demo process on its own OS-chosen ports. */
+export function startGate(env: Record<string, string>): Promise<DemoProcess> {
+  return startDemo({ ...env, MQGATE_ROLE: 'gate' });
+}
+
+/**
+ * Keeps every process and client a test file starts, so `afterEach`/`afterAll` can end
+ * them all: `await cleanup()`.
+ */
+export class Tracker {
+  private readonly processes: AnyProcess[] = [];
+  private readonly clients: MqttClient[] = [];
+
+  async gate(env: Record<string, string>): Promise<DemoProcess> {
+    return this.keep(await startGate(env));
+  }
+
+  async modules(env: Record<string, string>): Promise<ModulesProcess> {
+    return this.keep(await startModules(env));
+  }
+
+  /** An MQTT.js client (no reconnects), closed at cleanup. */
+  async client(url: string, opts: Parameters<typeof connect>[1] = {}): Promise<MqttClient> {
+    const c = await connect(url, opts);
+    c.setMaxListeners(200); // one listener per call in flight
+    closings.set(c, new Promise((resolve) => c.once('close', () => resolve())));
+    this.clients.push(c);
+    return c;
+  }
+
+  /** Closes the clients (forcibly), then kills the processes (SIGKILL) and waits for them. */
+  async cleanup(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((c) => c.endAsync(true)));
+    await Promise.all(this.processes.splice(0).map((p) => p.kill()));
+  }
+
+  /** Closes only the clients (processes stay). */
+  async closeClients(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((c) => c.endAsync()));
+  }
+
+  private keep<T extends AnyProcess>(p: T): T {
+    this.processes.push(p);
+    return p;
+  }
+}
+
+/** True while the child process runs. */
+export function isAlive(p: AnyProcess): boolean {
+  return p.child.exitCode === null && p.child.signalCode === null;
+}
+
+const closings = new WeakMap<MqttClient, Promise<void>>();
+
+/** Resolves when the connection of a client from {@link Tracker.client} closes (at once if it already has). */
+export function closed(c: MqttClient): Promise<void> {
+  const p = closings.get(c);
+  if (!p) throw new Error('closed() needs a client made by Tracker.client');
+  return p;
+}
+
+/** Resolves with the parsed body of the next `gate/kick` push the client gets. */
+export async function nextKick(c: MqttClient): Promise<{ reason: string }> {
+  return JSON.parse((await nextMessage(c, 'gate/kick')).toString()) as { reason: string };
+}
+
+/** Rejects with `what` when `p` has not settled within `ms` (instead of hanging until jest's timeout). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Polls until `check` passes or `ms` elapse (only for time-based behaviour: registry TTL expiry). */
+export async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
