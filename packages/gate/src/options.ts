@@ -42,6 +42,11 @@ export interface GateOptions {
   maxIdle?: number;
   /** Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered. Default 65 536. */
   maxPacketSize?: number;
+  /**
+   * Unsent bytes a connection may hold (replies and pushes to a client that does not read);
+   * past it the connection is closed as a slow consumer. Default 4 194 304 (4 MiB).
+   */
+  maxBufferedBytes?: number;
   /** Requests running at once per connection; at the limit the gate stops reading that socket. Default 20 (mqant's ConcurrentTasks). */
   maxInflight?: number;
   /** Run one request at a time per session, in arrival order. Default false (mqant runs them concurrently). */
@@ -97,6 +102,7 @@ export const DEFAULTS = {
   connectTimeout: 10_000,
   maxIdle: 60_000,
   maxPacketSize: 65_536,
+  maxBufferedBytes: 4 * 1024 * 1024,
   maxInflight: 20,
   ordered: false,
   handlerTimeout: 10_000,
@@ -126,6 +132,7 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     connectTimeout: positive('connectTimeout', o.connectTimeout ?? DEFAULTS.connectTimeout),
     maxIdle: positive('maxIdle', o.maxIdle ?? DEFAULTS.maxIdle),
     maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
+    maxBufferedBytes: positive('maxBufferedBytes', o.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
     maxInflight: positive('maxInflight', o.maxInflight ?? DEFAULTS.maxInflight),
     ordered: o.ordered ?? DEFAULTS.ordered,
     handlerTimeout: positive('handlerTimeout', o.handlerTimeout ?? DEFAULTS.handlerTimeout),

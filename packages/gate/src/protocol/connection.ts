@@ -27,6 +27,8 @@ export interface ProtocolHooks {
 }
 
 export interface ProtocolLimits {
+  /** Unsent bytes a connection may hold before it is closed as a slow consumer. */
+  maxBufferedBytes: number;
   connectTimeout: number;
   maxIdle: number;
   maxPacketSize: number;
@@ -135,7 +137,21 @@ export class MqttConnection implements WireSink {
   /** Writes one packet. */
   send(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
-    this.wire.write(mqtt.generate(packet, PROTOCOL_V4));
+    this.write(mqtt.generate(packet, PROTOCOL_V4));
+  }
+
+  /**
+   * Writes bytes unless the client has stopped reading: past maxBufferedBytes unsent, the
+   * connection is closed as a slow consumer instead of buffering without bound.
+   */
+  private write(bytes: Buffer): boolean {
+    const buffered = this.wire.bufferedBytes();
+    if (buffered + bytes.length > this.limits.maxBufferedBytes) {
+      this.destroy(`slow consumer: ${buffered} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`);
+      return false;
+    }
+    this.wire.write(bytes);
+    return true;
   }
 
   /** Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription needed). */
@@ -147,8 +163,7 @@ export class MqttConnection implements WireSink {
     } catch {
       return false; // a topic mqtt-packet cannot encode; callers validate topics first
     }
-    this.wire.write(bytes);
-    return true;
+    return this.write(bytes);
   }
 
   pause(): void {

@@ -12,6 +12,9 @@ class TcpWire implements Wire {
   write(packet: Buffer): void {
     if (!this.socket.destroyed) this.socket.write(packet);
   }
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
   pause(): void {
     this.socket.pause();
   }

@@ -17,6 +17,9 @@ class WebSocketWire implements Wire {
   write(packet: Buffer): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(packet, { binary: true });
   }
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
   pause(): void {
     this.ws.pause();
   }

@@ -11,6 +11,8 @@ export interface Wire {
   readonly userAgent?: string;
   /** Writes one whole MQTT packet (one WebSocket frame per packet). */
   write(packet: Buffer): void;
+  /** Bytes written but not yet handed to the kernel (a slow or stalled reader makes it grow). */
+  bufferedBytes(): number;
   /** Stops reading (backpressure). */
   pause(): void;
   resume(): void;
