@@ -65,6 +65,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly scheduler: RequestScheduler;
   private readonly router: Router;
   private readonly connections = new Set<MqttConnection>();
+  /** Open connections per client address (only with maxConnectionsPerIp). */
+  private readonly perIp = new Map<string, number>();
   private readonly hooks: ProtocolHooks;
   private tcp: NetServer | undefined;
   private ws: HttpServer | undefined;
@@ -235,6 +237,19 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       conn.destroy('gate is stopping');
       return conn;
     }
+    const { maxConnections, maxConnectionsPerIp } = this.options;
+    if (maxConnections > 0 && this.connections.size >= maxConnections) {
+      conn.destroy(`maxConnections ${maxConnections} reached`);
+      return conn;
+    }
+    if (maxConnectionsPerIp > 0) {
+      const n = this.perIp.get(wire.remoteAddress) ?? 0;
+      if (n >= maxConnectionsPerIp) {
+        conn.destroy(`maxConnectionsPerIp ${maxConnectionsPerIp} reached for ${wire.remoteAddress}`);
+        return conn;
+      }
+      this.perIp.set(wire.remoteAddress, n + 1);
+    }
     this.connections.add(conn);
     return conn;
   }
@@ -277,7 +292,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   private onClosed(conn: MqttConnection, reason: string): void {
-    this.connections.delete(conn);
+    if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
+      const ip = conn.wire.remoteAddress;
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n > 0) this.perIp.set(ip, n);
+      else this.perIp.delete(ip);
+    }
     const session = conn.session as GateSession | undefined;
     if (!session) return;
     this.scheduler.discard(session);

@@ -47,6 +47,10 @@ export interface GateOptions {
    * past it the connection is closed as a slow consumer. Default 4 194 304 (4 MiB).
    */
   maxBufferedBytes?: number;
+  /** Open connections (CONNECT pending included) beyond which new ones are closed at once; 0 = no cap. Default 0. */
+  maxConnections?: number;
+  /** Open connections per client address beyond which new ones are closed at once; 0 = no cap. Default 0. */
+  maxConnectionsPerIp?: number;
   /** Requests running at once per connection; at the limit the gate stops reading that socket. Default 20 (mqant's ConcurrentTasks). */
   maxInflight?: number;
   /** Run one request at a time per session, in arrival order. Default false (mqant runs them concurrently). */
@@ -103,6 +107,8 @@ export const DEFAULTS = {
   maxIdle: 60_000,
   maxPacketSize: 65_536,
   maxBufferedBytes: 4 * 1024 * 1024,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
   maxInflight: 20,
   ordered: false,
   handlerTimeout: 10_000,
@@ -120,6 +126,11 @@ function positive(name: string, v: number): number {
   return v;
 }
 
+function nonNegative(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0) throw new RangeError(`gate option ${name} must be an integer ≥ 0, got ${v}`);
+  return v;
+}
+
 /**
  * Fills in defaults and checks values.
  * @throws RangeError for a non-positive limit or timeout.
@@ -133,6 +144,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxIdle: positive('maxIdle', o.maxIdle ?? DEFAULTS.maxIdle),
     maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
     maxBufferedBytes: positive('maxBufferedBytes', o.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
+    maxConnections: nonNegative('maxConnections', o.maxConnections ?? DEFAULTS.maxConnections),
+    maxConnectionsPerIp: nonNegative('maxConnectionsPerIp', o.maxConnectionsPerIp ?? DEFAULTS.maxConnectionsPerIp),
     maxInflight: positive('maxInflight', o.maxInflight ?? DEFAULTS.maxInflight),
     ordered: o.ordered ?? DEFAULTS.ordered,
     handlerTimeout: positive('handlerTimeout', o.handlerTimeout ?? DEFAULTS.handlerTimeout),
