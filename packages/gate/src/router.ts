@@ -72,7 +72,9 @@ export function encodeReply(trace: string, error: string, result: unknown): Buff
     return Buffer.isBuffer(result) ? result : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
   }
   try {
-    return Buffer.from(JSON.stringify({ Trace: trace, Error: error, Result: result === undefined ? null : result }));
+    // Same bytes as JSON.stringify({Trace, Error, Result}), without building the object.
+    const body = result === undefined ? 'null' : JSON.stringify(result);
+    return Buffer.from(`{"Trace":${JSON.stringify(trace)},"Error":${error === '' ? '""' : JSON.stringify(error)},"Result":${body ?? 'null'}}`);
   } catch (err) {
     const message = `the handler's result could not be encoded as JSON: ${(err as Error).message}`;
     return Buffer.from(JSON.stringify({ Trace: trace, Error: message, Result: null }));

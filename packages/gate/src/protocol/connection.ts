@@ -1,5 +1,6 @@
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
+import { encodeAck, encodePublishQos0, PINGRESP } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 
@@ -75,9 +76,11 @@ export class MqttConnection implements WireSink {
     this.openedAt = this.lastSeen = Date.now();
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
-    this.parser = mqtt.parser();
-    this.parser.on('packet', (packet: mqtt.Packet) => this.onPacket(packet));
-    this.parser.on('error', (err: Error) => this.onParseError(err));
+    const parser = mqtt.parser() as ParserWithConnection;
+    parser[CONNECTION] = this;
+    parser.on('packet', onParserPacket);
+    parser.on('error', onParserError);
+    this.parser = parser;
   }
 
   /** WireSink: bytes from the client. */
@@ -96,7 +99,8 @@ export class MqttConnection implements WireSink {
     this.finish(error ? `connection lost: ${error.message}` : 'connection lost');
   }
 
-  private onPacket(packet: mqtt.Packet): void {
+  /** @internal (called by the parser) */
+  onPacket(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
     this.lastSeen = Date.now();
     if (this.state === State.Connecting) {
@@ -116,7 +120,8 @@ export class MqttConnection implements WireSink {
     else this.close(`unexpected ${packet.cmd.toUpperCase()} from a client`);
   }
 
-  private onParseError(err: Error): void {
+  /** @internal (called by the parser) */
+  onParseError(err: Error): void {
     if (this.state === State.Closed) return;
     if (this.state === State.New && /protocol version/i.test(err.message)) {
       // A CONNECT at a protocol level mqtt-packet does not know (MQTT-3.1.2-2).
@@ -140,11 +145,22 @@ export class MqttConnection implements WireSink {
     this.write(mqtt.generate(packet, PROTOCOL_V4));
   }
 
+  /** Writes a PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70). */
+  sendAck(typeByte: 0x40 | 0x50 | 0x70, messageId: number): void {
+    if (this.state === State.Closed) return;
+    this.write(encodeAck(typeByte, messageId));
+  }
+
+  sendPingresp(): void {
+    if (this.state === State.Closed) return;
+    this.write(PINGRESP);
+  }
+
   /**
    * Writes bytes unless the client has stopped reading: past maxBufferedBytes unsent, the
    * connection is closed as a slow consumer instead of buffering without bound.
    */
-  private write(bytes: Buffer): boolean {
+  write(bytes: Buffer): boolean {
     const buffered = this.wire.bufferedBytes();
     if (buffered + bytes.length > this.limits.maxBufferedBytes) {
       this.destroy(`slow consumer: ${buffered} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`);
@@ -159,9 +175,9 @@ export class MqttConnection implements WireSink {
     if (this.state !== State.Connected) return false;
     let bytes: Buffer;
     try {
-      bytes = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false }, PROTOCOL_V4);
+      bytes = encodePublishQos0(topic, payload);
     } catch {
-      return false; // a topic mqtt-packet cannot encode; callers validate topics first
+      return false; // a topic too long to encode; callers validate topics first
     }
     return this.write(bytes);
   }
@@ -224,3 +240,13 @@ export class MqttConnection implements WireSink {
 }
 
 const PROTOCOL_V4 = { protocolVersion: 4 } as const;
+
+// Shared parser listeners: no closures per connection.
+const CONNECTION = Symbol('connection');
+type ParserWithConnection = ReturnType<typeof mqtt.parser> & { [CONNECTION]: MqttConnection };
+function onParserPacket(this: ParserWithConnection, packet: mqtt.Packet): void {
+  this[CONNECTION].onPacket(packet);
+}
+function onParserError(this: ParserWithConnection, err: Error): void {
+  this[CONNECTION].onParseError(err);
+}

@@ -6,11 +6,28 @@ import type { Wire, WireSink } from './wire';
 class TcpWire implements Wire {
   readonly network = 'tcp' as const;
   readonly remoteAddress: string;
+  private corked = false;
   constructor(private readonly socket: Socket) {
     this.remoteAddress = resolveRemoteAddress(socket.remoteAddress, undefined, EMPTY);
   }
+  /**
+   * Packets written in one tick leave in one syscall: the socket is corked at the first
+   * write of a tick and uncorked on the next (acks and replies of one read batch together).
+   */
   write(packet: Buffer): void {
-    if (!this.socket.destroyed) this.socket.write(packet);
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    socket.write(packet);
+  }
+  /** @internal */
+  flush(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
   bufferedBytes(): number {
     return this.socket.writableLength;
@@ -32,6 +49,26 @@ class TcpWire implements Wire {
 }
 const EMPTY: ReadonlySet<string> = new Set();
 
+// Shared listeners (no closures per connection: an idle connection costs less memory).
+const SINK = Symbol('sink');
+const FAILURE = Symbol('failure');
+interface SocketWithSink extends Socket {
+  [SINK]: WireSink;
+  [FAILURE]?: Error;
+}
+function onData(this: SocketWithSink, chunk: Buffer): void {
+  this[SINK].data(chunk);
+}
+function onError(this: SocketWithSink, err: Error): void {
+  this[FAILURE] = err;
+}
+function onClose(this: SocketWithSink): void {
+  this[SINK].closed(this[FAILURE]);
+}
+function uncork(wire: TcpWire): void {
+  wire.flush();
+}
+
 /**
  * Listens for MQTT over TCP. `accept` is called for every socket and returns the sink that
  * reads it. (A PROXY protocol header is not understood; put TCP clients behind an L4
@@ -39,13 +76,11 @@ const EMPTY: ReadonlySet<string> = new Set();
  */
 export function listenTcp(opts: ListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
   const server = createServer({ noDelay: true }, (socket) => {
-    const sink = accept(new TcpWire(socket));
-    socket.on('data', (chunk: Buffer) => sink.data(chunk));
-    let failure: Error | undefined;
-    socket.on('error', (err) => {
-      failure = err;
-    });
-    socket.on('close', () => sink.closed(failure));
+    const state = socket as SocketWithSink;
+    state[SINK] = accept(new TcpWire(socket));
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

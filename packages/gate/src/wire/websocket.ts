@@ -1,21 +1,44 @@
 import { createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
 import type { Wire, WireSink } from './wire';
+
+const SEND_BINARY = { binary: true, compress: false, fin: true } as const;
+function uncork(wire: WebSocketWire): void {
+  wire.flush();
+}
 
 /** Subprotocols a client may ask for; the first one it offers that we know is echoed. */
 const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 
 class WebSocketWire implements Wire {
   readonly network = 'websocket' as const;
+  private corked = false;
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     readonly remoteAddress: string,
     readonly userAgent: string | undefined,
   ) {}
+  /**
+   * One frame per packet; the frames written in one tick leave in one syscall (the
+   * underlying socket is corked until the next tick).
+   */
   write(packet: Buffer): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(packet, { binary: true });
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.ws.send(packet, SEND_BINARY);
+  }
+  /** @internal */
+  flush(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
   bufferedBytes(): number {
     return this.ws.bufferedAmount;
@@ -66,7 +89,7 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
   wss.on('connection', (ws, req) => {
     const ip = resolveRemoteAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], opts.trustedProxies);
     const ua = req.headers['user-agent'];
-    const wire = new WebSocketWire(ws, ip, ua);
+    const wire = new WebSocketWire(ws, req.socket, ip, ua);
     const sink = accept(wire);
     let failure: Error | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {

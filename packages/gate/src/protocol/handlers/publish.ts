@@ -23,19 +23,19 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
     case 0:
       break;
     case 1:
-      conn.send({ cmd: 'puback', messageId: id });
+      conn.sendAck(0x40, id);
       break;
     case 2: {
       const held = (conn.qos2 ??= new Set());
       if (held.has(id)) {
-        conn.send({ cmd: 'pubrec', messageId: id });
+        conn.sendAck(0x50, id);
         return;
       }
       if (held.size >= conn.limits.maxQos2Pending) {
         return conn.close(`more than ${conn.limits.maxQos2Pending} QoS 2 messages awaiting PUBREL`);
       }
       held.add(id);
-      conn.send({ cmd: 'pubrec', messageId: id });
+      conn.sendAck(0x50, id);
       break;
     }
   }

@@ -5,5 +5,5 @@ import type { MqttConnection } from '../connection';
 export function handlePubrel(conn: MqttConnection, packet: IPubrelPacket): void {
   const id = packet.messageId ?? 0;
   conn.qos2?.delete(id);
-  conn.send({ cmd: 'pubcomp', messageId: id });
+  conn.sendAck(0x70, id);
 }
