@@ -82,7 +82,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     this.router = new Router(() => this.requireTransport(), this.options.handlerTimeout, () => this.logger);
     this.scheduler = new RequestScheduler(this.options.maxInflight, this.options.ordered, (s, p) => this.router.route(s, p));
     for (const event of ['connect', 'disconnect', 'bind', 'unbind'] as const) {
-      this.sessions.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
+      this.sessions.on(event, (...args: unknown[]) => {
+        // A listener's exception must not escape into a socket callback and end the process.
+        try {
+          (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
+        } catch (err) {
+          this.logger.error({ event, error: err instanceof Error ? err.message : String(err) }, 'gate event listener threw');
+        }
+      });
     }
     if (this.options.storage) {
       this.persistence = new SessionPersistence(
@@ -340,9 +347,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       // One last attempt to store changes a failing store has not taken yet, bounded.
       const flushed = this.persistence.flush(this.sessions.registry.all());
       await Promise.race([flushed, new Promise((r) => setTimeout(r, Math.min(2000, this.options.stopTimeout)).unref())]);
-      this.persistence.close();
     }
     for (const s of [...this.sessions.registry.all()]) this.sessions.kick(s, STOP_REASON);
+    this.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();
     await this.service?.close();

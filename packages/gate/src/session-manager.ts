@@ -76,10 +76,28 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    * session is stored before this resolves.
    * @throws PersistenceError (code STORAGE) when the store failed; the session is bound all the same.
    */
-  async bind(session: GateSession, userId: string): Promise<void> {
+  bind(session: GateSession, userId: string): Promise<void> {
+    return this.serially(session, () => this.bindNow(session, userId));
+  }
+
+  /**
+   * Runs Bind and UnBind of one session one after the other: two logins pipelined by one
+   * client, or a logout racing a login, each see the outcome of the one before.
+   */
+  private serially(session: GateSession, run: () => Promise<void>): Promise<void> {
+    const result = (session.userLock ?? Promise.resolve()).then(run);
+    session.userLock = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  private async bindNow(session: GateSession, userId: string): Promise<void> {
     const previous = session.userId;
     if (previous === userId) return;
-    if (previous !== '') await this.unbind(session, false);
+    if (previous !== '') await this.unbindNow(session, false);
+    if (this.registry.get(session.sessionId) !== session) throw new SessionNotFoundError(session.sessionId);
     if (this.users) await this.claim(session, userId, this.users);
     this.registry.setUser(session, userId);
     let failure: Error | undefined;
@@ -89,6 +107,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       } catch (err) {
         failure = err as Error;
       }
+    }
+    if (this.registry.get(session.sessionId) !== session) {
+      // The client left while the store was answering: no bind to report (disconnect released it).
+      throw new SessionNotFoundError(session.sessionId);
     }
     this.emit('bind', session.snapshot(), userId);
     if (failure) {
@@ -137,10 +159,18 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Removes a session's entry from the user index (unbind, disconnect); failures are logged. */
-  release(session: GateSession, userId: string): void {
-    if (!this.users || userId === '') return;
-    this.users.index.release(userId, session.serverId, session.sessionId).catch((err) => this.onIndexError(err, userId));
+  /**
+   * Removes a session's entry from the user index (unbind, disconnect). A failure is logged
+   * and retried (1 s, 2 s, 4 s... up to 5 attempts), so a blip of the index does not leave
+   * the user counted as online on this live gate.
+   */
+  release(session: GateSession, userId: string, attempt = 0): void {
+    const users = this.users;
+    if (!users || userId === '') return;
+    users.index.release(userId, session.serverId, session.sessionId).catch((err) => {
+      if (attempt === 0) this.onIndexError(err, userId);
+      if (attempt < 4) setTimeout(() => this.release(session, userId, attempt + 1), 1000 * 2 ** attempt).unref();
+    });
   }
 
   /**
@@ -149,7 +179,11 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    * user is deleted: an explicit logout.
    * @throws PersistenceError when the delete failed (the session is unbound all the same).
    */
-  async unbind(session: GateSession, deleteStored: boolean): Promise<void> {
+  unbind(session: GateSession, deleteStored: boolean): Promise<void> {
+    return this.serially(session, () => this.unbindNow(session, deleteStored));
+  }
+
+  private async unbindNow(session: GateSession, deleteStored: boolean): Promise<void> {
     const previous = session.userId;
     if (previous === '') return;
     this.registry.setUser(session, '');

@@ -69,6 +69,8 @@ export interface PersistenceOptions {
  */
 export class SessionPersistence extends EventEmitter<{ storageError: [StorageFailure] }> {
   readonly stats: StorageStats = { queries: 0, writes: 0, heartbeats: 0, deletes: 0, errors: 0 };
+  /** Set by close(): no more writes, retries or orphans. */
+  private closedForGood = false;
   /** Unstored state of sessions that closed while their store was failing, by user id. */
   private readonly orphans = new Map<string, { session: GateSession; state: PersistState }>();
 
@@ -142,7 +144,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
    * freezes what to store and keeps the state as an orphan until stored; returns true then.
    */
   private retire(session: GateSession, state: PersistState): boolean {
-    if (state.stored >= state.version && state.restored && !state.scheduled) {
+    if (this.closedForGood || (state.stored >= state.version && state.restored && !state.scheduled)) {
       state.active = false;
       this.cancelRetry(state);
       return false;
@@ -169,7 +171,10 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     }
     state.heartbeating = true;
     this.stats.heartbeats++;
-    this.store.heartbeat(session.snapshot()).then(
+    // Promise.resolve().then: a custom heartbeat that throws synchronously must not escape the sweep.
+    Promise.resolve()
+      .then(() => this.store.heartbeat(session.snapshot()))
+      .then(
       () => this.recovered(session, state),
       (err: unknown) => this.fail('heartbeat', state.userId, session, err, state),
     ).finally(() => {
@@ -192,8 +197,9 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     await Promise.all(pending);
   }
 
-  /** Cancels timers (gate stopped). */
+  /** Cancels timers and stops every later write (gate stopped). */
   close(): void {
+    this.closedForGood = true;
     for (const o of this.orphans.values()) this.cancelRetry(o.state);
     this.orphans.clear();
   }
@@ -227,7 +233,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   }
 
   private async write(session: GateSession, state: PersistState): Promise<void> {
-    if (!state.active) return;
+    if (!state.active || this.closedForGood) return;
     const version = state.version;
     if (state.stored >= version && state.restored) return;
     if (!state.restored) {
@@ -266,7 +272,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   }
 
   private retryLater(session: GateSession, state: PersistState, error: Error): Error {
-    if (state.active && !state.retryTimer) {
+    if (state.active && !state.retryTimer && !this.closedForGood) {
       state.retryDelay = Math.min(
         this.options.retryMaxDelay,
         state.retryDelay ? state.retryDelay * 2 : this.options.retryInitialDelay,

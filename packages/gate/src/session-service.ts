@@ -116,7 +116,7 @@ export function sessionService(manager: SessionManager): RpcHandler {
     },
   };
   return (fn, args) => {
-    const h = handlers[fn];
+    const h = Object.hasOwn(handlers, fn) ? handlers[fn] : undefined;
     if (!h) throw new RpcError(`Method(${fn}) not found in the gate's session service`, 'NOT_FOUND');
     return h(args);
   };

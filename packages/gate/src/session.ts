@@ -27,6 +27,8 @@ export class GateSession {
   queue: IPublishPacket[] | undefined;
   /** Persistence state while bound and a StorageHandler is configured. */
   persist: PersistState | undefined;
+  /** Bind and UnBind of this session run one at a time, in order (see SessionManager). */
+  userLock: Promise<void> | undefined;
 
   constructor(
     readonly conn: MqttConnection,

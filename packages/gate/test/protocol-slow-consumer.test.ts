@@ -11,7 +11,7 @@ afterAll(() => h.stop());
 test('a client that stops reading is closed as a slow consumer instead of buffering without bound', async () => {
   const raw = await RawClient.open(h.tcpPort);
   await raw.connect({ clientId: 'slow' });
-  const gone = new Promise<string>((resolve) => h.gate.on('disconnect', (s, reason) => resolve(reason)));
+  const gone = new Promise<string>((resolve) => h.gate.on('disconnect', (_s, reason) => resolve(reason)));
   raw.socket.pause(); // never read again
   const request = Buffer.from('x');
   for (let i = 0; i < 2000; i++) {

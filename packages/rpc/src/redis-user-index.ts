@@ -24,7 +24,7 @@ export interface RedisUserIndexOptions {
 
 /**
  * Claims under the duplicate-login policy, atomically, in one Lua script on one key (so
- * Cluster-safe): drop entries of dead gates, count the others, reject or pick the oldest to
+ * Cluster-safe): ignore entries of gates not live now, drop those of earlier runs, count the others, reject or pick the oldest to
  * kick, then record the new entry. KEYS[1] user hash; ARGV: field, since, max (-1 = no cap),
  * onLimit, idleTtl, then live gates as (serverId, startedAt ms) pairs. An entry is dead when
  * its gate is not live or it was recorded before that gate's current run started.
@@ -42,11 +42,15 @@ for i = 1, #all, 2 do
   if f ~= me then
     local gate = string.match(f, '^(.*)|[^|]*$')
     local since = tonumber(all[i + 1])
-    if gate and live[gate] and since and since >= live[gate] then
-      table.insert(others, { f, since })
-    else
-      redis.call('HDEL', key, f)
+    if gate and live[gate] then
+      if since and since >= live[gate] then
+        table.insert(others, { f, since })
+      else
+        redis.call('HDEL', key, f) -- recorded by an earlier run of a restarted gate
+      end
     end
+    -- entries of gates not live now are not counted, and not deleted either: a gate that
+    -- lost Redis for a while comes back with its sessions; idleTtl collects the rest
   end
 end
 local result = { 'OK' }

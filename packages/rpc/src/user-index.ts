@@ -100,7 +100,8 @@ export class MemoryUserIndex implements UserIndex {
     for (const [f, loc] of map) {
       if (f === me) continue;
       if (isCurrent(loc, live)) others.push(loc);
-      else map.delete(f);
+      else if (live.has(loc.serverId)) map.delete(f); // an earlier run of a restarted gate
+      // entries of gates not live now are ignored, not deleted (the gate may come back)
     }
     const { max, onLimit } = policyLimits(policy);
     const kick: UserLocation[] = [];

@@ -172,8 +172,10 @@ describe('RedisTransport calls', () => {
 
 describe('RedisTransport addressing', () => {
   it('shares calls to a type between its servers (competing consumers)', async () => {
-    const a = kit.make();
-    const b = kit.make();
+    // maxConcurrent 4: a server takes at most 4 calls at a time, so one server cannot take all
+    // 40 in a burst however the two blocking reads happen to be scheduled.
+    const a = kit.make({ maxConcurrent: 4 });
+    const b = kit.make({ maxConcurrent: 4 });
     const caller = kit.make();
     const count = { a: 0, b: 0 };
     await a.serve({ serverId: 'w@a', moduleType: 'w' }, async () => {

@@ -60,6 +60,8 @@ export class MqttConnection implements WireSink {
   readPaused = false;
   /** Reading stopped for good (the gate is stopping); resume() does nothing. */
   frozen = false;
+  /** Bytes received but not parsed yet because reading is paused. */
+  private held: Buffer | undefined;
   /** Why the connection closed, once it has. */
   closeReason = '';
   /** Slot for the gate's per-connection state (its session). */
@@ -86,12 +88,32 @@ export class MqttConnection implements WireSink {
   /** WireSink: bytes from the client. */
   data(chunk: Buffer): void {
     if (this.state === State.Closed) return;
-    const violation = this.guard.scan(chunk);
-    if (violation) {
-      this.destroy(violation);
+    if (this.held) {
+      // Reading is paused: keep what the socket had already delivered, in order.
+      this.held = Buffer.concat([this.held, chunk]);
       return;
     }
-    this.parser.parse(chunk);
+    this.feed(chunk);
+  }
+
+  /**
+   * Parses packet by packet, so that a pause (backpressure, stop) takes effect at the next
+   * packet boundary: the rest of the chunk waits in `held` until resume(), and no more than
+   * maxInflight requests of a connection are ever running or queued.
+   */
+  private feed(chunk: Buffer): void {
+    let from = 0;
+    while (from < chunk.length) {
+      const end = this.guard.next(chunk, from);
+      if (end < 0) return this.destroy(this.guard.violation ?? 'malformed packet');
+      this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+      if (this.state === State.Closed) return;
+      from = end;
+      if (this.readPaused && from < chunk.length) {
+        this.held = chunk.subarray(from);
+        return;
+      }
+    }
   }
 
   /** WireSink: the socket has gone. */
@@ -142,7 +164,13 @@ export class MqttConnection implements WireSink {
   /** Writes one packet. */
   send(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
-    this.write(mqtt.generate(packet, PROTOCOL_V4));
+    let bytes: Buffer;
+    try {
+      bytes = mqtt.generate(packet, PROTOCOL_V4);
+    } catch (err) {
+      return this.destroy(`cannot encode ${packet.cmd.toUpperCase()}: ${(err as Error).message}`);
+    }
+    this.write(bytes);
   }
 
   /** Writes a PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70). */
@@ -157,13 +185,14 @@ export class MqttConnection implements WireSink {
   }
 
   /**
-   * Writes bytes unless the client has stopped reading: past maxBufferedBytes unsent, the
-   * connection is closed as a slow consumer instead of buffering without bound.
+   * Writes bytes unless the client has stopped reading: when more than maxBufferedBytes
+   * written in earlier ticks are still unsent, the connection is closed as a slow consumer
+   * instead of buffering without bound (one large reply or a burst in one tick is not).
    */
   write(bytes: Buffer): boolean {
-    const buffered = this.wire.bufferedBytes();
-    if (buffered + bytes.length > this.limits.maxBufferedBytes) {
-      this.destroy(`slow consumer: ${buffered} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`);
+    const backlog = this.wire.bufferedBytes();
+    if (backlog > this.limits.maxBufferedBytes) {
+      this.destroy(`slow consumer: ${backlog} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`);
       return false;
     }
     this.wire.write(bytes);
@@ -192,7 +221,10 @@ export class MqttConnection implements WireSink {
     if (!this.readPaused || this.frozen) return;
     this.readPaused = false;
     this.lastSeen = Date.now();
-    this.wire.resume();
+    const held = this.held;
+    this.held = undefined;
+    if (held) this.feed(held);
+    if (!this.readPaused && this.state !== State.Closed) this.wire.resume();
   }
 
   /** Stops reading for good: a stopping gate takes no new requests. */

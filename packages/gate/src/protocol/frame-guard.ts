@@ -1,9 +1,9 @@
 /**
- * Watches the MQTT fixed headers in a byte stream and reports a packet larger than the
- * limit as soon as its Remaining Length is known, before the packet is buffered whole
- * (mqtt-packet's parser has no size limit). Only header bytes are read; payload bytes are
- * skipped by arithmetic. The Remaining Length is at most 4 bytes (MQTT-2.2.3); a 5th
- * continuation byte is malformed.
+ * Watches the MQTT fixed headers in a byte stream: finds where each packet ends, and
+ * reports a packet larger than the limit as soon as its Remaining Length is known, before
+ * the packet is buffered whole (mqtt-packet's parser has no size limit). Only header bytes
+ * are read; payload bytes are skipped by arithmetic. The Remaining Length is at most 4
+ * bytes (MQTT-2.2.3); a 5th continuation byte is malformed.
  */
 export class FrameGuard {
   /** Payload bytes of the current packet still to skip. */
@@ -12,21 +12,25 @@ export class FrameGuard {
   private header = 0;
   private length = 0;
   private multiplier = 1;
+  /** Set when the stream broke a rule; the caller closes the connection. */
+  violation: string | undefined;
 
   constructor(private readonly maxPacketSize: number) {}
 
   /**
-   * Scans a chunk. Returns `null` when every packet seen so far fits, otherwise a
-   * description of the violation (the caller closes the connection).
+   * Scans `chunk` from `from` to the end of the packet under way. Returns the index just
+   * past that packet's last byte, or `chunk.length` when it continues in a later chunk;
+   * -1 when the stream broke a rule (see {@link violation}).
    */
-  scan(chunk: Buffer): string | null {
-    let i = 0;
+  next(chunk: Buffer, from: number): number {
+    let i = from;
     const n = chunk.length;
     while (i < n) {
       if (this.skip > 0) {
         const step = Math.min(this.skip, n - i);
         this.skip -= step;
         i += step;
+        if (this.skip === 0) return i;
         continue;
       }
       if (this.header === 0) {
@@ -40,15 +44,22 @@ export class FrameGuard {
       this.length += (byte & 0x7f) * this.multiplier;
       this.multiplier *= 128;
       if (byte & 0x80) {
-        if (this.header === 4) return 'malformed Remaining Length (more than 4 bytes, MQTT-2.2.3)';
+        if (this.header === 4) {
+          this.violation = 'malformed Remaining Length (more than 4 bytes, MQTT-2.2.3)';
+          return -1;
+        }
         this.header++;
         continue;
       }
       const total = 1 + this.header + this.length;
-      if (total > this.maxPacketSize) return `packet of ${total} bytes exceeds maxPacketSize ${this.maxPacketSize}`;
-      this.skip = this.length;
+      if (total > this.maxPacketSize) {
+        this.violation = `packet of ${total} bytes exceeds maxPacketSize ${this.maxPacketSize}`;
+        return -1;
+      }
       this.header = 0;
+      this.skip = this.length;
+      if (this.skip === 0) return i;
     }
-    return null;
+    return n;
   }
 }

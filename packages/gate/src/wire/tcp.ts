@@ -7,6 +7,8 @@ class TcpWire implements Wire {
   readonly network = 'tcp' as const;
   readonly remoteAddress: string;
   private corked = false;
+  /** Bytes written in the current tick (corked). */
+  private tickBytes = 0;
   constructor(private readonly socket: Socket) {
     this.remoteAddress = resolveRemoteAddress(socket.remoteAddress, undefined, EMPTY);
   }
@@ -22,15 +24,17 @@ class TcpWire implements Wire {
       socket.cork();
       process.nextTick(uncork, this);
     }
+    this.tickBytes += packet.length;
     socket.write(packet);
   }
   /** @internal */
   flush(): void {
     this.corked = false;
+    this.tickBytes = 0;
     this.socket.uncork();
   }
   bufferedBytes(): number {
-    return this.socket.writableLength;
+    return Math.max(0, this.socket.writableLength - this.tickBytes);
   }
   pause(): void {
     this.socket.pause();
@@ -86,6 +90,7 @@ export function listenTcp(opts: ListenOptions, accept: (wire: Wire) => WireSink)
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
       server.off('error', reject);
+      server.on('error', () => undefined); // e.g. EMFILE on accept: that connection is lost, the listener lives
       resolve(server);
     });
   });

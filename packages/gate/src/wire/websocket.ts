@@ -16,6 +16,8 @@ const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 class WebSocketWire implements Wire {
   readonly network = 'websocket' as const;
   private corked = false;
+  /** Bytes written in the current tick (corked), frame headers included (at most 10 each). */
+  private tickBytes = 0;
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
@@ -33,15 +35,17 @@ class WebSocketWire implements Wire {
       this.socket.cork();
       process.nextTick(uncork, this);
     }
+    this.tickBytes += packet.length + 10;
     this.ws.send(packet, SEND_BINARY);
   }
   /** @internal */
   flush(): void {
     this.corked = false;
+    this.tickBytes = 0;
     this.socket.uncork();
   }
   bufferedBytes(): number {
-    return this.ws.bufferedAmount;
+    return Math.max(0, this.ws.bufferedAmount - this.tickBytes);
   }
   pause(): void {
     this.ws.pause();
@@ -93,9 +97,11 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     const sink = accept(wire);
     let failure: Error | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (failure) return; // closing: nothing more is read
       if (!isBinary) {
         failure = new Error('text frame received; MQTT over WebSocket needs binary frames (MQTT-6.0.0-1)');
         ws.close(1003);
+        setTimeout(() => ws.terminate(), 1000).unref();
         return;
       }
       sink.data(data);
@@ -107,10 +113,13 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
   });
   // ws closes its clients when the http server closes only if asked; the gate closes them itself.
   http.on('close', () => wss.close());
+  // ws re-emits the http server's errors; listen errors reject below, later ones are ignored.
+  wss.on('error', () => undefined);
   return new Promise((resolve, reject) => {
     http.once('error', reject);
     http.listen(opts.port, opts.host, () => {
       http.off('error', reject);
+      http.on('error', () => undefined);
       resolve(http);
     });
   });

@@ -11,7 +11,10 @@ export interface Wire {
   readonly userAgent?: string;
   /** Writes one whole MQTT packet (one WebSocket frame per packet). */
   write(packet: Buffer): void;
-  /** Bytes written but not yet handed to the kernel (a slow or stalled reader makes it grow). */
+  /**
+   * Bytes written in earlier ticks and not yet handed to the kernel: grows only when the
+   * client reads slower than it is written to (this tick's corked writes do not count).
+   */
   bufferedBytes(): number;
   /** Stops reading (backpressure). */
   pause(): void;

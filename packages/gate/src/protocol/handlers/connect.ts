@@ -37,10 +37,12 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
     decision = 3;
   }
   if (typeof decision === 'number') return conclude(conn, decision);
-  decision.then(
-    (code) => conclude(conn, code),
-    () => conclude(conn, 3),
-  );
+  decision
+    .then(
+      (code) => conclude(conn, code),
+      () => conclude(conn, 3),
+    )
+    .catch((err: unknown) => conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`));
 }
 
 function conclude(conn: MqttConnection, returnCode: number): void {

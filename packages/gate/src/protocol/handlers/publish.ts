@@ -1,5 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import type { MqttConnection } from '../connection';
+import { State, type MqttConnection } from '../connection';
 
 /**
  * PUBLISH from a client (MQTT 3.1.1 §3.3, §4.3). The ack is written on receipt, before the
@@ -39,5 +39,6 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
       break;
     }
   }
+  if (conn.state !== State.Connected) return; // the ack write found a slow consumer and closed it
   conn.hooks.publish(conn, packet);
 }

@@ -7,6 +7,7 @@ import type { MqttConnection } from '../connection';
  * mqant only answers SUBSCRIBEs that ask for QoS 2; we answer every one.
  */
 export function handleSubscribe(conn: MqttConnection, packet: ISubscribePacket): void {
+  if (packet.subscriptions.length === 0) return conn.close('SUBSCRIBE without a topic filter (MQTT-3.8.3-3)');
   conn.send({
     cmd: 'suback',
     messageId: packet.messageId,
