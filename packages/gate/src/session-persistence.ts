@@ -69,6 +69,8 @@ export interface PersistenceOptions {
  */
 export class SessionPersistence extends EventEmitter<{ storageError: [StorageFailure] }> {
   readonly stats: StorageStats = { queries: 0, writes: 0, heartbeats: 0, deletes: 0, errors: 0 };
+  /** The last write scheduled per user id (see schedule()). */
+  private readonly userChains = new Map<string, Promise<void>>();
   /** Set by close(): no more writes, retries or orphans. */
   private closedForGood = false;
   /** Unstored state of sessions that closed while their store was failing, by user id. */
@@ -217,16 +219,29 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     state.retryTimer = undefined;
   }
 
-  /** One write per tick per session; writes of a session never overlap. */
+  /**
+   * One write per tick per session; writes for one user never overlap, from this gate,
+   * whichever session (or earlier session) they come from: each waits for the one before,
+   * so an older snapshot can never land after a newer one.
+   */
   private schedule(session: GateSession, state: PersistState): Promise<void> {
     if (state.scheduled) return state.scheduled;
+    const userId = state.userId;
+    const previous = this.userChains.get(userId);
+    let release!: () => void;
+    const slot = new Promise<void>((resolve) => (release = resolve));
+    this.userChains.set(userId, slot);
     const run = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => state.chain)
+      .then(() => previous)
       .then(() => {
         state.scheduled = undefined;
         const write = this.write(session, state);
         state.chain = write.catch(() => undefined);
         return write;
+      })
+      .finally(() => {
+        release();
+        if (this.userChains.get(userId) === slot) this.userChains.delete(userId);
       });
     state.scheduled = run;
     return run;

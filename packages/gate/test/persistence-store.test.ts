@@ -231,3 +231,25 @@ test('reconnect within one gate: login u1, set k=v, socket destroyed, new client
   expect((await p2.snap()).settings).toEqual({ k: 'v' });
   expect(store.count('query', 'u1')).toBe(2);
 });
+
+test('writes for one user never overlap: set, logout and login again within one store round trip land in order', async () => {
+  const { h, store, peer } = await startPersistenceApp();
+  const p = await peer();
+  (await p.run([['bind', 'u9']])).results.forEach(ok);
+  store.hold();
+  const first = p.run([['set', 'k', 'old']]);
+  await waitUntil('the first write is in progress', () => store.inFlight('storage') === 1);
+  // logout and login again on the same connection, then a newer value, while that write is held
+  const unbound = once(h.gate, 'unbind');
+  const second = p.run([['unbind'], ['bind', 'u9'], ['set', 'k', 'new']]);
+  let maxInFlight = 1;
+  const watch = setInterval(() => (maxInFlight = Math.max(maxInFlight, store.inFlight('storage'))), 1);
+  await unbound;
+  await waitUntil('the new bind is under way', () => h.gate.sessionsOfUser('u9').length === 1);
+  store.release();
+  (await first).results.forEach(ok);
+  (await second).results.forEach(ok);
+  clearInterval(watch);
+  expect(maxInFlight).toBe(1);
+  expect(await store.stored('u9')).toMatchObject({ k: 'new' });
+});
