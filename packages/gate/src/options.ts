@@ -40,6 +40,8 @@ export interface GateOptions {
   connectTimeout?: number;
   /** ms of silence after which a client that asked for keepalive 0 is closed. Default 60 000. */
   maxIdle?: number;
+  /** Largest keepalive a CONNECT may ask for, seconds; larger gets CONNACK 2. 0 = any (up to 65 535). Default 0. */
+  maxKeepalive?: number;
   /** Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered. Default 65 536. */
   maxPacketSize?: number;
   /**
@@ -105,6 +107,7 @@ export const DEFAULTS = {
   websocket: { port: 3653 } as ListenOptions,
   connectTimeout: 10_000,
   maxIdle: 60_000,
+  maxKeepalive: 0,
   maxPacketSize: 65_536,
   maxBufferedBytes: 4 * 1024 * 1024,
   maxConnections: 0,
@@ -142,6 +145,7 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     websocket: o.websocket === undefined ? { ...DEFAULTS.websocket } : o.websocket,
     connectTimeout: positive('connectTimeout', o.connectTimeout ?? DEFAULTS.connectTimeout),
     maxIdle: positive('maxIdle', o.maxIdle ?? DEFAULTS.maxIdle),
+    maxKeepalive: nonNegative('maxKeepalive', o.maxKeepalive ?? DEFAULTS.maxKeepalive),
     maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
     maxBufferedBytes: positive('maxBufferedBytes', o.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
     maxConnections: nonNegative('maxConnections', o.maxConnections ?? DEFAULTS.maxConnections),

@@ -101,3 +101,13 @@ test('a port already in use rejects start() and the process keeps running', asyn
     blocker.close();
   }
 });
+
+test('maxKeepalive: a CONNECT asking for more gets return code 2; at the limit it is accepted', async () => {
+  h = await startGate({ maxKeepalive: 120 });
+  const over = await RawClient.open(h.tcpPort);
+  expect((await over.connect({ clientId: 'long', keepalive: 121 })).returnCode).toBe(2);
+  await over.closed;
+  const at = await RawClient.open(h.tcpPort);
+  expect((await at.connect({ clientId: 'ok', keepalive: 120 })).returnCode).toBe(0);
+  at.destroy();
+});

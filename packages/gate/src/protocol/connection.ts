@@ -28,6 +28,8 @@ export interface ProtocolHooks {
 }
 
 export interface ProtocolLimits {
+  /** Largest keepalive accepted, seconds; 0 = any. */
+  maxKeepalive: number;
   /** Unsent bytes a connection may hold before it is closed as a slow consumer. */
   maxBufferedBytes: number;
   connectTimeout: number;

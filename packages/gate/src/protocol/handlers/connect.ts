@@ -9,7 +9,8 @@ import { State, type MqttConnection } from '../connection';
  * - an empty client id with clean session 0 gets return code 2 (MQTT-3.1.3-8); with clean
  *   session 1 the gate assigns one (MQTT-3.1.3-6);
  * - keepalive k > 0 closes the connection after 1.5·k s of silence (MQTT-3.1.2-24); k = 0
- *   falls back to the gate's maxIdle;
+ *   falls back to the gate's maxIdle; k above the gate's maxKeepalive gets return code 2
+ *   (3.1.1 has no way to tell a client a shorter keepalive; Mosquitto's max_keepalive does the same);
  * - a will message is accepted and dropped: a gate has no subscribers to deliver it to.
  *   Backends learn of a lost connection from the gate's `disconnect` event instead;
  * - the authenticate hook decides (return codes 4, 5; 3 if it fails).
@@ -28,6 +29,11 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
   }
   conn.clientId = clientId;
   const keepalive = packet.keepalive ?? 0;
+  const maxKeepalive = conn.limits.maxKeepalive;
+  if (maxKeepalive > 0 && keepalive > maxKeepalive) {
+    // 3.1.1 cannot tell a client another keepalive; refused as Mosquitto does for max_keepalive.
+    return refuse(conn, 2, `keepalive ${keepalive} s exceeds maxKeepalive ${maxKeepalive} s`);
+  }
   conn.idleLimit = keepalive > 0 ? keepalive * 1500 : conn.limits.maxIdle;
 
   let decision: number | Promise<number>;
