@@ -110,6 +110,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       connected: (conn) => this.onConnected(conn),
       publish: (conn, packet) => this.onPublish(conn, packet),
       closed: (conn, reason) => this.onClosed(conn, reason),
+      capacity: (conn) => {
+        const s = conn.session as GateSession | undefined;
+        if (!s) return 8; // before CONNACK: CONNECT first, then a few more at a time
+        return Math.max(1, this.options.maxInflight - s.running - (s.queue?.length ?? 0));
+      },
     };
   }
 

@@ -25,6 +25,8 @@ export interface ProtocolHooks {
   publish(conn: MqttConnection, packet: mqtt.IPublishPacket): void;
   /** The connection is closed (called once). */
   closed(conn: MqttConnection, reason: string): void;
+  /** How many more packets the gate can take from this connection now (at least 1). */
+  capacity(conn: MqttConnection): number;
 }
 
 export interface ProtocolLimits {
@@ -99,15 +101,20 @@ export class MqttConnection implements WireSink {
   }
 
   /**
-   * Parses packet by packet, so that a pause (backpressure, stop) takes effect at the next
-   * packet boundary: the rest of the chunk waits in `held` until resume(), and no more than
-   * maxInflight requests of a connection are ever running or queued.
+   * Parses as many whole packets at once as the gate can still take (`hooks.capacity`), so
+   * that a pause (backpressure, stop) takes effect at a packet boundary: the rest of the
+   * chunk waits in `held` until resume(), and no more than maxInflight requests of a
+   * connection are ever running or queued. Usually the whole chunk goes in one parse.
    */
   private feed(chunk: Buffer): void {
     let from = 0;
     while (from < chunk.length) {
-      const end = this.guard.next(chunk, from);
-      if (end < 0) return this.destroy(this.guard.violation ?? 'malformed packet');
+      const budget = this.hooks.capacity(this);
+      let end = from;
+      for (let n = 0; end < chunk.length && n < budget; n++) {
+        end = this.guard.next(chunk, end);
+        if (end < 0) return this.destroy(this.guard.violation ?? 'malformed packet');
+      }
       this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
       if (this.state === State.Closed) return;
       from = end;
