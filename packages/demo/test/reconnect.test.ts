@@ -5,27 +5,18 @@
 import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { decodeSession } from '@mqgate/rpc';
-import { getRedis, startRedisServer, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { startRedisServer, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { sharedRedis } from './helpers/redis';
 import { call, connect, ok } from './helpers/client';
 import { startDemo, type DemoProcess } from './helpers/demo-process';
 
-let redis: RedisUnderTest;
-let db: Redis;
+const shared = sharedRedis();
 const demos: DemoProcess[] = [];
 const clients: MqttClient[] = [];
 
-beforeAll(async () => {
-  redis = await getRedis();
-  db = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await db.connect();
-});
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
   await Promise.all(demos.splice(0).map((d) => d.kill()));
-});
-afterAll(async () => {
-  db.disconnect();
-  if (redis.owned) await redis.stop();
 });
 
 async function demo(env: Record<string, string>): Promise<DemoProcess> {
@@ -77,9 +68,9 @@ test('case 1 (memory, the default): login, set, drop, reconnect, login: settings
 
 test('case 1 (Redis): the settings come back, stored as mqant SessionImp bytes under the prefix', async () => {
   const prefix = uniquePrefix('reconnect1');
-  const d = await demo({ REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix });
+  const d = await demo({ REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix });
   const c = await loginAndSet(d.tcpUrl, 'frank', { color: 'green' });
-  const stored = await db.getBuffer(`${prefix}session:frank`);
+  const stored = await shared.db.getBuffer(`${prefix}session:frank`);
   expect(stored).not.toBeNull();
   expect(decodeSession(stored!)).toMatchObject({ userId: 'frank', settings: { color: 'green' } });
   await dropConnection(c);
@@ -89,7 +80,7 @@ test('case 1 (Redis): the settings come back, stored as mqant SessionImp bytes u
 
 test('case 2: the same across a restart of the demo process', async () => {
   const prefix = uniquePrefix('reconnect2');
-  const env = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix };
+  const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
   const first = await demo(env);
   const c = await loginAndSet(first.tcpUrl, 'gina', { theme: 'dark' });
   await dropConnection(c);
@@ -101,7 +92,7 @@ test('case 2: the same across a restart of the demo process', async () => {
 
 test('case 3: two gate processes on one Redis: log in on one, reconnect to the other', async () => {
   const prefix = uniquePrefix('reconnect3');
-  const env = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix };
+  const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
   const [a, b] = await Promise.all([demo(env), demo(env)]);
   const c = await loginAndSet(a.tcpUrl, 'hank', { seat: '12' });
   await dropConnection(c);
@@ -113,7 +104,7 @@ test('case 4: expiry: with a short ttl and no traffic the data is gone; with tra
   const prefix = uniquePrefix('reconnect4');
   const ttl = 1500;
   const d = await demo({
-    REDIS_URL: redis.url,
+    REDIS_URL: shared.redis.url,
     MQGATE_REDIS_PREFIX: prefix,
     MQGATE_SESSION_TTL_MS: String(ttl),
     MQGATE_HEARTBEAT_MS: '300',
@@ -127,12 +118,12 @@ test('case 4: expiry: with a short ttl and no traffic the data is gone; with tra
   const gone = await loginAndSet(d.tcpUrl, 'jack', { k: 'v' });
   await dropConnection(gone);
   const started = Date.now();
-  await eventually(async () => (await db.exists(`${prefix}session:jack`)) === 0, ttl + 3000, 'jack expired');
+  await eventually(async () => (await shared.db.exists(`${prefix}session:jack`)) === 0, ttl + 3000, 'jack expired');
   expect(Date.now() - started).toBeGreaterThan(ttl / 2);
   // ivy outlived jack by far and is still stored, heartbeats refreshing her expiry
   await eventually(async () => Date.now() - started > 2 * ttl, 3 * ttl, 'two ttls passed');
-  expect(await db.exists(`${prefix}session:ivy`)).toBe(1);
-  const pttl = await db.pttl(`${prefix}session:ivy`);
+  expect(await shared.db.exists(`${prefix}session:ivy`)).toBe(1);
+  const pttl = await shared.db.pttl(`${prefix}session:ivy`);
   expect(pttl).toBeGreaterThan(0);
   expect(pttl).toBeLessThanOrEqual(ttl);
   // and after a reconnect her settings are back, jack's are not

@@ -4,27 +4,17 @@
  * (kick-old, allow with a cap) or rejected (reject-new).
  */
 import { randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { getRedis, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { uniquePrefix } from '../../storage/test/helpers/redis-server';
+import { sharedRedis } from './helpers/redis';
 import { call, ok, type Envelope } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';
 import { closed, nextKick, Tracker, within } from './helpers/split';
 
 const ITERATIONS = 25;
 
-let redis: RedisUnderTest;
-let db: Redis;
+const shared = sharedRedis();
 
-beforeAll(async () => {
-  redis = await getRedis();
-  db = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await db.connect();
-});
-afterAll(async () => {
-  db.disconnect();
-  if (redis.owned) await redis.stop();
-});
 
 interface Counts {
   total: { total: number; bound: number; guests: number };
@@ -50,7 +40,7 @@ function cluster(label: string, env: Record<string, string>) {
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const gates: { a?: DemoProcess; b?: DemoProcess } = {};
   beforeAll(async () => {
-    const common = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix, ...env };
+    const common = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix, ...env };
     [gates.a, gates.b] = await Promise.all([
       procs.gate({ ...common, MQGATE_SERVER_ID: ids.a }),
       procs.gate({ ...common, MQGATE_SERVER_ID: ids.b }),
@@ -90,7 +80,7 @@ function cluster(label: string, env: Record<string, string>) {
 
   /** Index fields of the user in Redis: `serverId|sessionId`, sorted. */
   async function indexed(userId: string): Promise<string[]> {
-    return (await db.hkeys(`${prefix}user:{${userId}}`)).sort();
+    return (await shared.db.hkeys(`${prefix}user:{${userId}}`)).sort();
   }
 
   return { race, indexed };

@@ -3,29 +3,19 @@
  * (MQGATE_ROLE=modules) joined by a real Redis, real MQTT clients. Requests cross
  * gate → Redis → module → Redis → gate; module processes die and come back.
  */
-import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { getRedis, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { uniquePrefix } from '../../storage/test/helpers/redis-server';
+import { sharedRedis } from './helpers/redis';
 import { call, nextMessage, ok } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';
 import { eventually, isAlive, Tracker, type ModulesProcess } from './helpers/split';
 
-let redis: RedisUnderTest;
-let db: Redis;
+const shared = sharedRedis();
 
-beforeAll(async () => {
-  redis = await getRedis();
-  db = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await db.connect();
-});
-afterAll(async () => {
-  db.disconnect();
-  if (redis.owned) await redis.stop();
-});
 
 /** The registry's servers as Redis holds them: moduleType → pids of their processes. */
 async function registeredPids(prefix: string): Promise<Record<string, number[]>> {
-  const info = await db.hgetall(`${prefix}{registry}:info`);
+  const info = await shared.db.hgetall(`${prefix}{registry}:info`);
   const out: Record<string, number[]> = {};
   for (const json of Object.values(info)) {
     const s = JSON.parse(json) as { moduleType: string; meta: { pid: string } };
@@ -44,11 +34,11 @@ describe('a request crosses gate process → Redis → module process and back',
   let lone: DemoProcess;
 
   beforeAll(async () => {
-    const env = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: prefix };
+    const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
     [gate, modules, lone] = await Promise.all([
       procs.gate(env),
       procs.modules(env),
-      procs.gate({ REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: lonePrefix }),
+      procs.gate({ REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: lonePrefix }),
     ]);
   });
   afterAll(() => procs.cleanup());
@@ -110,7 +100,7 @@ describe('module processes die (SIGKILL) and come back', () => {
   const procs = new Tracker();
   afterEach(() => procs.cleanup());
   const envFor = (prefix: string) => ({
-    REDIS_URL: redis.url,
+    REDIS_URL: shared.redis.url,
     MQGATE_REDIS_PREFIX: prefix,
     MQGATE_RPC_TIMEOUT_MS: '1500',
     MQGATE_REGISTRY_TTL_MS: '1000',

@@ -10,4 +10,5 @@ export * from './component';
 export * from './logger';
 export * from './user-index';
 export * from './redis-user-index';
+export * from './redis-quit';
 export * from './user-directory';

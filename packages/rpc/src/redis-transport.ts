@@ -7,6 +7,7 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { DeadlineError, fromWireError, NoServerError, RpcError, toWireError, TransportClosedError } from './errors';
 import { hash } from './in-process-transport';
 import { silentLogger, type Logger } from './logger';
+import { quitRedis } from './redis-quit';
 import { RedisRegistry, registryKeys, type RegistryKeys } from './registry';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, RequestArgsError, type RpcRequest } from './rpc-codec';
 import {
@@ -802,8 +803,8 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     for (const [id] of [...this.pending]) this.settle(id, new TransportClosedError());
     this.waiters.clear();
     this.command.off('ready', this.onCommandReady);
-    await quit(this.subscriber);
-    if (this.owned) await quit(this.command);
+    await quitRedis(this.subscriber, CLOSE_STEP_MS);
+    if (this.owned) await quitRedis(this.command, CLOSE_STEP_MS);
   }
 
   /** A subscriber or blocking connection: a duplicate of the command connection, without auto-pipelining. */
@@ -964,28 +965,4 @@ function readVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/**
- * QUIT when connected (bounded), else disconnect; waits at most 1 s for `end`, except while
- * reconnecting, when ioredis just cancels the next attempt.
- */
-async function quit(client: Redis | Cluster): Promise<void> {
-  if (client.status === 'end') return;
-  if (client.status === 'reconnecting' || client.status === 'wait') {
-    client.disconnect();
-    return;
-  }
-  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = () => new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CLOSE_STEP_MS)));
-  if (client.status === 'ready') {
-    const outcome = await Promise.race([client.quit().catch(() => 'failed' as const), timeout()]);
-    clearTimeout(timer);
-    if (outcome === 'timeout' || outcome === 'failed') client.disconnect();
-  } else {
-    client.disconnect();
-  }
-  await Promise.race([ended, timeout()]);
-  clearTimeout(timer);
 }

@@ -1,4 +1,5 @@
 import Redis, { type Cluster } from 'ioredis';
+import { quitRedis } from './redis-quit';
 import {
   fieldOf,
   isCurrent,
@@ -124,7 +125,8 @@ export class RedisUserIndex implements UserIndex {
       .filter((l) => isCurrent(l, live));
   }
 
+  /** Closes the client it created (not one passed in). */
   async close(): Promise<void> {
-    if (this.owned) this.redis.disconnect();
+    if (this.owned) await quitRedis(this.redis);
   }
 }

@@ -1,4 +1,4 @@
-import { encodeSession, type SessionData } from '@mqgate/rpc';
+import { encodeSession, quitRedis, type SessionData } from '@mqgate/rpc';
 import { Redis, type Cluster } from 'ioredis';
 import { messageOf } from './error-message';
 import { checkUserId, DEFAULT_SESSION_TTL, positiveInteger } from './internal';
@@ -192,7 +192,7 @@ export class RedisStorage implements StorageHandler {
    */
   close(): Promise<void> {
     if (!this.closing) {
-      this.closing = this.owned ? quit(this.client) : Promise.resolve();
+      this.closing = this.owned ? quitRedis(this.client) : Promise.resolve();
       for (const waiter of [...this.waiters]) waiter();
     }
     return this.closing;
@@ -259,30 +259,4 @@ function reconnectDelay(times: number): number {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * QUIT when connected (bounded by the command timeout), else disconnect. Waits (at most
- * 1 s) for `end`, except while reconnecting: then ioredis just cancels the next attempt and
- * emits nothing more.
- */
-async function quit(client: Redis | Cluster): Promise<void> {
-  if (client.status === 'end') return;
-  if (client.status === 'reconnecting' || client.status === 'wait') {
-    client.disconnect();
-    return;
-  }
-  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-  if (client.status === 'ready') {
-    try {
-      await client.quit();
-    } catch {
-      client.disconnect();
-    }
-  } else {
-    client.disconnect();
-  }
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
-  clearTimeout(timer);
 }

@@ -1,6 +1,6 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from '../options';
-import { resolveRemoteAddress } from './remote-address';
+import { normalizeIp } from './remote-address';
 import type { Wire, WireSink } from './wire';
 
 class TcpWire implements Wire {
@@ -10,7 +10,7 @@ class TcpWire implements Wire {
   /** Bytes written in the current tick (corked). */
   private tickBytes = 0;
   constructor(private readonly socket: Socket) {
-    this.remoteAddress = resolveRemoteAddress(socket.remoteAddress, undefined, EMPTY);
+    this.remoteAddress = normalizeIp(socket.remoteAddress);
   }
   /**
    * Packets written in one tick leave in one syscall: the socket is corked at the first
@@ -51,7 +51,6 @@ class TcpWire implements Wire {
     this.socket.destroy();
   }
 }
-const EMPTY: ReadonlySet<string> = new Set();
 
 // Shared listeners (no closures per connection: an idle connection costs less memory).
 const SINK = Symbol('sink');
@@ -94,8 +93,4 @@ export function listenTcp(opts: ListenOptions, accept: (wire: Wire) => WireSink)
       resolve(server);
     });
   });
-}
-
-export function serverAddress(server: Server | { address(): AddressInfo | string | null }): AddressInfo {
-  return server.address() as AddressInfo;
 }
