@@ -1,4 +1,4 @@
-import { RpcError } from '@mqgate/rpc';
+import { RpcError, describeValue } from '@mqgate/rpc';
 
 /**
  * A Session verb (an RPC to the owning gate) failed.
@@ -42,11 +42,4 @@ export function toRpcError(err: unknown): RpcError {
 }
 
 /** A short description of a value's type for error messages. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
-  if (typeof value === 'object') return 'an object';
-  return typeof value;
-}
+export const describe = describeValue;

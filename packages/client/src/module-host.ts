@@ -10,7 +10,7 @@ import {
   type RpcServerHandle,
   type RpcValue,
 } from '@mqgate/rpc';
-import { MemoryUserIndex, UserDirectory } from '@mqgate/rpc';
+import { UserDirectory } from '@mqgate/rpc';
 import { describe } from './errors';
 import type { Handler, HandlerPayload, ModuleContext, ModuleDefinition } from './module';
 import { Session, type GuestRule } from './session';
@@ -111,7 +111,7 @@ export class ModuleHost implements AppComponent {
       transport: ctx.transport,
       logger: ctx.logger,
       serverId,
-      users: new UserDirectory(ctx.transport, ctx.userIndex ?? new MemoryUserIndex()),
+      users: new UserDirectory(ctx.transport, ctx.userIndex),
     };
     this.moduleCtx = mctx;
     let hookRan = false;

@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import {
-  GateFunctions,
-  RpcError,
   decodeSession,
   encodeSession,
+  gateClient,
   isSessionData,
   makeSessionData,
   silentLogger,
   type CallOptions,
-  type GateFunction,
+  type GateClient,
   type Logger,
   type RpcTransport,
-  type RpcValue,
   type SessionData,
 } from '@mqgate/rpc';
 import { SessionVerbError, describe, shortId, toRpcError } from './errors';
@@ -43,6 +41,9 @@ export interface SessionOptions {
   logger?: Logger;
 }
 
+/** One call of the gate's session service, given the stub and this session's id. */
+type Verb<T> = (gate: GateClient, sessionId: string) => Promise<T>;
+
 /** A local edit not yet sent to the gate. Each edit is a new object, so identity tells edits apart. */
 type Pending = { readonly op: 'set'; readonly value: string } | { readonly op: 'remove' };
 
@@ -51,9 +52,9 @@ type Pending = { readonly op: 'set'; readonly value: string } | { readonly op: '
  * request (mqant's `gate.Session` on the backend side).
  *
  * Reads (`userId`, `get(key)`, ...) and `setLocal`/`removeLocal` touch only this copy.
- * The RPC verbs (`bind`, `push`, `send`, ...) call the owning gate at
- * `{ serverId: session.serverId }` with the function names in `GateFunctions`, and the
- * verbs that change the gate's session then replace this copy with the gate's answer.
+ * The RPC verbs (`bind`, `push`, `send`, ...) call the owning gate's session service
+ * (`GateService`, through `gateClient(transport, session.serverId)`), and the verbs that
+ * change the gate's session then replace this copy with the gate's answer.
  *
  * Differences from mqant, on purpose:
  * - `push()` sends only the keys changed locally since the copy was made (and removes the
@@ -75,6 +76,8 @@ export class Session {
   private readonly transport: RpcTransport;
   private readonly callOptions: CallOptions | undefined;
   private readonly logger: Logger;
+  /** The owning gate's session service, made on first use. */
+  private stub: GateClient | undefined;
 
   /**
    * @param data the session as the gate sent it; it is not copied and never changed
@@ -232,7 +235,7 @@ export class Session {
    */
   async bind(userId: string): Promise<void> {
     checkNonEmpty('bind', 'userId', userId);
-    await this.change('bind', quote(userId), GateFunctions.Bind, [this.data.sessionId, userId], []);
+    await this.change('bind', quote(userId), (g, sid) => g.bind(sid, userId), []);
   }
 
   /**
@@ -243,7 +246,7 @@ export class Session {
    */
   async unbind(options: { delete?: boolean } = {}): Promise<void> {
     const del = options.delete === true;
-    await this.change('unbind', del ? '{ delete: true }' : '', GateFunctions.UnBind, [this.data.sessionId, del], []);
+    await this.change('unbind', del ? '{ delete: true }' : '', (g, sid) => g.unbind(sid, del), []);
   }
 
   /**
@@ -253,7 +256,7 @@ export class Session {
   async set(key: string, value: string): Promise<void> {
     checkKey('set', key);
     checkValue('set', value);
-    await this.change('set', quote(key), GateFunctions.Set, [this.data.sessionId, key, value], [key]);
+    await this.change('set', quote(key), (g, sid) => g.set(sid, key, value), [key]);
   }
 
   /**
@@ -285,7 +288,7 @@ export class Session {
       define(copy, key, value);
     }
     const keys = Object.keys(copy);
-    await this.change('setBatch', listText(keys), GateFunctions.Push, [this.data.sessionId, copy], keys);
+    await this.change('setBatch', listText(keys), (g, sid) => g.push(sid, copy), keys);
   }
 
   /**
@@ -305,7 +308,7 @@ export class Session {
    */
   async remove(key: string): Promise<void> {
     checkKey('remove', key);
-    await this.change('remove', quote(key), GateFunctions.Remove, [this.data.sessionId, key], [key]);
+    await this.change('remove', quote(key), (g, sid) => g.remove(sid, [key]), [key]);
   }
 
   /**
@@ -314,7 +317,7 @@ export class Session {
    * @throws SessionVerbError when the call fails.
    */
   async update(): Promise<void> {
-    await this.change('update', '', GateFunctions.Update, [this.data.sessionId], []);
+    await this.change('update', '', (g, sid) => g.update(sid), []);
   }
 
   // ---- RPC verbs that do not change the session -----------------------------------------
@@ -328,7 +331,7 @@ export class Session {
   async send(topic: string, body: MessageBody): Promise<void> {
     checkTopic('send', topic);
     const bytes = encodeBody('send', body);
-    await this.call('send', quote(topic), GateFunctions.Send, [this.data.sessionId, topic, bytes]);
+    await this.call('send', quote(topic), (g, sid) => g.send(sid, topic, bytes));
   }
 
   /**
@@ -340,8 +343,8 @@ export class Session {
     try {
       checkTopic('sendNR', topic);
       const bytes = encodeBody('sendNR', body);
-      this.transport
-        .callNR(this.address(), GateFunctions.Send, [this.data.sessionId, topic, bytes])
+      this.gate()
+        .sendNR(this.data.sessionId, topic, bytes)
         .catch((err: unknown) => this.reportDropped(topic, err));
     } catch (err) {
       this.reportDropped(topic, err);
@@ -365,8 +368,7 @@ export class Session {
     const bytes = encodeBody('sendBatch', body);
     if (sessionIds.length === 0) return 0;
     const text = `${sessionIds.length} ids, ${quote(topic)}`;
-    const n = await this.call('sendBatch', text, GateFunctions.SendBatch, [sessionIds.join(','), topic, bytes]);
-    return this.expect('sendBatch', text, n, 'number');
+    return this.call('sendBatch', text, (g) => g.sendBatch(sessionIds, topic, bytes));
   }
 
   /**
@@ -378,8 +380,7 @@ export class Session {
   async broadcast(topic: string, body: MessageBody): Promise<number> {
     checkTopic('broadcast', topic);
     const bytes = encodeBody('broadcast', body);
-    const n = await this.call('broadcast', quote(topic), GateFunctions.BroadCast, [topic, bytes]);
-    return this.expect('broadcast', quote(topic), n, 'number');
+    return this.call('broadcast', quote(topic), (g) => g.broadcast(topic, bytes));
   }
 
   /**
@@ -389,8 +390,7 @@ export class Session {
    */
   async isConnect(userId: string): Promise<boolean> {
     checkNonEmpty('isConnect', 'userId', userId);
-    const ok = await this.call('isConnect', quote(userId), GateFunctions.IsConnect, [this.data.sessionId, userId]);
-    return this.expect('isConnect', quote(userId), ok, 'boolean');
+    return this.call('isConnect', quote(userId), (g, sid) => g.isConnect(sid, userId));
   }
 
   /**
@@ -400,14 +400,13 @@ export class Session {
    */
   async close(reason?: string): Promise<void> {
     if (reason !== undefined && typeof reason !== 'string') throw new TypeError(`Session.close: reason must be a string, got ${describe(reason)}`);
-    const args: RpcValue[] = reason === undefined ? [this.data.sessionId] : [this.data.sessionId, reason];
-    await this.call('close', reason === undefined ? '' : quote(reason), GateFunctions.Close, args);
+    await this.call('close', reason === undefined ? '' : quote(reason), (g, sid) => g.close(sid, reason));
   }
 
   // ---- internals ----------------------------------------------------------------------
 
-  private address(): { serverId: string } {
-    return { serverId: this.data.serverId };
+  private gate(): GateClient {
+    return (this.stub ??= gateClient(this.transport, this.data.serverId, this.callOptions));
   }
 
   /** Applies one local edit to the local copy and records it as pending. */
@@ -428,25 +427,23 @@ export class Session {
     }
     const sid = this.data.sessionId;
     if (setKeys.length === 0 && removeKeys.length === 0) {
-      await this.change(verb, argsText, GateFunctions.Update, [sid], []);
+      await this.change(verb, argsText, (g) => g.update(sid), []);
       return;
     }
-    if (setKeys.length > 0) await this.change(verb, argsText, GateFunctions.Push, [sid, sets], setKeys);
-    if (removeKeys.length > 0) {
-      await this.change(verb, argsText, GateFunctions.Remove, [sid, removeKeys.length === 1 ? removeKeys[0] : removeKeys], removeKeys);
-    }
+    if (setKeys.length > 0) await this.change(verb, argsText, (g) => g.push(sid, sets), setKeys);
+    if (removeKeys.length > 0) await this.change(verb, argsText, (g) => g.remove(sid, removeKeys), removeKeys);
   }
 
   /**
-   * Calls a gate function that answers with the session, then adopts the answer. `sentKeys`
-   * are the keys this call delivers: their pending edits are dropped unless they were
-   * edited again while the call was in flight.
+   * Runs a verb that answers with the session, then adopts the answer. `sentKeys` are the
+   * keys this call delivers: their pending edits are dropped unless they were edited again
+   * while the call was in flight.
    */
-  private async change(verb: string, argsText: string, fn: GateFunction, args: RpcValue[], sentKeys: readonly string[]): Promise<void> {
+  private async change(verb: string, argsText: string, run: Verb<SessionData>, sentKeys: readonly string[]): Promise<void> {
     const before = sentKeys.map((k) => [k, this.dirty.get(k)] as const);
-    let reply: RpcValue;
+    let fresh: SessionData;
     try {
-      reply = await this.call(verb, argsText, fn, args);
+      fresh = await this.call(verb, argsText, run);
     } catch (err) {
       // STORAGE: the change is live on the gate, only its persistence failed. Adopt the
       // gate's copy so this session agrees with the gate, then report the failure.
@@ -456,7 +453,6 @@ export class Session {
       }
       throw err;
     }
-    const fresh = this.asSession(verb, argsText, reply);
     for (const [k, p] of before) if (this.dirty.get(k) === p) this.dirty.delete(k);
     this.data = withFields(fresh, {
       settings: this.dirty.size === 0 ? fresh.settings : applyEdits(fresh.settings, this.dirty),
@@ -465,33 +461,13 @@ export class Session {
     });
   }
 
-  private async call(verb: string, argsText: string, fn: GateFunction, args: RpcValue[]): Promise<RpcValue> {
+  /** Runs one verb on the owning gate; any failure becomes a SessionVerbError naming the verb. */
+  private async call<T>(verb: string, argsText: string, run: Verb<T>): Promise<T> {
     try {
-      return await this.transport.call(this.address(), fn, args, this.callOptions);
+      return await run(this.gate(), this.data.sessionId);
     } catch (err) {
       throw new SessionVerbError(verb, argsText, this.data.sessionId, toRpcError(err));
     }
-  }
-
-  private asSession(verb: string, argsText: string, reply: RpcValue): SessionData {
-    if (isSessionData(reply)) return reply;
-    if (reply instanceof Uint8Array) {
-      try {
-        return decodeSession(reply);
-      } catch {
-        // fall through to BAD_REPLY
-      }
-    }
-    throw this.badReply(verb, argsText, `expected the session, got ${describe(reply)}`);
-  }
-
-  private expect<T extends 'number' | 'boolean'>(verb: string, argsText: string, reply: RpcValue, kind: T): T extends 'number' ? number : boolean {
-    if (typeof reply !== kind) throw this.badReply(verb, argsText, `expected a ${kind}, got ${describe(reply)}`);
-    return reply as T extends 'number' ? number : boolean;
-  }
-
-  private badReply(verb: string, argsText: string, what: string): SessionVerbError {
-    return new SessionVerbError(verb, argsText, this.data.sessionId, new RpcError(`the gate's answer is malformed: ${what}`, 'BAD_REPLY'));
   }
 
   private reportDropped(topic: string, err: unknown): void {

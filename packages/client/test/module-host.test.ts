@@ -1,4 +1,4 @@
-import { InProcessTransport, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
+import { InProcessTransport, MemoryUserIndex, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
 import { ModuleHost, Session, defineModule, type Handler, type ModuleContext } from '@mqgate/client';
 import { FakeGate } from './helpers/fake-gate';
 
@@ -9,7 +9,7 @@ let ctx: AppContext;
 beforeEach(async () => {
   transport = new InProcessTransport();
   gate = await FakeGate.start(transport);
-  ctx = { transport, logger: silentLogger };
+  ctx = { transport, logger: silentLogger, userIndex: new MemoryUserIndex() };
 });
 
 afterEach(async () => {
@@ -216,7 +216,7 @@ describe('ModuleHost', () => {
       }),
       { stopTimeout: 30 },
     );
-    await host.start({ transport, logger });
+    await host.start({ transport, logger, userIndex: new MemoryUserIndex() });
     const call = transport.call({ moduleType: 'chat' }, 'HD_hang', [gate.connect(), {}], { timeout: 200 });
     await entered.promise;
     await host.stop();

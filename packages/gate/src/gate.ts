@@ -1,30 +1,32 @@
 import { EventEmitter, once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
+import type { IConnectPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
-  GateFunctions,
-  MemoryUserIndex,
   gateCallTimeout,
+  gateClient,
   liveGatesOf,
+  serveGateService,
   silentLogger,
   type AppComponent,
   type AppContext,
   type Logger,
   type RpcServerHandle,
   type RpcTransport,
+  type SessionCounts,
   type SessionData,
 } from '@mqgate/rpc';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
-import { MqttConnection, State, type ProtocolHooks } from './protocol/connection';
+import { MqttConnection, type ProtocolHooks } from './protocol/connection';
+import { State } from './protocol/state';
 import { RequestScheduler } from './request-scheduler';
 import { Router, type RouterStats } from './router';
 import { GateSession } from './session';
-import { SessionManager, type SessionEvents } from './session-manager';
-import type { SessionCounts } from './session-registry';
+import { SessionManager, type SessionEvents, type UserIndexLink } from './session-manager';
+import { SessionRegistry } from './session-registry';
 import { SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
-import { sessionService } from './session-service';
+import { gateService } from './session-service';
 import { listenTcp } from './wire/tcp';
 import { listenWebSocket } from './wire/websocket';
 import { trustedSet } from './wire/remote-address';
@@ -54,20 +56,33 @@ export interface GateEvents extends SessionEvents {
   storageError: [failure: StorageFailure];
 }
 
+/**
+ * What a started gate works with, built once at `start(ctx)` with every dependency known
+ * (the transport, the logger, the user index), and never changed afterwards.
+ */
+interface GateRuntime {
+  readonly transport: RpcTransport;
+  readonly logger: Logger;
+  readonly sessions: SessionManager;
+  readonly persistence: SessionPersistence | undefined;
+  readonly router: Router;
+  readonly scheduler: RequestScheduler;
+}
+
+type Conn = MqttConnection<GateSession>;
+
+const NO_REQUESTS: RouterStats = Object.freeze({ requests: 0, notifies: 0, errors: 0 });
+
 export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   readonly name = 'gate';
   readonly options: ResolvedGateOptions;
-  readonly sessions = new SessionManager();
-  /** Present when the gate has a StorageHandler. */
-  readonly persistence: SessionPersistence | undefined;
-  private transport: RpcTransport | undefined;
-  private logger: Logger;
-  private readonly scheduler: RequestScheduler;
-  private readonly router: Router;
-  private readonly connections = new Set<MqttConnection>();
+  /** The live sessions, by session, user and client id (empty until started). */
+  private readonly registry = new SessionRegistry();
+  private runtime: GateRuntime | undefined;
+  private readonly connections = new Set<Conn>();
   /** Open connections per client address (only with maxConnectionsPerIp). */
   private readonly perIp = new Map<string, number>();
-  private readonly hooks: ProtocolHooks;
+  private readonly hooks: ProtocolHooks<GateSession>;
   private tcp: NetServer | undefined;
   private ws: HttpServer | undefined;
   private service: RpcServerHandle | undefined;
@@ -78,54 +93,21 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   constructor(options: GateOptions = {}) {
     super();
     this.options = resolveOptions(options);
-    this.logger = this.options.logger ?? silentLogger;
-    this.router = new Router(() => this.requireTransport(), this.options.handlerTimeout, () => this.logger);
-    this.scheduler = new RequestScheduler(this.options.maxInflight, this.options.ordered, (s, p) => this.router.route(s, p));
-    for (const event of ['connect', 'disconnect', 'bind', 'unbind'] as const) {
-      this.sessions.on(event, (...args: unknown[]) => {
-        // A listener's exception must not escape into a socket callback and end the process.
-        try {
-          (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
-        } catch (err) {
-          this.logger.error({ event, error: err instanceof Error ? err.message : String(err) }, 'gate event listener threw');
-        }
-      });
-    }
-    if (this.options.storage) {
-      this.persistence = new SessionPersistence(
-        this.options.storage,
-        {
-          heartbeatInterval: this.options.heartbeatInterval,
-          retryInitialDelay: this.options.storageRetryDelay,
-          retryMaxDelay: this.options.storageRetryMaxDelay,
-        },
-        () => this.logger,
-      );
-      this.persistence.on('storageError', (f) => this.emit('storageError', f));
-      this.sessions.persistence = this.persistence;
-    }
-    this.sessions.deleteOnUnbind = this.options.deleteOnUnbind;
     this.hooks = {
       authenticate: (conn, packet) => this.authenticate(conn, packet),
       connected: (conn) => this.onConnected(conn),
-      publish: (conn, packet) => this.onPublish(conn, packet),
       closed: (conn, reason) => this.onClosed(conn, reason),
-      capacity: (conn) => {
-        const s = conn.session as GateSession | undefined;
-        if (!s) return 8; // before CONNACK: CONNECT first, then a few more at a time
-        return Math.max(1, this.options.maxInflight - s.running - (s.queue?.length ?? 0));
-      },
     };
+  }
+
+  /** Present once started when the gate has a StorageHandler. */
+  get persistence(): SessionPersistence | undefined {
+    return this.runtime?.persistence;
   }
 
   /** This gate's node id: the `serverId` of its sessions and the address of its session service. */
   get serverId(): string {
     return this.options.serverId;
-  }
-
-  private requireTransport(): RpcTransport {
-    if (!this.transport) throw new Error('gate is not started');
-    return this.transport;
   }
 
   /**
@@ -135,31 +117,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   async start(ctx: AppContext): Promise<void> {
     if (this.phase !== 'new') throw new Error(`gate ${this.serverId} cannot start: it is ${this.phase}`);
     this.phase = 'running';
-    this.transport = ctx.transport;
-    if (!this.options.logger) this.logger = ctx.logger;
-    const transport = ctx.transport;
-    this.sessions.users = {
-      index: this.options.userIndex ?? ctx.userIndex ?? new MemoryUserIndex(),
-      policy: this.options.duplicateLogin,
-      liveGates: () => {
-        const gates = liveGatesOf(transport.servers(GATE_MODULE_TYPE));
-        return gates.some((g) => g.serverId === this.serverId) ? gates : [...gates, { serverId: this.serverId, startedAt: 0 }];
-      },
-      // Bounded: a crashed gate the registry still lists must not hold the new bind past its deadline.
-      kickRemote: (loc, reason) =>
-        transport
-          .call({ serverId: loc.serverId }, GateFunctions.Close, [loc.sessionId, reason], { timeout: gateCallTimeout(transport) })
-          .then(
-            () => undefined,
-            () => undefined,
-          ),
-    };
-    this.sessions.onIndexError = (err, userId) =>
-      this.logger.warn({ userId, error: err instanceof Error ? err.message : String(err) }, 'user index update failed');
+    const runtime = this.buildRuntime(ctx);
+    this.runtime = runtime;
     try {
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
-        sessionService(this.sessions),
+        serveGateService(gateService(runtime.sessions)),
       );
       const accept = (wire: Wire) => this.accept(wire);
       if (this.options.tcp) this.tcp = await listenTcp(this.options.tcp, accept);
@@ -180,7 +143,55 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const period = Math.max(10, Math.min(500, this.options.connectTimeout / 4, this.options.maxIdle / 4));
     this.sweep = setInterval(() => this.checkTimers(), period);
     this.sweep.unref();
-    this.logger.info({ serverId: this.serverId, ...this.describeAddresses() }, 'gate listening');
+    runtime.logger.info({ serverId: this.serverId, ...this.describeAddresses() }, 'gate listening');
+  }
+
+  private buildRuntime(ctx: AppContext): GateRuntime {
+    const o = this.options;
+    const transport = ctx.transport;
+    const logger = o.logger ?? ctx.logger ?? silentLogger;
+    let persistence: SessionPersistence | undefined;
+    if (o.storage) {
+      persistence = new SessionPersistence(
+        o.storage,
+        { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay },
+        () => logger,
+      );
+      persistence.on('storageError', (f) => this.safeEmit('storageError', f));
+    }
+    const users: UserIndexLink = {
+      index: o.userIndex ?? ctx.userIndex,
+      policy: o.duplicateLogin,
+      liveGates: () => {
+        const gates = liveGatesOf(transport.servers(GATE_MODULE_TYPE));
+        return gates.some((g) => g.serverId === this.serverId) ? gates : [...gates, { serverId: this.serverId, startedAt: 0 }];
+      },
+      // Bounded: a crashed gate the registry still lists must not hold the new bind past its deadline.
+      kickRemote: (loc, reason) =>
+        gateClient(transport, loc.serverId, { timeout: gateCallTimeout(transport) })
+          .close(loc.sessionId, reason)
+          .catch(() => undefined),
+    };
+    const sessions = new SessionManager({
+      registry: this.registry,
+      users,
+      persistence,
+      deleteOnUnbind: o.deleteOnUnbind,
+      logger,
+      emit: (event, ...args) => this.safeEmit(event, ...(args as GateEvents[typeof event])),
+    });
+    const router = new Router(transport, o.handlerTimeout, logger);
+    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, (s, p) => router.route(s, p));
+    return { transport, logger, sessions, persistence, router, scheduler };
+  }
+
+  /** Emits an event; a listener's exception must not escape into a socket callback and end the process. */
+  private safeEmit<E extends keyof GateEvents>(event: E, ...args: GateEvents[E]): void {
+    try {
+      (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
+    } catch (err) {
+      this.runtime?.logger.error({ event, error: err instanceof Error ? err.message : String(err) }, 'gate event listener threw');
+    }
   }
 
   private describeAddresses(): Record<string, string> {
@@ -201,50 +212,51 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /** Connected sessions: total, bound to a user, guests. */
   counts(): SessionCounts {
-    return this.sessions.registry.counts();
+    return this.registry.counts();
   }
 
   /** Request counters since start, and connections open (CONNECT pending included). */
   stats(): RouterStats & { connections: number; outstanding: number; storage: StorageStats | undefined } {
+    const r = this.runtime;
     return {
-      ...this.router.stats,
+      ...(r ? r.router.stats : NO_REQUESTS),
       connections: this.connections.size,
-      outstanding: this.scheduler.outstanding,
-      storage: this.persistence ? { ...this.persistence.stats } : undefined,
+      outstanding: r ? r.scheduler.outstanding : 0,
+      storage: r?.persistence ? { ...r.persistence.stats } : undefined,
     };
   }
 
   /** A snapshot of a live session, or undefined. */
   getSession(sessionId: string): SessionData | undefined {
-    return this.sessions.registry.get(sessionId)?.snapshot();
+    return this.registry.get(sessionId)?.snapshot();
   }
 
   /** Snapshots of the live sessions of a user on this gate. */
   sessionsOfUser(userId: string): SessionData[] {
-    return this.sessions.registry.byUserId(userId).map((s) => s.snapshot());
+    return this.registry.byUserId(userId).map((s) => s.snapshot());
   }
 
   /** Pushes to one session from the gate's own process. Returns false when it is not connected. */
   send(sessionId: string, topic: string, body: Buffer | string): boolean {
-    const s = this.sessions.registry.get(sessionId);
-    return s ? this.sessions.send(s, topic, typeof body === 'string' ? Buffer.from(body) : body) : false;
+    const s = this.registry.get(sessionId);
+    return s ? s.conn.publish(topic, typeof body === 'string' ? Buffer.from(body) : body) : false;
   }
 
   /** Pushes to every session on this gate; returns how many got it. */
   broadcast(topic: string, body: Buffer | string): number {
-    return this.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body);
+    return this.runtime?.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body) ?? 0;
   }
 
   /** Closes a session, telling the client why on `gate/kick` first. Returns false when unknown. */
   kick(sessionId: string, reason?: string): boolean {
-    const s = this.sessions.registry.get(sessionId);
-    if (!s) return false;
-    this.sessions.kick(s, reason);
+    const s = this.registry.get(sessionId);
+    if (!s || !this.runtime) return false;
+    this.runtime.sessions.kick(s, reason);
     return true;
   }
 
-  private accept(wire: Wire): MqttConnection {
-    const conn = new MqttConnection(wire, this.hooks, this.options);
+  private accept(wire: Wire): Conn {
+    const conn: Conn = new MqttConnection(wire, this.hooks, this.options);
     if (this.phase !== 'running') {
       conn.destroy('gate is stopping');
       return conn;
@@ -266,7 +278,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return conn;
   }
 
-  private authenticate(conn: MqttConnection, packet: IConnectPacket): number | Promise<number> {
+  private authenticate(conn: Conn, packet: IConnectPacket): number | Promise<number> {
     if (this.phase !== 'running') return 3;
     const hook = this.options.authenticate;
     if (!hook) return 0;
@@ -282,47 +294,46 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       v === true ? 0 : typeof v === 'object' && v !== null && (v as { returnCode?: number }).returnCode === 4 ? 4 : 5;
     if (verdict instanceof Promise) {
       return verdict.then(toCode, (err: unknown) => {
-        this.logger.warn({ clientId: conn.clientId, error: String(err) }, 'authenticate hook failed');
+        this.runtime?.logger.warn({ clientId: conn.clientId, error: String(err) }, 'authenticate hook failed');
         return 3;
       });
     }
     return toCode(verdict);
   }
 
-  private onConnected(conn: MqttConnection): void {
-    const older = this.sessions.registry.byClientId(conn.clientId);
-    if (older) this.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)');
+  private onConnected(conn: Conn): void {
+    const r = this.runtime as GateRuntime;
+    const older = this.registry.byClientId(conn.clientId);
+    if (older) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)');
     const session = new GateSession(conn, this.serverId);
     conn.session = session;
-    this.sessions.registry.add(session);
+    conn.requests = r.scheduler.open(session);
+    this.registry.add(session);
     if (this.phase !== 'running') conn.freeze();
-    this.sessions.emit('connect', session.snapshot());
+    this.safeEmit('connect', session.snapshot());
   }
 
-  private onPublish(conn: MqttConnection, packet: IPublishPacket): void {
-    this.scheduler.submit(conn.session as GateSession, packet);
-  }
-
-  private onClosed(conn: MqttConnection, reason: string): void {
+  private onClosed(conn: Conn, reason: string): void {
     if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
       const ip = conn.wire.remoteAddress;
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n > 0) this.perIp.set(ip, n);
       else this.perIp.delete(ip);
     }
-    const session = conn.session as GateSession | undefined;
-    if (!session) return;
-    this.scheduler.discard(session);
-    this.persistence?.closed(session);
-    this.sessions.release(session, session.userId);
-    this.sessions.registry.remove(session);
-    this.sessions.emit('disconnect', session.snapshot(), reason);
+    const session = conn.session;
+    const r = this.runtime;
+    if (!session || !r) return;
+    r.persistence?.closed(session);
+    r.sessions.release(session, session.userId);
+    this.registry.remove(session);
+    this.safeEmit('disconnect', session.snapshot(), reason);
   }
 
   private checkTimers(): void {
     const now = Date.now();
     for (const conn of this.connections) conn.checkTimers(now);
-    if (this.persistence) for (const s of this.sessions.registry.all()) this.persistence.tick(s, now);
+    const persistence = this.runtime?.persistence;
+    if (persistence) for (const s of this.registry.all()) persistence.tick(s, now);
   }
 
   /**
@@ -346,22 +357,23 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.stopTimeout)));
-    await Promise.race([this.scheduler.idle(), timedOut]);
+    const r = this.runtime;
+    if (r) await Promise.race([r.scheduler.idle(), timedOut]);
     clearTimeout(timer);
-    if (this.persistence) {
+    if (r?.persistence) {
       // One last attempt to store changes a failing store has not taken yet, bounded.
-      const flushed = this.persistence.flush(this.sessions.registry.all());
-      await Promise.race([flushed, new Promise((r) => setTimeout(r, Math.min(2000, this.options.stopTimeout)).unref())]);
+      const flushed = r.persistence.flush(this.registry.all());
+      await Promise.race([flushed, new Promise((done) => setTimeout(done, Math.min(2000, this.options.stopTimeout)).unref())]);
     }
-    for (const s of [...this.sessions.registry.all()]) this.sessions.kick(s, STOP_REASON);
-    this.persistence?.close();
+    if (r) for (const s of [...this.registry.all()]) r.sessions.kick(s, STOP_REASON);
+    r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();
     await this.service?.close();
     await Promise.all(closing);
     if (this.sweep) clearInterval(this.sweep);
     this.phase = 'stopped';
-    this.logger.info({ serverId: this.serverId }, 'gate stopped');
+    r?.logger.info({ serverId: this.serverId }, 'gate stopped');
   }
 }
 

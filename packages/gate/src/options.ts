@@ -84,7 +84,7 @@ export interface GateOptions {
   storageRetryMaxDelay?: number;
   /**
    * Where users are connected across gates (RedisUserIndex for several processes). Default:
-   * the app's (`AppContext.userIndex`), else a MemoryUserIndex of this gate.
+   * the app's (`AppContext.userIndex`, which every app has).
    */
   userIndex?: UserIndex;
   /**

@@ -96,9 +96,9 @@ export class Router {
   readonly stats: RouterStats = { requests: 0, notifies: 0, errors: 0 };
 
   constructor(
-    private readonly transport: () => RpcTransport,
+    private readonly transport: RpcTransport,
     private readonly handlerTimeout: number,
-    private readonly logger: () => Logger,
+    private readonly logger: Logger,
   ) {}
 
   async route(session: GateSession, packet: IPublishPacket): Promise<void> {
@@ -108,7 +108,7 @@ export class Router {
       this.stats.errors++;
       // A topic without two levels is answered anyway, as mqant does; otherwise only requests.
       if (!topic.includes('/') || topic.split('/').length > 2) this.reply(session, topic, route, null);
-      else this.logger().debug({ sessionId: session.sessionId, topic, error: route }, 'unroutable notify dropped');
+      else this.logger.debug({ sessionId: session.sessionId, topic, error: route }, 'unroutable notify dropped');
       return;
     }
     const payload = decodePayload(packet.payload as Buffer);
@@ -117,12 +117,12 @@ export class Router {
     else this.stats.requests++;
     let result: RpcValue;
     try {
-      result = await this.transport().call(route.address, route.handler, args, { timeout: this.handlerTimeout });
+      result = await this.transport.call(route.address, route.handler, args, { timeout: this.handlerTimeout });
     } catch (err) {
       this.stats.errors++;
       const message = err instanceof Error ? err.message : String(err);
       if (route.msgid === undefined) {
-        this.logger().debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
+        this.logger.debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
       } else {
         this.reply(session, topic, message, null);
       }

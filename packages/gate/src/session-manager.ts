@@ -1,10 +1,10 @@
-import { EventEmitter } from 'node:events';
 import {
   KICK_TOPIC,
   RpcError,
   SessionNotFoundError,
   type DuplicateLoginPolicy,
   type LiveGate,
+  type Logger,
   type SessionData,
   type UserIndex,
   type UserLocation,
@@ -12,7 +12,7 @@ import {
 import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
-import { SessionRegistry } from './session-registry';
+import type { SessionRegistry } from './session-registry';
 
 /**
  * A writable copy of settings without a prototype, so that any string is a key
@@ -22,7 +22,7 @@ export function copySettings(base: Readonly<Record<string, string>>): Record<str
   return Object.assign(Object.create(null) as Record<string, string>, base);
 }
 
-/** The gate's link to the user index (set at start). */
+/** The gate's link to the user index. */
 export interface UserIndexLink {
   index: UserIndex;
   policy: DuplicateLoginPolicy;
@@ -47,21 +47,45 @@ export interface SessionEvents {
   unbind: [session: SessionData, userId: string];
 }
 
+/** Emits one of the gate's session events (the gate catches listeners' exceptions). */
+export type EmitSessionEvent = <E extends keyof SessionEvents>(event: E, ...args: SessionEvents[E]) => void;
+
+/** Everything a SessionManager works with, known when the gate starts. */
+export interface SessionManagerDeps {
+  readonly registry: SessionRegistry;
+  readonly users: UserIndexLink;
+  /** Present when the gate has a StorageHandler. */
+  readonly persistence: SessionPersistence | undefined;
+  /** Delete what is stored for a user on every unbind (gate option `deleteOnUnbind`). */
+  readonly deleteOnUnbind: boolean;
+  readonly logger: Logger;
+  readonly emit: EmitSessionEvent;
+}
+
 /**
  * The operations behind the session verbs, on the gate's authoritative sessions: bind,
  * settings changes, pushes, kicks. Used by the session service (over RPC) and by code in
- * the gate's process (mqant's "local operation").
+ * the gate's process (mqant's "local operation"). Made at gate start, with every
+ * dependency known.
  */
-export class SessionManager extends EventEmitter<SessionEvents> {
-  readonly registry = new SessionRegistry();
-  /** Set when the gate has a StorageHandler. */
-  persistence: SessionPersistence | undefined;
-  /** Delete what is stored for a user on every unbind (gate option). */
-  deleteOnUnbind = false;
-  /** Set at start: the user index and duplicate-login policy. */
-  users: UserIndexLink | undefined;
-  /** Logs index failures that nobody awaits. */
-  onIndexError: (err: unknown, userId: string) => void = () => undefined;
+export class SessionManager {
+  readonly registry: SessionRegistry;
+  private readonly users: UserIndexLink;
+  private readonly persistence: SessionPersistence | undefined;
+  private readonly deleteOnUnbind: boolean;
+  private readonly logger: Logger;
+  private readonly emit: EmitSessionEvent;
+  /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
+  private readonly userLocks = new WeakMap<GateSession, Promise<void>>();
+
+  constructor(deps: SessionManagerDeps) {
+    this.registry = deps.registry;
+    this.users = deps.users;
+    this.persistence = deps.persistence;
+    this.deleteOnUnbind = deps.deleteOnUnbind;
+    this.logger = deps.logger;
+    this.emit = deps.emit;
+  }
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
   require(sessionId: string): GateSession {
@@ -85,10 +109,13 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    * client, or a logout racing a login, each see the outcome of the one before.
    */
   private serially(session: GateSession, run: () => Promise<void>): Promise<void> {
-    const result = (session.userLock ?? Promise.resolve()).then(run);
-    session.userLock = result.then(
-      () => undefined,
-      () => undefined,
+    const result = (this.userLocks.get(session) ?? Promise.resolve()).then(run);
+    this.userLocks.set(
+      session,
+      result.then(
+        () => undefined,
+        () => undefined,
+      ),
     );
     return result;
   }
@@ -98,7 +125,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     if (previous === userId) return;
     if (previous !== '') await this.unbindNow(session, false);
     if (this.registry.get(session.sessionId) !== session) throw new SessionNotFoundError(session.sessionId);
-    if (this.users) await this.claim(session, userId, this.users);
+    await this.claim(session, userId, this.users);
     this.registry.setUser(session, userId);
     let failure: Error | undefined;
     if (this.persistence) {
@@ -165,10 +192,9 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    * the user counted as online on this live gate.
    */
   release(session: GateSession, userId: string, attempt = 0): void {
-    const users = this.users;
-    if (!users || userId === '') return;
-    users.index.release(userId, session.serverId, session.sessionId).catch((err) => {
-      if (attempt === 0) this.onIndexError(err, userId);
+    if (userId === '') return;
+    this.users.index.release(userId, session.serverId, session.sessionId).catch((err: unknown) => {
+      if (attempt === 0) this.logger.warn({ userId, error: err instanceof Error ? err.message : String(err) }, 'user index update failed');
       if (attempt < 4) setTimeout(() => this.release(session, userId, attempt + 1), 1000 * 2 ** attempt).unref();
     });
   }
@@ -265,7 +291,6 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    */
   async isConnected(userId: string): Promise<boolean> {
     if (this.registry.byUserId(userId).length > 0) return true;
-    if (!this.users) return false;
     return (await this.users.index.locate(userId, this.users.liveGates())).length > 0;
   }
 }

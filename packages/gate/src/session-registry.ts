@@ -1,14 +1,5 @@
+import type { SessionCounts } from '@mqgate/rpc';
 import type { GateSession } from './session';
-
-/** Session counts of one gate. */
-export interface SessionCounts {
-  /** Every connected session (CONNACK sent, not yet closed). */
-  total: number;
-  /** Sessions bound to a user id. */
-  bound: number;
-  /** Sessions not bound (guests by the default rule). */
-  guests: number;
-}
 
 /**
  * The gate's indexes of live sessions: by session id, by user id (several sessions may share

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { IPublishPacket } from 'mqtt-packet';
 import { makeSessionData, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from './protocol/connection';
 import type { PersistState } from './session-persistence';
@@ -15,23 +14,16 @@ const spanPrefix = randomBytes(4).toString('hex');
 export class GateSession {
   readonly sessionId = randomBytes(16).toString('hex');
   readonly traceId = randomBytes(8).toString('hex');
-  readonly connectedAt = Date.now();
   readonly ip: string;
   readonly network: string;
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
-  /** Requests running now (see request-scheduler). */
-  running = 0;
-  /** Requests received and waiting for a free slot. */
-  queue: IPublishPacket[] | undefined;
   /** Persistence state while bound and a StorageHandler is configured. */
   persist: PersistState | undefined;
-  /** Bind and UnBind of this session run one at a time, in order (see SessionManager). */
-  userLock: Promise<void> | undefined;
 
   constructor(
-    readonly conn: MqttConnection,
+    readonly conn: MqttConnection<GateSession>,
     readonly serverId: string,
   ) {
     this.ip = conn.wire.remoteAddress;

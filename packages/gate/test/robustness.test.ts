@@ -95,7 +95,7 @@ test('a port already in use rejects start() and the process keeps running', asyn
     for (const opts of [{ tcp: { port, host: '127.0.0.1' }, websocket: false as const }, { tcp: false as const, websocket: { port, host: '127.0.0.1' } }]) {
       const gate = new Gate(opts);
       const { InProcessTransport, silentLogger } = await import('@mqgate/rpc');
-      await expect(gate.start({ transport: new InProcessTransport(), logger: silentLogger })).rejects.toThrow(/EADDRINUSE/);
+      await expect(gate.start({ transport: new InProcessTransport(), logger: silentLogger, userIndex: new MemoryUserIndex() })).rejects.toThrow(/EADDRINUSE/);
     }
   } finally {
     blocker.close();

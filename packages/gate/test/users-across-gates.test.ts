@@ -34,8 +34,8 @@ async function twoGates(duplicateLogin: DuplicateLoginPolicy): Promise<Pair> {
   const opts = { tcp: { port: 0, host: '127.0.0.1' }, websocket: false as const, userIndex: index, duplicateLogin };
   const a = new Gate({ ...opts, serverId: 'gate@a' });
   const b = new Gate({ ...opts, serverId: 'gate@b' });
-  await a.start({ transport, logger: silentLogger });
-  await b.start({ transport, logger: silentLogger });
+  await a.start({ transport, logger: silentLogger, userIndex: index });
+  await b.start({ transport, logger: silentLogger, userIndex: index });
   // user/HD_login binds through the session service of the session's own gate
   await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, args) => {
     const s = args[0] as SessionData;

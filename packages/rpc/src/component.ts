@@ -6,8 +6,12 @@ import type { UserIndex } from './user-index';
 export interface AppContext {
   transport: RpcTransport;
   logger: Logger;
-  /** Where users are connected, shared by every component of the app (see UserIndex). */
-  userIndex?: UserIndex;
+  /**
+   * Where users are connected, shared by every component of the app (see UserIndex).
+   * Required, so that a gate and a module started together always share one index
+   * (`createApp` passes its own: a MemoryUserIndex unless given one).
+   */
+  userIndex: UserIndex;
 }
 
 /**

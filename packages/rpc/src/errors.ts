@@ -1,15 +1,52 @@
 /**
- * Error classes shared by the gate, modules and transports. Every error carries a stable
- * `code` so that it survives a trip over a transport that only carries strings
- * (see {@link toWireError} / {@link fromWireError}).
+ * Every error code mqgate sends or throws, and the error classes of the rpc layer
+ * (fastify's `lib/errors.js` and ioredis's error classes are the models). Every error
+ * mqgate throws is an {@link RpcError} carrying one of these codes, so that it survives a
+ * trip over a transport that only carries strings (see {@link toWireError} /
+ * {@link fromWireError}). The README's "Error codes" table is checked against
+ * {@link ERROR_CODES} by a test.
  */
 
-/** Base class: something went wrong in an RPC call. */
+/**
+ * Code → what it means. The keys are the codes; a module's own handlers may throw an
+ * RpcError with a code of their own, which reaches the caller unchanged.
+ */
+export const ERROR_CODES = {
+  REMOTE: 'a handler threw an error without a code (any plain Error)',
+  NO_SERVER: 'no live server serves the module type or server id called (`Service(type:x) not found`)',
+  DEADLINE: 'no reply within the call timeout',
+  NOT_FOUND: 'the server has no function by that name',
+  CLOSED: 'the transport or the server was closed',
+  UNAVAILABLE: 'the transport cannot reach its broker (Redis down)',
+  DUPLICATE_SERVER: 'a server id that is already serving on this transport',
+  ENCODE: 'a value that cannot cross the wire (a function, a cycle, a BigInt...)',
+  DECODE: 'bytes from the wire that do not decode (a malformed request or reply)',
+  NO_SESSION: 'a session verb named a session id the gate does not hold (the client has gone)',
+  BAD_ARGUMENT: 'a session verb got an argument of the wrong shape; the message names the verb and the argument',
+  BAD_REPLY: "the gate's answer to a session verb has the wrong shape",
+  BAD_RESULT: "a handler's result cannot be sent (not an RpcValue)",
+  DUPLICATE_LOGIN: 'the duplicate-login policy rejects a new bind of the user',
+  USER_INDEX: 'the user index could not be reached during a bind',
+  STORAGE: 'the StorageHandler failed; for a session verb, the change is live and the gate retries the write',
+} as const;
+
+/** One of mqgate's own error codes (see {@link ERROR_CODES}). */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A code: one of mqgate's, or an app's own (any other string). */
+export type AnyErrorCode = ErrorCode | (string & Record<never, never>);
+
+/** The codes as constants, `ErrorCodes.NO_SESSION === 'NO_SESSION'`. */
+export const ErrorCodes = Object.freeze(
+  Object.fromEntries(Object.keys(ERROR_CODES).map((k) => [k, k])) as { readonly [K in ErrorCode]: K },
+);
+
+/** Base class of every mqgate error: something went wrong in or behind an RPC call. */
 export class RpcError extends Error {
   constructor(
     message: string,
-    /** Stable machine-readable code, e.g. `NO_SERVER`, `DEADLINE`, `NOT_FOUND`, `REMOTE`. */
-    readonly code: string = 'REMOTE',
+    /** Stable machine-readable code (see {@link ERROR_CODES}); default `REMOTE`. */
+    readonly code: AnyErrorCode = 'REMOTE',
   ) {
     super(message);
     this.name = new.target.name;
@@ -54,7 +91,7 @@ export class TransportClosedError extends RpcError {
 
 /** Serialised form of an error on the wire: `code` and `message`. */
 export interface WireError {
-  code: string;
+  code: AnyErrorCode;
   message: string;
 }
 
@@ -67,4 +104,28 @@ export function toWireError(err: unknown): WireError {
 /** Rebuilds an RpcError (with its code) from its wire form. */
 export function fromWireError(w: WireError): RpcError {
   return new RpcError(w.message, w.code || 'REMOTE');
+}
+
+/** A session verb's argument has the wrong shape; code `BAD_ARGUMENT`, the message names the verb and the argument. */
+export class BadArgumentError extends RpcError {
+  constructor(verb: string, what: string) {
+    super(`${verb}: ${what}`, 'BAD_ARGUMENT');
+  }
+}
+
+/** An answer of the wrong shape (the gate's answer to a session verb); code `BAD_REPLY`. */
+export class BadReplyError extends RpcError {
+  constructor(what: string) {
+    super(`the gate's answer is malformed: ${what}`, 'BAD_REPLY');
+  }
+}
+
+/** A short description of a value's type for error messages (`null`, `an array`, `12 bytes`, `a string`, ...). */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
+  if (typeof value === 'object') return 'an object';
+  return typeof value;
 }

@@ -1,31 +1,7 @@
 /**
- * The gate's session service: the RPC functions a gate serves at its own server id
- * (`SessionData.serverId`), and the conventions shared by the gate and modules.
- * Names and argument orders follow mqant (gate/base/mqtt_gate.go OnInit, gate_handler.go)
- * without mqant's leading trace-span argument.
- *
- * | function    | args                                      | result                    |
- * |-------------|-------------------------------------------|---------------------------|
- * | `Update`    | sessionId                                 | SessionData               |
- * | `Bind`      | sessionId, userId                         | SessionData               |
- * | `UnBind`    | sessionId, delete? (boolean)              | SessionData               |
- * | `Push`      | sessionId, settings `{key: value}`        | SessionData (keys merged) |
- * | `Set`       | sessionId, key, value                     | SessionData               |
- * | `Remove`    | sessionId, key or keys[]                  | SessionData               |
- * | `Send`      | sessionId, topic, body (bytes)            | null                      |
- * | `SendBatch` | sessionIds (comma separated), topic, body | number delivered          |
- * | `BroadCast` | topic, body                               | number delivered          |
- * | `IsConnect` | sessionId (ignored), userId               | boolean                   |
- * | `Close`     | sessionId, reason? (string)               | null                      |
- * | `Counts`    | (none)                                    | `{total, bound, guests}`  |
- *
- * Differences from mqant, on purpose: `Push` only ever carries the keys that changed
- * (the client never resends the whole map, so it cannot overwrite another module's newer
- * value); `Remove` accepts several keys; `IsConnect` answers `false` instead of an error;
- * `Close` carries a reason that the client receives on {@link KICK_TOPIC} first.
- * `UnBind` with delete `true` also deletes what the gate's StorageHandler holds for the user
- * (an explicit logout). An unknown session id fails with code `NO_SESSION`; a change that is
- * live but could not be stored fails with code `STORAGE` (the gate retries the write).
+ * Wire names of the gate's session service functions (mqant's, see gate/base/mqtt_gate.go
+ * OnInit). The typed contract, with each function's arguments and result, is
+ * {@link GateService} in gate-service.ts; call it through `gateClient(transport, serverId)`.
  */
 export const GateFunctions = {
   Update: 'Update',

@@ -6,6 +6,7 @@ export * from './redis-transport';
 export * from './registry';
 export * from './rpc-codec';
 export * from './gate-api';
+export * from './gate-service';
 export * from './component';
 export * from './logger';
 export * from './user-index';

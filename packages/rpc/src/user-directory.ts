@@ -1,12 +1,15 @@
-import { GATE_MODULE_TYPE, GateFunctions } from './gate-api';
-import type { RpcTransport, RpcValue } from './transport';
+import { GATE_MODULE_TYPE } from './gate-api';
+import { gateClient, type GateClient, type SessionCounts } from './gate-service';
+import type { RpcTransport } from './transport';
 import { liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
 
-/** Session counts of one gate (as `gate.counts()`). */
-export interface GateCounts {
-  total: number;
-  bound: number;
-  guests: number;
+/** What {@link UserDirectory.sendToUser} and {@link UserDirectory.broadcast} accept as a body: bytes as is, a string as UTF-8, anything else as JSON. */
+export type PushBody = Uint8Array | string | object;
+
+/** A push body as bytes: bytes as is, a string as UTF-8, anything else as UTF-8 JSON. */
+export function pushBytes(body: PushBody): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
 }
 
 /**
@@ -42,16 +45,16 @@ export class UserDirectory {
   }
 
   /** Pushes to every session of the user on every gate; resolves with how many got it. */
-  async sendToUser(userId: string, topic: string, body: Uint8Array | string | object): Promise<number> {
+  async sendToUser(userId: string, topic: string, body: PushBody): Promise<number> {
+    const bytes = pushBytes(body);
     const byGate = group(await this.locate(userId));
-    const counts = await Promise.all(
-      [...byGate].map(([serverId, ids]) =>
-        this.transport
-          .call({ serverId }, GateFunctions.SendBatch, [ids.join(','), topic, body as RpcValue], { timeout: this.gateTimeout })
-          .then((n) => (typeof n === 'number' ? n : 0), () => 0),
-      ),
-    );
+    const counts = await Promise.all([...byGate].map(([serverId, ids]) => this.gate(serverId).sendBatch(ids, topic, bytes).catch(() => 0)));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The session service of one gate, each call bounded by `gateTimeout`. */
+  private gate(serverId: string): GateClient {
+    return gateClient(this.transport, serverId, { timeout: this.gateTimeout });
   }
 
   /**
@@ -62,36 +65,32 @@ export class UserDirectory {
     const locations = await this.locate(userId);
     const done = await Promise.all(
       locations.map((l) =>
-        this.transport.call({ serverId: l.serverId }, GateFunctions.Close, [l.sessionId, reason], { timeout: this.gateTimeout }).then(
-          () => 1,
-          () => 0,
-        ),
+        this.gate(l.serverId)
+          .close(l.sessionId, reason)
+          .then(
+            () => 1,
+            () => 0,
+          ),
       ),
     );
     return done.reduce<number>((a, b) => a + b, 0);
   }
 
   /** Pushes to every session on every live gate; resolves with how many got it. */
-  async broadcast(topic: string, body: Uint8Array | string | object): Promise<number> {
-    const counts = await Promise.all(
-      this.gates().map(({ serverId }) =>
-        this.transport.call({ serverId }, GateFunctions.BroadCast, [topic, body as RpcValue], { timeout: this.gateTimeout }).then(
-          (n) => (typeof n === 'number' ? n : 0),
-          () => 0,
-        ),
-      ),
-    );
+  async broadcast(topic: string, body: PushBody): Promise<number> {
+    const bytes = pushBytes(body);
+    const counts = await Promise.all(this.gates().map(({ serverId }) => this.gate(serverId).broadcast(topic, bytes).catch(() => 0)));
     return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Session counts per live gate and in total (gates that do not answer are left out). */
-  async counts(): Promise<{ total: GateCounts; gates: Record<string, GateCounts> }> {
-    const gates: Record<string, GateCounts> = {};
-    const total: GateCounts = { total: 0, bound: 0, guests: 0 };
+  async counts(): Promise<{ total: SessionCounts; gates: Record<string, SessionCounts> }> {
+    const gates: Record<string, SessionCounts> = {};
+    const total: SessionCounts = { total: 0, bound: 0, guests: 0 };
     await Promise.all(
       this.gates().map(async ({ serverId }) => {
         try {
-          const c = (await this.transport.call({ serverId }, GateFunctions.Counts, [], { timeout: this.gateTimeout })) as unknown as GateCounts;
+          const c = await this.gate(serverId).counts();
           gates[serverId] = c;
           total.total += c.total;
           total.bound += c.bound;

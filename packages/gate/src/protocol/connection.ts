@@ -3,31 +3,38 @@ import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodePublishQos0, PINGRESP } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
+import { State } from './state';
 
-/** Connection states. CONNECT moves NEW → CONNECTING (authenticate) → CONNECTED. */
-export enum State {
-  New = 0,
-  Connecting = 1,
-  Connected = 2,
-  Closed = 3,
-}
+export { State } from './state';
 
 /** What the protocol layer asks of the gate. One object shared by every connection. */
-export interface ProtocolHooks {
+export interface ProtocolHooks<S = unknown> {
   /**
    * Decides a CONNECT (after the protocol checks). Returns the CONNACK return code:
    * 0 accepts; 2..5 refuse (MQTT-3.2.2.3).
    */
-  authenticate(conn: MqttConnection, packet: mqtt.IConnectPacket): number | Promise<number>;
-  /** The CONNACK 0 has been written. */
-  connected(conn: MqttConnection): void;
-  /** A client PUBLISH to dispatch, once per message (QoS 2 duplicates filtered). */
-  publish(conn: MqttConnection, packet: mqtt.IPublishPacket): void;
+  authenticate(conn: MqttConnection<S>, packet: mqtt.IConnectPacket): number | Promise<number>;
+  /** The CONNACK 0 has been written; the gate sets `conn.session` and `conn.requests` here. */
+  connected(conn: MqttConnection<S>): void;
   /** The connection is closed (called once). */
-  closed(conn: MqttConnection, reason: string): void;
-  /** How many more packets the gate can take from this connection now (at least 1). */
-  capacity(conn: MqttConnection): number;
+  closed(conn: MqttConnection<S>, reason: string): void;
 }
+
+/**
+ * Where a connection's client PUBLISHes go once it is connected: the gate's request queue
+ * of that connection (request-scheduler.ts), which also says how many more it can take.
+ */
+export interface RequestSink {
+  /** A client PUBLISH to dispatch, once per message (QoS 2 duplicates filtered). */
+  submit(packet: mqtt.IPublishPacket): void;
+  /** How many more packets the connection may parse now (at least 1). */
+  capacity(): number;
+  /** The connection has closed: requests not yet started are dropped. */
+  discard(): void;
+}
+
+/** Packets parsed per batch before the connection has a request queue (CONNECT first, then a few at a time). */
+const BATCH_BEFORE_CONNACK = 8;
 
 export interface ProtocolLimits {
   /** Largest keepalive accepted, seconds; 0 = any. */
@@ -48,7 +55,7 @@ const MAX_PACKETS_BEFORE_CONNACK = 42;
  * Packet types are handled by one function each in ./handlers. MQTT 5 is parsed by
  * mqtt-packet but refused at CONNECT (return code 1); its handlers can be added per packet.
  */
-export class MqttConnection implements WireSink {
+export class MqttConnection<S = unknown> implements WireSink {
   state: State = State.New;
   clientId = '';
   protocolVersion = 4;
@@ -66,17 +73,17 @@ export class MqttConnection implements WireSink {
   frozen = false;
   /** Bytes received but not parsed yet because reading is paused. */
   private held: Buffer | undefined;
-  /** Why the connection closed, once it has. */
-  closeReason = '';
-  /** Slot for the gate's per-connection state (its session). */
-  session: unknown;
+  /** The gate's per-connection state (its session), set once connected. */
+  session: S | undefined;
+  /** Where client PUBLISHes go, set once connected. */
+  requests: RequestSink | undefined;
 
   private readonly parser: ReturnType<typeof mqtt.parser>;
   private readonly guard: FrameGuard;
 
   constructor(
     readonly wire: Wire,
-    readonly hooks: ProtocolHooks,
+    readonly hooks: ProtocolHooks<S>,
     readonly limits: ProtocolLimits,
   ) {
     this.openedAt = this.lastSeen = Date.now();
@@ -109,7 +116,7 @@ export class MqttConnection implements WireSink {
   private feed(chunk: Buffer): void {
     let from = 0;
     while (from < chunk.length) {
-      const budget = this.hooks.capacity(this);
+      const budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
       let end = from;
       for (let n = 0; end < chunk.length && n < budget; n++) {
         end = this.guard.next(chunk, end);
@@ -261,9 +268,9 @@ export class MqttConnection implements WireSink {
   private finish(reason: string): void {
     if (this.state === State.Closed) return;
     this.state = State.Closed;
-    this.closeReason = reason;
     this.pending = undefined;
     this.qos2 = undefined;
+    this.requests?.discard();
     this.hooks.closed(this, reason);
   }
 

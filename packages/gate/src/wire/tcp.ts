@@ -1,37 +1,25 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from '../options';
 import { normalizeIp } from './remote-address';
+import { corkForTick, type TickCorked } from './tick-cork';
 import type { Wire, WireSink } from './wire';
 
-class TcpWire implements Wire {
+class TcpWire implements Wire, TickCorked {
   readonly network = 'tcp' as const;
   readonly remoteAddress: string;
-  private corked = false;
-  /** Bytes written in the current tick (corked). */
-  private tickBytes = 0;
+  corked = false;
+  tickBytes = 0;
   constructor(private readonly socket: Socket) {
     this.remoteAddress = normalizeIp(socket.remoteAddress);
   }
-  /**
-   * Packets written in one tick leave in one syscall: the socket is corked at the first
-   * write of a tick and uncorked on the next (acks and replies of one read batch together).
-   */
-  write(packet: Buffer): void {
-    const socket = this.socket;
-    if (socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(uncork, this);
-    }
-    this.tickBytes += packet.length;
-    socket.write(packet);
+  get corkTarget(): Socket {
+    return this.socket;
   }
-  /** @internal */
-  flush(): void {
-    this.corked = false;
-    this.tickBytes = 0;
-    this.socket.uncork();
+  /** Packets written in one tick leave in one syscall (see corkForTick). */
+  write(packet: Buffer): void {
+    if (this.socket.destroyed) return;
+    corkForTick(this, packet.length);
+    this.socket.write(packet);
   }
   bufferedBytes(): number {
     return Math.max(0, this.socket.writableLength - this.tickBytes);
@@ -67,9 +55,6 @@ function onError(this: SocketWithSink, err: Error): void {
 }
 function onClose(this: SocketWithSink): void {
   this[SINK].closed(this[FAILURE]);
-}
-function uncork(wire: TcpWire): void {
-  wire.flush();
 }
 
 /**

@@ -3,46 +3,36 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
+import { corkForTick, type TickCorked } from './tick-cork';
 import type { Wire, WireSink } from './wire';
 
 const SEND_BINARY = { binary: true, compress: false, fin: true } as const;
-function uncork(wire: WebSocketWire): void {
-  wire.flush();
-}
 
 /** Subprotocols a client may ask for; the first one it offers that we know is echoed. */
 const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 
-class WebSocketWire implements Wire {
+class WebSocketWire implements Wire, TickCorked {
   readonly network = 'websocket' as const;
-  private corked = false;
+  corked = false;
   /** Bytes written in the current tick (corked), frame headers included (at most 10 each). */
-  private tickBytes = 0;
+  tickBytes = 0;
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
     readonly remoteAddress: string,
     readonly userAgent: string | undefined,
   ) {}
+  get corkTarget(): Duplex {
+    return this.socket;
+  }
   /**
-   * One frame per packet; the frames written in one tick leave in one syscall (the
-   * underlying socket is corked until the next tick).
+   * One frame per packet; the frames written in one tick leave in one syscall (see
+   * corkForTick; a frame header is at most 10 bytes).
    */
   write(packet: Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(uncork, this);
-    }
-    this.tickBytes += packet.length + 10;
+    corkForTick(this, packet.length + 10);
     this.ws.send(packet, SEND_BINARY);
-  }
-  /** @internal */
-  flush(): void {
-    this.corked = false;
-    this.tickBytes = 0;
-    this.socket.uncork();
   }
   bufferedBytes(): number {
     return Math.max(0, this.ws.bufferedAmount - this.tickBytes);

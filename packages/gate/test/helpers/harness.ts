@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import * as mqtt from 'mqtt';
-import { InProcessTransport, silentLogger, type RpcHandler } from '@mqgate/rpc';
+import { InProcessTransport, MemoryUserIndex, silentLogger, type RpcHandler } from '@mqgate/rpc';
 import { Gate, type GateOptions } from '@mqgate/gate';
 import { RawPeer } from './raw-peer';
 
@@ -24,7 +24,7 @@ export async function startGate(options: GateOptions = {}): Promise<Harness> {
     websocket: { port: 0, host: '127.0.0.1' },
     ...options,
   });
-  await gate.start({ transport, logger: silentLogger });
+  await gate.start({ transport, logger: silentLogger, userIndex: new MemoryUserIndex() });
   const a = gate.addresses();
   const tcpPort = a.tcp?.port ?? 0;
   const wsPort = a.websocket?.port ?? 0;

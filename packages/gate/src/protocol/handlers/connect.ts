@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IConnectPacket } from 'mqtt-packet';
-import { State, type MqttConnection } from '../connection';
+import type { MqttConnection } from '../connection';
+import { State } from '../state';
 
 /**
  * CONNECT (MQTT 3.1.1 §3.1):

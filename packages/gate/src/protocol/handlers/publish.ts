@@ -1,5 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { State, type MqttConnection } from '../connection';
+import type { MqttConnection } from '../connection';
+import { State } from '../state';
 
 /**
  * PUBLISH from a client (MQTT 3.1.1 §3.3, §4.3). The ack is written on receipt, before the
@@ -40,5 +41,5 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
     }
   }
   if (conn.state !== State.Connected) return; // the ack write found a slow consumer and closed it
-  conn.hooks.publish(conn, packet);
+  conn.requests?.submit(packet);
 }

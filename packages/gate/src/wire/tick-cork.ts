@@ -1,0 +1,34 @@
+/** A writable that can be corked: a net.Socket, or the socket under a WebSocket. */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
+/** The per-wire state of {@link corkForTick}, kept as fields of the wire itself (no extra object per connection). */
+export interface TickCorked {
+  /** True between the first write of a tick and the uncork on the next. */
+  corked: boolean;
+  /** Bytes written in the current tick (they are corked, not backlog). */
+  tickBytes: number;
+  readonly corkTarget: Corkable;
+}
+
+/**
+ * Packets written in one tick leave in one syscall: the target is corked at the first write
+ * of a tick and uncorked on the next (the acks and replies of one read batch go together).
+ * Call before each write with the bytes it adds to the socket's buffer.
+ */
+export function corkForTick(wire: TickCorked, bytes: number): void {
+  if (!wire.corked) {
+    wire.corked = true;
+    wire.corkTarget.cork();
+    process.nextTick(uncork, wire);
+  }
+  wire.tickBytes += bytes;
+}
+
+function uncork(wire: TickCorked): void {
+  wire.corked = false;
+  wire.tickBytes = 0;
+  wire.corkTarget.uncork();
+}
