@@ -1,4 +1,3 @@
-export { createDemoApp, type DemoApp } from './demo-app';
 export { userModule } from './modules/user';
 export { chatModule, CHAT_TOPIC, WHISPER_TOPIC } from './modules/chat';
 export { echoModule } from './modules/echo';

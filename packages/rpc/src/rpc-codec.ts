@@ -171,15 +171,14 @@ export function encodeRequest(req: RpcRequest): Buffer {
 
 /**
  * A request whose envelope decoded but one of whose arguments did not (malformed JSON or
- * session bytes): carries the envelope so a server can still answer the caller.
+ * session bytes): carries the envelope so a server can still answer the caller. Code `DECODE`.
  */
-export class RequestArgsError extends Error {
+export class RequestArgsError extends RpcError {
   constructor(
     readonly request: Omit<RpcRequest, 'args'>,
     cause: unknown,
   ) {
-    super(`${request.fn}: malformed argument: ${cause instanceof Error ? cause.message : String(cause)}`);
-    this.name = 'RequestArgsError';
+    super(`${request.fn}: malformed argument: ${cause instanceof Error ? cause.message : String(cause)}`, 'DECODE');
   }
 }
 

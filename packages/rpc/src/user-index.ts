@@ -53,9 +53,6 @@ export interface DuplicateLoginPolicy {
   onLimit?: 'kick-old' | 'reject-new';
 }
 
-/** The default: several sessions per user, no cap (mqant's behaviour). */
-export const ALLOW_ALL: DuplicateLoginPolicy = { policy: 'allow' };
-
 /** Resolved limit and overflow action of a policy. */
 export function policyLimits(p: DuplicateLoginPolicy): { max: number; onLimit: 'kick-old' | 'reject-new' } {
   switch (p.policy) {

@@ -1,4 +1,4 @@
-import type { SessionData } from '@mqgate/rpc';
+import { RpcError, type SessionData } from '@mqgate/rpc';
 import { messageOf } from './error-message';
 
 /**
@@ -56,10 +56,9 @@ export interface StorageHandler {
  *
  * The message reads `<operation>(<userId as JSON>) failed: <what happened>`, e.g.
  * `storage("u1") failed: Connection is closed.`. What happened is `detail` when given,
- * else the cause's message. `code` is always `"STORAGE"`.
+ * else the cause's message. An RpcError whose `code` is always `"STORAGE"`.
  */
-export class StorageError extends Error {
-  readonly code = 'STORAGE';
+export class StorageError extends RpcError {
   /**
    * @param operation the StorageHandler method that failed
    * @param userId the user whose data it was (`""` when the caller gave none)
@@ -72,7 +71,6 @@ export class StorageError extends Error {
     override readonly cause: unknown,
     detail?: string,
   ) {
-    super(`${operation}(${JSON.stringify(userId)}) failed: ${detail ?? messageOf(cause)}`);
-    this.name = 'StorageError';
+    super(`${operation}(${JSON.stringify(userId)}) failed: ${detail ?? messageOf(cause)}`, 'STORAGE');
   }
 }

@@ -1,9 +1,10 @@
 import {
-  FunctionNotFoundError,
   GATE_MODULE_TYPE,
-  GateFunctions,
   SessionNotFoundError,
   makeSessionData,
+  serveGateService,
+  type GateService,
+  type RpcHandler,
   type RpcServerHandle,
   type RpcTransport,
   type RpcValue,
@@ -28,8 +29,9 @@ export interface Pause {
 }
 
 /**
- * A recording stand-in for the gate's session service: the gate functions of
- * `GateFunctions` over an in-memory map of sessions, served on a real transport.
+ * A recording stand-in for the gate's session service: a {@link GateService} over an
+ * in-memory map of sessions, served on a real transport through the same adapter as the
+ * gate's (`serveGateService`), recording each call as it arrived on the wire.
  */
 export class FakeGate {
   readonly calls: RecordedCall[] = [];
@@ -39,6 +41,7 @@ export class FakeGate {
   private deliveryWaiters: Array<(d: Delivery) => void> = [];
   private handle: RpcServerHandle | undefined;
   private nextId = 1;
+  private readonly service: RpcHandler = serveGateService(this.asService());
 
   private constructor(
     readonly transport: RpcTransport,
@@ -113,7 +116,7 @@ export class FakeGate {
     for (const w of waiters) w(d);
   }
 
-  private async handle_(fn: string, args: RpcValue[]): Promise<RpcValue> {
+  private async handle_(fn: string, args: RpcValue[]): Promise<RpcValue | void> {
     this.calls.push({ fn, args });
     const p = this.pauses.get(fn);
     if (p) {
@@ -121,55 +124,51 @@ export class FakeGate {
       p.arrived();
       await p.gate;
     }
-    switch (fn) {
-      case GateFunctions.Update:
-        return this.store(this.require(args[0]), {});
-      case GateFunctions.Bind:
-        return this.store(this.require(args[0]), { userId: args[1] as string });
-      case GateFunctions.UnBind:
-        return this.store(this.require(args[0]), { userId: '' });
-      case GateFunctions.Push: {
-        const s = this.require(args[0]);
-        return this.store(s, { settings: { ...s.settings, ...(args[1] as Record<string, string>) } });
-      }
-      case GateFunctions.Set: {
-        const s = this.require(args[0]);
-        return this.store(s, { settings: { ...s.settings, [args[1] as string]: args[2] as string } });
-      }
-      case GateFunctions.Remove: {
-        const s = this.require(args[0]);
-        const keys = Array.isArray(args[1]) ? (args[1] as string[]) : [args[1] as string];
+    return this.service(fn, args, { fn, deadline: Date.now() + 10_000 });
+  }
+
+  private asService(): GateService {
+    return {
+      update: async (sid) => this.store(this.require(sid), {}),
+      bind: async (sid, userId) => this.store(this.require(sid), { userId }),
+      unbind: async (sid) => this.store(this.require(sid), { userId: '' }),
+      push: async (sid, map) => {
+        const s = this.require(sid);
+        return this.store(s, { settings: { ...s.settings, ...map } });
+      },
+      set: async (sid, key, value) => {
+        const s = this.require(sid);
+        return this.store(s, { settings: { ...s.settings, [key]: value } });
+      },
+      remove: async (sid, keys) => {
+        const s = this.require(sid);
         const settings = { ...s.settings };
         for (const k of keys) delete settings[k];
         return this.store(s, { settings });
-      }
-      case GateFunctions.Send: {
-        const s = this.require(args[0]);
-        this.deliver(s.sessionId, args[1] as string, args[2] as Uint8Array);
-        return null;
-      }
-      case GateFunctions.SendBatch: {
+      },
+      send: async (sid, topic, body) => {
+        this.deliver(this.require(sid).sessionId, topic, body);
+      },
+      sendBatch: async (ids, topic, body) => {
         let n = 0;
-        for (const id of (args[0] as string).split(',')) {
+        for (const id of ids) {
           if (this.sessions.has(id)) {
-            this.deliver(id, args[1] as string, args[2] as Uint8Array);
+            this.deliver(id, topic, body);
             n++;
           }
         }
         return n;
-      }
-      case GateFunctions.BroadCast: {
-        for (const id of this.sessions.keys()) this.deliver(id, args[0] as string, args[1] as Uint8Array);
+      },
+      broadcast: async (topic, body) => {
+        for (const id of this.sessions.keys()) this.deliver(id, topic, body);
         return this.sessions.size;
-      }
-      case GateFunctions.IsConnect:
-        return [...this.sessions.values()].some((s) => s.userId === args[1]);
-      case GateFunctions.Close:
-        this.require(args[0]);
-        this.sessions.delete(args[0] as string);
-        return null;
-      default:
-        throw new FunctionNotFoundError(this.serverId, fn);
-    }
+      },
+      isConnect: async (_sid, userId) => [...this.sessions.values()].some((s) => s.userId === userId),
+      close: async (sid) => {
+        this.require(sid);
+        this.sessions.delete(sid);
+      },
+      counts: async () => ({ total: this.sessions.size, bound: 0, guests: this.sessions.size }),
+    };
   }
 }
