@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+// Over 400 lines on purpose: the backend Session is mqant's public API, one method per verb, each
+// with the docstring its users read (shapes, errors, where it differs from mqant). Its helpers
+// live in session-args.ts (argument checks) and session-edits.ts (the local copy).
 import {
   decodeSession,
   encodeSession,
@@ -13,6 +15,8 @@ import {
   type SessionData,
 } from '@mqgate/rpc';
 import { SessionVerbError, describe, shortId, toRpcError } from './errors';
+import { checkKey, checkNonEmpty, checkRule, checkTopic, checkValue, encodeBody, listText, quote } from './session-args';
+import { applyEdits, define, newSpanId, withFields, type Pending } from './session-edits';
 
 /**
  * Decides whether a session is a guest (mqant `gate.JudgeGuest`). Called by
@@ -44,8 +48,6 @@ export interface SessionOptions {
 /** One call of the gate's session service, given the stub and this session's id. */
 type Verb<T> = (gate: GateClient, sessionId: string) => Promise<T>;
 
-/** A local edit not yet sent to the gate. Each edit is a new object, so identity tells edits apart. */
-type Pending = { readonly op: 'set'; readonly value: string } | { readonly op: 'remove' };
 
 /**
  * The session a module handler receives: a local copy of the gate's session for one
@@ -473,86 +475,4 @@ export class Session {
   private reportDropped(topic: string, err: unknown): void {
     this.logger.debug({ sessionId: shortId(this.data.sessionId), topic, err: toRpcError(err).message }, 'Session.sendNR dropped a message');
   }
-}
-
-// ---- helpers ------------------------------------------------------------------------------
-
-/** A new SessionData: `base` with some fields replaced. */
-function withFields(base: SessionData, patch: Partial<SessionData>): SessionData {
-  return makeSessionData({
-    ip: base.ip,
-    network: base.network,
-    userId: base.userId,
-    sessionId: base.sessionId,
-    serverId: base.serverId,
-    traceId: base.traceId,
-    spanId: base.spanId,
-    settings: base.settings,
-    topic: base.topic,
-    ...patch,
-  });
-}
-
-/** A new settings map: `settings` with the edits applied. */
-function applyEdits(settings: Readonly<Record<string, string>>, edits: Iterable<readonly [string, Pending]>): Record<string, string> {
-  const out: Record<string, string> = { ...settings };
-  for (const [key, p] of edits) {
-    if (p.op === 'set') define(out, key, p.value);
-    else delete out[key];
-  }
-  return out;
-}
-
-/** `obj[key] = value` that also works for keys such as `__proto__`. */
-function define(obj: Record<string, string>, key: string, value: string): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function newSpanId(): string {
-  return randomBytes(8).toString('hex');
-}
-
-function encodeBody(verb: string, body: unknown): Uint8Array {
-  if (body instanceof Uint8Array) return body;
-  if (typeof body === 'string') return Buffer.from(body, 'utf8');
-  if (typeof body === 'object' && body !== null && !ArrayBuffer.isView(body) && !(body instanceof ArrayBuffer)) {
-    let json: string;
-    try {
-      json = JSON.stringify(body);
-    } catch (err) {
-      throw new TypeError(`Session.${verb}: body is not JSON-serialisable: ${toRpcError(err).message}`);
-    }
-    return Buffer.from(json, 'utf8');
-  }
-  throw new TypeError(`Session.${verb}: body must be a Buffer, Uint8Array, string or JSON object, got ${describe(body)}`);
-}
-
-function checkNonEmpty(verb: string, name: string, value: unknown): void {
-  if (typeof value !== 'string' || value === '') throw new TypeError(`Session.${verb}: ${name} must be a non-empty string, got ${describe(value)}`);
-}
-
-/** A push topic: non-empty, and no MQTT wildcard (`+`, `#`), which a PUBLISH may not carry. */
-function checkTopic(verb: string, topic: unknown): void {
-  checkNonEmpty(verb, 'topic', topic);
-  if (/[+#]/.test(topic as string)) throw new TypeError(`Session.${verb}: topic ${quote(topic as string)} must not hold an MQTT wildcard (+ or #)`);
-}
-
-function checkKey(verb: string, key: unknown): void {
-  checkNonEmpty(verb, 'key', key);
-}
-
-function checkValue(verb: string, value: unknown): void {
-  if (typeof value !== 'string') throw new TypeError(`Session.${verb}: value must be a string, got ${describe(value)}`);
-}
-
-function checkRule(where: string, rule: unknown): void {
-  if (rule !== undefined && typeof rule !== 'function') throw new TypeError(`${where}: guestRule must be a function, got ${describe(rule)}`);
-}
-
-function quote(s: string): string {
-  return JSON.stringify(s);
-}
-
-function listText(keys: readonly string[]): string {
-  return `[${keys.map(quote).join(', ')}]`;
 }
