@@ -7,7 +7,8 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.tests.json' }],
   },
   // Tests run the TypeScript sources; child-process tests run the built dist (npm test builds first).
-  moduleNameMapper: { '^@mqgate/([a-z]+)$': '<rootDir>/packages/$1/src' },
+  // `@mqgate/<pkg>` is packages/<pkg>/src (also for hyphenated names: @mqgate/test-support).
+  moduleNameMapper: { '^@mqgate/([a-z-]+)$': '<rootDir>/packages/$1/src' },
   testTimeout: 30000,
   maxWorkers: 2,
 };
