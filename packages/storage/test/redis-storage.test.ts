@@ -1,5 +1,6 @@
 import { decodeSession, encodeSession, makeSessionData } from '@mqgate/rpc';
-import { describeStorageHandler, RedisStorage, StorageError } from '@mqgate/storage';
+import { RedisStorage, StorageError } from '@mqgate/storage';
+import { describeStorageHandler } from '@mqgate/storage/conformance';
 import { Redis } from 'ioredis';
 import { getRedis, startTcpProxy, uniquePrefix, type Interruptible, type RedisUnderTest } from '@mqgate/test-support';
 
