@@ -7,7 +7,11 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.tests.json' }],
   },
   // Tests run the TypeScript sources; child-process tests run the built dist (npm test builds first).
-  moduleNameMapper: { '^@mqgate/([a-z]+)$': '<rootDir>/packages/$1/src' },
+  // `@mqgate/<pkg>` is packages/<pkg>/src; a subpath export `@mqgate/<pkg>/<sub>` is packages/<pkg>/src/<sub>.
+  moduleNameMapper: {
+    '^@mqgate/([a-z-]+)$': '<rootDir>/packages/$1/src',
+    '^@mqgate/([a-z-]+)/([a-z-]+)$': '<rootDir>/packages/$1/src/$2',
+  },
   testTimeout: 30000,
   maxWorkers: 2,
 };

@@ -5,7 +5,7 @@
 import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { decodeSession } from '@mqgate/rpc';
-import { startRedisServer, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { startRedisServer, uniquePrefix, type RedisUnderTest } from '@mqgate/test-support';
 import { sharedRedis } from './helpers/redis';
 import { call, connect, ok } from './helpers/client';
 import { startDemo, type DemoProcess } from './helpers/demo-process';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
-import { uniquePrefix } from '../../storage/test/helpers/redis-server';
+import { uniquePrefix } from '@mqgate/test-support';
 import { sharedRedis } from './helpers/redis';
 import { call, ok, type Envelope } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
-import { getRedis, uniquePrefix, type RedisUnderTest } from '../../storage/test/helpers/redis-server';
+import { getRedis, uniquePrefix, type RedisUnderTest } from '@mqgate/test-support';
 import { call, nextMessage, ok } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';
 import { closed, eventually, isAlive, nextKick, Tracker, within } from './helpers/split';

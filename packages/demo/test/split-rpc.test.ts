@@ -4,7 +4,7 @@
  * gate → Redis → module → Redis → gate; module processes die and come back.
  */
 import type { MqttClient } from 'mqtt';
-import { uniquePrefix } from '../../storage/test/helpers/redis-server';
+import { uniquePrefix } from '@mqgate/test-support';
 import { sharedRedis } from './helpers/redis';
 import { call, nextMessage, ok } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';

@@ -11,7 +11,7 @@ import {
   type RpcValue,
 } from '@mqgate/rpc';
 import { Redis } from 'ioredis';
-import { startTcpProxy } from '../../storage/test/helpers/redis-server';
+import { startTcpProxy } from '@mqgate/test-support';
 import { deferred, RedisKit, sleep, waitFor, waitForServers } from './fixtures/redis-test-kit';
 
 const kit = new RedisKit();

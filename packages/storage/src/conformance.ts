@@ -33,7 +33,7 @@ export interface ConformanceOptions {
  * level of a jest test file (it uses jest's globals and adds no runtime dependency):
  *
  * ```ts
- * import { describeStorageHandler } from '@mqgate/storage';
+ * import { describeStorageHandler } from '@mqgate/storage/conformance';
  * describeStorageHandler('MyStorage', async ({ ttl }) => {
  *   const handler = new MyStorage({ ttl });
  *   return { handler, cleanup: () => handler.close() };

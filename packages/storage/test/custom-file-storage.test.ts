@@ -2,7 +2,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeSessionData } from '@mqgate/rpc';
-import { describeStorageHandler, StorageError } from '@mqgate/storage';
+import { StorageError } from '@mqgate/storage';
+import { describeStorageHandler } from '@mqgate/storage/conformance';
 import { FileStorage } from './custom-file-storage';
 
 // The conformance suite run against a StorageHandler written outside this package, the way

@@ -1,5 +1,6 @@
 import { decodeSession, makeSessionData } from '@mqgate/rpc';
-import { describeStorageHandler, MemoryStorage, StorageError } from '@mqgate/storage';
+import { MemoryStorage, StorageError } from '@mqgate/storage';
+import { describeStorageHandler } from '@mqgate/storage/conformance';
 
 describeStorageHandler('MemoryStorage', async ({ ttl }) => {
   const handler = new MemoryStorage({ ttl });

@@ -1,7 +1,8 @@
 import { decodeSession, encodeSession, makeSessionData } from '@mqgate/rpc';
-import { describeStorageHandler, RedisStorage, StorageError } from '@mqgate/storage';
+import { RedisStorage, StorageError } from '@mqgate/storage';
+import { describeStorageHandler } from '@mqgate/storage/conformance';
 import { Redis } from 'ioredis';
-import { getRedis, startTcpProxy, uniquePrefix, type Interruptible, type RedisUnderTest } from './helpers/redis-server';
+import { getRedis, startTcpProxy, uniquePrefix, type Interruptible, type RedisUnderTest } from '@mqgate/test-support';
 
 // A real Redis: REDIS_URL, or a throwaway redis-server started here. Every test works under
 // its own key prefix, deletes the keys it made (or lets their short TTL expire them), and

@@ -1,4 +1,5 @@
-import * as mqtt from 'mqtt';
+import type * as mqtt from 'mqtt';
+import { mqttConnect, nextMessage } from '@mqgate/test-support';
 
 export interface Envelope {
   Trace: string;
@@ -6,22 +7,8 @@ export interface Envelope {
   Result: unknown;
 }
 
-/** MQTT.js client without reconnects; rejects on connect failure. */
-export function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
-  return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-}
-
-/** Resolves with the next message on `topic`. */
-export function nextMessage(client: mqtt.MqttClient, topic: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const on = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      client.off('message', on);
-      resolve(payload);
-    };
-    client.on('message', on);
-  });
-}
+/** MQTT.js client without reconnects; rejects on connect failure. Shared with the gate's tests. */
+export { mqttConnect as connect, nextMessage };
 
 let seq = 0;
 /** Sends a request on `module/HD_x/<fresh msgid>` and resolves with the parsed envelope. */

@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { getRedis, type RedisUnderTest } from '../../../storage/test/helpers/redis-server';
+import { getRedis, type RedisUnderTest } from '@mqgate/test-support';
 
 /** The Redis of a test file and a client to inspect it; filled in by beforeAll. */
 export interface SharedRedis {

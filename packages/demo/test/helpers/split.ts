@@ -134,13 +134,7 @@ export async function nextKick(c: MqttClient): Promise<{ reason: string }> {
 }
 
 /** Rejects with `what` when `p` has not settled within `ms` (instead of hanging until jest's timeout). */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+export { within } from '@mqgate/test-support';
 
 /** Polls until `check` passes or `ms` elapse (only for time-based behaviour: registry TTL expiry). */
 export async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<number> {

@@ -51,10 +51,8 @@ export const VERSIONS = [3, 4] as const;
 /** MQTT.js options for a protocol level (3 needs the protocol name 'MQIsdp'). */
 export const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
 
-/** MQTT.js client connected to the URL; rejects on connection error. */
-export function mqttConnect(url: string, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
-  return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-}
+/** MQTT.js client connected to the URL, without reconnects (shared with the demo's tests). */
+export { mqttConnect } from '@mqgate/test-support';
 
 /** Sends a request and resolves with the parsed reply envelope on the same topic. */
 export function request(

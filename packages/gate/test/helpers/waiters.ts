@@ -7,14 +7,8 @@ import type { MqttClient } from 'mqtt';
 import type { SessionData } from '@mqgate/rpc';
 import type { Harness } from './harness';
 
-/** Rejects with a clear message when `p` has not settled within `ms`. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+// `within` (a timeout around a promise) and `nextMessage` are shared with the demo's tests.
+export { nextMessage, within } from '@mqgate/test-support';
 
 /** True when `closed` has not settled after `ms` (a bounded "stays open" check). */
 export async function staysOpen(closed: Promise<unknown>, ms: number): Promise<boolean> {
@@ -41,18 +35,6 @@ export async function waitUntil(what: string, check: () => unknown | Promise<unk
 /** A bounded yield: lets the event loop run a few turns. */
 export async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-/** Resolves with the next message on `topic` received by an MQTT.js client. */
-export function nextMessage(c: MqttClient, topic: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const on = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      c.off('message', on);
-      resolve(payload);
-    };
-    c.on('message', on);
-  });
 }
 
 /** Resolves when the MQTT.js client's connection has closed (its next `close` event). */

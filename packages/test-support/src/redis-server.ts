@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import * as net from 'node:net';
 import { delimiter, join } from 'node:path';
+import { sleep } from './waits';
 
 /** A Redis for tests. */
 export interface RedisUnderTest {
@@ -260,8 +261,4 @@ function ping(port: number): Promise<boolean> {
     });
     socket.on('error', () => done(false));
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,3 @@
+export * from './redis-server';
+export * from './mqtt-client';
+export * from './waits';
