@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt-packet';
 import { makeSessionData, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from './protocol/connection';
-import type { PersistState } from './session-persistence';
 
 let spanCounter = 0;
 const spanPrefix = randomBytes(4).toString('hex');
@@ -25,8 +24,6 @@ export class GateSession {
   running = 0;
   /** Requests received and waiting for a free slot. */
   queue: IPublishPacket[] | undefined;
-  /** Persistence state while bound and a StorageHandler is configured. */
-  persist: PersistState | undefined;
   /** Bind and UnBind of this session run one at a time, in order (see SessionManager). */
   userLock: Promise<void> | undefined;
 
