@@ -102,12 +102,13 @@ export interface Transition {
   effects: Effect[];
 }
 
-const CLEAN: Phase = { kind: 'clean' };
-const DIRTY: Phase = { kind: 'dirty' };
-const WRITING: Phase = { kind: 'writing', again: false };
-const WRITING_AGAIN: Phase = { kind: 'writing', again: true };
-const RETRYING: Phase = { kind: 'retrying' };
-const RETIRED: Phase = { kind: 'retired' };
+/** The phases, one value each (states compare equal with toEqual). */
+export const CLEAN: Phase = { kind: 'clean' };
+export const DIRTY: Phase = { kind: 'dirty' };
+export const WRITING: Phase = { kind: 'writing', again: false };
+export const WRITING_AGAIN: Phase = { kind: 'writing', again: true };
+export const RETRYING: Phase = { kind: 'retrying' };
+export const RETIRED: Phase = { kind: 'retired' };
 
 /** A newly bound session at `now` (ms): not restored, its first write (query first) scheduled. */
 export function initialState(now: number): Transition {
