@@ -13,14 +13,7 @@ import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
 import type { SessionRegistry } from './session-registry';
-
-/**
- * A writable copy of settings without a prototype, so that any string is a key
- * (`__proto__` included) and nothing is inherited.
- */
-export function copySettings(base: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.assign(Object.create(null) as Record<string, string>, base);
-}
+import { copySettings } from './settings';
 
 /** The gate's link to the user index. */
 export interface UserIndexLink {

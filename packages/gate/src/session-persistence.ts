@@ -1,12 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
+import {
+  initialState,
+  next,
+  type Effect,
+  type PersistEvent,
+  type PersistState,
+  type StoreOperation,
+} from './persistence-state';
 import type { GateSession } from './session';
-import { copySettings } from './session-manager';
+import { mergeUnderLive } from './settings';
 
 /** What a storage failure event carries. */
 export interface StorageFailure {
-  operation: 'storage' | 'delete' | 'query' | 'heartbeat';
+  operation: StoreOperation;
   userId: string;
   sessionId: string;
   error: Error;
@@ -21,36 +29,51 @@ export interface StorageStats {
   errors: number;
 }
 
-/** Persistence state of one bound session. Lives on GateSession.persist. */
-export class PersistState {
-  /** Stored settings have been merged since bind (a failed query is retried before any write). */
-  restored = false;
-  /** Bumped by every change; `stored` is the last version written. */
-  version = 0;
-  stored = 0;
-  /** Write scheduled for the current tick, shared by every change made in it. */
-  scheduled: Promise<void> | undefined;
-  /** The write in progress (never rejects). */
-  chain: Promise<void> = Promise.resolve();
-  failing = false;
-  retryTimer: NodeJS.Timeout | undefined;
-  retryDelay = 0;
-  lastHeartbeat = Date.now();
-  heartbeating = false;
-  /** False once nothing more is to be written for it (stored after unbind/close, or deleted). */
-  active = true;
-  /**
-   * Set when the session was unbound or closed with changes not yet stored: what to store
-   * for the user from then on (later changes of the connection are not the user's).
-   */
-  frozen: SessionData | undefined;
-  constructor(readonly userId: string) {}
+/**
+ * Time as persistence sees it. The default is the process's own (Date.now, setTimeout with
+ * unref'd timers, setImmediate); tests pass a fake one to drive time without sleeping.
+ */
+export interface PersistenceClock {
+  /** ms since the epoch. */
+  now(): number;
+  /** Runs `fn` after `ms` (a retry); the timer must not keep the process alive. Returns a handle for clearTimeout. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** Runs `fn` once the current tick's callbacks are done (the changes of one tick share a write). */
+  setImmediate(fn: () => void): void;
 }
 
+const systemClock: PersistenceClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  setImmediate: (fn) => void setImmediate(fn),
+};
+
 export interface PersistenceOptions {
+  /** ms, the least time between two heartbeats of a session. */
   heartbeatInterval: number;
+  /** ms before the first retry of a failed write; doubles on every failure. */
   retryInitialDelay: number;
+  /** ms, the longest wait between retries. */
   retryMaxDelay: number;
+  /** Default: the process's clock and timers. */
+  clock?: PersistenceClock;
+}
+
+/** One session's persistence: its state (see persistence-state) and the handles of its effects. */
+interface Entry {
+  readonly userId: string;
+  readonly session: GateSession;
+  state: PersistState;
+  /** What to store once orphaned: the session's snapshot when it stopped being the user's. */
+  frozen: SessionData | undefined;
+  /** The write scheduled for this tick, shared by every change made in it. */
+  scheduled: Promise<void> | undefined;
+  /** The write in flight, or the last one (never rejects). */
+  running: Promise<void>;
+  /** The retry timer while `retrying`. */
+  timer: unknown;
 }
 
 /**
@@ -66,15 +89,23 @@ export interface PersistenceOptions {
  * - delete on explicit logout only; a disconnect writes and deletes nothing.
  * Errors never close a connection; each is counted, emitted as `storageError`, and logged
  * once per failure episode with the user id.
+ *
+ * The decisions are the state machine of persistence-state ({@link next}); this class runs
+ * its effects and keeps each bound session's state beside the session (not on it).
  */
 export class SessionPersistence extends EventEmitter<{ storageError: [StorageFailure] }> {
   readonly stats: StorageStats = { queries: 0, writes: 0, heartbeats: 0, deletes: 0, errors: 0 };
+  /** The persistence of each bound session, while it is the user's. */
+  private readonly entries = new WeakMap<GateSession, Entry>();
+  /** Every entry not retired (bound sessions and orphans): what close() stops. */
+  private readonly live = new Set<Entry>();
+  /** Sessions that stopped being the user's with changes not yet stored, by user id. */
+  private readonly orphans = new Map<string, Entry>();
   /** The last write scheduled per user id (see schedule()). */
   private readonly userChains = new Map<string, Promise<void>>();
-  /** Set by close(): no more writes, retries or orphans. */
+  /** Set by close(): no more binds are persisted (every entry was dropped). */
   private closedForGood = false;
-  /** Unstored state of sessions that closed while their store was failing, by user id. */
-  private readonly orphans = new Map<string, { session: GateSession; state: PersistState }>();
+  private readonly clock: PersistenceClock;
 
   constructor(
     private readonly store: StorageHandler,
@@ -82,141 +113,167 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     private readonly logger: () => Logger,
   ) {
     super();
+    this.clock = options.clock ?? systemClock;
   }
 
-  /** Starts persisting a newly bound session: query + merge, then store. Resolves once stored. */
+  /**
+   * Starts persisting a newly bound session: query and merge (live keys win), then store.
+   * Unstored changes of the user's earlier connection on this gate (an orphan) are merged in
+   * first, live keys winning over them too. Resolves once stored; rejects with the store's
+   * error when the query or the write failed (both are retried).
+   */
   bound(session: GateSession): Promise<void> {
     this.stop(session);
-    const state = new PersistState(session.userId);
-    session.persist = state;
+    if (this.closedForGood) return Promise.resolve();
     const orphan = this.orphans.get(session.userId);
     if (orphan) {
-      // Unstored changes of this user's earlier connection: live keys still win over them.
-      this.orphans.delete(session.userId);
-      this.cancelRetry(orphan.state);
-      orphan.state.active = false;
-      const unstored = orphan.state.frozen?.settings ?? orphan.session.settings;
-      session.settings = Object.freeze(Object.assign(copySettings(unstored), session.settings));
+      this.apply(orphan, { type: 'drop' });
+      session.settings = mergeUnderLive(orphan.frozen?.settings ?? orphan.session.settings, session.settings);
     }
-    state.version++;
-    return this.schedule(session, state);
+    const { state, effects } = initialState(this.clock.now());
+    const entry: Entry = { userId: session.userId, session, state, frozen: undefined, scheduled: undefined, running: Promise.resolve(), timer: undefined };
+    this.entries.set(session, entry);
+    this.live.add(entry);
+    this.run(entry, effects);
+    return entry.scheduled ?? Promise.resolve();
   }
 
   /** A settings change of a bound session: resolves once it is stored. Guests: nothing to do. */
   changed(session: GateSession): Promise<void> {
-    const state = session.persist;
-    if (!state?.active) return Promise.resolve();
-    state.version++;
-    return this.schedule(session, state);
+    const entry = this.entries.get(session);
+    if (!entry) return Promise.resolve();
+    this.apply(entry, { type: 'change' });
+    return entry.scheduled ?? Promise.resolve();
   }
 
   /**
    * Stops persisting (unbind). Changes made before the unbind are still stored for `userId`:
    * a write already scheduled is awaited (its callers were promised it), and a failed one
    * keeps being retried in the background. With `deleteStored`, what is stored for `userId`
-   * is deleted instead.
+   * is deleted instead, once the write in flight (if any) is done.
+   * @throws the store's error when the delete failed (counted and emitted as well).
    */
   async unbound(session: GateSession, userId: string, deleteStored: boolean): Promise<void> {
-    const state = session.persist;
-    session.persist = undefined;
-    if (state?.active && !deleteStored) {
-      if (this.retire(session, state)) await (state.scheduled ?? Promise.resolve()).catch(() => undefined);
-    } else if (state) {
-      state.active = false;
-      this.cancelRetry(state);
+    const entry = this.entries.get(session);
+    this.entries.delete(session);
+    if (entry && !deleteStored) {
+      if (this.retire(entry)) await (entry.scheduled ?? Promise.resolve()).catch(() => undefined);
+    } else if (entry) {
+      this.apply(entry, { type: 'drop' });
     }
     if (!deleteStored) return;
-    await state?.chain;
+    await entry?.running;
     this.stats.deletes++;
     try {
       await this.store.delete(makeSessionData({ ...session.snapshot(), userId }));
     } catch (err) {
-      throw this.fail('delete', userId, session, err, state);
+      throw this.fail('delete', userId, session, err, entry);
     }
   }
 
   /** The connection closed: nothing new is written; changes not yet stored keep being retried. */
   closed(session: GateSession): void {
-    const state = session.persist;
-    if (state?.active) this.retire(session, state);
+    const entry = this.entries.get(session);
+    this.entries.delete(session);
+    if (entry) this.retire(entry);
   }
 
   /**
-   * The session stops being the user's (unbind, close). If it has changes not yet stored,
-   * freezes what to store and keeps the state as an orphan until stored; returns true then.
-   */
-  private retire(session: GateSession, state: PersistState): boolean {
-    if (this.closedForGood || (state.stored >= state.version && state.restored && !state.scheduled)) {
-      state.active = false;
-      this.cancelRetry(state);
-      return false;
-    }
-    state.frozen = makeSessionData({ ...session.snapshot(), userId: state.userId });
-    this.orphans.set(state.userId, { session, state });
-    return true;
-  }
-
-  /**
-   * Called from the gate's periodic sweep for every live session: heartbeat when due, i.e.
-   * at most once per heartbeatInterval and only if the client sent anything since the last
-   * one. A session with unstored changes gets a write instead (its "next chance").
+   * Called from the gate's periodic sweep for every live session (`now` in ms): heartbeat
+   * when due, i.e. at most once per heartbeatInterval and only if the client sent anything
+   * since the last one. A session with unstored changes gets a write instead (its "next chance").
    */
   tick(session: GateSession, now: number): void {
-    const state = session.persist;
-    if (!state?.active || state.heartbeating) return;
-    if (now - state.lastHeartbeat < this.options.heartbeatInterval) return;
-    if (session.conn.lastSeen <= state.lastHeartbeat) return;
-    state.lastHeartbeat = now;
-    if (state.stored < state.version || !state.restored) {
-      this.schedule(session, state).catch(() => undefined);
-      return;
-    }
-    state.heartbeating = true;
-    this.stats.heartbeats++;
-    // Promise.resolve().then: a custom heartbeat that throws synchronously must not escape the sweep.
-    Promise.resolve()
-      .then(() => this.store.heartbeat(session.snapshot()))
-      .then(
-      () => this.recovered(session, state),
-      (err: unknown) => this.fail('heartbeat', state.userId, session, err, state),
-    ).finally(() => {
-      state.heartbeating = false;
-    });
+    const entry = this.entries.get(session);
+    if (entry) this.apply(entry, { type: 'tick', now, lastSeen: session.conn.lastSeen });
   }
 
-  /** Gate stop: one last attempt for every session with unstored changes, bounded by the caller. */
+  /**
+   * Gate stop: one last attempt for every session (and orphan) with unstored changes; a
+   * write in flight counts, and is followed by one more attempt if it fails. Never rejects;
+   * the caller bounds how long it waits.
+   */
   async flush(sessions: Iterable<GateSession>): Promise<void> {
-    const pending: Promise<void>[] = [];
-    const all: Array<[GateSession, PersistState | undefined]> = [
-      ...[...sessions].map((s): [GateSession, PersistState | undefined] => [s, s.persist]),
-      ...[...this.orphans.values()].map((o): [GateSession, PersistState] => [o.session, o.state]),
-    ];
-    for (const [s, state] of all) {
-      if (!state?.active || (state.stored >= state.version && state.restored)) continue;
-      this.cancelRetry(state);
-      pending.push(this.schedule(s, state).catch(() => undefined));
+    const entries = new Set(this.orphans.values());
+    for (const s of sessions) {
+      const entry = this.entries.get(s);
+      if (entry) entries.add(entry);
     }
-    await Promise.all(pending);
+    await Promise.all([...entries].map((e) => this.flushOne(e)));
   }
 
-  /** Cancels timers and stops every later write (gate stopped). */
+  /** Cancels timers and stops every later write, retry and orphan (gate stopped). */
   close(): void {
     this.closedForGood = true;
-    for (const o of this.orphans.values()) this.cancelRetry(o.state);
-    this.orphans.clear();
+    for (const entry of [...this.live]) this.apply(entry, { type: 'drop' });
   }
 
+  /** The persistence state of a bound session (undefined for a guest): for tests and diagnostics. */
+  stateOf(session: GateSession): PersistState | undefined {
+    return this.entries.get(session)?.state;
+  }
+
+  private async flushOne(entry: Entry): Promise<void> {
+    if (entry.state.phase.kind === 'writing' && !entry.state.phase.again) await entry.running;
+    this.apply(entry, { type: 'flush' });
+    await (entry.scheduled ?? Promise.resolve()).catch(() => undefined);
+  }
+
+  /** A rebind of a session still persisted: its old state stops where it is. */
   private stop(session: GateSession): void {
-    const state = session.persist;
-    if (!state) return;
-    state.active = false;
-    this.cancelRetry(state);
-    session.persist = undefined;
+    const entry = this.entries.get(session);
+    this.entries.delete(session);
+    if (entry) this.apply(entry, { type: 'drop' });
   }
 
-  private cancelRetry(state: PersistState): void {
-    if (state.retryTimer) clearTimeout(state.retryTimer);
-    state.retryTimer = undefined;
+  /** The session stops being the user's; returns true when it was kept as an orphan (changes not yet stored). */
+  private retire(entry: Entry): boolean {
+    this.apply(entry, { type: 'retire' });
+    return entry.state.phase.kind !== 'retired';
+  }
+
+  /** Runs one transition of the state machine and its effects; returns the effects. */
+  private apply(entry: Entry, event: PersistEvent): Effect[] {
+    const { state, effects } = next(entry.state, event, this.options);
+    entry.state = state;
+    if (state.phase.kind === 'retired') this.live.delete(entry);
+    this.run(entry, effects);
+    return effects;
+  }
+
+  private run(entry: Entry, effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      switch (effect) {
+        case 'write':
+          this.schedule(entry);
+          break;
+        case 'arm':
+          entry.timer = this.clock.setTimeout(() => {
+            entry.timer = undefined;
+            this.apply(entry, { type: 'retryDue' });
+          }, entry.state.backoff);
+          break;
+        case 'disarm':
+          if (entry.timer !== undefined) this.clock.clearTimeout(entry.timer);
+          entry.timer = undefined;
+          break;
+        case 'heartbeat':
+          this.heartbeat(entry);
+          break;
+        case 'orphan':
+          entry.frozen = makeSessionData({ ...entry.session.snapshot(), userId: entry.userId });
+          this.orphans.set(entry.userId, entry);
+          break;
+        case 'release':
+          if (this.orphans.get(entry.userId) === entry) this.orphans.delete(entry.userId);
+          break;
+        case 'recovered':
+          this.logger().info({ userId: entry.userId, sessionId: entry.session.sessionId }, 'session store recovered; session persisted');
+          break;
+        case 'warn':
+          break; // logged by fail(), which knows the operation and the error
+      }
+    }
   }
 
   /**
@@ -224,105 +281,85 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
    * whichever session (or earlier session) they come from: each waits for the one before,
    * so an older snapshot can never land after a newer one.
    */
-  private schedule(session: GateSession, state: PersistState): Promise<void> {
-    if (state.scheduled) return state.scheduled;
-    const userId = state.userId;
+  private schedule(entry: Entry): void {
+    if (entry.scheduled) return;
+    const userId = entry.userId;
     const previous = this.userChains.get(userId);
     let release!: () => void;
     const slot = new Promise<void>((resolve) => (release = resolve));
     this.userChains.set(userId, slot);
-    const run = new Promise<void>((resolve) => setImmediate(resolve))
+    const run = new Promise<void>((resolve) => this.clock.setImmediate(resolve))
       .then(() => previous)
       .then(() => {
-        state.scheduled = undefined;
-        const write = this.write(session, state);
-        state.chain = write.catch(() => undefined);
+        entry.scheduled = undefined;
+        const write = this.write(entry);
+        entry.running = write.catch(() => undefined);
         return write;
       })
       .finally(() => {
         release();
         if (this.userChains.get(userId) === slot) this.userChains.delete(userId);
       });
-    state.scheduled = run;
-    return run;
+    // Nobody awaits the writes of ticks and retries: their failures are reported by fail().
+    run.catch(() => undefined);
+    entry.scheduled = run;
   }
 
-  private async write(session: GateSession, state: PersistState): Promise<void> {
-    if (!state.active || this.closedForGood) return;
-    const version = state.version;
-    if (state.stored >= version && state.restored) return;
-    if (!state.restored) {
+  /** The scheduled write: query and merge first while not restored, then store. */
+  private async write(entry: Entry): Promise<void> {
+    this.apply(entry, { type: 'start' });
+    if (entry.state.phase.kind !== 'writing') return;
+    if (!entry.state.restored) {
       this.stats.queries++;
       let bytes: Uint8Array | null;
       try {
-        bytes = await this.store.query(state.userId);
+        bytes = await this.store.query(entry.userId);
       } catch (err) {
-        throw this.retryLater(session, state, this.fail('query', state.userId, session, err, state));
+        throw this.fail('query', entry.userId, entry.session, err, entry);
       }
-      if (bytes) {
-        try {
-          const stored = decodeSession(bytes).settings;
-          if (state.frozen) {
-            state.frozen = makeSessionData({ ...state.frozen, settings: Object.freeze(Object.assign(copySettings(stored), state.frozen.settings)) });
-          } else {
-            session.settings = Object.freeze(Object.assign(copySettings(stored), session.settings));
-          }
-        } catch (err) {
-          // Unreadable bytes (not a SessionImp): keep the live settings, overwrite them.
-          this.logger().warn({ userId: state.userId, error: String(err) }, 'stored session could not be decoded; replacing it');
-        }
-      }
-      state.restored = true;
-      if (!state.active) return;
+      if (bytes) this.restore(entry, bytes);
+      this.apply(entry, { type: 'restored' });
+      if (entry.state.phase.kind !== 'writing') return;
     }
     this.stats.writes++;
     try {
-      await this.store.storage(state.frozen ?? session.snapshot());
+      await this.store.storage(entry.frozen ?? entry.session.snapshot());
     } catch (err) {
-      throw this.retryLater(session, state, this.fail('storage', state.userId, session, err, state));
+      throw this.fail('storage', entry.userId, entry.session, err, entry);
     }
-    if (version > state.stored) state.stored = version;
-    state.lastHeartbeat = Date.now();
-    this.recovered(session, state);
+    this.apply(entry, { type: 'written', now: this.clock.now() });
   }
 
-  private retryLater(session: GateSession, state: PersistState, error: Error): Error {
-    if (state.active && !state.retryTimer && !this.closedForGood) {
-      state.retryDelay = Math.min(
-        this.options.retryMaxDelay,
-        state.retryDelay ? state.retryDelay * 2 : this.options.retryInitialDelay,
+  /** Merges the stored settings under what is to be stored (the orphan's frozen snapshot, else the live session). */
+  private restore(entry: Entry, bytes: Uint8Array): void {
+    let stored: Readonly<Record<string, string>>;
+    try {
+      stored = decodeSession(bytes).settings;
+    } catch (err) {
+      // Unreadable bytes (not a SessionImp): keep the live settings, overwrite them.
+      this.logger().warn({ userId: entry.userId, error: String(err) }, 'stored session could not be decoded; replacing it');
+      return;
+    }
+    if (entry.frozen) entry.frozen = makeSessionData({ ...entry.frozen, settings: mergeUnderLive(stored, entry.frozen.settings) });
+    else entry.session.settings = mergeUnderLive(stored, entry.session.settings);
+  }
+
+  private heartbeat(entry: Entry): void {
+    this.stats.heartbeats++;
+    // Promise.resolve().then: a custom heartbeat that throws synchronously must not escape the sweep.
+    Promise.resolve()
+      .then(() => this.store.heartbeat(entry.session.snapshot()))
+      .then(
+        () => void this.apply(entry, { type: 'beaten' }),
+        (err: unknown) => void this.fail('heartbeat', entry.userId, entry.session, err, entry),
       );
-      state.retryTimer = setTimeout(() => {
-        state.retryTimer = undefined;
-        this.schedule(session, state).catch(() => undefined);
-      }, state.retryDelay);
-      state.retryTimer.unref();
-    }
-    return error;
   }
 
-  private recovered(session: GateSession, state: PersistState): void {
-    state.retryDelay = 0;
-    if (state.stored >= state.version && this.orphans.get(state.userId)?.state === state) {
-      this.orphans.delete(state.userId);
-      state.active = false;
-    }
-    if (!state.failing) return;
-    state.failing = false;
-    this.logger().info({ userId: state.userId, sessionId: session.sessionId }, 'session store recovered; session persisted');
-  }
-
-  private fail(
-    operation: StorageFailure['operation'],
-    userId: string,
-    session: GateSession,
-    err: unknown,
-    state: PersistState | undefined,
-  ): Error {
+  /** Counts, reports (event; a log at the first failure of an episode) and returns the failure as an Error. */
+  private fail(operation: StoreOperation, userId: string, session: GateSession, err: unknown, entry: Entry | undefined): Error {
     const error = err instanceof Error ? err : new Error(String(err));
     this.stats.errors++;
-    const firstOfEpisode = !state || !state.failing;
-    if (state) state.failing = true;
+    const firstOfEpisode = entry ? this.apply(entry, { type: 'failed', op: operation }).includes('warn') : true;
     if (firstOfEpisode) {
       this.logger().warn({ userId, sessionId: session.sessionId, operation, error: error.message }, 'session store failed');
     }

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { makeSessionData, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from './protocol/connection';
-import type { PersistState } from './session-persistence';
 
 let spanCounter = 0;
 const spanPrefix = randomBytes(4).toString('hex');
@@ -19,8 +18,6 @@ export class GateSession {
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
-  /** Persistence state while bound and a StorageHandler is configured. */
-  persist: PersistState | undefined;
 
   constructor(
     readonly conn: MqttConnection<GateSession>,
