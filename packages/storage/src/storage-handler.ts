@@ -1,5 +1,5 @@
 import type { SessionData } from '@mqgate/rpc';
-import { messageOf } from './error-message';
+import { messageOf } from '@mqgate/rpc';
 
 /**
  * Where a gate persists sessions so that a client who reconnects, to this gate or another
