@@ -31,14 +31,21 @@ interface Pending {
   nr: boolean;
 }
 
-/** The counters of the caller side (see RedisTransportStats). */
+/** The counters of the caller side, since the transport was created. */
 export interface CallerCounters {
+  /** `call()`s made (including ones that failed). */
   calls: number;
+  /** `callNR()`s made. */
   callsNR: number;
+  /** Replies matched to a waiting call. */
   replies: number;
+  /** Calls that were sent but got no reply by their deadline (DeadlineError). */
   deadlines: number;
+  /** Calls (and callNRs) that could not be sent: Redis unavailable, at the deadline or on a failed send. */
   unsent: number;
+  /** Replies that arrived for no waiting call (after its deadline, or after close): dropped. */
   lateReplies: number;
+  /** Requests or replies that did not decode. */
   malformed: number;
 }
 

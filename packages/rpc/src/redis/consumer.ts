@@ -34,12 +34,17 @@ interface Server {
   stopping?: Promise<void>;
 }
 
-/** The counters of the consumer side (see RedisTransportStats). */
+/** The counters of the consumer side (this transport's servers), since the transport was created. */
 export interface ConsumerCounters {
+  /** Requests this transport's servers started handling. */
   served: number;
+  /** Requests this transport's servers took off a list after their deadline: dropped unrun. */
   expiredDropped: number;
+  /** Handlers that threw or rejected. */
   handlerErrors: number;
+  /** Requests still queued for a server of this transport when it closed, answered with code CLOSED. */
   closedRejected: number;
+  /** Requests or replies that did not decode. */
   malformed: number;
 }
 

@@ -3,6 +3,8 @@
  * `@mqgate/rpc` itself never loads ioredis, so apps on the in-process transport do not.
  */
 export { RedisTransport, type RedisTransportEvents, type RedisTransportStats } from './transport';
+export type { CallerCounters } from './caller';
+export type { ConsumerCounters } from './consumer';
 export { TRANSPORT_DEFAULTS, resolveTransportOptions, type RedisTransportOptions, type ResolvedTransportOptions } from './options';
 export { RedisUnavailableError } from './errors';
 export { RedisRegistry, type RegistryListener } from './registry';

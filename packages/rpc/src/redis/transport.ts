@@ -13,30 +13,8 @@ import { registryKeys, replyChannel, type RegistryKeys } from './keys';
 import { CLOSE_STEP_MS, resolveTransportOptions, type RedisTransportOptions } from './options';
 import { RedisRegistry } from './registry';
 
-/** Counters of one {@link RedisTransport}, since it was created. */
-export interface RedisTransportStats {
-  /** `call()`s made (including ones that failed). */
-  calls: number;
-  /** `callNR()`s made. */
-  callsNR: number;
-  /** Replies matched to a waiting call. */
-  replies: number;
-  /** Calls that were sent but got no reply by their deadline (DeadlineError). */
-  deadlines: number;
-  /** Calls (and callNRs) that could not be sent: Redis unavailable, at the deadline or on a failed send. */
-  unsent: number;
-  /** Replies that arrived for no waiting call (after its deadline, or after close): dropped. */
-  lateReplies: number;
-  /** Requests this transport's servers started handling. */
-  served: number;
-  /** Requests this transport's servers took off a list after their deadline: dropped unrun. */
-  expiredDropped: number;
-  /** Handlers that threw or rejected. */
-  handlerErrors: number;
-  /** Requests still queued for a server of this transport when it closed, answered with code CLOSED. */
-  closedRejected: number;
-  /** Requests or replies that did not decode. */
-  malformed: number;
+/** Counters of one {@link RedisTransport}, since it was created, plus two gauges. */
+export interface RedisTransportStats extends CallerCounters, ConsumerCounters {
   /** Calls waiting for a reply (or to be sent) now. */
   pending: number;
   /** Handlers running now. */
