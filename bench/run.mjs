@@ -667,7 +667,7 @@ scenario('redis storage: commands per session, reconnect-and-restore (in-process
 /** RedisTransport (packages/rpc) once it exists: gate and modules in two processes. */
 function redisTransportAvailable() {
   try {
-    const rpc = require(join(root, 'packages/rpc/dist/index.js'));
+    const rpc = require(join(root, 'packages/rpc/dist/redis/index.js'));
     return typeof rpc.RedisTransport === 'function';
   } catch {
     return false;

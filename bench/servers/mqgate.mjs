@@ -6,7 +6,7 @@ import { config, serveIpc, serverCommands } from '../lib/common.mjs';
 const require = createRequire(import.meta.url);
 const { createApp, defineModule } = require('../../packages/client/dist/index.js');
 const { Gate } = require('../../packages/gate/dist/index.js');
-const rpc = require('../../packages/rpc/dist/index.js');
+const rpc = require('../../packages/rpc/dist/redis/index.js');
 
 const cfg = config();
 const PUSH_TOPIC = 'bench/push';

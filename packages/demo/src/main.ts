@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { createApp } from '@mqgate/client';
 import { Gate } from '@mqgate/gate';
-import { InProcessTransport, MemoryUserIndex, RedisTransport, RedisUserIndex, type RpcTransport, type UserIndex } from '@mqgate/rpc';
+import { InProcessTransport, MemoryUserIndex, type RpcTransport, type UserIndex } from '@mqgate/rpc';
+import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
 import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
 import { ConfigError, readConfig, type DemoConfig } from './config';
 import { chatModule } from './modules/chat';

@@ -9,6 +9,7 @@ import {
   type RpcValue,
   type ServerInfo,
 } from './transport';
+import { pickSticky } from './sticky';
 
 export interface InProcessTransportOptions {
   /** Default call timeout, ms. Default 10 000 (mqant's RPCExpired). */
@@ -25,7 +26,8 @@ interface Entry {
  * The transport for an app whose gate and modules share one process. Calls are
  * asynchronous (a handler never runs inside its caller's stack), deadlines hold at both
  * ends, and values are passed by reference (senders pass fresh values).
- * Calls to a module type rotate among its servers; an `Address.key` picks one by hash.
+ * Calls to a module type rotate among its servers; an `Address.key` picks one by rendezvous
+ * hashing ({@link pickSticky}, the rule RedisTransport uses too).
  */
 export class InProcessTransport implements RpcTransport {
   readonly defaultTimeout: number;
@@ -71,7 +73,7 @@ export class InProcessTransport implements RpcTransport {
     const list = to.moduleType === undefined ? undefined : this.byType.get(to.moduleType);
     if (!list || list.length === 0) throw new NoServerError(describeAddress(to));
     if (list.length === 1) return list[0];
-    if (to.key !== undefined) return list[hash(to.key) % list.length];
+    if (to.key !== undefined) return pickSticky(to.key, list, (e) => e.info.serverId);
     this.rotation = (this.rotation + 1) % 0x7fffffff;
     return list[this.rotation % list.length];
   }
@@ -138,14 +140,4 @@ function asRpcError(err: unknown): RpcError {
     return e;
   }
   return new RpcError(String(err), 'REMOTE');
-}
-
-/** FNV-1a, 32 bit: a stable spread of sticky keys over servers. */
-export function hash(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }

@@ -232,6 +232,7 @@ export function decodeResponse(bytes: Uint8Array): RpcResponse {
   }
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
+/** The same bytes as a Buffer (no copy when they already are one, else a view of the same memory). */
+export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -6,7 +6,7 @@ import { RedisKit, waitFor, waitForServers } from './fixtures/redis-test-kit';
 
 // Module processes run the built package: `npx tsc -b packages/rpc` (npm test builds first).
 const FIXTURE = join(__dirname, 'fixtures', 'redis-module-process.mjs');
-const DIST = join(__dirname, '..', 'dist', 'redis-transport.js');
+const DIST = join(__dirname, '..', 'dist', 'redis', 'transport.js');
 
 const kit = new RedisKit();
 const children = new Set<ChildProcess>();

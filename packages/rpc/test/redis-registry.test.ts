@@ -1,4 +1,5 @@
-import { RedisRegistry, rpcListKeys, type ServerInfo } from '@mqgate/rpc';
+import type { ServerInfo } from '@mqgate/rpc';
+import { RedisRegistry, rpcListKeys } from '@mqgate/rpc/redis';
 import { Redis } from 'ioredis';
 import { deferred, RedisKit, sleep, waitFor, waitForServers } from './fixtures/redis-test-kit';
 

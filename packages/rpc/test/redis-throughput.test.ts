@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { RedisTransport } from '@mqgate/rpc';
+import type { RedisTransport } from '@mqgate/rpc/redis';
 import { RedisKit, waitForServers } from './fixtures/redis-test-kit';
 
 // A sanity check, not a benchmark: the rate is printed, only correctness is asserted.

@@ -3,13 +3,12 @@ import {
   isSessionData,
   makeSessionData,
   NoServerError,
-  RedisTransport,
-  RedisUnavailableError,
   RpcError,
   TransportClosedError,
   type CallContext,
   type RpcValue,
 } from '@mqgate/rpc';
+import { RedisTransport, RedisUnavailableError } from '@mqgate/rpc/redis';
 import { Redis } from 'ioredis';
 import { startTcpProxy } from '@mqgate/test-support';
 import { deferred, RedisKit, sleep, waitFor, waitForServers } from './fixtures/redis-test-kit';

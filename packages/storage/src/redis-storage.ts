@@ -1,20 +1,19 @@
-import { encodeSession, quitRedis, type SessionData } from '@mqgate/rpc';
-import { Redis, type Cluster } from 'ioredis';
-import { messageOf } from './error-message';
+import { encodeSession, messageOf, toBuffer, type SessionData } from '@mqgate/rpc';
+import { createRedis, DEFAULT_KEY_PREFIX, DEFAULT_REDIS_URL, quitRedis, sessionKey, sessionPrefix, type RedisClient } from '@mqgate/rpc/redis';
 import { checkUserId, DEFAULT_SESSION_TTL, positiveInteger } from './internal';
 import { StorageError, type StorageHandler } from './storage-handler';
 
-/** Default key prefix of {@link RedisStorage}. */
-export const DEFAULT_REDIS_PREFIX = 'mqgate:session:';
-/** Default Redis URL of {@link RedisStorage} when neither `url` nor `client` is given. */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** Default key prefix of {@link RedisStorage}: `'mqgate:session:'` (the key schema's `sessionPrefix('mqgate:')`). */
+export const DEFAULT_REDIS_PREFIX = sessionPrefix(DEFAULT_KEY_PREFIX);
+/** Default Redis URL of {@link RedisStorage} when neither `url` nor `client` is given: `redis://127.0.0.1:6379` (the one default of @mqgate/rpc/redis). */
+export { DEFAULT_REDIS_URL };
 
 /** Options of {@link RedisStorage}. Give `url` or `client`, not both. */
 export interface RedisStorageOptions {
   /**
    * Redis to connect to, e.g. `redis://:password@host:6379/0` or `rediss://…` for TLS.
-   * Default `redis://127.0.0.1:6379`. RedisStorage creates the client and {@link
-   * RedisStorage.close} quits it.
+   * RedisStorage creates the client and {@link RedisStorage.close} quits it.
+   * @default `redis://127.0.0.1:6379`
    */
   url?: string;
   /**
@@ -23,10 +22,10 @@ export interface RedisStorageOptions {
    * the client queues it), it is never quit by `close()`, and its `error` events are left
    * to its owner. Its `keyPrefix`, if any, goes before `prefix`.
    */
-  client?: Redis | Cluster;
+  client?: RedisClient;
   /**
-   * Put before the user id to make the key: key = prefix + userId. Default
-   * `"mqgate:session:"`. A Go mqant gate reading the same store must use the same keys.
+   * Put before the user id to make the key: key = prefix + userId (the key schema's
+   * `sessionKey`). Default `"mqgate:session:"`. A Go mqant gate reading the same store must use the same keys.
    * On Redis Cluster every user is one key, so any prefix works; to put all sessions in
    * one slot instead (rarely wanted), use a hash tag such as `"{mqgate}:session:"`.
    */
@@ -65,15 +64,16 @@ export interface RedisStorageOptions {
  * - `heartbeat`: `PEXPIRE key ttl`; when the key is gone (reply 0), `SET key bytes PX ttl
  *   NX`, so a newer write made meanwhile by another gate is not overwritten.
  *
- * The client RedisStorage creates (from `url`) fails fast and recovers by itself:
- * `maxRetriesPerRequest: 1`, `commandTimeout` (default 2000 ms), `enableOfflineQueue:
- * true`, and a retry strategy that reconnects forever with a capped backoff (50 ms doubling
- * up to 2 s); its `error` events go to `onError` (default: ignored). A command is sent only
- * once the connection is ready (waiting at most `commandTimeout` ms for it), and commands
- * in flight when the connection drops are not resent (`autoResendUnfulfilledCommands:
- * false`): a write that rejected during an outage is never applied later, when Redis comes
- * back, over a newer write from another gate. (With ioredis's defaults it would be: a
- * command that timed out in the offline queue is still sent on reconnect.)
+ * The client RedisStorage creates (from `url`) has the one connection policy of
+ * @mqgate/rpc/redis (`CONNECTION_POLICY`: `maxRetriesPerRequest: 0`, `enableOfflineQueue:
+ * true`, reconnect forever with a capped backoff, 50 ms doubling up to 2 s) plus the
+ * `commandTimeout` variant (default 2000 ms); its `error` events go to `onError` (default:
+ * ignored). A command is sent only once the connection is ready (waiting at most
+ * `commandTimeout` ms for it), and commands in flight when the connection drops are
+ * rejected, not resent (`autoResendUnfulfilledCommands: false`): a write that rejected
+ * during an outage is never applied later, when Redis comes back, over a newer write from
+ * another gate. (With ioredis's defaults it would be: a command that timed out in the
+ * offline queue is still sent on reconnect.)
  *
  * Errors: every method rejects (never throws synchronously) with a {@link StorageError}
  * naming the operation and user, whose `cause` is the underlying error: for an empty user
@@ -89,7 +89,7 @@ export interface RedisStorageOptions {
  */
 export class RedisStorage implements StorageHandler {
   /** The ioredis client in use (created, or the one given). */
-  readonly client: Redis | Cluster;
+  readonly client: RedisClient;
   /** Key prefix: key = prefix + userId. */
   readonly prefix: string;
   /** Time to live of a stored session, in ms. */
@@ -114,13 +114,7 @@ export class RedisStorage implements StorageHandler {
     } else {
       this.commandTimeout = positiveInteger('commandTimeout', options.commandTimeout ?? 2000);
       const onError = options.onError;
-      const client = new Redis(options.url ?? DEFAULT_REDIS_URL, {
-        maxRetriesPerRequest: 1,
-        commandTimeout: this.commandTimeout,
-        enableOfflineQueue: true,
-        autoResendUnfulfilledCommands: false,
-        retryStrategy: reconnectDelay,
-      });
+      const client = createRedis(options.url ?? DEFAULT_REDIS_URL, { commandTimeout: this.commandTimeout });
       client.on('error', (error: Error) => {
         this.lastError = error;
         if (onError) {
@@ -144,7 +138,7 @@ export class RedisStorage implements StorageHandler {
 
   /** The Redis key of a user: `prefix + userId`. */
   key(userId: string): string {
-    return this.prefix + userId;
+    return sessionKey(this.prefix, userId);
   }
 
   /** `SET prefix+userId encodeSession(session) PX ttl`. */
@@ -250,13 +244,4 @@ export class RedisStorage implements StorageHandler {
 /** The created client did not become ready within `commandTimeout` ms. */
 class NotReadyError extends Error {
   override name = 'NotReadyError';
-}
-
-/** Reconnect delay, in ms, before attempt `times` (1, 2, …): 50 ms doubling, capped at 2 s. */
-function reconnectDelay(times: number): number {
-  return Math.min(50 * 2 ** Math.min(Math.max(times - 1, 0), 6), 2000);
-}
-
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -1,5 +1,4 @@
-import { RpcError, type SessionData } from '@mqgate/rpc';
-import { messageOf } from './error-message';
+import { RpcError, messageOf, type SessionData } from '@mqgate/rpc';
 
 /**
  * Where a gate persists sessions so that a client who reconnects, to this gate or another

@@ -1,5 +1,3 @@
-import Redis, { type Cluster } from 'ioredis';
-import { quitRedis } from './redis-quit';
 import {
   fieldOf,
   isCurrent,
@@ -10,16 +8,23 @@ import {
   type LiveGate,
   type UserIndex,
   type UserLocation,
-} from './user-index';
+} from '../user-index';
+import { createRedis, DEFAULT_REDIS_URL, PIPELINED, quitRedis, type RedisClient } from './connection';
+import { DEFAULT_KEY_PREFIX, userKey } from './keys';
 
+/** Options of {@link RedisUserIndex}. */
 export interface RedisUserIndexOptions {
-  /** Redis URL; or pass `redis`. Default `redis://127.0.0.1:6379`. */
+  /**
+   * Redis URL; or pass `redis`. The client created from it has the one connection policy
+   * (connection.ts, `PIPELINED`: fail fast, never resend, reconnect forever) and is quit by close().
+   * @default `redis://127.0.0.1:6379`
+   */
   url?: string;
-  /** An existing ioredis client (standalone or Cluster); not closed by close(). */
-  redis?: Redis | Cluster;
-  /** Key prefix. Default `mqgate:`. Keys: `<prefix>user:{<userId>}` (one hash per user). */
+  /** An existing ioredis client (standalone or Cluster); its options apply, not closed by close(). */
+  redis?: RedisClient;
+  /** Key prefix. Keys: `<prefix>user:{<userId>}` (one hash per user, keys.ts `userKey`). @default `mqgate:` */
   prefix?: string;
-  /** ms a user's hash lives after its last change, to collect entries of gates that died. Default 86 400 000 (24 h). */
+  /** ms a user's hash lives after its last change, to collect entries of gates that died. @default 86 400 000 (24 h) */
   idleTtl?: number;
 }
 
@@ -76,25 +81,28 @@ return result
 /**
  * The user index in Redis, shared by every gate and module process: one hash per user,
  * `<prefix>user:{<userId>}`, field `serverId|sessionId`, value the bind time (ms). See
- * {@link UserIndex}.
+ * {@link UserIndex}. Every method rejects with the ioredis error when Redis cannot answer
+ * (with the created client: at once when the connection drops mid-command, or at the next
+ * failed reconnect attempt, ≤ 2 s, when Redis is down); nothing is retried later.
  */
 export class RedisUserIndex implements UserIndex {
-  private readonly redis: Redis | Cluster;
+  private readonly redis: RedisClient;
   private readonly owned: boolean;
   private readonly prefix: string;
   private readonly idleTtl: number;
 
   constructor(options: RedisUserIndexOptions = {}) {
     this.owned = !options.redis;
-    this.redis = options.redis ?? new Redis(options.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+    this.redis = options.redis ?? createRedis(options.url ?? DEFAULT_REDIS_URL, PIPELINED);
     if (this.owned) this.redis.on('error', () => undefined);
-    this.prefix = options.prefix ?? 'mqgate:';
+    this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
     this.idleTtl = options.idleTtl ?? 86_400_000;
     this.redis.defineCommand('mqgateClaim', { numberOfKeys: 1, lua: CLAIM });
   }
 
+  /** The user's hash: `<prefix>user:{<userId>}`. */
   key(userId: string): string {
-    return `${this.prefix}user:{${userId}}`;
+    return userKey(this.prefix, userId);
   }
 
   async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult> {

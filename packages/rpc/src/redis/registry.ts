@@ -1,11 +1,12 @@
-import type { Cluster, Redis } from 'ioredis';
-import type { ServerInfo } from './transport';
+import type { ServerInfo } from '../transport';
+import type { RedisClient } from './connection';
+import { registryKeys, type RegistryKeys } from './keys';
 
 /**
  * The server registry RedisTransport keeps in Redis (mqant's Consul registry, §4.2: a TTL
  * of 20 s refreshed every 10 s), and every transport's local cache of it.
  *
- * In Redis (`prefix` default `mqgate:`), never read with KEYS or SCAN:
+ * In Redis (`prefix` default `mqgate:`; names built by keys.ts), never read with KEYS or SCAN:
  * - `<prefix>{registry}:servers`, a ZSET: member serverId, score = expiry in Redis server
  *   time (epoch ms). A live server re-adds itself every `registryInterval` with score
  *   now + `registryTtl`; a crashed one stops, and is removed by the next reader after that.
@@ -21,23 +22,6 @@ import type { ServerInfo } from './transport';
  * Expiry uses Redis's clock (the scripts call TIME) for the scores and converts to the local
  * clock when reading, so clock skew between hosts does not shorten or stretch the TTL.
  */
-export interface RegistryKeys {
-  /** ZSET serverId → expiry (Redis time, epoch ms). */
-  servers: string;
-  /** HASH serverId → JSON ServerInfo. */
-  info: string;
-  /** Pub/Sub channel of join / leave events. */
-  events: string;
-}
-
-/** The registry's Redis keys for a prefix. */
-export function registryKeys(prefix: string): RegistryKeys {
-  return {
-    servers: `${prefix}{registry}:servers`,
-    info: `${prefix}{registry}:info`,
-    events: `${prefix}registry:events`,
-  };
-}
 
 /** Called when a server enters or leaves the local cache. */
 export interface RegistryListener {
@@ -118,7 +102,7 @@ export class RedisRegistry {
    * @param ttl ms an entry this registry writes lives without a refresh.
    */
   constructor(
-    private readonly client: Redis | Cluster,
+    private readonly client: RedisClient,
     prefix: string,
     private readonly ttl: number,
     private readonly listener: RegistryListener,
@@ -304,6 +288,7 @@ function cleanInfo(info: ServerInfo): ServerInfo {
   return out;
 }
 
-function copyInfo(info: ServerInfo): ServerInfo {
+/** A copy of `info` (and of its meta), so a caller cannot change the cache. */
+export function copyInfo(info: ServerInfo): ServerInfo {
   return info.meta ? { ...info, meta: { ...info.meta } } : { ...info };
 }

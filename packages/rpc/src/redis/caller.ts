@@ -1,0 +1,242 @@
+import { DeadlineError, fromWireError, NoServerError, RpcError, TransportClosedError } from '../errors';
+import { messageOf } from '../error-message';
+import { decodeResponse, encodeRequest } from '../rpc-codec';
+import { pickSticky } from '../sticky';
+import { describeAddress, type Address, type CallOptions, type RpcValue } from '../transport';
+import type { RedisClient } from './connection';
+import type { ConnectionHealth } from './health';
+import { rpcListKeys } from './keys';
+import { LIST_TTL_SLACK } from './options';
+import type { RedisRegistry } from './registry';
+
+/** KEYS list; ARGV request bytes, ms: RPUSH, and make the list live at least that long. */
+const PUSH = `redis.call('RPUSH', KEYS[1], ARGV[1])
+local want = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+return 1`;
+
+interface PushScript {
+  mqgateRpcPush(key: string, request: Buffer, ttlMs: number): Promise<number>;
+}
+
+interface Pending {
+  resolve(value: RpcValue): void;
+  reject(err: RpcError): void;
+  timer: NodeJS.Timeout;
+  fn: string;
+  timeout: number;
+  /** The request was handed to Redis. */
+  sent: boolean;
+  /** callNR: settles when the push is acknowledged, never by a reply. */
+  nr: boolean;
+}
+
+/** The counters of the caller side, since the transport was created. */
+export interface CallerCounters {
+  /** `call()`s made (including ones that failed). */
+  calls: number;
+  /** `callNR()`s made. */
+  callsNR: number;
+  /** Replies matched to a waiting call. */
+  replies: number;
+  /** Calls that were sent but got no reply by their deadline (DeadlineError). */
+  deadlines: number;
+  /** Calls (and callNRs) that could not be sent: Redis unavailable, at the deadline or on a failed send. */
+  unsent: number;
+  /** Replies that arrived for no waiting call (after its deadline, or after close): dropped. */
+  lateReplies: number;
+  /** Requests or replies that did not decode. */
+  malformed: number;
+}
+
+/** What the caller side needs of its transport. */
+export interface CallerContext {
+  command: RedisClient;
+  prefix: string;
+  registry: RedisRegistry;
+  health: ConnectionHealth;
+  counters: CallerCounters;
+  /** `host/pid/transportId`, sent with every request. */
+  callerId: string;
+  /** Where this transport's replies arrive. */
+  replyChannel: string;
+  defaultTimeout: number;
+  /** True once the registry was read: calls are routed only then. */
+  loaded(): boolean;
+}
+
+/**
+ * The caller side of a RedisTransport: routes a call to a request list (registry cache;
+ * sticky keys by {@link pickSticky}), pushes it once the registry is loaded and the command
+ * connection is ready, and settles it by its reply, its deadline or a failed send.
+ */
+export class Caller {
+  private readonly pending = new Map<number, Pending>();
+  /** Calls waiting for the registry's first load or for the command connection. */
+  private readonly waiters = new Map<number, () => void>();
+  private readonly push: PushScript;
+  private nextId = 0;
+
+  constructor(private readonly ctx: CallerContext) {
+    ctx.command.defineCommand('mqgateRpcPush', { numberOfKeys: 1, lua: PUSH });
+    this.push = ctx.command as unknown as PushScript;
+  }
+
+  /** Calls waiting for a reply (or to be sent) now. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** See RedisTransport.call. */
+  call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
+    return new Promise<RpcValue>((resolve, reject) => {
+      this.ctx.counters.calls++;
+      const timeout = Math.max(0, opts?.timeout ?? this.ctx.defaultTimeout);
+      const id = this.newId();
+      const p: Pending = { resolve, reject, fn, timeout, sent: false, nr: false, timer: setTimeout(() => this.expire(id), timeout) };
+      this.pending.set(id, p);
+      this.dispatch(id, p, to, args, Date.now() + timeout, this.ctx.replyChannel);
+    });
+  }
+
+  /** See RedisTransport.callNR. */
+  callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.ctx.counters.callsNR++;
+      const timeout = this.ctx.defaultTimeout;
+      const id = this.newId();
+      const p: Pending = { resolve: () => resolve(), reject, fn, timeout, sent: false, nr: true, timer: setTimeout(() => this.expire(id), timeout) };
+      this.pending.set(id, p);
+      this.dispatch(id, p, to, args, Date.now() + timeout, '');
+    });
+  }
+
+  /** Handles a message of the reply channel: settles its call, or counts it late or malformed. */
+  onReply(bytes: Buffer): void {
+    let res;
+    try {
+      res = decodeResponse(bytes);
+    } catch {
+      this.ctx.counters.malformed++;
+      return;
+    }
+    const p = this.pending.get(res.id);
+    if (!p || p.nr) {
+      this.ctx.counters.lateReplies++;
+      return;
+    }
+    this.ctx.counters.replies++;
+    if (res.error) this.settle(res.id, fromWireError(res.error));
+    else this.settle(res.id, undefined, res.result ?? null);
+  }
+
+  /** Runs waiting calls whose condition may now hold (each re-queues itself if not). */
+  wake(): void {
+    if (this.waiters.size === 0) return;
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const [id, run] of waiting) if (this.pending.has(id)) run();
+  }
+
+  /** Rejects every pending call with TransportClosedError (close). */
+  closeAll(): void {
+    for (const [id] of [...this.pending]) this.settle(id, new TransportClosedError());
+    this.waiters.clear();
+  }
+
+  private newId(): number {
+    do {
+      this.nextId = (this.nextId + 1) >>> 0;
+    } while (this.nextId === 0 || this.pending.has(this.nextId));
+    return this.nextId;
+  }
+
+  /** Routes and encodes a call once the registry is loaded, then sends it. */
+  private dispatch(id: number, p: Pending, to: Address, args: RpcValue[], deadline: number, replyTo: string): void {
+    if (!this.ctx.loaded()) {
+      this.waiters.set(id, () => this.dispatch(id, p, to, args, deadline, replyTo));
+      return;
+    }
+    let key: string;
+    let bytes: Buffer;
+    try {
+      key = this.route(to);
+      bytes = encodeRequest({ id, fn: p.fn, args, replyTo, deadline, caller: this.ctx.callerId });
+    } catch (err) {
+      this.settle(id, err instanceof RpcError ? err : new RpcError(messageOf(err), 'ENCODE'));
+      return;
+    }
+    this.send(id, p, key, bytes);
+  }
+
+  /** Pushes the request once the command connection is ready. */
+  private send(id: number, p: Pending, key: string, bytes: Buffer): void {
+    if (this.ctx.command.status !== 'ready') {
+      this.waiters.set(id, () => this.send(id, p, key, bytes));
+      return;
+    }
+    p.sent = true;
+    this.push.mqgateRpcPush(key, bytes, p.timeout + LIST_TTL_SLACK).then(
+      () => {
+        if (p.nr) this.settle(id, undefined);
+      },
+      (err: unknown) => {
+        if (!this.pending.has(id)) return;
+        this.ctx.counters.unsent++;
+        this.settle(id, this.ctx.health.unavailable(`${p.nr ? 'callNR' : 'call'} ${p.fn} failed to send: ${sendFailure(err)}`));
+      },
+    );
+  }
+
+  /** The list a call goes to. @throws NoServerError */
+  private route(to: Address): string {
+    const { registry, prefix } = this.ctx;
+    if (to.serverId !== undefined) {
+      const info = registry.get(to.serverId);
+      if (!info) throw new NoServerError(to.serverId);
+      return rpcListKeys(prefix, info.moduleType, info.serverId).server;
+    }
+    if (to.moduleType === undefined) throw new NoServerError(describeAddress(to));
+    const live = registry.live(to.moduleType);
+    if (live.length === 0) throw new NoServerError(to.moduleType);
+    if (to.key === undefined) return rpcListKeys(prefix, to.moduleType, '').type;
+    const chosen = pickSticky(to.key, live);
+    return rpcListKeys(prefix, chosen.moduleType, chosen.serverId).server;
+  }
+
+  private expire(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.waiters.delete(id);
+    if (p.sent && !p.nr) {
+      this.ctx.counters.deadlines++;
+      p.reject(new DeadlineError(p.fn, p.timeout));
+      return;
+    }
+    this.ctx.counters.unsent++;
+    const what = this.ctx.loaded() ? 'command' : 'registry';
+    p.reject(
+      this.ctx.health.unavailable(
+        `${p.nr ? 'callNR' : 'call'} ${p.fn} not ${p.sent ? 'acknowledged' : 'sent'} within ${p.timeout} ms${what === 'registry' ? ' (the registry was never read)' : ''}`,
+      ),
+    );
+  }
+
+  private settle(id: number, err: RpcError | undefined, value?: RpcValue): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.waiters.delete(id);
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(value === undefined ? null : value);
+  }
+}
+
+/** An error message for a failed send; ioredis's own for a dropped connection is cryptic. */
+function sendFailure(err: unknown): string {
+  const message = messageOf(err);
+  if (/max retries per request|Connection is closed/i.test(message)) return 'the connection to Redis dropped before it answered (the request may or may not have been queued)';
+  return message;
+}

@@ -1,0 +1,106 @@
+import { silentLogger, type Logger } from '../logger';
+import type { RedisClient } from './connection';
+import { DEFAULT_RPC_PREFIX } from './keys';
+
+/** Options of {@link RedisTransport}. Give `url` or `redis`, not both. Defaults: {@link TRANSPORT_DEFAULTS}. */
+export interface RedisTransportOptions {
+  /**
+   * Redis to connect to, e.g. `redis://:password@host:6379/0` (`rediss://` for TLS). The
+   * transport creates its connections with the one connection policy (connection.ts: a
+   * command connection with auto-pipelining, a subscriber, one blocking connection per served
+   * server) and quits them on {@link RedisTransport.close}.
+   * @default `redis://127.0.0.1:6379`
+   */
+  url?: string;
+  /**
+   * An existing ioredis client (`Redis` or `Cluster`) to send commands on; it is never quit
+   * and its `error` events are left to its owner. The subscriber and blocking connections are
+   * `duplicate()`s of it (closed by the transport). Turn on its `enableAutoPipelining` for
+   * throughput. Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
+   * @default none (a client is created from `url`)
+   */
+  redis?: RedisClient;
+  /** Put before every key and channel name (keys.ts). @default `'mqgate:'` */
+  prefix?: string;
+  /** Call timeout, ms, when a call gives none (mqant's RPCExpired). Positive. @default 10 000 */
+  defaultTimeout?: number;
+  /** How long a registry entry lives without a refresh, ms (mqant: 20 s). Positive. @default 20 000 */
+  registryTtl?: number;
+  /**
+   * How often, ms, each server refreshes its registry entry and each transport re-reads
+   * the registry (mqant: 10 s). Positive and below `registryTtl`.
+   * @default 10 000, or half of `registryTtl` (rounded down) when that is shorter
+   */
+  registryInterval?: number;
+  /**
+   * Calls one server runs at once. At this many it stops taking requests off its lists
+   * until one finishes, so work queued for its module type goes to the other servers.
+   * A positive integer.
+   * @default 256
+   */
+  maxConcurrent?: number;
+  /** Where connection trouble is reported (once per outage, not per message). @default silent */
+  logger?: Logger;
+}
+
+/** The defaults of {@link RedisTransportOptions} (`registryInterval`'s depends on `registryTtl`). */
+export const TRANSPORT_DEFAULTS = Object.freeze({
+  prefix: DEFAULT_RPC_PREFIX,
+  defaultTimeout: 10_000,
+  registryTtl: 20_000,
+  /** The default `registryInterval` for a `registryTtl`, ms. */
+  registryInterval: (registryTtl: number): number => Math.min(10_000, Math.floor(registryTtl / 2)),
+  maxConcurrent: 256,
+  logger: silentLogger as Logger,
+});
+
+/** {@link RedisTransportOptions} with every default applied and checked (`url` / `redis` left as given). */
+export interface ResolvedTransportOptions {
+  prefix: string;
+  defaultTimeout: number;
+  registryTtl: number;
+  registryInterval: number;
+  maxConcurrent: number;
+  logger: Logger;
+}
+
+/**
+ * Applies the defaults and checks the values.
+ * @throws TypeError when both `url` and `redis` are given; RangeError for a non-positive
+ *   `defaultTimeout`, `registryTtl`, `registryInterval` or `maxConcurrent`, a fractional
+ *   `maxConcurrent`, or `registryInterval >= registryTtl`.
+ */
+export function resolveTransportOptions(options: RedisTransportOptions): ResolvedTransportOptions {
+  const defaultTimeout = positive('defaultTimeout', options.defaultTimeout ?? TRANSPORT_DEFAULTS.defaultTimeout);
+  const registryTtl = positive('registryTtl', options.registryTtl ?? TRANSPORT_DEFAULTS.registryTtl);
+  const registryInterval = positive('registryInterval', options.registryInterval ?? TRANSPORT_DEFAULTS.registryInterval(registryTtl));
+  const maxConcurrent = positive('maxConcurrent', options.maxConcurrent ?? TRANSPORT_DEFAULTS.maxConcurrent);
+  if (!Number.isInteger(maxConcurrent)) throw new RangeError(`RedisTransport: maxConcurrent must be an integer, got ${maxConcurrent}`);
+  if (registryInterval >= registryTtl) {
+    throw new RangeError(`RedisTransport: registryInterval (${registryInterval} ms) must be below registryTtl (${registryTtl} ms)`);
+  }
+  if (options.redis && options.url !== undefined) throw new TypeError('RedisTransport: give url or redis, not both');
+  return {
+    prefix: options.prefix ?? TRANSPORT_DEFAULTS.prefix,
+    defaultTimeout,
+    registryTtl,
+    registryInterval,
+    maxConcurrent,
+    logger: options.logger ?? TRANSPORT_DEFAULTS.logger,
+  };
+}
+
+// Fixed tuning of the transport (not options).
+/** BLMPOP / BLPOP timeout, seconds: how long a blocked read waits before it is reissued. */
+export const BLOCK_SECONDS = 5;
+/** Most requests one server takes off its lists at once (small, so a burst is spread over the servers). */
+export const BATCH = 16;
+/** A request list lives this long, ms, past the longest timeout pushed onto it. */
+export const LIST_TTL_SLACK = 5_000;
+/** Bound on each Redis step of close(), ms, so close never waits for an outage to end. */
+export const CLOSE_STEP_MS = 1_000;
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`RedisTransport: ${name} must be a positive number of ms (or count), got ${value}`);
+  return value;
+}
