@@ -124,3 +124,6 @@ export function serverCommands(extra = {}, onStop = async () => {}) {
 export function config() {
   return JSON.parse(process.env.BENCH_CONFIG || '{}');
 }
+
+/** A number for a summary line: thousands separated from 100 up, else 2 decimals; '-' when missing. */
+export const fmt = (n) => (n === null || n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 100) / 100));
