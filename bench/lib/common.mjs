@@ -1,5 +1,6 @@
 // Shared helpers of the benchmark suite: payloads, the echo handler used by the non-mqgate
-// servers (the same work mqgate's router + echo module do), histograms, IPC plumbing.
+// servers (the same work mqgate's router + echo module do), histograms, IPC plumbing, the
+// number format of the summary lines.
 import hdr from 'hdr-histogram-js';
 
 /** A JSON object body of exactly `size` bytes: {"data":"xxxx…"}. */
