@@ -1,5 +1,6 @@
 // Shared helpers of the benchmark suite: payloads, the echo handler used by the non-mqgate
-// servers (the same work mqgate's router + echo module do), histograms, IPC plumbing.
+// servers (the same work mqgate's router + echo module do), histograms, IPC plumbing, the
+// number format of the summary lines.
 import hdr from 'hdr-histogram-js';
 
 /** A JSON object body of exactly `size` bytes: {"data":"xxxx…"}. */
@@ -124,3 +125,6 @@ export function serverCommands(extra = {}, onStop = async () => {}) {
 export function config() {
   return JSON.parse(process.env.BENCH_CONFIG || '{}');
 }
+
+/** A number for a summary line: thousands separated from 100 up, else 2 decimals; '-' when missing. */
+export const fmt = (n) => (n === null || n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 100) / 100));

@@ -208,3 +208,5 @@ export function freePort() {
 }
 
 export { HARD as FD_HARD_LIMIT };
+/** Connections one scenario opens at most: the hard fd limit less a margin for everything else. */
+export const FD_CAP = HARD - 256;

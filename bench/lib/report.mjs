@@ -164,7 +164,9 @@ export function renderMarkdown(results, cells) {
   if (ol?.status === 'ok') {
     L.push('### Latency at 50 % of each server\'s peak (open loop, TCP, QoS 0, 64 B)');
     L.push('');
-    L.push(`Requests due in 1 ms buckets over ${ol.data[0]?.conns ?? '?'} connections; latency counted from the due time (no coordinated omission). Peak = the closed-loop ${cells.find((c) => c.conns > 1)?.conns ?? ''}-connection QoS 0 64 B TCP median above.`);
+    const peakConns = results.scale.rr.configs[1][0];
+    const peakFrom = cells.some((c) => c.conns === peakConns) ? 'median above' : 'median of a probe the scenario ran itself (request-reply did not run)';
+    L.push(`Requests due in 1 ms buckets over ${ol.data[0]?.conns ?? '?'} connections; latency counted from the due time (no coordinated omission). Peak = the closed-loop ${peakConns}-connection QoS 0 64 B TCP ${peakFrom}.`);
     L.push('');
     L.push('| server | peak/s | offered/s | achieved/s | p50 | p99 | p99.9 | max (ms) | lost | server CPU |');
     L.push('|---|---|---|---|---|---|---|---|---|---|');

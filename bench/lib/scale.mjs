@@ -1,0 +1,37 @@
+// Every count and duration of the suite, per mode (default = the full run, quick, smoke).
+// The runner picks one and records it in the JSON (`scale`); each scenario reads its own part.
+export const SCALES = {
+  default: {
+    scenarioLimitMs: 60_000,
+    quiet: { perScenarioMs: 10_000, totalMs: 60_000 },
+    rr: { warmupMs: 250, measureMs: 800, trials: 3, configs: [[1, 1], [100, 10]] },
+    open: { conns: 100, warmupMs: 1000, measureMs: 5000 },
+    connrate: { concurrency: 16, warmupMs: 500, measureMs: 3000 },
+    fanout: { count: 10_000, rounds: 5 },
+    profile: { warmupMs: 500, measureMs: 5000 },
+    idle: { counts: [10_000, 50_000] },
+    redis: { users: 1000, settings: 3, heartbeatMs: 2000, windowMs: 8000, restoreUsers: 500 },
+  },
+  quick: {
+    scenarioLimitMs: 60_000,
+    quiet: { perScenarioMs: 2000, totalMs: 5_000 },
+    rr: { warmupMs: 150, measureMs: 300, trials: 1, configs: [[1, 1], [100, 10]] },
+    open: { conns: 50, warmupMs: 300, measureMs: 1000 },
+    connrate: { concurrency: 16, warmupMs: 200, measureMs: 1000 },
+    fanout: { count: 1000, rounds: 2 },
+    profile: { warmupMs: 300, measureMs: 1500 },
+    idle: { counts: [1000, 5000] },
+    redis: { users: 100, settings: 3, heartbeatMs: 500, windowMs: 1000, restoreUsers: 100 },
+  },
+  smoke: {
+    scenarioLimitMs: 60_000,
+    quiet: { perScenarioMs: 0, totalMs: 0 },
+    rr: { warmupMs: 50, measureMs: 150, trials: 1, configs: [[1, 1], [4, 2]] },
+    open: { conns: 4, warmupMs: 100, measureMs: 400 },
+    connrate: { concurrency: 4, warmupMs: 100, measureMs: 300 },
+    fanout: { count: 50, rounds: 2 },
+    profile: { warmupMs: 100, measureMs: 500 },
+    idle: { counts: [20, 50] },
+    redis: { users: 10, settings: 2, heartbeatMs: 300, windowMs: 900, restoreUsers: 10 },
+  },
+};

@@ -1,0 +1,79 @@
+// Load mode `rr`: the closed loop (request/reply throughput and latency).
+import { encodeHistogram, makePayload, newHistogram, sleep } from '../../lib/common.mjs';
+import { encodePublish, now, openMany } from '../client.mjs';
+import { checkReply, connectedSetup, lastLevel, topics } from '../topics.mjs';
+
+/** Closed loop: `conns` connections × `inflight` requests outstanding each. */
+export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, measureMs, style = 'gate' }) {
+  const payload = makePayload(payloadSize);
+  const expected = JSON.stringify(JSON.parse(payload.toString()));
+  const hist = newHistogram();
+  const stats = { bad: 0, badSample: undefined };
+  let phase = 'warmup';
+  let counted = 0;
+  let lateClose = 0;
+  const { clients, failed, errorSample } = await openMany(target, conns, { setup: connectedSetup(style) });
+  if (clients.length === 0) throw new Error(`no connection: ${errorSample.join('; ')}`);
+  let outstanding = 0;
+  let drained;
+  for (const c of clients) {
+    const t = topics(style, c.clientId);
+    const pending = new Map();
+    let seq = 0;
+    let mid = 0;
+    let checks = 2;
+    const sendOne = () => {
+      const n = ++seq;
+      mid = (mid % 65535) + 1;
+      pending.set(String(n), now());
+      outstanding++;
+      c.send(encodePublish(t.request('echo', n), payload, qos, mid));
+    };
+    c.onPacket = (p) => {
+      if (p.cmd !== 'publish') return;
+      const key = lastLevel(p.topic);
+      const t0 = pending.get(key);
+      if (t0 === undefined) return;
+      pending.delete(key);
+      outstanding--;
+      if (checks > 0) {
+        checks--;
+        checkReply(p, expected, stats);
+      }
+      if (phase === 'measure') {
+        hist.recordValue(Math.max(1, Math.round((now() - t0) * 1000)));
+        counted++;
+      }
+      if (phase !== 'drain') sendOne();
+      else if (outstanding === 0) drained?.();
+    };
+    c.onClose = () => {
+      if (phase !== 'done') lateClose++;
+    };
+    for (let i = 0; i < inflight; i++) sendOne();
+  }
+  await sleep(warmupMs);
+  phase = 'measure';
+  const t0 = now();
+  await sleep(measureMs);
+  const elapsed = (now() - t0) / 1000;
+  phase = 'drain';
+  const c0 = counted;
+  if (outstanding > 0) await Promise.race([new Promise((r) => (drained = r)), sleep(3000)]);
+  phase = 'done';
+  for (const c of clients) c.end();
+  await sleep(50);
+  return {
+    replies: c0,
+    seconds: elapsed,
+    rate: c0 / elapsed,
+    hist: encodeHistogram(hist),
+    connections: clients.length,
+    failedConnections: failed,
+    errorSample,
+    lost: outstanding,
+    badReplies: stats.bad,
+    badSample: stats.badSample,
+    closedDuringRun: lateClose,
+  };
+}
