@@ -23,6 +23,7 @@ import { State } from './protocol/state';
 import { RequestScheduler } from './request-scheduler';
 import { Router, type RouterStats } from './router';
 import { GateSession } from './session';
+import type { SessionLimits } from './session-limits';
 import { SessionManager, type SessionEvents, type UserIndexLink } from './session-manager';
 import { SessionRegistry } from './session-registry';
 import { SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
@@ -150,11 +151,18 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const o = this.options;
     const transport = ctx.transport;
     const logger = o.logger ?? ctx.logger ?? silentLogger;
+    const limits: SessionLimits = {
+      maxUserIdBytes: o.maxUserIdBytes,
+      maxSettings: o.maxSettings,
+      maxSettingKeyBytes: o.maxSettingKeyBytes,
+      maxSettingValueBytes: o.maxSettingValueBytes,
+      maxSettingsBytes: o.maxSettingsBytes,
+    };
     let persistence: SessionPersistence | undefined;
     if (o.storage) {
       persistence = new SessionPersistence(
         o.storage,
-        { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay },
+        { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits },
         () => logger,
       );
       persistence.on('storageError', (f) => this.safeEmit('storageError', f));
@@ -178,6 +186,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       persistence,
       deleteOnUnbind: o.deleteOnUnbind,
       logger,
+      limits,
       emit: (event, ...args) => this.safeEmit(event, ...(args as GateEvents[typeof event])),
     });
     const router = new Router(transport, o.handlerTimeout, logger);

@@ -92,6 +92,20 @@ export interface GateOptions {
    * `{ policy: 'allow' }` (several sessions, no cap: mqant's behaviour).
    */
   duplicateLogin?: DuplicateLoginPolicy;
+  /** Longest user id a Bind accepts, UTF-8 bytes; longer fails with code LIMIT. 0 = no limit. Default 256. */
+  maxUserIdBytes?: number;
+  /** Most settings keys a session holds; a change past it fails with code LIMIT. 0 = no limit. Default 256. */
+  maxSettings?: number;
+  /** Longest settings key, UTF-8 bytes. 0 = no limit. Default 256. */
+  maxSettingKeyBytes?: number;
+  /** Longest settings value, UTF-8 bytes. 0 = no limit. Default 16 384. */
+  maxSettingValueBytes?: number;
+  /**
+   * All settings keys and values of a session together, UTF-8 bytes; also what is kept of a
+   * stored session at Bind (keys past it are dropped with a warning). Kept under
+   * maxPacketSize so a reply holding the settings fits one packet. 0 = no limit. Default 49 152.
+   */
+  maxSettingsBytes?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex'>> & {
@@ -122,6 +136,11 @@ export const DEFAULTS = {
   deleteOnUnbind: false,
   storageRetryDelay: 500,
   storageRetryMaxDelay: 30_000,
+  maxUserIdBytes: 256,
+  maxSettings: 256,
+  maxSettingKeyBytes: 256,
+  maxSettingValueBytes: 16_384,
+  maxSettingsBytes: 49_152,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -165,5 +184,10 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     deleteOnUnbind: o.deleteOnUnbind ?? DEFAULTS.deleteOnUnbind,
     storageRetryDelay: positive('storageRetryDelay', o.storageRetryDelay ?? DEFAULTS.storageRetryDelay),
     storageRetryMaxDelay: positive('storageRetryMaxDelay', o.storageRetryMaxDelay ?? DEFAULTS.storageRetryMaxDelay),
+    maxUserIdBytes: nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes),
+    maxSettings: nonNegative('maxSettings', o.maxSettings ?? DEFAULTS.maxSettings),
+    maxSettingKeyBytes: nonNegative('maxSettingKeyBytes', o.maxSettingKeyBytes ?? DEFAULTS.maxSettingKeyBytes),
+    maxSettingValueBytes: nonNegative('maxSettingValueBytes', o.maxSettingValueBytes ?? DEFAULTS.maxSettingValueBytes),
+    maxSettingsBytes: nonNegative('maxSettingsBytes', o.maxSettingsBytes ?? DEFAULTS.maxSettingsBytes),
   };
 }

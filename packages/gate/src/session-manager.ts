@@ -13,6 +13,7 @@ import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
 import type { SessionRegistry } from './session-registry';
+import { checkSettings, checkUserId, type SessionLimits } from './session-limits';
 import { copySettings } from './settings';
 
 /** The gate's link to the user index. */
@@ -53,6 +54,7 @@ export interface SessionManagerDeps {
   readonly deleteOnUnbind: boolean;
   readonly logger: Logger;
   readonly emit: EmitSessionEvent;
+  readonly limits: SessionLimits;
 }
 
 /**
@@ -68,6 +70,7 @@ export class SessionManager {
   private readonly deleteOnUnbind: boolean;
   private readonly logger: Logger;
   private readonly emit: EmitSessionEvent;
+  private readonly limits: SessionLimits;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
   private readonly userLocks = new WeakMap<GateSession, Promise<void>>();
 
@@ -78,6 +81,7 @@ export class SessionManager {
     this.deleteOnUnbind = deps.deleteOnUnbind;
     this.logger = deps.logger;
     this.emit = deps.emit;
+    this.limits = deps.limits;
   }
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
@@ -91,9 +95,16 @@ export class SessionManager {
    * Binds a session to a user id (mqant Bind). Rebinding to another id unbinds the old one
    * first. With a StorageHandler, the stored settings are merged in (live keys win) and the
    * session is stored before this resolves.
-   * @throws PersistenceError (code STORAGE) when the store failed; the session is bound all the same.
+   * @throws LimitError (code LIMIT) past maxUserIdBytes, BadArgumentError for ill-formed
+   *   Unicode (nothing changes); PersistenceError (code STORAGE) when the store failed (the
+   *   session is bound all the same).
    */
   bind(session: GateSession, userId: string): Promise<void> {
+    try {
+      checkUserId(`Bind(${JSON.stringify(userId.slice(0, 40))})`, userId, this.limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.serially(session, () => this.bindNow(session, userId));
   }
 
@@ -224,6 +235,8 @@ export class SessionManager {
    * named change (mqant's Push rewrites every key it is sent). While bound with a
    * StorageHandler, resolves once the change is stored (changes in one tick share a write).
    * @param verb names the change in errors, e.g. `Set("level")`.
+   * @throws LimitError (code LIMIT) or BadArgumentError (ill-formed Unicode) when the change
+   *   would take the session past a limit (see SessionLimits): nothing changes.
    * @throws PersistenceError (code STORAGE) when the store failed: the change is live, the
    *   gate retries the write until it is stored.
    */
@@ -245,6 +258,7 @@ export class SessionManager {
       delete next[key];
     }
     if (!next) return;
+    checkSettings(verb, next, Object.keys(set), this.limits);
     session.settings = Object.freeze(next);
     if (!this.persistence) return;
     try {

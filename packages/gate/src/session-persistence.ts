@@ -10,6 +10,7 @@ import {
   type StoreOperation,
 } from './persistence-state';
 import type { GateSession } from './session';
+import { limitStored, type SessionLimits } from './session-limits';
 import { mergeUnderLive } from './settings';
 
 /** What a storage failure event carries. */
@@ -59,6 +60,8 @@ export interface PersistenceOptions {
   retryMaxDelay: number;
   /** Default: the process's clock and timers. */
   clock?: PersistenceClock;
+  /** What is kept of a stored session at Bind (see SessionLimits). Default: no limits. */
+  limits?: SessionLimits;
 }
 
 /** One session's persistence: its state (see persistence-state) and the handles of its effects. */
@@ -340,8 +343,19 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       this.logger().warn({ userId: entry.userId, error: String(err) }, 'stored session could not be decoded; replacing it');
       return;
     }
-    if (entry.frozen) entry.frozen = makeSessionData({ ...entry.frozen, settings: mergeUnderLive(stored, entry.frozen.settings) });
-    else entry.session.settings = mergeUnderLive(stored, entry.session.settings);
+    const live = entry.frozen ? entry.frozen.settings : entry.session.settings;
+    if (this.options.limits) {
+      const { settings, dropped } = limitStored(stored, live, this.options.limits);
+      if (dropped.length > 0) {
+        this.logger().warn(
+          { userId: entry.userId, dropped: dropped.length, keys: dropped.slice(0, 5).map((k) => k.slice(0, 40)) },
+          'stored settings past the session limits were dropped',
+        );
+      }
+      stored = settings;
+    }
+    if (entry.frozen) entry.frozen = makeSessionData({ ...entry.frozen, settings: mergeUnderLive(stored, live) });
+    else entry.session.settings = mergeUnderLive(stored, live);
   }
 
   private heartbeat(entry: Entry): void {

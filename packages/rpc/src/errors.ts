@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   BAD_ARGUMENT: 'a session verb got an argument of the wrong shape; the message names the verb and the argument',
   BAD_REPLY: "the gate's answer to a session verb has the wrong shape",
   BAD_RESULT: "a handler's result cannot be sent (not an RpcValue)",
+  LIMIT: 'a session verb would take the session past one of the gate limits (the message names it); nothing changed',
   DUPLICATE_LOGIN: 'the duplicate-login policy rejects a new bind of the user',
   USER_INDEX: 'the user index could not be reached during a bind',
   STORAGE: 'the StorageHandler failed; for a session verb, the change is live and the gate retries the write',
@@ -128,4 +129,11 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
   if (typeof value === 'object') return 'an object';
   return typeof value;
+}
+
+/** A change would take a session past one of the gate's limits; code `LIMIT`, the message names the limit. Nothing changed. */
+export class LimitError extends RpcError {
+  constructor(verb: string, what: string) {
+    super(`${verb}: ${what}`, 'LIMIT');
+  }
 }
