@@ -13,3 +13,4 @@ export * from './user-index';
 export * from './redis-user-index';
 export * from './redis-quit';
 export * from './user-directory';
+export * from './mqtt5';
