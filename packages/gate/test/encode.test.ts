@@ -48,7 +48,7 @@ describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol
   ];
   test.each(cases)('QoS 0 PUBLISH v5, %s', (_name, topic, size, props) => {
     const payload = Buffer.alloc(size, 7);
-    const expected = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties: props }, V5);
+    const expected = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] }, V5);
     expect(encodePublishV5(topic, payload, props).toString('hex')).toBe(expected.toString('hex'));
   });
 
