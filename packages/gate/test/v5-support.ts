@@ -6,18 +6,16 @@ import { connect as netConnect, type Socket } from 'node:net';
 import * as mqttPacket from 'mqtt-packet';
 import WebSocket from 'ws';
 import type * as mqtt from 'mqtt';
+import { RawPeer } from './helpers/raw-peer';
 
 export const V5 = { protocolVersion: 5 } as const;
 
 /** MQTT.js options for MQTT 5. */
 export const mqtt5 = (opts: mqtt.IClientOptions = {}): mqtt.IClientOptions => ({ protocolVersion: 5, ...opts });
 
-/** A raw MQTT 5 peer: packets parsed at level 5 and kept until awaited. */
-export class RawV5 {
-  readonly packets: mqttPacket.Packet[] = [];
+/** A raw MQTT 5 peer over TCP or WebSocket: packets parsed at level 5 and kept until awaited (RawPeer). */
+export class RawV5 extends RawPeer {
   readonly closed: Promise<void>;
-  private waiters: Array<{ match: (p: mqttPacket.Packet) => boolean; resolve: (p: mqttPacket.Packet) => void }> = [];
-  private readonly parser = mqttPacket.parser(V5);
 
   private constructor(
     private readonly out: (b: Buffer) => void,
@@ -27,15 +25,7 @@ export class RawV5 {
     /** The WebSocket subprotocol the gate chose, for WebSocket peers. */
     readonly subprotocol?: string,
   ) {
-    this.parser.on('packet', (p: mqttPacket.Packet) => {
-      this.packets.push(p);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.match(p)) return true;
-        this.packets.splice(this.packets.indexOf(p), 1);
-        w.resolve(p);
-        return false;
-      });
-    });
+    super('', 5);
     onData((b) => this.parser.parse(b));
     this.closed = new Promise((resolve) => onClose(resolve));
   }
@@ -76,8 +66,9 @@ export class RawV5 {
     });
   }
 
-  send(packet: mqttPacket.Packet): void {
-    this.out(mqttPacket.generate(packet, V5));
+  /** Sends one packet, MQTT 5 encoded. */
+  override send(packet: mqttPacket.Packet, protocolVersion = 5): void {
+    super.send(packet, protocolVersion);
   }
 
   sendBytes(bytes: Buffer): void {
@@ -89,17 +80,8 @@ export class RawV5 {
   }
 
   /** Sends an MQTT 5 CONNECT (clean, keepalive 60 unless overridden) and awaits the CONNACK. */
-  async connect(fields: Partial<mqttPacket.IConnectPacket> = {}): Promise<mqttPacket.IConnackPacket> {
-    this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: '', keepalive: 60, ...fields });
-    return (await this.next('connack')) as mqttPacket.IConnackPacket;
-  }
-
-  /** The first packet (already received or future) of that type matching `pred`. */
-  next(cmd: mqttPacket.PacketCmd, pred: (p: mqttPacket.Packet) => boolean = () => true): Promise<mqttPacket.Packet> {
-    const match = (p: mqttPacket.Packet) => p.cmd === cmd && pred(p);
-    const idx = this.packets.findIndex(match);
-    if (idx >= 0) return Promise.resolve(this.packets.splice(idx, 1)[0]);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  override async connect(fields: Partial<mqttPacket.IConnectPacket> = {}): Promise<mqttPacket.IConnackPacket> {
+    return super.connect({ protocolVersion: 5, ...fields });
   }
 
   /** The DISCONNECT the gate sends before it closes, and the close itself. */
@@ -109,7 +91,7 @@ export class RawV5 {
     return d;
   }
 
-  /** Publishes (QoS 0 unless said) and resolves with the next PUBLISH received on `replyTopic`. */
+  /** Publishes at QoS 0 and resolves with the next PUBLISH received on `replyTopic`. */
   async ask(topic: string, payload: string | Buffer, properties: mqttPacket.IPublishPacket['properties'], replyTopic: string): Promise<mqttPacket.IPublishPacket> {
     const reply = this.next('publish', (p) => (p as mqttPacket.IPublishPacket).topic === replyTopic);
     this.send({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties });
