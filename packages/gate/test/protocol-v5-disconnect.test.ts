@@ -93,3 +93,20 @@ test('0x8B Server shutting down: a graceful stop sends gate/kick, then DISCONNEC
   expect((await codeOf(raw)).reasonCode).toBe(0x8b);
   await stopped;
 });
+
+test('0x97 Quota exceeded: a slow consumer past maxBufferedBytes gets DISCONNECT 0x97 behind its backlog', async () => {
+  const own = await startGate({ maxBufferedBytes: 256 * 1024, maxInflight: 1000 });
+  try {
+    const big = Buffer.alloc(16 * 1024, 0x61);
+    await own.serve('svc', async () => big);
+    const raw = await peers.connected(own.tcpPort, { clientId: 'slow5' });
+    const gone = new Promise<string>((resolve) => own.gate.on('disconnect', (_s, reason) => resolve(reason)));
+    raw.socket?.pause();
+    for (let i = 0; i < 2000; i++) raw.send({ cmd: 'publish', topic: `svc/HD_big/${i}`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+    expect(await within(gone, 5000, 'slow consumer close')).toMatch(/slow consumer/);
+    raw.socket?.resume();
+    expect((await codeOf(raw)).reasonCode).toBe(0x97);
+  } finally {
+    await own.stop();
+  }
+});

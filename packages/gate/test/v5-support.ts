@@ -24,6 +24,8 @@ export class RawV5 extends RawPeer {
     onClose: (done: () => void) => void,
     /** The WebSocket subprotocol the gate chose, for WebSocket peers. */
     readonly subprotocol?: string,
+    /** The socket of a TCP peer (to pause reading). */
+    readonly socket?: Socket,
   ) {
     super('', 5);
     onData((b) => this.parser.parse(b));
@@ -39,6 +41,8 @@ export class RawV5 extends RawPeer {
             () => s.destroy(),
             (feed) => s.on('data', feed),
             (done) => s.on('close', () => done()),
+            undefined,
+            s,
           ),
         ),
       );
