@@ -1,3 +1,5 @@
+// A little over 400 lines on purpose: the Gate class is the one lifecycle (start, accept, authenticate,
+// connect, stop) and its public API; the protocol, routing and session work live in their own files.
 import { EventEmitter, once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
