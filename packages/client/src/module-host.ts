@@ -202,6 +202,7 @@ export class ModuleHost implements AppComponent {
         transport: mctx.transport,
         logger: mctx.logger,
         serverId: mctx.serverId,
+        mqtt5: rawSession.mqtt5,
       });
       return toResult(this.name, fn, result);
     } finally {

@@ -1,4 +1,4 @@
-import { HANDLER_PREFIX, type CallContext, type Logger, type RpcTransport, type UserDirectory } from '@mqgate/rpc';
+import { HANDLER_PREFIX, type CallContext, type Logger, type Mqtt5Request, type RpcTransport, type UserDirectory } from '@mqgate/rpc';
 import { describe } from './errors';
 import type { Session } from './session';
 
@@ -15,9 +15,18 @@ export interface ModuleContext {
 
 /**
  * The third argument of a handler: the transport's {@link CallContext} (`fn`, and
- * `deadline` in epoch ms, after which the caller has given up) plus the {@link ModuleContext}.
+ * `deadline` in epoch ms, after which the caller has given up) plus the {@link ModuleContext},
+ * and for a request from an MQTT 5 client its properties.
  */
-export interface HandlerContext extends CallContext, ModuleContext {}
+export interface HandlerContext extends CallContext, ModuleContext {
+  /**
+   * The MQTT 5 request's `{ userProperties?, contentType?, correlationData? }` (MQTT 5.0
+   * §3.3.2.3), or undefined when the request carried none of them (always for 3.1 / 3.1.1).
+   * The gate echoes Correlation Data on the reply by itself. To put User Properties or a
+   * Content Type on the reply, return `replyWithProperties(result, { userProperties, contentType })`.
+   */
+  mqtt5: Mqtt5Request | undefined;
+}
 
 /**
  * A request body as a handler receives it (mqant's rule): a JSON object body becomes a
@@ -28,8 +37,9 @@ export type HandlerPayload = Record<string, unknown> | Buffer;
 
 /**
  * A client-callable function. Its result goes back to the client: bytes are written as is,
- * `undefined` becomes `null`, anything else must be JSON-serialisable. Throw to answer
- * with an error (the message reaches the client).
+ * `undefined` becomes `null`, anything else must be JSON-serialisable; a result wrapped by
+ * `replyWithProperties` also sets the MQTT 5 reply's User Properties / Content Type. Throw
+ * to answer with an error (the message reaches the client).
  */
 export type Handler = (session: Session, payload: HandlerPayload, ctx: HandlerContext) => unknown;
 

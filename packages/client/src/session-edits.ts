@@ -18,6 +18,8 @@ export function withFields(base: SessionData, patch: Partial<SessionData>): Sess
     spanId: base.spanId,
     settings: base.settings,
     topic: base.topic,
+    protocolVersion: base.protocolVersion,
+    mqtt5: base.mqtt5,
     ...patch,
   });
 }

@@ -2,6 +2,7 @@
 // with the docstring its users read (shapes, errors, where it differs from mqant). Its helpers
 // live in session-args.ts (argument checks) and session-edits.ts (the local copy).
 import {
+  checkPushProperties,
   decodeSession,
   encodeSession,
   gateClient,
@@ -11,6 +12,7 @@ import {
   type CallOptions,
   type GateClient,
   type Logger,
+  type Mqtt5PushProperties,
   type RpcTransport,
   type SessionData,
 } from '@mqgate/rpc';
@@ -43,6 +45,11 @@ export interface SessionOptions {
   timeout?: number;
   /** Where {@link Session.sendNR} reports the failures it swallows (at `debug`). Default: silent. */
   logger?: Logger;
+}
+
+/** Checks push properties for a verb. @throws TypeError naming the verb. */
+function pushProperties(verb: string, properties: unknown): Mqtt5PushProperties | undefined {
+  return checkPushProperties(`Session.${verb}`, properties);
 }
 
 /** One call of the gate's session service, given the stub and this session's id. */
@@ -151,6 +158,14 @@ export class Session {
   /** MQTT topic of the request being handled, `""` outside a request (mqant `GetTopic`). */
   get topic(): string {
     return this.data.topic;
+  }
+  /**
+   * MQTT protocol level of the client's connection: 3 (MQTT 3.1), 4 (3.1.1) or 5; 0 when
+   * the gate did not say (a Go mqant gate, which speaks 3.1 / 3.1.1). Push properties
+   * reach only level-5 clients.
+   */
+  get protocolVersion(): number {
+    return this.data.protocolVersion;
   }
   /** A frozen copy of the local settings, local edits included (mqant `CloneSettings`). */
   get settings(): Readonly<Record<string, string>> {
@@ -325,15 +340,18 @@ export class Session {
   // ---- RPC verbs that do not change the session -----------------------------------------
 
   /**
-   * Pushes a message to this client (gate `Send(sessionId, topic, body)`) and waits for
-   * the gate to accept it.
-   * @throws TypeError for a bad topic (empty, or holding `+`/`#`) or body; SessionVerbError
-   *   when the call fails (e.g. `NO_SESSION` once the client has gone).
+   * Pushes a message to this client (gate `Send(sessionId, topic, body[, properties])`) and
+   * waits for the gate to accept it. `properties` (User Properties, Content Type, Message
+   * Expiry Interval) go on the PUBLISH to an MQTT 5 client and are dropped for 3.1 / 3.1.1.
+   * @throws TypeError for a bad topic (empty, or holding `+`/`#`), body or properties;
+   *   SessionVerbError when the call fails (e.g. `NO_SESSION` once the client has gone,
+   *   `BAD_ARGUMENT` when the push exceeds the MQTT 5 client's Maximum Packet Size).
    */
-  async send(topic: string, body: MessageBody): Promise<void> {
+  async send(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<void> {
     checkTopic('send', topic);
     const bytes = encodeBody('send', body);
-    await this.call('send', quote(topic), (g, sid) => g.send(sid, topic, bytes));
+    const props = pushProperties('send', properties);
+    await this.call('send', quote(topic), (g, sid) => g.send(sid, topic, bytes, props));
   }
 
   /**
@@ -341,12 +359,13 @@ export class Session {
    * once. Never throws: bad arguments and delivery failures are dropped and reported to
    * the session's logger at `debug`. Use {@link send} to learn the outcome.
    */
-  sendNR(topic: string, body: MessageBody): void {
+  sendNR(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): void {
     try {
       checkTopic('sendNR', topic);
       const bytes = encodeBody('sendNR', body);
+      const props = pushProperties('sendNR', properties);
       this.gate()
-        .sendNR(this.data.sessionId, topic, bytes)
+        .sendNR(this.data.sessionId, topic, bytes, props)
         .catch((err: unknown) => this.reportDropped(topic, err));
     } catch (err) {
       this.reportDropped(topic, err);
@@ -357,9 +376,10 @@ export class Session {
    * Pushes one message to several sessions of this session's gate (gate
    * `SendBatch("id1,id2,…", topic, body)`); resolves with how many were delivered.
    * Ids the gate does not hold are skipped. An empty list resolves 0 without a call.
-   * @throws TypeError for a bad id, topic or body; SessionVerbError when the call fails.
+   * `properties` as for {@link send}.
+   * @throws TypeError for a bad id, topic, body or properties; SessionVerbError when the call fails.
    */
-  async sendBatch(sessionIds: readonly string[], topic: string, body: MessageBody): Promise<number> {
+  async sendBatch(sessionIds: readonly string[], topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<number> {
     if (!Array.isArray(sessionIds)) throw new TypeError(`Session.sendBatch: sessionIds must be an array of strings, got ${describe(sessionIds)}`);
     sessionIds.forEach((id: unknown, i) => {
       if (typeof id !== 'string' || id === '' || id.includes(',')) {
@@ -368,21 +388,23 @@ export class Session {
     });
     checkTopic('sendBatch', topic);
     const bytes = encodeBody('sendBatch', body);
+    const props = pushProperties('sendBatch', properties);
     if (sessionIds.length === 0) return 0;
     const text = `${sessionIds.length} ids, ${quote(topic)}`;
-    return this.call('sendBatch', text, (g) => g.sendBatch(sessionIds, topic, bytes));
+    return this.call('sendBatch', text, (g) => g.sendBatch(sessionIds, topic, bytes, props));
   }
 
   /**
    * Pushes one message to every connection on this session's gate (gate
    * `BroadCast(topic, body)`; mqant has no Session method for it); resolves with how many
-   * were delivered.
-   * @throws TypeError for a bad topic or body; SessionVerbError when the call fails.
+   * were delivered. `properties` as for {@link send}.
+   * @throws TypeError for a bad topic, body or properties; SessionVerbError when the call fails.
    */
-  async broadcast(topic: string, body: MessageBody): Promise<number> {
+  async broadcast(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<number> {
     checkTopic('broadcast', topic);
     const bytes = encodeBody('broadcast', body);
-    return this.call('broadcast', quote(topic), (g) => g.broadcast(topic, bytes));
+    const props = pushProperties('broadcast', properties);
+    return this.call('broadcast', quote(topic), (g) => g.broadcast(topic, bytes, props));
   }
 
   /**

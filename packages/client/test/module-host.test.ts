@@ -1,5 +1,5 @@
-import { InProcessTransport, MemoryUserIndex, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
-import { ModuleHost, Session, defineModule, type Handler, type ModuleContext } from '@mqgate/client';
+import { InProcessTransport, MemoryUserIndex, REPLY_PROPERTIES_TAG, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
+import { ModuleHost, Session, defineModule, replyWithProperties, type Handler, type HandlerContext, type ModuleContext } from '@mqgate/client';
 import { FakeGate } from './helpers/fake-gate';
 
 let transport: InProcessTransport;
@@ -246,5 +246,35 @@ describe('ModuleHost', () => {
     const def = defineModule({ type: 'chat', handlers: {} });
     expect(() => new ModuleHost(def, { stopTimeout: -1 })).toThrow(/stopTimeout/);
     expect(() => new ModuleHost(def, { serverId: '' })).toThrow(/serverId/);
+  });
+});
+
+// MQTT 5 (issue 9): the request context in ctx.mqtt5, reply properties.
+describe('handler context and reply properties', () => {
+  test('ctx.mqtt5 carries the request context; a replyWithProperties result crosses the transport as the tagged list', async () => {
+    const seen: Array<HandlerContext['mqtt5']> = [];
+    const host = new ModuleHost(
+      defineModule({
+        type: 'm',
+        handlers: {
+          HD_x: (_s, payload, c) => {
+            seen.push(c.mqtt5);
+            return replyWithProperties(payload as Record<string, unknown>, { userProperties: { a: '1' }, contentType: 'text/x' });
+          },
+        },
+      }),
+    );
+    await host.start(ctx);
+    const mqtt5 = { userProperties: { k: ['1', '2'] }, contentType: 'application/json', correlationData: Buffer.from('c') };
+    const result = await transport.call({ moduleType: 'm' }, 'HD_x', [gate.connect({ topic: 'm/HD_x', protocolVersion: 5, mqtt5 }), { q: 1 }]);
+    expect(result).toEqual([REPLY_PROPERTIES_TAG, { userProperties: { a: '1' }, contentType: 'text/x' }, { q: 1 }]);
+    await transport.call({ moduleType: 'm' }, 'HD_x', [gate.connect({ topic: 'm/HD_x', protocolVersion: 4 }), {}]);
+    expect(seen).toEqual([mqtt5, undefined]);
+    await host.stop();
+  });
+
+  test('replyWithProperties checks its arguments', () => {
+    expect(() => replyWithProperties(null, { userProperties: { a: 1 as unknown as string } })).toThrow(TypeError);
+    expect(() => replyWithProperties(null, { contentType: 5 as unknown as string })).toThrow(TypeError);
   });
 });

@@ -372,3 +372,30 @@ describe('guest rule, clone and serialisation', () => {
     expect(() => Session.deserialize(Buffer.from([0x0a, 0x09, 0x41]), transport)).toThrow(/Session\.deserialize: not a SessionImp message/);
   });
 });
+
+// MQTT 5 (issue 9): protocolVersion and push properties.
+describe('Session and MQTT 5 clients', () => {
+  test('protocolVersion is the connection level, 0 when the gate did not say', () => {
+    expect(new Session(gate.connect({ protocolVersion: 5 }), transport).protocolVersion).toBe(5);
+    expect(new Session(makeSessionData({ sessionId: 's' }), transport).protocolVersion).toBe(0);
+  });
+
+  test('push properties travel as an extra last argument only when given (mqant sends three)', async () => {
+    const s = new Session(gate.connect({ protocolVersion: 5 }), transport);
+    await s.send('t', 'plain');
+    await s.send('t', 'rich', { userProperties: { a: 'b' }, contentType: 'text/plain', messageExpiryInterval: 30 });
+    const sends = gate.callsTo('Send');
+    expect(sends[0].args).toHaveLength(3);
+    expect(sends[1].args[3]).toEqual({ userProperties: { a: 'b' }, contentType: 'text/plain', messageExpiryInterval: 30 });
+    await s.broadcast('t', 'all', { contentType: 'text/plain' });
+    expect(gate.callsTo('BroadCast')[0].args[2]).toEqual({ contentType: 'text/plain' });
+    await s.sendBatch([s.sessionId], 't', 'b', { userProperties: { x: 'y' } });
+    expect(gate.callsTo('SendBatch')[0].args[3]).toEqual({ userProperties: { x: 'y' } });
+  });
+
+  test('bad push properties throw a TypeError naming the verb', async () => {
+    const s = new Session(gate.connect(), transport);
+    await expect(s.send('t', 'x', { messageExpiryInterval: 0 })).rejects.toThrow(/Session.send: messageExpiryInterval/);
+    await expect(s.broadcast('t', 'x', { userProperties: { a: [1] as unknown as string[] } })).rejects.toThrow(/Session.broadcast: userProperties\["a"\]/);
+  });
+});

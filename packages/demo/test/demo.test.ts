@@ -8,7 +8,7 @@ const run = promisify(execFile);
 
 let demo: DemoProcess;
 const clients: MqttClient[] = [];
-async function client(url: string, protocolVersion: 3 | 4 = 4): Promise<MqttClient> {
+async function client(url: string, protocolVersion: 3 | 4 | 5 = 4): Promise<MqttClient> {
   const c = await connect(url, { protocolVersion });
   clients.push(c);
   return c;
@@ -29,6 +29,8 @@ describe.each([
   ['TCP', 4],
   ['WebSocket', 3],
   ['WebSocket', 4],
+  ['TCP', 5],
+  ['WebSocket', 5],
 ] as const)('demo over %s, MQTT level %i', (network, level) => {
   const url = () => (network === 'TCP' ? demo.tcpUrl : demo.wsUrl);
 
@@ -90,6 +92,19 @@ test.each([
   expect(env.Result).toBeNull();
   // and the demo keeps serving
   expect((await call(c, 'echo/HD_echo', { still: 'up' })).Result).toEqual({ still: 'up' });
+});
+
+test('mosquitto_rr in its default mode (MQTT 5, Response Topic, no msgid) gets the envelope back', async () => {
+  const echo = await run('mosquitto_rr', ['-h', '127.0.0.1', '-p', String(demo.tcpPort), '-W', '5', '-t', 'echo/HD_echo', '-e', 'some/response', '-m', '{"a":1}']);
+  expect(JSON.parse(echo.stdout)).toEqual({ Trace: expect.any(String), Error: '', Result: { a: 1 } });
+  // With Correlation Data and a User Property, printed with the reply's properties (-F %j).
+  const args = ['-h', '127.0.0.1', '-p', String(demo.tcpPort), '-W', '5', '-t', 'echo/HD_echo', '-e', 'some/response', '-m', '{"b":2}', '-F', '%j'];
+  const full = await run('mosquitto_rr', [...args, '-D', 'publish', 'correlation-data', 'req-7', '-D', 'publish', 'user-property', 'lang', 'fr']);
+  const printed = JSON.parse(full.stdout) as { topic: string; properties: Record<string, unknown>; payload: string };
+  expect(printed.topic).toBe('some/response');
+  expect(printed.properties).toMatchObject({ 'payload-format-indicator': 1, 'content-type': 'application/json', 'correlation-data': 'req-7' });
+  expect(JSON.stringify(printed.properties)).toContain('lang');
+  expect(JSON.parse(printed.payload)).toMatchObject({ Error: '', Result: { b: 2 } });
 });
 
 test('mosquitto_rr, a client nobody here wrote, gets the envelope back', async () => {

@@ -1,3 +1,5 @@
+// A little over 400 lines on purpose: the Gate class is the one lifecycle (start, accept, authenticate,
+// connect, stop) and its public API; the protocol, routing and session work live in their own files.
 import { EventEmitter, once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
@@ -12,13 +14,15 @@ import {
   type AppComponent,
   type AppContext,
   type Logger,
+  type Mqtt5PushProperties,
   type RpcServerHandle,
   type RpcTransport,
   type SessionCounts,
   type SessionData,
 } from '@mqgate/rpc';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
-import { MqttConnection, type ProtocolHooks } from './protocol/connection';
+import { MqttConnection, type ConnectVerdict, type ProtocolHooks } from './protocol/connection';
+import { ReasonCode } from './protocol/mqtt5';
 import { State } from './protocol/state';
 import { RequestScheduler } from './request-scheduler';
 import { Router, type RouterStats } from './router';
@@ -90,6 +94,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | undefined;
+  /** Replies and pushes dropped as larger than an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-25). */
+  private droppedOversize = 0;
 
   constructor(options: GateOptions = {}) {
     super();
@@ -98,6 +104,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       authenticate: (conn, packet) => this.authenticate(conn, packet),
       connected: (conn) => this.onConnected(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
+      dropped: () => void this.droppedOversize++,
     };
   }
 
@@ -224,12 +231,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return this.registry.counts();
   }
 
-  /** Request counters since start, and connections open (CONNECT pending included). */
-  stats(): RouterStats & { connections: number; outstanding: number; storage: StorageStats | undefined } {
+  /**
+   * Request counters since start, connections open (CONNECT pending included), and
+   * `droppedOversize`: replies and pushes not sent because they were larger than the MQTT 5
+   * client's Maximum Packet Size (MQTT-3.1.2-25).
+   */
+  stats(): RouterStats & { connections: number; outstanding: number; droppedOversize: number; storage: StorageStats | undefined } {
     const r = this.runtime;
     return {
       ...(r ? r.router.stats : NO_REQUESTS),
       connections: this.connections.size,
+      droppedOversize: this.droppedOversize,
       outstanding: r ? r.scheduler.outstanding : 0,
       storage: r?.persistence ? { ...r.persistence.stats } : undefined,
     };
@@ -245,15 +257,18 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return this.registry.byUserId(userId).map((s) => s.snapshot());
   }
 
-  /** Pushes to one session from the gate's own process. Returns false when it is not connected. */
-  send(sessionId: string, topic: string, body: Buffer | string): boolean {
+  /**
+   * Pushes to one session from the gate's own process; `properties` reach MQTT 5 clients only.
+   * Returns false when it is not connected, or the push exceeds the client's Maximum Packet Size.
+   */
+  send(sessionId: string, topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): boolean {
     const s = this.registry.get(sessionId);
-    return s ? s.conn.publish(topic, typeof body === 'string' ? Buffer.from(body) : body) : false;
+    return s ? s.conn.publish(topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
   }
 
-  /** Pushes to every session on this gate; returns how many got it. */
-  broadcast(topic: string, body: Buffer | string): number {
-    return this.runtime?.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body) ?? 0;
+  /** Pushes to every session on this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */
+  broadcast(topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): number {
+    return this.runtime?.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body, properties) ?? 0;
   }
 
   /** Closes a session, telling the client why on `gate/kick` first. Returns false when unknown. */
@@ -287,10 +302,13 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return conn;
   }
 
-  private authenticate(conn: Conn, packet: IConnectPacket): number | Promise<number> {
-    if (this.phase !== 'running') return 3;
+  /** The authenticate hook's answer as a CONNACK reason code (MQTT 5.0 §3.2.2.2; connect.ts maps it for 3.1.1). */
+  private authenticate(conn: Conn, packet: IConnectPacket): ConnectVerdict | Promise<ConnectVerdict> {
+    if (this.phase !== 'running') return { reasonCode: ReasonCode.ServerUnavailable, reasonString: STOP_REASON };
     const hook = this.options.authenticate;
-    if (!hook) return 0;
+    const method = packet.properties?.authenticationMethod;
+    const refusal = method === undefined ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
+    if (!hook) return method === undefined ? 0 : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
     const verdict = hook({
       clientId: conn.clientId,
       username: packet.username,
@@ -298,13 +316,23 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       remoteAddress: conn.wire.remoteAddress,
       network: conn.wire.network,
       protocolVersion: conn.protocolVersion,
+      userProperties: conn.v5?.userProperties,
+      authenticationMethod: method,
+      authenticationData: packet.properties?.authenticationData,
     });
-    const toCode = (v: unknown): number =>
-      v === true ? 0 : typeof v === 'object' && v !== null && (v as { returnCode?: number }).returnCode === 4 ? 4 : 5;
+    const toCode = (v: unknown): ConnectVerdict => {
+      if (v === true) return 0;
+      if (typeof v === 'object' && v !== null) {
+        const o = v as { returnCode?: number; reasonCode?: number; reasonString?: string };
+        if (typeof o.reasonCode === 'number' && o.reasonCode >= 0x80 && o.reasonCode <= 0xff) return { reasonCode: o.reasonCode, reasonString: o.reasonString };
+        if (o.returnCode === 4) return ReasonCode.BadUserNameOrPassword;
+      }
+      return refusal;
+    };
     if (verdict instanceof Promise) {
       return verdict.then(toCode, (err: unknown) => {
         this.runtime?.logger.warn({ clientId: conn.clientId, error: String(err) }, 'authenticate hook failed');
-        return 3;
+        return ReasonCode.ServerUnavailable;
       });
     }
     return toCode(verdict);
@@ -313,7 +341,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private onConnected(conn: Conn): void {
     const r = this.runtime as GateRuntime;
     const older = this.registry.byClientId(conn.clientId);
-    if (older) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)');
+    if (older) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
     const session = new GateSession(conn, this.serverId);
     conn.session = session;
     conn.requests = r.scheduler.open(session);
@@ -374,7 +402,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       const flushed = r.persistence.flush(this.registry.all());
       await Promise.race([flushed, new Promise((done) => setTimeout(done, Math.min(2000, this.options.stopTimeout)).unref())]);
     }
-    if (r) for (const s of [...this.registry.all()]) r.sessions.kick(s, STOP_REASON);
+    if (r) for (const s of [...this.registry.all()]) r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown);
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { DuplicateLoginPolicy, Logger, UserIndex } from '@mqgate/rpc';
+import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
@@ -10,16 +10,31 @@ export interface ConnectInfo {
   /** Client address (no port); see `trustedProxies`. */
   remoteAddress: string;
   network: 'tcp' | 'websocket';
-  /** 3 (MQTT 3.1) or 4 (3.1.1). */
+  /** 3 (MQTT 3.1), 4 (3.1.1) or 5. */
   protocolVersion: number;
+  /** MQTT 5: the CONNECT's User Properties (MQTT 5.0 §3.1.2.11.8); undefined when none or before MQTT 5. */
+  userProperties?: UserProperties;
+  /**
+   * MQTT 5: the CONNECT's Authentication Method (§3.1.2.11.9). The gate has no AUTH
+   * exchange: a CONNECT with a method is refused with 0x8C (Bad authentication method)
+   * unless this hook returns `true` (e.g. a token scheme checked in one step with
+   * `authenticationData`).
+   */
+  authenticationMethod?: string;
+  /** MQTT 5: the CONNECT's Authentication Data (§3.1.2.11.10). */
+  authenticationData?: Buffer;
 }
 
 /**
  * The authenticate hook's answer: `true` accepts; `false` refuses with CONNACK return
- * code 5 (not authorized); `{ returnCode: 4 }` refuses with 4 (bad user name or password).
- * A hook that throws or rejects refuses with 3 (server unavailable).
+ * code 5 / MQTT 5 reason code 0x87 (not authorized), or 0x8C (bad authentication method)
+ * when the CONNECT named an Authentication Method; `{ returnCode: 4 }` refuses with 4 / 0x86
+ * (bad user name or password). `{ reasonCode, reasonString? }` refuses with any MQTT 5
+ * CONNACK reason code ≥ 0x80 (MQTT 5.0 §3.2.2.2) and a Reason String an MQTT 5 client sees;
+ * a 3.1 / 3.1.1 client gets 4 for 0x86, 3 for 0x88 / 0x89, else 5.
+ * A hook that throws or rejects refuses with 3 / 0x88 (server unavailable).
  */
-export type AuthenticateResult = boolean | { returnCode: 4 | 5 };
+export type AuthenticateResult = boolean | { returnCode: 4 | 5 } | { reasonCode: number; reasonString?: string };
 
 export interface ListenOptions {
   /** TCP port; 0 picks a free one (see `Gate.addresses()`). */
@@ -59,8 +74,26 @@ export interface GateOptions {
   ordered?: boolean;
   /** ms a module handler has before the client gets a deadline Error reply. Default 10 000 (mqant's RPCExpired). */
   handlerTimeout?: number;
-  /** QoS 2 packet identifiers held between PUBREC and PUBREL per connection; one more closes the connection. Default 100. */
+  /**
+   * QoS 2 packet identifiers held between PUBREC and PUBREL per connection; one more closes the connection. Default 100.
+   * MQTT 5 clients are held to the Receive Maximum the gate states instead (maxInflight, when lower):
+   * one more is DISCONNECT 0x93 (MQTT-3.3.4-9).
+   */
   maxQos2Pending?: number;
+  /**
+   * MQTT 5 inbound Topic Aliases a client may set (Topic Alias Maximum in CONNACK, MQTT 5.0
+   * §3.2.2.3.8), 0..65 535; an alias of 0, above it, or unknown is DISCONNECT 0x94. 0 = none.
+   * Each alias holds one topic (at most maxPacketSize bytes). Default 16.
+   */
+  topicAliasMaximum?: number;
+  /** Longest Response Topic an MQTT 5 request may carry, UTF-8 bytes; longer is refused (PUBACK/PUBREC 0x97, QoS 0 dropped). Default 1024. */
+  maxResponseTopicLength?: number;
+  /** Longest Correlation Data an MQTT 5 request may carry, bytes; longer is refused (PUBACK/PUBREC 0x97, QoS 0 dropped). Default 1024. */
+  maxCorrelationDataLength?: number;
+  /** User Properties per MQTT 5 CONNECT or PUBLISH; more is refused (CONNACK 0x97; PUBACK/PUBREC 0x97, QoS 0 dropped). Default 32. */
+  maxUserProperties?: number;
+  /** UTF-8 bytes of User Property names and values per MQTT 5 CONNECT or PUBLISH; more is refused like maxUserProperties. Default 4096. */
+  maxUserPropertyBytes?: number;
   /** Peers whose `X-Forwarded-For` header is believed (exact IPs, IPv4-mapped forms included). Default none. */
   trustedProxies?: string[];
   /** Called at CONNECT; without it every CONNECT is accepted. */
@@ -130,6 +163,11 @@ export const DEFAULTS = {
   ordered: false,
   handlerTimeout: 10_000,
   maxQos2Pending: 100,
+  topicAliasMaximum: 16,
+  maxResponseTopicLength: 1024,
+  maxCorrelationDataLength: 1024,
+  maxUserProperties: 32,
+  maxUserPropertyBytes: 4096,
   trustedProxies: [] as string[],
   stopTimeout: 10_000,
   heartbeatInterval: 60_000,
@@ -153,9 +191,14 @@ function nonNegative(name: string, v: number): number {
   return v;
 }
 
+function upTo(name: string, v: number, max: number): number {
+  if (v > max) throw new RangeError(`gate option ${name} must be at most ${max}, got ${v}`);
+  return v;
+}
+
 /**
  * Fills in defaults and checks values.
- * @throws RangeError for a non-positive limit or timeout.
+ * @throws RangeError for a non-positive limit or timeout, or topicAliasMaximum above 65 535.
  */
 export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
   return {
@@ -173,6 +216,11 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     ordered: o.ordered ?? DEFAULTS.ordered,
     handlerTimeout: positive('handlerTimeout', o.handlerTimeout ?? DEFAULTS.handlerTimeout),
     maxQos2Pending: positive('maxQos2Pending', o.maxQos2Pending ?? DEFAULTS.maxQos2Pending),
+    topicAliasMaximum: upTo('topicAliasMaximum', nonNegative('topicAliasMaximum', o.topicAliasMaximum ?? DEFAULTS.topicAliasMaximum), 0xffff),
+    maxResponseTopicLength: positive('maxResponseTopicLength', o.maxResponseTopicLength ?? DEFAULTS.maxResponseTopicLength),
+    maxCorrelationDataLength: positive('maxCorrelationDataLength', o.maxCorrelationDataLength ?? DEFAULTS.maxCorrelationDataLength),
+    maxUserProperties: nonNegative('maxUserProperties', o.maxUserProperties ?? DEFAULTS.maxUserProperties),
+    maxUserPropertyBytes: nonNegative('maxUserPropertyBytes', o.maxUserPropertyBytes ?? DEFAULTS.maxUserPropertyBytes),
     trustedProxies: [...(o.trustedProxies ?? DEFAULTS.trustedProxies)],
     authenticate: o.authenticate,
     stopTimeout: positive('stopTimeout', o.stopTimeout ?? DEFAULTS.stopTimeout),

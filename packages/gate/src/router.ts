@@ -1,5 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { HANDLER_PREFIX, type Address, type Logger, type RpcTransport, type RpcValue } from '@mqgate/rpc';
+import { HANDLER_PREFIX, unwrapReply, type Address, type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
+import type { PublishProperties } from './protocol/encode';
 import type { GateSession } from './session';
 
 /** A parsed request topic `moduleType[@serverId]/HD_handler[/msgid]`. */
@@ -88,9 +89,27 @@ export interface RouterStats {
   errors: number;
 }
 
+/** Content Type of a reply envelope to an MQTT 5 client (MQTT 5.0 §3.3.2.3.9). */
+export const ENVELOPE_CONTENT_TYPE = 'application/json';
+
+/** Where a request's reply goes, and the MQTT 5 request properties it echoes. */
+interface ReplyTo {
+  topic: string;
+  /** Correlation Data of the request, echoed byte for byte (MQTT 5.0 §3.3.2.3.6, §4.10). */
+  correlationData: Buffer | undefined;
+}
+
 /**
- * Routes one client PUBLISH to a module handler over the transport, and writes the reply on
- * the request topic. Handler args: `[session snapshot with Topic set, payload]`.
+ * Routes one client PUBLISH to a module handler over the transport, and writes the reply.
+ * Handler args: `[session snapshot with Topic set (and, for MQTT 5, the request's User
+ * Properties / Content Type / Correlation Data in `mqtt5`), payload]`.
+ *
+ * What is a request: a PUBLISH with a Response Topic (MQTT 5.0 §4.10, request/response), whose
+ * reply goes to that topic with the request's Correlation Data; else one with a msgid in its
+ * topic (mqant's form), whose reply goes on the request topic; else it is a notify, with no
+ * reply. To an MQTT 5 client a reply envelope carries Content Type `application/json` and
+ * Payload Format Indicator 1; a bytes result goes out as it is, with neither; a handler's
+ * reply properties ({@link unwrapReply}) add User Properties and override the Content Type.
  */
 export class Router {
   readonly stats: RouterStats = { requests: 0, notifies: 0, errors: 0 };
@@ -103,17 +122,22 @@ export class Router {
 
   async route(session: GateSession, packet: IPublishPacket): Promise<void> {
     const topic = packet.topic;
+    const props = packet.properties;
     const route = parseTopic(topic);
+    let replyTo: ReplyTo | undefined;
+    if (props?.responseTopic !== undefined) replyTo = { topic: props.responseTopic, correlationData: props.correlationData };
     if (typeof route === 'string') {
       this.stats.errors++;
       // A topic without two levels is answered anyway, as mqant does; otherwise only requests.
-      if (!topic.includes('/') || topic.split('/').length > 2) this.reply(session, topic, route, null);
+      if (replyTo === undefined && (!topic.includes('/') || topic.split('/').length > 2)) replyTo = { topic, correlationData: undefined };
+      if (replyTo) this.reply(session, replyTo, route, null);
       else this.logger.debug({ sessionId: session.sessionId, topic, error: route }, 'unroutable notify dropped');
       return;
     }
+    if (replyTo === undefined && route.msgid !== undefined) replyTo = { topic, correlationData: props?.correlationData };
     const payload = decodePayload(packet.payload as Buffer);
-    const args: RpcValue[] = [session.snapshot(topic), payload];
-    if (route.msgid === undefined) this.stats.notifies++;
+    const args: RpcValue[] = [session.snapshot(topic, props === undefined ? undefined : requestContext(props)), payload];
+    if (replyTo === undefined) this.stats.notifies++;
     else this.stats.requests++;
     let result: RpcValue;
     try {
@@ -121,17 +145,40 @@ export class Router {
     } catch (err) {
       this.stats.errors++;
       const message = err instanceof Error ? err.message : String(err);
-      if (route.msgid === undefined) {
+      if (replyTo === undefined) {
         this.logger.debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
       } else {
-        this.reply(session, topic, message, null);
+        this.reply(session, replyTo, message, null);
       }
       return;
     }
-    if (route.msgid !== undefined) this.reply(session, topic, '', result);
+    if (replyTo !== undefined) this.reply(session, replyTo, '', result);
   }
 
-  private reply(session: GateSession, topic: string, error: string, result: unknown): void {
-    session.conn.publish(topic, encodeReply(session.traceId, error, result));
+  private reply(session: GateSession, to: ReplyTo, error: string, value: RpcValue): void {
+    const [handlerProps, result] = unwrapReply(value);
+    const body = encodeReply(session.traceId, error, result);
+    if (!session.conn.v5) {
+      session.conn.publish(to.topic, body);
+      return;
+    }
+    const envelope = !(error === '' && result instanceof Uint8Array);
+    const properties: PublishProperties = {};
+    if (envelope) properties.payloadFormatIndicator = true;
+    const contentType = handlerProps?.contentType ?? (envelope ? ENVELOPE_CONTENT_TYPE : undefined);
+    if (contentType !== undefined) properties.contentType = contentType;
+    if (to.correlationData !== undefined) properties.correlationData = to.correlationData;
+    if (handlerProps?.userProperties !== undefined) properties.userProperties = handlerProps.userProperties;
+    session.conn.publish(to.topic, body, properties);
   }
+}
+
+/** The MQTT 5 request context a handler sees (`ctx.mqtt5`), or undefined when the request carries none of it. */
+function requestContext(p: NonNullable<IPublishPacket['properties']>): Mqtt5Request | undefined {
+  if (p.userProperties === undefined && p.contentType === undefined && p.correlationData === undefined) return undefined;
+  const out: { userProperties?: UserProperties; contentType?: string; correlationData?: Uint8Array } = {};
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties as UserProperties;
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  return out;
 }

@@ -5,10 +5,12 @@ import {
   type DuplicateLoginPolicy,
   type LiveGate,
   type Logger,
+  type Mqtt5PushProperties,
   type SessionData,
   type UserIndex,
   type UserLocation,
 } from '@mqgate/rpc';
+import { ReasonCode } from './protocol/mqtt5';
 import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
@@ -271,25 +273,32 @@ export class SessionManager {
     }
   }
 
-  /** Pushes a QoS 0 PUBLISH to one session. Returns false when its connection is closing. */
-  send(session: GateSession, topic: string, body: Buffer): boolean {
-    return session.conn.publish(topic, body);
+  /**
+   * Pushes a QoS 0 PUBLISH to one session; `properties` reach an MQTT 5 client only.
+   * Returns false when its connection is closing or the push exceeds the MQTT 5 client's
+   * Maximum Packet Size (dropped and counted, MQTT-3.1.2-25).
+   */
+  send(session: GateSession, topic: string, body: Buffer, properties?: Mqtt5PushProperties): boolean {
+    return session.conn.publish(topic, body, properties);
   }
 
-  /** Pushes to every live session of this gate; returns how many got it. */
-  broadcast(topic: string, body: Buffer): number {
+  /** Pushes to every live session of this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */
+  broadcast(topic: string, body: Buffer, properties?: Mqtt5PushProperties): number {
     let n = 0;
-    for (const s of this.registry.all()) if (s.conn.publish(topic, body)) n++;
+    for (const s of this.registry.all()) if (s.conn.publish(topic, body, properties)) n++;
     return n;
   }
 
   /**
    * Closes a session from the server side. With a reason, the client first gets a push on
-   * {@link KICK_TOPIC} with `{"reason": ...}` (like Pomelo's kick), then the connection closes.
+   * {@link KICK_TOPIC} with `{"reason": ...}` (like Pomelo's kick; MQTT 5 clients too, so one
+   * client code path works), then an MQTT 5 client gets DISCONNECT `reasonCode` with the
+   * reason as Reason String (MQTT 5.0 §3.14.2.1; default 0x98 Administrative action; 0x8E for
+   * a takeover, MQTT-3.1.4-3; 0x8B at gate stop), then the connection closes.
    */
-  kick(session: GateSession, reason?: string): void {
+  kick(session: GateSession, reason?: string, reasonCode: number = ReasonCode.AdministrativeAction): void {
     if (reason !== undefined) session.conn.publish(KICK_TOPIC, Buffer.from(JSON.stringify({ reason })));
-    session.conn.close(reason === undefined ? 'closed by server' : `kicked: ${reason}`);
+    session.conn.fail(reasonCode, reason === undefined ? 'closed by server' : `kicked: ${reason}`, 'close', reason ?? 'closed by server');
   }
 
   /**

@@ -1,4 +1,5 @@
 import { RpcError, type GateService } from '@mqgate/rpc';
+import { State } from './protocol/state';
 import type { SessionManager } from './session-manager';
 
 function keyList(keys: readonly string[]): string {
@@ -42,20 +43,24 @@ export function gateService(manager: SessionManager): GateService {
       await manager.changeSettings(s, {}, keys, `Remove(${keyList(keys)})`);
       return s.snapshot();
     },
-    send: async (sid, topic, body) => {
+    send: async (sid, topic, body, properties) => {
       const s = manager.require(sid);
-      if (!manager.send(s, topic, asBuffer(body))) throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
+      if (manager.send(s, topic, asBuffer(body), properties)) return;
+      if (s.conn.state === State.Connected) {
+        throw new RpcError(`Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`, 'BAD_ARGUMENT');
+      }
+      throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
     },
-    sendBatch: async (ids, topic, body) => {
+    sendBatch: async (ids, topic, body, properties) => {
       const bytes = asBuffer(body);
       let n = 0;
       for (const id of ids) {
         const s = manager.registry.get(id);
-        if (s && manager.send(s, topic, bytes)) n++;
+        if (s && manager.send(s, topic, bytes, properties)) n++;
       }
       return n;
     },
-    broadcast: async (topic, body) => manager.broadcast(topic, asBuffer(body)),
+    broadcast: async (topic, body, properties) => manager.broadcast(topic, asBuffer(body), properties),
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),
     counts: async () => ({ ...manager.registry.counts() }),

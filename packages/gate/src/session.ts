@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { makeSessionData, type SessionData } from '@mqgate/rpc';
+import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from './protocol/connection';
 
 let spanCounter = 0;
@@ -33,8 +33,11 @@ export class GateSession {
     return this.conn.clientId;
   }
 
-  /** A copy for a module: new SpanId, the request's topic (mqant's Clone, keeping Topic). */
-  snapshot(topic = ''): SessionData {
+  /**
+   * A copy for a module: new SpanId, the request's topic (mqant's Clone, keeping Topic),
+   * the connection's protocol level, and an MQTT 5 request's context (`mqtt5`).
+   */
+  snapshot(topic = '', mqtt5?: Mqtt5Request): SessionData {
     spanCounter = (spanCounter + 1) >>> 0;
     return makeSessionData({
       ip: this.ip,
@@ -46,6 +49,8 @@ export class GateSession {
       spanId: spanPrefix + spanCounter.toString(16).padStart(8, '0'),
       settings: this.settings,
       topic,
+      protocolVersion: this.conn.protocolVersion,
+      mqtt5,
     });
   }
 }

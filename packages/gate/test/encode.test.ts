@@ -1,5 +1,5 @@
 import * as mqtt from 'mqtt-packet';
-import { encodeAck, encodePublishQos0, PINGRESP } from '../src/protocol/encode';
+import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from '../src/protocol/encode';
 import { encodeReply } from '@mqgate/gate';
 
 describe('hand-written encoders write what mqtt-packet writes', () => {
@@ -32,6 +32,40 @@ describe('hand-written encoders write what mqtt-packet writes', () => {
 
   test('pingresp', () => {
     expect(PINGRESP.equals(mqtt.generate({ cmd: 'pingresp' }))).toBe(true);
+  });
+});
+
+describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol level 5', () => {
+  const V5 = { protocolVersion: 5 } as const;
+  const cases: Array<[string, string, number, PublishProperties | undefined]> = [
+    ['no properties', 'a/HD_b', 3, undefined],
+    ['empty properties', 'a/HD_b', 3, {}],
+    ['reply envelope', 'some/response', 60, { payloadFormatIndicator: true, contentType: 'application/json', correlationData: Buffer.from([0, 1, 255]) }],
+    ['push with expiry', 'push/x', 20_000, { messageExpiryInterval: 3600, contentType: 'text/plain' }],
+    ['user properties, repeated name', 'r', 1, { payloadFormatIndicator: true, contentType: 'application/json', userProperties: { a: '1', b: ['x', 'yé'] } }],
+    ['four-byte length', 't', 2_100_000, { payloadFormatIndicator: true, correlationData: Buffer.alloc(300, 1) }],
+    ['utf-8 topic and content type', 'chät/✓', 5, { contentType: 'tëxt' }],
+  ];
+  test.each(cases)('QoS 0 PUBLISH v5, %s', (_name, topic, size, props) => {
+    const payload = Buffer.alloc(size, 7);
+    const expected = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] }, V5);
+    expect(encodePublishV5(topic, payload, props).toString('hex')).toBe(expected.toString('hex'));
+  });
+
+  test('a string property over 65535 bytes is refused', () => {
+    expect(() => encodePublishV5('t', Buffer.alloc(0), { contentType: 'x'.repeat(70_000) })).toThrow(RangeError);
+  });
+
+  test.each([
+    ['puback', 0x40],
+    ['pubrec', 0x50],
+    ['pubcomp', 0x70],
+  ] as const)('%s with a reason code', (cmd, byte) => {
+    for (const id of [1, 256, 65535]) {
+      for (const reasonCode of [0x00, 0x97, 0x99]) {
+        expect(encodeAckV5(byte, id, reasonCode).toString('hex')).toBe(mqtt.generate({ cmd, messageId: id, reasonCode } as mqtt.Packet, V5).toString('hex'));
+      }
+    }
   });
 });
 

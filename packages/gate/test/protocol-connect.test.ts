@@ -120,14 +120,6 @@ describe('a second CONNECT closes the connection (MQTT-3.1.0-2)', () => {
 });
 
 describe('protocol level (MQTT-3.1.2-2)', () => {
-  test('a level-5 CONNECT (mqtt-packet, MQTT 5) gets CONNACK return code 1, then close', async () => {
-    const raw = await openRaw();
-    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'v5', keepalive: 60 }, 5);
-    const ack = (await within(raw.next('connack'), 2000, 'CONNACK')) as { returnCode: number };
-    expect(ack.returnCode).toBe(1);
-    await within(raw.closed, 2000, 'close after refusing level 5');
-  });
-
   test.each([
     ['level 6', rawConnect({ level: 6, flags: 0x02, clientId: 'v6' })],
     ['level 2', rawConnect({ level: 2, flags: 0x02, clientId: 'v2' })],

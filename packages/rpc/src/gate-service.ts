@@ -1,5 +1,6 @@
 import { BadArgumentError, BadReplyError, FunctionNotFoundError, describeValue } from './errors';
 import { GateFunctions, type GateFunction } from './gate-api';
+import { checkPushProperties, type Mqtt5PushProperties } from './mqtt5';
 import { isSessionData, decodeSession, type SessionData } from './session-data';
 import type { CallOptions, RpcHandler, RpcTransport, RpcValue } from './transport';
 
@@ -43,12 +44,16 @@ export interface GateService {
   set(sessionId: string, key: string, value: string): Promise<SessionData>;
   /** Removes keys (wire `Remove(sessionId, key | keys[])`: one key travels as a string). */
   remove(sessionId: string, keys: readonly string[]): Promise<SessionData>;
-  /** Pushes a QoS 0 PUBLISH to the session (wire `Send(sessionId, topic, body)`). @throws NO_SESSION once the connection is closing. */
-  send(sessionId: string, topic: string, body: Uint8Array): Promise<void>;
-  /** Pushes to several sessions of the gate; resolves with how many got it (wire `SendBatch("id1,id2", topic, body)`). */
-  sendBatch(sessionIds: readonly string[], topic: string, body: Uint8Array): Promise<number>;
-  /** Pushes to every session of the gate; resolves with how many got it (wire `BroadCast(topic, body)`). */
-  broadcast(topic: string, body: Uint8Array): Promise<number>;
+  /**
+   * Pushes a QoS 0 PUBLISH to the session (wire `Send(sessionId, topic, body[, properties])`);
+   * `properties` reach an MQTT 5 client only (an extra positional argument mqant's gate ignores).
+   * @throws NO_SESSION once the connection is closing; BAD_ARGUMENT when the push exceeds the MQTT 5 client's Maximum Packet Size.
+   */
+  send(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<void>;
+  /** Pushes to several sessions of the gate; resolves with how many got it (wire `SendBatch("id1,id2", topic, body[, properties])`). */
+  sendBatch(sessionIds: readonly string[], topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<number>;
+  /** Pushes to every session of the gate; resolves with how many got it (wire `BroadCast(topic, body[, properties])`). */
+  broadcast(topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<number>;
   /**
    * True when the user has a bound session on any live gate (wire `IsConnect(sessionId, userId)`).
    * `sessionId` is the asking session, mqant's positional argument; the gate ignores it.
@@ -127,6 +132,21 @@ function optional<T>(fn: string, args: RpcValue[], i: number, name: string, kind
   if (v === undefined || v === null) return undefined;
   if (typeof v !== kind) throw new BadArgumentError(fn, `argument ${i} (${name}) must be a ${kind}`);
   return v as T;
+}
+
+/** Optional MQTT 5 push properties (the last argument of Send / SendBatch / BroadCast). */
+function pushProps(fn: string, args: RpcValue[], i: number): Mqtt5PushProperties | undefined {
+  try {
+    return checkPushProperties(`argument ${i} (properties)`, args[i]);
+  } catch (err) {
+    throw new BadArgumentError(fn, (err as Error).message);
+  }
+}
+
+/** Appends the push properties to wire arguments when given (mqant callers never send them). */
+function withProps(args: RpcValue[], props: Mqtt5PushProperties | undefined): RpcValue[] {
+  if (props !== undefined) args.push(props as RpcValue);
+  return args;
 }
 
 /** SendBatch ids: mqant's comma-separated string, or a list. */
@@ -218,20 +238,20 @@ export const GATE_VERBS: { readonly [K in GateVerb]: VerbCodec<K> } = {
   },
   send: {
     fn: F.Send,
-    encode: ([sid, t, b]) => [sid, t, b],
-    decode: (a) => [str(F.Send, a, 0, 'sessionId'), topic(F.Send, a, 1), body(F.Send, a, 2)],
+    encode: ([sid, t, b, p]) => withProps([sid, t, b], p),
+    decode: (a) => [str(F.Send, a, 0, 'sessionId'), topic(F.Send, a, 1), body(F.Send, a, 2), pushProps(F.Send, a, 3)],
     result: nothing,
   },
   sendBatch: {
     fn: F.SendBatch,
-    encode: ([list, t, b]) => [list.join(','), t, b],
-    decode: (a) => [ids(F.SendBatch, a, 0), topic(F.SendBatch, a, 1), body(F.SendBatch, a, 2)],
+    encode: ([list, t, b, p]) => withProps([list.join(','), t, b], p),
+    decode: (a) => [ids(F.SendBatch, a, 0), topic(F.SendBatch, a, 1), body(F.SendBatch, a, 2), pushProps(F.SendBatch, a, 3)],
     result: count,
   },
   broadcast: {
     fn: F.BroadCast,
-    encode: ([t, b]) => [t, b],
-    decode: (a) => [topic(F.BroadCast, a, 0), body(F.BroadCast, a, 1)],
+    encode: ([t, b, p]) => withProps([t, b], p),
+    decode: (a) => [topic(F.BroadCast, a, 0), body(F.BroadCast, a, 1), pushProps(F.BroadCast, a, 2)],
     result: count,
   },
   isConnect: {
@@ -281,7 +301,7 @@ export interface GateClient extends GateService {
   /** The gate called. */
   readonly serverId: string;
   /** Fire and forget `Send` (mqant SendNR): resolves once handed to the transport; rejects only when no server matches. */
-  sendNR(sessionId: string, topic: string, body: Uint8Array): Promise<void>;
+  sendNR(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<void>;
 }
 
 class GateClientStub {
@@ -291,8 +311,8 @@ class GateClientStub {
     readonly callOptions: CallOptions | undefined,
   ) {}
 
-  sendNR(sessionId: string, t: string, b: Uint8Array): Promise<void> {
-    return this.transport.callNR({ serverId: this.serverId }, F.Send, GATE_VERBS.send.encode([sessionId, t, b]));
+  sendNR(sessionId: string, t: string, b: Uint8Array, p?: Mqtt5PushProperties): Promise<void> {
+    return this.transport.callNR({ serverId: this.serverId }, F.Send, GATE_VERBS.send.encode([sessionId, t, b, p]));
   }
 }
 for (const verb of Object.keys(GATE_VERBS) as GateVerb[]) {

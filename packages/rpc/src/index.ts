@@ -11,3 +11,4 @@ export * from './logger';
 export * from './user-index';
 export * from './error-message';
 export * from './user-directory';
+export * from './mqtt5';

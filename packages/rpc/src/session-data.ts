@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import * as protobuf from 'protobufjs';
+import type { Mqtt5Request, UserProperties } from './mqtt5';
 
 /**
  * The Session as it travels between the gate and modules: mqant's `SessionImp`
@@ -27,6 +28,18 @@ export interface SessionData {
   settings: Readonly<Record<string, string>>;
   /** Topic of the request being handled, `""` outside a request (field 10 `Topic`). */
   topic: string;
+  /**
+   * MQTT protocol level of the connection: 3 (3.1), 4 (3.1.1) or 5; 0 when not said (a
+   * session from a Go mqant gate). mqgate's field 11 `ProtocolVersion`, outside mqant's
+   * fields 1..10: mqant skips it, and 0 is left out of the bytes.
+   */
+  protocolVersion: number;
+  /**
+   * The MQTT 5 context of the request being handled (User Properties, Content Type,
+   * Correlation Data); undefined outside a request and for requests that had none.
+   * mqgate's field 12 `Mqtt5`, which mqant skips.
+   */
+  mqtt5: Mqtt5Request | undefined;
 }
 
 const SESSION_TAG = Symbol.for('mqgate.SessionData');
@@ -42,6 +55,8 @@ class TaggedSession implements SessionData {
   declare spanId: string;
   declare settings: Readonly<Record<string, string>>;
   declare topic: string;
+  declare protocolVersion: number;
+  declare mqtt5: Mqtt5Request | undefined;
 }
 Object.defineProperty(TaggedSession.prototype, SESSION_TAG, { value: true, enumerable: false });
 
@@ -61,6 +76,8 @@ export function makeSessionData(fields: Partial<SessionData>): SessionData {
   data.spanId = fields.spanId ?? '';
   data.settings = fields.settings ?? {};
   data.topic = fields.topic ?? '';
+  data.protocolVersion = fields.protocolVersion ?? 0;
+  data.mqtt5 = fields.mqtt5;
   return data;
 }
 
@@ -91,6 +108,47 @@ interface WireSession {
   SpanId: string;
   Settings: Record<string, string>;
   Topic: string;
+  ProtocolVersion: number;
+  Mqtt5: WireMqtt5;
+}
+
+interface WireMqtt5 {
+  UserProperties?: Array<{ Key?: string; Value?: string }>;
+  ContentType?: string;
+  CorrelationData?: Uint8Array;
+}
+
+function toWireMqtt5(m: Mqtt5Request): WireMqtt5 {
+  const pairs: Array<{ Key: string; Value: string }> = [];
+  for (const [Key, v] of Object.entries(m.userProperties ?? {})) {
+    if (typeof v === 'string') pairs.push({ Key, Value: v });
+    else for (const Value of v) pairs.push({ Key, Value });
+  }
+  return {
+    UserProperties: pairs.length > 0 ? pairs : undefined,
+    ContentType: m.contentType || undefined,
+    CorrelationData: m.correlationData,
+  };
+}
+
+function fromWireMqtt5(w: WireMqtt5): Mqtt5Request {
+  const out: { userProperties?: UserProperties; contentType?: string; correlationData?: Uint8Array } = {};
+  if (w.UserProperties && w.UserProperties.length > 0) out.userProperties = collectUserProperties(w.UserProperties.map((p) => [p.Key ?? '', p.Value ?? '']));
+  if (w.ContentType) out.contentType = w.ContentType;
+  if (w.CorrelationData && w.CorrelationData.length > 0) out.correlationData = Buffer.from(w.CorrelationData);
+  return out;
+}
+
+/** (name, value) pairs → {@link UserProperties}: a name seen twice gets a list, in order. */
+export function collectUserProperties(pairs: Iterable<readonly [string, string]>): UserProperties {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (const [k, v] of pairs) {
+    const had = out[k];
+    if (had === undefined) out[k] = v;
+    else if (typeof had === 'string') out[k] = [had, v];
+    else had.push(v);
+  }
+  return { ...out };
 }
 
 /**
@@ -109,6 +167,8 @@ export function encodeSession(s: SessionData): Uint8Array {
     SpanId: s.spanId || undefined,
     Settings: s.settings as Record<string, string>,
     Topic: s.topic || undefined,
+    ProtocolVersion: s.protocolVersion || undefined,
+    Mqtt5: s.mqtt5 ? toWireMqtt5(s.mqtt5) : undefined,
   };
   return type().encode(wire).finish();
 }
@@ -132,5 +192,7 @@ export function decodeSession(bytes: Uint8Array): SessionData {
     spanId: m.SpanId ?? '',
     settings: { ...(m.Settings ?? {}) },
     topic: m.Topic ?? '',
+    protocolVersion: m.ProtocolVersion ?? 0,
+    mqtt5: m.Mqtt5 ? fromWireMqtt5(m.Mqtt5) : undefined,
   });
 }

@@ -1,5 +1,6 @@
 import { GATE_MODULE_TYPE } from './gate-api';
 import { gateClient, type GateClient, type SessionCounts } from './gate-service';
+import type { Mqtt5PushProperties } from './mqtt5';
 import type { RpcTransport } from './transport';
 import { liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
 
@@ -44,11 +45,11 @@ export class UserDirectory {
     return (await this.locate(userId)).length > 0;
   }
 
-  /** Pushes to every session of the user on every gate; resolves with how many got it. */
-  async sendToUser(userId: string, topic: string, body: PushBody): Promise<number> {
+  /** Pushes to every session of the user on every gate; `properties` reach MQTT 5 clients only. Resolves with how many got it. */
+  async sendToUser(userId: string, topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
     const bytes = pushBytes(body);
     const byGate = group(await this.locate(userId));
-    const counts = await Promise.all([...byGate].map(([serverId, ids]) => this.gate(serverId).sendBatch(ids, topic, bytes).catch(() => 0)));
+    const counts = await Promise.all([...byGate].map(([serverId, ids]) => this.gate(serverId).sendBatch(ids, topic, bytes, properties).catch(() => 0)));
     return counts.reduce((a, b) => a + b, 0);
   }
 
@@ -76,10 +77,10 @@ export class UserDirectory {
     return done.reduce<number>((a, b) => a + b, 0);
   }
 
-  /** Pushes to every session on every live gate; resolves with how many got it. */
-  async broadcast(topic: string, body: PushBody): Promise<number> {
+  /** Pushes to every session on every live gate; `properties` reach MQTT 5 clients only. Resolves with how many got it. */
+  async broadcast(topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
     const bytes = pushBytes(body);
-    const counts = await Promise.all(this.gates().map(({ serverId }) => this.gate(serverId).broadcast(topic, bytes).catch(() => 0)));
+    const counts = await Promise.all(this.gates().map(({ serverId }) => this.gate(serverId).broadcast(topic, bytes, properties).catch(() => 0)));
     return counts.reduce((a, b) => a + b, 0);
   }
 

@@ -56,6 +56,21 @@ describe('session codec', () => {
     expect([s.sessionId, s.topic, s.settings]).toEqual(['sid', 'user/HD_login', {}]);
   });
 
+  it('carries the protocol level (field 11) and the MQTT 5 request context (field 12), outside mqant\'s fields 1..10', () => {
+    const s = makeSessionData({
+      sessionId: 'sid',
+      protocolVersion: 5,
+      mqtt5: { userProperties: { lang: 'fr', k: ['1', '2'] }, contentType: 'application/json', correlationData: Buffer.from([0, 255]) },
+    });
+    const bytes = Buffer.from(encodeSession(s));
+    expect(decodeSession(bytes)).toEqual(s);
+    // Field 11 is a varint (key 0x58), field 12 a nested message (key 0x62): both unknown to mqant, which skips them.
+    expect(bytes.includes(Buffer.from([0x58, 5]))).toBe(true);
+    expect(bytes.includes(Buffer.from([0x62]))).toBe(true);
+    // A session without them (level 0 = not said, no request context) encodes as before.
+    expect(Buffer.from(encodeSession(makeSessionData({ sessionId: 'sid' }))).toString('hex')).toBe(Buffer.from(str(4, 'sid')).toString('hex'));
+  });
+
   it('encodes an empty session as zero bytes', () => {
     expect(encodeSession(makeSessionData({}))).toHaveLength(0);
   });

@@ -1,8 +1,9 @@
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
-import { encodeAck, encodePublishQos0, PINGRESP } from './encode';
+import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
+import { ReasonCode, type Mqtt5State } from './mqtt5';
 import { State } from './state';
 
 export { State } from './state';
@@ -10,15 +11,22 @@ export { State } from './state';
 /** What the protocol layer asks of the gate. One object shared by every connection. */
 export interface ProtocolHooks<S = unknown> {
   /**
-   * Decides a CONNECT (after the protocol checks). Returns the CONNACK return code:
-   * 0 accepts; 2..5 refuse (MQTT-3.2.2.3).
+   * Decides a CONNECT (after the protocol checks). Returns an MQTT 5 CONNACK reason code
+   * (MQTT 5.0 §3.2.2.2): 0 accepts; 0x86, 0x87, 0x88, 0x8C ... refuse, optionally with a
+   * Reason String. The connect handler maps it to a 3.1.1 return code for levels 3 and 4
+   * (0x86 → 4, 0x87 → 5, 0x88 → 3; MQTT-3.2.2.3).
    */
-  authenticate(conn: MqttConnection<S>, packet: mqtt.IConnectPacket): number | Promise<number>;
+  authenticate(conn: MqttConnection<S>, packet: mqtt.IConnectPacket): ConnectVerdict | Promise<ConnectVerdict>;
   /** The CONNACK 0 has been written; the gate sets `conn.session` and `conn.requests` here. */
   connected(conn: MqttConnection<S>): void;
   /** The connection is closed (called once). */
   closed(conn: MqttConnection<S>, reason: string): void;
+  /** A reply or push larger than the MQTT 5 client's Maximum Packet Size was dropped (MQTT-3.1.2-25). */
+  dropped(conn: MqttConnection<S>, bytes: number): void;
 }
+
+/** The authenticate hook's answer: a CONNACK reason code, or one with a Reason String for an MQTT 5 client. */
+export type ConnectVerdict = number | { reasonCode: number; reasonString?: string };
 
 /**
  * Where a connection's client PUBLISHes go once it is connected: the gate's request queue
@@ -45,15 +53,28 @@ export interface ProtocolLimits {
   maxIdle: number;
   maxPacketSize: number;
   maxQos2Pending: number;
+  /** MQTT 5 Receive Maximum the gate states in CONNACK: the gate's maxInflight (MQTT-3.3.4-9). */
+  maxInflight: number;
+  /** Inbound Topic Aliases an MQTT 5 client may set, 1..this (MQTT 5.0 §3.2.2.3.8); 0 = none. */
+  topicAliasMaximum: number;
+  /** Longest Response Topic of a request, UTF-8 bytes. */
+  maxResponseTopicLength: number;
+  /** Longest Correlation Data of a request, bytes. */
+  maxCorrelationDataLength: number;
+  /** User Properties per packet (CONNECT, PUBLISH). */
+  maxUserProperties: number;
+  /** UTF-8 bytes of User Property names and values per packet. */
+  maxUserPropertyBytes: number;
 }
 
 /** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
 const MAX_PACKETS_BEFORE_CONNACK = 42;
 
 /**
- * One MQTT 3.1 / 3.1.1 connection: the parser, the state machine, timers, and writes.
- * Packet types are handled by one function each in ./handlers. MQTT 5 is parsed by
- * mqtt-packet but refused at CONNECT (return code 1); its handlers can be added per packet.
+ * One MQTT 3.1 / 3.1.1 / 5 connection: the parser, the state machine, timers, and writes.
+ * Packet types are handled by one function each in ./handlers; the MQTT 5 state is in
+ * {@link Mqtt5State} (`v5`, set at a level-5 CONNECT). mqtt-packet's parser switches to
+ * MQTT 5 by itself after a level-5 CONNECT.
  */
 export class MqttConnection<S = unknown> implements WireSink {
   state: State = State.New;
@@ -77,6 +98,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   session: S | undefined;
   /** Where client PUBLISHes go, set once connected. */
   requests: RequestSink | undefined;
+  /** The MQTT 5 state, set by a level-5 CONNECT; undefined for 3.1 / 3.1.1. */
+  v5: Mqtt5State | undefined;
 
   private readonly parser: ReturnType<typeof mqtt.parser>;
   private readonly guard: FrameGuard;
@@ -120,7 +143,11 @@ export class MqttConnection<S = unknown> implements WireSink {
       let end = from;
       for (let n = 0; end < chunk.length && n < budget; n++) {
         end = this.guard.next(chunk, end);
-        if (end < 0) return this.destroy(this.guard.violation ?? 'malformed packet');
+        if (end < 0) {
+          const violation = this.guard.violation ?? 'malformed packet';
+          const code = violation.startsWith('packet of') ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
+          return this.fail(code, violation, 'destroy');
+        }
       }
       this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
       if (this.state === State.Closed) return;
@@ -143,6 +170,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     this.lastSeen = Date.now();
     if (this.state === State.Connecting) {
       if (packet.cmd === 'connect') return this.close('second CONNECT (MQTT-3.1.0-2)');
+      // No DISCONNECT before a CONNACK (MQTT-3.14.0-1): these close without one.
       const pending = (this.pending ??= []);
       if (pending.length >= MAX_PACKETS_BEFORE_CONNACK) return this.close('too many packets before CONNACK');
       pending.push(packet);
@@ -151,11 +179,11 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.state === State.New) {
       if (packet.cmd !== 'connect') return this.close(`first packet was ${packet.cmd.toUpperCase()}, not CONNECT (MQTT-3.1.0-1)`);
     } else if (packet.cmd === 'connect') {
-      return this.close('second CONNECT (MQTT-3.1.0-2)');
+      return this.fail(ReasonCode.ProtocolError, 'second CONNECT (MQTT-3.1.0-2)');
     }
     const handler = packetHandlers[packet.cmd];
     if (handler) (handler as (c: MqttConnection, p: mqtt.Packet) => void)(this, packet);
-    else this.close(`unexpected ${packet.cmd.toUpperCase()} from a client`);
+    else this.fail(ReasonCode.ProtocolError, `unexpected ${packet.cmd.toUpperCase()} from a client`);
   }
 
   /** @internal (called by the parser) */
@@ -166,7 +194,32 @@ export class MqttConnection<S = unknown> implements WireSink {
       this.send({ cmd: 'connack', returnCode: 1, sessionPresent: false });
       return this.close('unsupported protocol level (MQTT-3.1.2-2)');
     }
-    this.destroy(`malformed packet: ${err.message}`);
+    this.fail(ReasonCode.MalformedPacket, `malformed packet: ${err.message}`, 'destroy');
+  }
+
+  /**
+   * Closes the connection for a reason the client is told: an MQTT 5 client first gets a
+   * DISCONNECT with `reasonCode` and the reason as Reason String (MQTT 5.0 §3.14, MQTT-4.13.1-1),
+   * then the connection closes after flushing. Levels 3 and 4 have no server DISCONNECT: the
+   * connection closes (`close`) or is cut at once (`destroy`), as before.
+   * @param reason why, for the gate's `disconnect` event; `reasonString` what the client is told (default: the same).
+   */
+  fail(reasonCode: number, reason: string, v3: 'close' | 'destroy' = 'close', reasonString = reason): void {
+    if (this.state === State.Closed) return;
+    if (this.v5 && this.state === State.Connected) {
+      this.sendDisconnect(reasonCode, reasonString);
+      return this.close(reason);
+    }
+    if (v3 === 'destroy') this.destroy(reason);
+    else this.close(reason);
+  }
+
+  /** Writes an MQTT 5 DISCONNECT (MQTT 5.0 §3.14) with a Reason String unless the client's Maximum Packet Size forbids it (MQTT-3.14.2-3). */
+  private sendDisconnect(reasonCode: number, reason: string): void {
+    const packet: mqtt.IDisconnectPacket = { cmd: 'disconnect', reasonCode, properties: { reasonString: reason.slice(0, 256) } };
+    let bytes = mqtt.generate(packet, PROTOCOL_V5);
+    if (bytes.length > (this.v5?.maximumPacketSize ?? Infinity)) bytes = mqtt.generate({ cmd: 'disconnect', reasonCode }, PROTOCOL_V5);
+    this.wire.write(bytes);
   }
 
   /** Runs the packets that arrived during authentication. */
@@ -177,22 +230,33 @@ export class MqttConnection<S = unknown> implements WireSink {
     for (const p of pending) this.onPacket(p);
   }
 
-  /** Writes one packet. */
+  /** Writes one packet, in the connection's protocol level's encoding. */
   send(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
     let bytes: Buffer;
     try {
-      bytes = mqtt.generate(packet, PROTOCOL_V4);
+      bytes = mqtt.generate(packet, this.v5 ? PROTOCOL_V5 : PROTOCOL_V4);
     } catch (err) {
       return this.destroy(`cannot encode ${packet.cmd.toUpperCase()}: ${(err as Error).message}`);
     }
     this.write(bytes);
   }
 
-  /** Writes a PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70). */
+  /** Writes a PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70); success (reason code 0x00 for MQTT 5). */
   sendAck(typeByte: 0x40 | 0x50 | 0x70, messageId: number): void {
     if (this.state === State.Closed) return;
     this.write(encodeAck(typeByte, messageId));
+  }
+
+  /**
+   * Writes an MQTT 5 PUBACK / PUBREC / PUBCOMP with a reason code (MQTT 5.0 §3.4.2.1) and,
+   * when the client did not turn Problem Information off (MQTT-3.1.2-29), the Reason String.
+   */
+  sendAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, reasonCode: number, reason: string | undefined): void {
+    if (this.state === State.Closed) return;
+    if (reason === undefined || !this.v5?.problemInformation) return void this.write(encodeAckV5(typeByte, messageId, reasonCode));
+    const cmd = typeByte === 0x40 ? 'puback' : typeByte === 0x50 ? 'pubrec' : 'pubcomp';
+    this.send({ cmd, messageId, reasonCode, properties: { reasonString: reason.slice(0, 256) } } as mqtt.Packet);
   }
 
   sendPingresp(): void {
@@ -208,21 +272,32 @@ export class MqttConnection<S = unknown> implements WireSink {
   write(bytes: Buffer): boolean {
     const backlog = this.wire.bufferedBytes();
     if (backlog > this.limits.maxBufferedBytes) {
-      this.destroy(`slow consumer: ${backlog} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`);
+      // MQTT 5: DISCONNECT 0x97 behind the backlog, and the wire's end() bound (2 s) to flush it.
+      this.fail(ReasonCode.QuotaExceeded, `slow consumer: ${backlog} bytes unsent, over maxBufferedBytes ${this.limits.maxBufferedBytes}`, 'destroy');
       return false;
     }
     this.wire.write(bytes);
     return true;
   }
 
-  /** Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription needed). */
-  publish(topic: string, payload: Buffer): boolean {
+  /**
+   * Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription
+   * needed). `props` go out to an MQTT 5 client only (MQTT 5.0 §3.3.2.3); a PUBLISH larger
+   * than its Maximum Packet Size is dropped and reported to `hooks.dropped` (MQTT-3.1.2-25).
+   * Returns false when nothing was written (closing, oversize, or not encodable).
+   */
+  publish(topic: string, payload: Buffer, props?: PublishProperties): boolean {
     if (this.state !== State.Connected) return false;
     let bytes: Buffer;
+    const v5 = this.v5;
     try {
-      bytes = encodePublishQos0(topic, payload);
+      bytes = v5 ? encodePublishV5(topic, payload, props) : encodePublishQos0(topic, payload);
     } catch {
-      return false; // a topic too long to encode; callers validate topics first
+      return false; // a topic or property too long to encode; callers validate topics first
+    }
+    if (v5 && bytes.length > v5.maximumPacketSize) {
+      this.hooks.dropped(this, bytes.length);
+      return false;
     }
     return this.write(bytes);
   }
@@ -282,12 +357,13 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.state === State.New || this.state === State.Connecting) {
       if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
     } else if (this.state === State.Connected && !this.readPaused && now - this.lastSeen > this.idleLimit) {
-      this.close('keepalive timeout (MQTT-3.1.2-24)');
+      this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24)');
     }
   }
 }
 
 const PROTOCOL_V4 = { protocolVersion: 4 } as const;
+const PROTOCOL_V5 = { protocolVersion: 5 } as const;
 
 // Shared parser listeners: no closures per connection.
 const CONNECTION = Symbol('connection');

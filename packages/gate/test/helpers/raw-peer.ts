@@ -9,10 +9,17 @@ export abstract class RawPeer {
   /** Packets received and not yet taken by {@link next}. */
   readonly packets: mqttPacket.Packet[] = [];
   private waiters: Array<{ match: (p: mqttPacket.Packet) => boolean; resolve: (p: mqttPacket.Packet) => void }> = [];
-  protected readonly parser = mqttPacket.parser({ protocolVersion: 4 });
+  protected readonly parser: ReturnType<typeof mqttPacket.parser>;
 
-  /** @param clientId the client id of {@link connect} unless overridden */
-  protected constructor(private readonly clientId: string) {
+  /**
+   * @param clientId the client id of {@link connect} unless overridden
+   * @param protocolVersion how received packets are parsed (4; 5 for MQTT 5 peers)
+   */
+  protected constructor(
+    private readonly clientId: string,
+    protocolVersion = 4,
+  ) {
+    this.parser = mqttPacket.parser({ protocolVersion });
     this.parser.on('packet', (p: mqttPacket.Packet) => {
       this.packets.push(p);
       this.waiters = this.waiters.filter((w) => {

@@ -1,67 +1,145 @@
 import { randomBytes } from 'node:crypto';
-import type { IConnectPacket } from 'mqtt-packet';
-import type { MqttConnection } from '../connection';
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import type { ConnectVerdict, MqttConnection } from '../connection';
+import { Mqtt5State, ReasonCode, userPropertiesProblem, type ConnectProperties } from '../mqtt5';
 import { State } from '../state';
 
+/** Prefix of the Response Information the gate gives an MQTT 5 client that asks (MQTT 5.0 §3.2.2.3.15): `reply/<clientId>`. */
+export const RESPONSE_INFORMATION_PREFIX = 'reply/';
+
 /**
- * CONNECT (MQTT 3.1.1 §3.1):
- * - protocol level 3 (MQTT 3.1, "MQIsdp") and 4 (3.1.1) are served; any other level gets
- *   CONNACK return code 1 and the connection closes (MQTT-3.1.2-2), level 5 included for now;
- * - an empty client id with clean session 0 gets return code 2 (MQTT-3.1.3-8); with clean
- *   session 1 the gate assigns one (MQTT-3.1.3-6);
+ * CONNECT (MQTT 3.1.1 §3.1, MQTT 5.0 §3.1):
+ * - protocol level 3 (MQTT 3.1, "MQIsdp"), 4 (3.1.1) and 5 are served; any other level gets
+ *   CONNACK return code 1 and the connection closes (MQTT-3.1.2-2);
+ * - an empty client id: levels 3/4 with clean session 0 get return code 2 (MQTT-3.1.3-8),
+ *   else the gate assigns one (MQTT-3.1.3-6); level 5 always gets one, sent back as
+ *   Assigned Client Identifier (MQTT-3.2.2-16);
  * - keepalive k > 0 closes the connection after 1.5·k s of silence (MQTT-3.1.2-24); k = 0
- *   falls back to the gate's maxIdle; k above the gate's maxKeepalive gets return code 2
- *   (3.1.1 has no way to tell a client a shorter keepalive; Mosquitto's max_keepalive does the same);
+ *   falls back to the gate's maxIdle; k above the gate's maxKeepalive gets return code 2 at
+ *   levels 3/4 (3.1.1 has no way to tell a client a shorter keepalive; Mosquitto's
+ *   max_keepalive does the same), and at level 5 is lowered to maxKeepalive and stated as
+ *   Server Keep Alive (MQTT-3.2.2-21, -22);
  * - a will message is accepted and dropped: a gate has no subscribers to deliver it to.
  *   Backends learn of a lost connection from the gate's `disconnect` event instead;
- * - the authenticate hook decides (return codes 4, 5; 3 if it fails).
+ * - the authenticate hook decides (return codes 4, 5; 3 if it fails; level 5: reason codes
+ *   0x86, 0x87, 0x88, or the hook's own);
+ * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
+ *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
+ *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
+ *   unless the authenticate hook accepts the CONNECT: there is no AUTH exchange (§4.12).
  */
 export function handleConnect(conn: MqttConnection, packet: IConnectPacket): void {
   conn.state = State.Connecting;
   const level = packet.protocolVersion ?? 4;
-  if (level !== 3 && level !== 4) return refuse(conn, 1, `unsupported protocol level ${level} (MQTT-3.1.2-2)`);
+  if (level !== 3 && level !== 4 && level !== 5) return refuse(conn, 1, `unsupported protocol level ${level} (MQTT-3.1.2-2)`);
   // mqtt-packet strips the 0x80 "bridge" bit of a non-standard level (0x83, 0x84) and flags it.
   if ((packet as { bridgeMode?: boolean }).bridgeMode) return refuse(conn, 1, `unsupported protocol level ${level | 0x80} (MQTT-3.1.2-2)`);
   conn.protocolVersion = level;
+  const props = packet.properties as ConnectProperties | undefined;
+  if (level === 5) {
+    conn.v5 = new Mqtt5State(props);
+    const problem = userPropertiesProblem(conn.v5.userProperties, conn.limits.maxUserProperties, conn.limits.maxUserPropertyBytes);
+    if (problem) return refuse(conn, ReasonCode.QuotaExceeded, `CONNECT: ${problem}`);
+  }
   let clientId = packet.clientId ?? '';
+  let assigned = false;
   if (clientId === '') {
-    if (!packet.clean) return refuse(conn, 2, 'empty client id with clean session 0 (MQTT-3.1.3-8)');
+    if (!packet.clean && level !== 5) return refuse(conn, 2, 'empty client id with clean session 0 (MQTT-3.1.3-8)');
     clientId = `mqgate-${randomBytes(9).toString('base64url')}`;
+    assigned = true;
   }
   conn.clientId = clientId;
-  const keepalive = packet.keepalive ?? 0;
+  let keepalive = packet.keepalive ?? 0;
   const maxKeepalive = conn.limits.maxKeepalive;
+  let serverKeepAlive: number | undefined;
   if (maxKeepalive > 0 && keepalive > maxKeepalive) {
     // 3.1.1 cannot tell a client another keepalive; refused as Mosquitto does for max_keepalive.
-    return refuse(conn, 2, `keepalive ${keepalive} s exceeds maxKeepalive ${maxKeepalive} s`);
+    if (level !== 5) return refuse(conn, 2, `keepalive ${keepalive} s exceeds maxKeepalive ${maxKeepalive} s`);
+    keepalive = serverKeepAlive = maxKeepalive;
   }
   conn.idleLimit = keepalive > 0 ? keepalive * 1500 : conn.limits.maxIdle;
+  const reply = { assigned, serverKeepAlive };
 
-  let decision: number | Promise<number>;
+  let decision: ConnectVerdict | Promise<ConnectVerdict>;
   try {
     decision = conn.hooks.authenticate(conn, packet);
   } catch {
-    decision = 3;
+    decision = ReasonCode.ServerUnavailable;
   }
-  if (typeof decision === 'number') return conclude(conn, decision);
+  if (typeof decision === 'number' || !(decision instanceof Promise)) return conclude(conn, decision, reply);
   decision
     .then(
-      (code) => conclude(conn, code),
-      () => conclude(conn, 3),
+      (verdict) => conclude(conn, verdict, reply),
+      () => conclude(conn, ReasonCode.ServerUnavailable, reply),
     )
     .catch((err: unknown) => conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`));
 }
 
-function conclude(conn: MqttConnection, returnCode: number): void {
+/** What the CONNACK of an accepted MQTT 5 CONNECT says besides the limits. */
+interface ConnackExtras {
+  assigned: boolean;
+  serverKeepAlive: number | undefined;
+}
+
+/** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 → 3. */
+function toReturnCode(reasonCode: number): number {
+  switch (reasonCode) {
+    case 0:
+      return 0;
+    case ReasonCode.BadUserNameOrPassword:
+      return 4;
+    case ReasonCode.ServerUnavailable:
+    case ReasonCode.ServerBusy:
+      return 3;
+    default:
+      return 5;
+  }
+}
+
+function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
   if (conn.state !== State.Connecting) return; // closed while authenticating
-  if (returnCode !== 0) return refuse(conn, returnCode, `CONNECT refused with return code ${returnCode}`);
+  const code = typeof verdict === 'number' ? verdict : verdict.reasonCode;
+  if (code !== 0) {
+    const text = typeof verdict === 'object' && verdict.reasonString ? verdict.reasonString : `CONNECT refused with reason code 0x${code.toString(16)}`;
+    return refuse(conn, conn.v5 ? code : toReturnCode(code), text);
+  }
   conn.state = State.Connected;
-  conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
+  if (conn.v5) conn.send(connackV5(conn, extras));
+  else conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
   conn.hooks.connected(conn);
   conn.flushPending();
 }
 
-function refuse(conn: MqttConnection, returnCode: number, reason: string): void {
-  conn.send({ cmd: 'connack', returnCode, sessionPresent: false });
+/**
+ * CONNACK 0x00 for MQTT 5 with the gate's limits stated (MQTT 5.0 §3.2.2.3): Receive
+ * Maximum = maxInflight, Maximum Packet Size = maxPacketSize, Topic Alias Maximum, no
+ * retained messages, wildcard subscriptions granted, no Subscription Identifiers, no shared
+ * subscriptions; Server Keep Alive, Assigned Client Identifier and Response Information when
+ * they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
+ */
+function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket {
+  const l = conn.limits;
+  const properties: NonNullable<IConnackPacket['properties']> = {
+    receiveMaximum: Math.min(0xffff, l.maxInflight),
+    maximumPacketSize: l.maxPacketSize,
+    topicAliasMaximum: l.topicAliasMaximum,
+    retainAvailable: false,
+    wildcardSubscriptionAvailable: true,
+    subscriptionIdentifiersAvailable: false,
+    sharedSubscriptionAvailable: false,
+  };
+  if (extras.serverKeepAlive !== undefined) properties.serverKeepAlive = extras.serverKeepAlive;
+  if (extras.assigned) properties.assignedClientIdentifier = conn.clientId;
+  if (conn.v5?.responseInformation) properties.responseInformation = RESPONSE_INFORMATION_PREFIX + conn.clientId;
+  return { cmd: 'connack', reasonCode: 0, sessionPresent: false, properties };
+}
+
+/** CONNACK refusing the CONNECT (a return code, or for MQTT 5 a reason code with the reason as Reason String, MQTT-3.2.2-6), then close. */
+function refuse(conn: MqttConnection, code: number, reason: string): void {
+  if (conn.v5) {
+    conn.send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { reasonString: reason.slice(0, 256) } });
+  } else {
+    conn.send({ cmd: 'connack', returnCode: code, sessionPresent: false });
+  }
   conn.close(reason);
 }

@@ -1,6 +1,7 @@
 import type { Packet } from 'mqtt-packet';
 import type { MqttConnection } from '../connection';
 import { ignoreAck } from './acks';
+import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { handleDisconnect } from './disconnect';
 import { handlePingreq } from './pingreq';
@@ -13,7 +14,8 @@ type Handler = (conn: MqttConnection, packet: never) => void;
 
 /**
  * Client packet type → handler. Types a client must not send (CONNACK, SUBACK, ...) have
- * none, and close the connection. MQTT 5 adds AUTH here.
+ * none, and close the connection (MQTT 5: after DISCONNECT 0x82). AUTH is MQTT 5 only
+ * (mqtt-packet parses it only after a level-5 CONNECT).
  */
 export const packetHandlers: Partial<Record<Packet['cmd'], Handler>> = {
   connect: handleConnect,
@@ -26,4 +28,5 @@ export const packetHandlers: Partial<Record<Packet['cmd'], Handler>> = {
   puback: ignoreAck,
   pubrec: ignoreAck,
   pubcomp: ignoreAck,
+  auth: handleAuth,
 };
