@@ -21,6 +21,7 @@ import { runPlan } from './lib/plan.mjs';
 import { renderMarkdown, evaluateTargets, writeMarkdown } from './lib/report.mjs';
 import { sharedServers, setup, teardown } from './scenarios/shared-servers.mjs';
 import { requestReplyScenarios } from './scenarios/closed-loop.mjs';
+import { mqtt5RequestReply } from './scenarios/mqtt5.mjs';
 import { openLoop } from './scenarios/open-loop.mjs';
 import { connectionRate, connectionRateWithRedis } from './scenarios/connection-rate.mjs';
 import { fanOut } from './scenarios/fan-out.mjs';
@@ -94,6 +95,7 @@ const resources = {
 const plan = [
   setup(),
   ...requestReplyScenarios(SCALE),
+  mqtt5RequestReply(SCALE),
   openLoop(SCALE),
   connectionRate(SCALE),
   fanOut(SCALE),

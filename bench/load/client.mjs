@@ -10,6 +10,7 @@ const mqtt = require('mqtt-packet');
 const WebSocket = require('ws');
 
 const V4 = { protocolVersion: 4 };
+const V5 = { protocolVersion: 5 };
 export const PINGREQ = mqtt.generate({ cmd: 'pingreq' }, V4);
 const DISCONNECT = mqtt.generate({ cmd: 'disconnect' }, V4);
 let clientSeq = 0;
@@ -18,22 +19,24 @@ let addrSeq = 0;
 const nextLocalAddress = () => `127.0.0.${2 + (addrSeq++ % 200)}`;
 export const now = () => performance.now();
 
+function writeVarint(buf, o, n) {
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    buf[o++] = byte;
+  } while (n > 0);
+  return o;
+}
+const varintLength = (n) => (n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4);
+
 /** A QoS 0/1 PUBLISH, encoded by hand (the same bytes mqtt-packet.generate makes). */
 export function encodePublish(topic, payload, qos, messageId) {
   const tlen = Buffer.byteLength(topic);
   const rem = 2 + tlen + (qos > 0 ? 2 : 0) + payload.length;
-  let lenBytes = 1;
-  for (let r = rem; r > 127; r = Math.floor(r / 128)) lenBytes++;
-  const buf = Buffer.allocUnsafe(1 + lenBytes + rem);
-  let o = 0;
-  buf[o++] = 0x30 | (qos << 1);
-  let r = rem;
-  do {
-    let byte = r % 128;
-    r = Math.floor(r / 128);
-    if (r > 0) byte |= 0x80;
-    buf[o++] = byte;
-  } while (r > 0);
+  const buf = Buffer.allocUnsafe(1 + varintLength(rem) + rem);
+  buf[0] = 0x30 | (qos << 1);
+  let o = writeVarint(buf, 1, rem);
   buf.writeUInt16BE(tlen, o);
   o += 2;
   o += buf.write(topic, o);
@@ -44,16 +47,56 @@ export function encodePublish(topic, payload, qos, messageId) {
   payload.copy(buf, o);
   return buf;
 }
+/**
+ * An MQTT 5 QoS 0/1 PUBLISH with a Response Topic (0x08) and Correlation Data (0x09), the way
+ * `mosquitto_rr -V 5` and MQTT.js ask for a reply; encoded by hand (checked against mqtt-packet).
+ */
+export function encodePublishV5(topic, payload, qos, messageId, responseTopic, correlationData) {
+  const tlen = Buffer.byteLength(topic);
+  const rlen = Buffer.byteLength(responseTopic);
+  const plen = 3 + rlen + 3 + correlationData.length;
+  const rem = 2 + tlen + (qos > 0 ? 2 : 0) + varintLength(plen) + plen + payload.length;
+  const buf = Buffer.allocUnsafe(1 + varintLength(rem) + rem);
+  buf[0] = 0x30 | (qos << 1);
+  let o = writeVarint(buf, 1, rem);
+  buf.writeUInt16BE(tlen, o);
+  o += 2;
+  o += buf.write(topic, o);
+  if (qos > 0) {
+    buf.writeUInt16BE(messageId, o);
+    o += 2;
+  }
+  o = writeVarint(buf, o, plen);
+  buf[o++] = 0x08;
+  buf.writeUInt16BE(rlen, o);
+  o += 2;
+  o += buf.write(responseTopic, o);
+  buf[o++] = 0x09;
+  buf.writeUInt16BE(correlationData.length, o);
+  o += 2;
+  o += correlationData.copy(buf, o);
+  payload.copy(buf, o);
+  return buf;
+}
+
 // Self-check against mqtt-packet once.
 {
   const a = encodePublish('echo/HD_echo/1', Buffer.from('{"a":1}'), 1, 7);
   const b = mqtt.generate({ cmd: 'publish', topic: 'echo/HD_echo/1', payload: Buffer.from('{"a":1}'), qos: 1, messageId: 7, retain: false, dup: false }, V4);
   if (!a.equals(b)) throw new Error('encodePublish differs from mqtt-packet.generate');
+  const cd = Buffer.from([0, 0, 0, 7]);
+  const a5 = encodePublishV5('echo/HD_echo', Buffer.from('{"a":1}'), 1, 7, 'r/c1', cd);
+  const b5 = mqtt.generate(
+    { cmd: 'publish', topic: 'echo/HD_echo', payload: Buffer.from('{"a":1}'), qos: 1, messageId: 7, retain: false, dup: false, properties: { responseTopic: 'r/c1', correlationData: cd } },
+    V5,
+  );
+  if (!a5.equals(b5)) throw new Error('encodePublishV5 differs from mqtt-packet.generate');
 }
 
 /**
- * One MQTT client over TCP or WebSocket. `onPacket(packet)` sees every packet after CONNACK.
- * `connect()` resolves on CONNACK 0 (rejects otherwise, or after `timeoutMs`).
+ * One MQTT client over TCP or WebSocket, MQTT 3.1.1 or (`opts.protocolVersion: 5`) MQTT 5.
+ * `onPacket(packet)` sees every packet after CONNACK. `connect()` resolves on CONNACK 0
+ * (rejects otherwise, or after `timeoutMs`).
  */
 export class Client {
   constructor(target, opts = {}) {
@@ -63,7 +106,8 @@ export class Client {
     this.onPacket = opts.onPacket ?? (() => {});
     this.onClose = opts.onClose ?? (() => {});
     this.closed = false;
-    this.parser = mqtt.parser(V4);
+    this.protocolVersion = opts.protocolVersion ?? 4;
+    this.parser = mqtt.parser(this.protocolVersion === 5 ? V5 : V4);
     this.parser.on('packet', (p) => this.packet(p));
     this.parser.on('error', (err) => this.fail(new Error(`parse error: ${err.message}`)));
   }
@@ -73,7 +117,8 @@ export class Client {
       this.resolveConnect = resolve;
       this.rejectConnect = reject;
       this.timer = setTimeout(() => this.fail(new Error('CONNACK timeout')), timeoutMs);
-      const hello = mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: this.clientId, keepalive: this.keepalive }, V4);
+      const v = this.protocolVersion;
+      const hello = mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: this.clientId, keepalive: this.keepalive }, v === 5 ? V5 : V4);
       const localAddress = nextLocalAddress();
       if (this.target.transport === 'ws') {
         const ws = new WebSocket(`ws://127.0.0.1:${this.target.port}/mqtt`, ['mqtt'], { perMessageDeflate: false, localAddress });
@@ -101,7 +146,8 @@ export class Client {
   packet(p) {
     if (this.resolveConnect) {
       if (p.cmd !== 'connack') return this.fail(new Error(`expected CONNACK, got ${p.cmd}`));
-      if (p.returnCode !== 0) return this.fail(new Error(`CONNACK return code ${p.returnCode}`));
+      const code = p.returnCode ?? p.reasonCode;
+      if (code !== 0) return this.fail(new Error(`CONNACK return code ${code}`));
       clearTimeout(this.timer);
       const r = this.resolveConnect;
       this.resolveConnect = this.rejectConnect = undefined;

@@ -3,8 +3,15 @@
 // fan-out modes.
 export const lastLevel = (topic) => topic.slice(topic.lastIndexOf('/') + 1);
 
-/** Topic scheme: `gate` (mqant: reply on the request topic) or `mosquitto` (reply/<cid>/... ). */
+/**
+ * Topic scheme: `gate` (mqant: reply on the request topic), `mosquitto` (reply/<cid>/... ) or
+ * `v5` (MQTT 5: requests on `echo/HD_echo`, replies on the Response Topic `r/<cid>`, matched by
+ * Correlation Data; see the rr mode).
+ */
 export function topics(style, clientId) {
+  if (style === 'v5') {
+    return { request: (mod) => `${mod}/HD_${mod}`, responseTopic: `r/${clientId}`, subscribe: null, broadcast: (n) => `echo/HD_broadcast/${n}`, pushTopic: 'bench/push' };
+  }
   if (style === 'mosquitto') {
     return {
       request: (mod, n) => `${mod}/${clientId}/${n}`,

@@ -5,7 +5,7 @@
 // list of cells: every cell measured here is appended to it, even when the scenario then fails
 // on bad replies; open-loop, redis-transport and the report read it).
 import { fmt, median, summarize } from '../lib/common.mjs';
-import { runRrCell } from '../lib/closed-loop-cell.mjs';
+import { runTrials } from '../lib/closed-loop-cell.mjs';
 
 function rrKey(c) {
   return `${c.transport} ${c.conns}x${c.inflight} qos${c.qos} ${c.payload}B`;
@@ -22,17 +22,8 @@ function requestReply(scale, transport, payload, conns, inflight) {
       if (kinds.length === 0) throw new Error('no server running (setup failed)');
       const cells = [];
       for (const qos of [0, 1]) for (const server of kinds) cells.push({ transport, conns, inflight, qos, payload, server, trials: [] });
-      let truncated = false;
       // Trials interleaved across servers so drift on the machine hits all of them alike.
-      for (let t = 0; t < rr.trials; t++) {
-        for (const cell of cells) {
-          if (Date.now() > deadline - (rr.warmupMs + rr.measureMs + 1500) && cell.trials.length > 0) {
-            truncated = true;
-            continue;
-          }
-          cell.trials.push(await runRrCell(rig, running.get(cell.server), cell, rr));
-        }
-      }
+      const truncated = await runTrials(rig, running, cells, rr, deadline);
       const out = cells.map((c) => {
         const rate = median(c.trials.map((x) => x.rate));
         const lat = summarize(c.trials.map((x) => x.hist));

@@ -1,6 +1,8 @@
 // The ceiling: a minimal MQTT endpoint on mqtt-packet + net (+ ws). CONNECT→CONNACK,
 // PUBLISH→(PUBACK for QoS 1) + reply PUBLISH with the same envelope as mqgate,
-// PINGREQ→PINGRESP, DISCONNECT closes. Nothing else.
+// PINGREQ→PINGRESP, DISCONNECT closes. Nothing else. MQTT 5 too (the parser switches at a v5
+// CONNECT): a PUBLISH with a Response Topic is answered there with its Correlation Data,
+// Content Type application/json and Payload Format Indicator 1, as mqgate does.
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +15,9 @@ const { WebSocketServer } = require('ws');
 
 const cfg = config();
 const V4 = { protocolVersion: 4 };
+const V5 = { protocolVersion: 5 };
 const CONNACK = mqtt.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }, V4);
+const CONNACK_V5 = mqtt.generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false, properties: {} }, V5);
 const PINGRESP = mqtt.generate({ cmd: 'pingresp' }, V4);
 const conns = new Set();
 let redisClient;
@@ -24,22 +28,32 @@ if (cfg.authRedis) {
 
 function attach(write, end) {
   const parser = mqtt.parser(V4);
-  const conn = { write, end, trace: randomBytes(8).toString('hex'), connected: false };
+  const conn = { write, end, trace: randomBytes(8).toString('hex'), connected: false, opts: V4 };
   parser.on('packet', (p) => {
     switch (p.cmd) {
-      case 'connect':
+      case 'connect': {
+        if (p.protocolVersion === 5) conn.opts = V5;
+        const connack = conn.opts === V5 ? CONNACK_V5 : CONNACK;
         if (redisClient) {
           redisClient.get(`bench:auth:${p.clientId}`).then(() => {
             conn.connected = true;
-            write(CONNACK);
+            write(connack);
           }, end);
         } else {
           conn.connected = true;
-          write(CONNACK);
+          write(connack);
         }
         break;
+      }
       case 'publish':
-        if (p.qos === 1) write(mqtt.generate({ cmd: 'puback', messageId: p.messageId }, V4));
+        if (p.qos === 1) write(mqtt.generate({ cmd: 'puback', messageId: p.messageId }, conn.opts));
+        if (p.properties?.responseTopic) {
+          const properties = { contentType: 'application/json', payloadFormatIndicator: true };
+          if (p.properties.correlationData) properties.correlationData = p.properties.correlationData;
+          const reply = { cmd: 'publish', topic: p.properties.responseTopic, payload: echo(conn.trace, p.payload), qos: 0, retain: false, dup: false, properties };
+          write(mqtt.generate(reply, V5));
+          break;
+        }
         if (p.topic.startsWith('echo/HD_broadcast/')) {
           const body = Buffer.from('{"push":1}');
           const push = mqtt.generate({ cmd: 'publish', topic: 'bench/push', payload: body, qos: 0, retain: false, dup: false }, V4);
@@ -49,10 +63,10 @@ function attach(write, end) {
             c.write(push);
             n++;
           }
-          write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, Buffer.from(JSON.stringify({ delivered: n }))), qos: 0, retain: false, dup: false }, V4));
+          write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, Buffer.from(JSON.stringify({ delivered: n }))), qos: 0, retain: false, dup: false }, conn.opts));
           break;
         }
-        write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, p.payload), qos: 0, retain: false, dup: false }, V4));
+        write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, p.payload), qos: 0, retain: false, dup: false }, conn.opts));
         break;
       case 'pingreq':
         write(PINGRESP);

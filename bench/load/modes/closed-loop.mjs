@@ -1,10 +1,14 @@
 // Load mode `rr`: the closed loop (request/reply throughput and latency).
 import { encodeHistogram, makePayload, newHistogram, sleep } from '../../lib/common.mjs';
-import { encodePublish, now, openMany } from '../client.mjs';
+import { encodePublish, encodePublishV5, now, openMany } from '../client.mjs';
 import { checkReply, connectedSetup, lastLevel, topics } from '../topics.mjs';
 
-/** Closed loop: `conns` connections × `inflight` requests outstanding each. */
+/**
+ * Closed loop: `conns` connections × `inflight` requests outstanding each. With style `v5`
+ * the clients speak MQTT 5 and ask with Response Topic + Correlation Data (a 4-byte counter).
+ */
 export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, measureMs, style = 'gate' }) {
+  const v5 = style === 'v5';
   const payload = makePayload(payloadSize);
   const expected = JSON.stringify(JSON.parse(payload.toString()));
   const hist = newHistogram();
@@ -12,7 +16,7 @@ export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, 
   let phase = 'warmup';
   let counted = 0;
   let lateClose = 0;
-  const { clients, failed, errorSample } = await openMany(target, conns, { setup: connectedSetup(style) });
+  const { clients, failed, errorSample } = await openMany(target, conns, { setup: connectedSetup(style), opts: () => ({ protocolVersion: v5 ? 5 : 4 }) });
   if (clients.length === 0) throw new Error(`no connection: ${errorSample.join('; ')}`);
   let outstanding = 0;
   let drained;
@@ -25,13 +29,17 @@ export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, 
     const sendOne = () => {
       const n = ++seq;
       mid = (mid % 65535) + 1;
-      pending.set(String(n), now());
+      pending.set(v5 ? n : String(n), now());
       outstanding++;
-      c.send(encodePublish(t.request('echo', n), payload, qos, mid));
+      if (v5) {
+        const cd = Buffer.allocUnsafe(4);
+        cd.writeUInt32BE(n >>> 0, 0);
+        c.send(encodePublishV5(t.request('echo'), payload, qos, mid, t.responseTopic, cd));
+      } else c.send(encodePublish(t.request('echo', n), payload, qos, mid));
     };
     c.onPacket = (p) => {
       if (p.cmd !== 'publish') return;
-      const key = lastLevel(p.topic);
+      const key = v5 ? p.properties?.correlationData?.readUInt32BE(0) : lastLevel(p.topic);
       const t0 = pending.get(key);
       if (t0 === undefined) return;
       pending.delete(key);
