@@ -5,7 +5,7 @@
 import type * as mqtt from 'mqtt';
 import type { SessionData } from '@mqgate/rpc';
 import { Connections } from './helpers/connections';
-import { startGate, request, mqttOpts, VERSIONS, type Harness } from './helpers/harness';
+import { startGate, request, mqttOpts, VERSIONS, V3_VERSIONS, type Harness } from './helpers/harness';
 import { staysOpen, within } from './helpers/waiters';
 
 /** Hand-built CONNECT: protocol name, level and flags exactly as given (mqtt-packet's generate refuses some). */
@@ -89,8 +89,9 @@ describe('CONNECT must come first, in time (MQTT-3.1.0-1)', () => {
   });
 });
 
+// MQTT 5 sends DISCONNECT 0x82 first: protocol-v5-disconnect.test.ts.
 describe('a second CONNECT closes the connection (MQTT-3.1.0-2)', () => {
-  test.each(VERSIONS.flatMap((v) => [
+  test.each(V3_VERSIONS.flatMap((v) => [
     [v, 'the same client id'],
     [v, 'another client id'],
   ]) as Array<[3 | 4, string]>)('level %i, second CONNECT with %s: closed, no second CONNACK, no session left', async (v, which) => {

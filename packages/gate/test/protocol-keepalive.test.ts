@@ -58,7 +58,7 @@ test('keepalive 1 with a PINGREQ every 500 ms stays open past 2.5 s and gets PIN
     }, 500),
   );
   // Also a client that keeps alive with PUBLISHes only (any packet counts), and MQTT.js
-  // at both levels with keepalive 1 (it pings by itself), all in the same 2.6 s.
+  // at every level with keepalive 1 (it pings by itself), all in the same 2.6 s.
   const publisher = await openRaw();
   expect((await publisher.connect({ clientId: 'publisher', keepalive: 1 })).returnCode).toBe(0);
   timers.push(
@@ -70,7 +70,7 @@ test('keepalive 1 with a PINGREQ every 500 ms stays open past 2.5 s and gets PIN
   const mqttjsClosed = mqttjs.map(closeOf);
 
   const open = await Promise.all([staysOpen(raw.closed, 2600), staysOpen(publisher.closed, 2600), ...mqttjsClosed.map((p) => staysOpen(p, 2600))]);
-  expect(open).toEqual([true, true, true, true]);
+  expect(open).toEqual(Array(2 + VERSIONS.length).fill(true));
   const pingresps = raw.packets.filter((p) => p.cmd === 'pingresp').length;
   expect(pings).toBeGreaterThanOrEqual(4);
   expect(pingresps).toBeGreaterThanOrEqual(pings - 1);

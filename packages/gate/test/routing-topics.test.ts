@@ -5,7 +5,7 @@
 import type { IClientOptions } from 'mqtt';
 import { TOPIC_FORM_ERROR } from '@mqgate/gate';
 import type { RpcValue, SessionData } from '@mqgate/rpc';
-import { startGate, RawClient, type Harness } from './helpers/harness';
+import { mqttOpts, startGate, RawClient, type Harness } from './helpers/harness';
 import { RecordingPeer } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
@@ -82,11 +82,20 @@ afterEach(async () => {
 
 afterAll(() => h.stop());
 
+/** The MQTT.js protocol level of this pass over the file's cases (every case runs at 3.1.1 and at 5). */
+let level: 4 | 5 = 4;
+
 async function peer(opts: IClientOptions = {}): Promise<RecordingPeer> {
-  const p = await RecordingPeer.open(h.tcpUrl, opts);
+  const p = await RecordingPeer.open(h.tcpUrl, { ...mqttOpts(level), ...opts });
   peers.push(p);
   return p;
 }
+
+describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
+  beforeAll(() => {
+    level = v;
+    calls.length = 0; // each pass looks only at its own calls
+  });
 
 // ---------------------------------------------------------------- request / notify
 
@@ -314,4 +323,5 @@ test('raw client: reply PUBLISH at QoS 0 (no packet id) after PUBACK / PUBREC fo
     raw.destroy();
     await raw.closed;
   }
+});
 });

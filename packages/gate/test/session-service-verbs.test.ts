@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { IClientOptions } from 'mqtt';
 import { KICK_TOPIC } from '@mqgate/gate';
 import { RpcError, type RpcValue, type SessionData } from '@mqgate/rpc';
-import { startGate, type Harness } from './helpers/harness';
+import { mqttOpts, startGate, type Harness } from './helpers/harness';
 import { RecordingPeer, type Envelope } from './helpers/peer';
 
 // ---------------------------------------------------------------- helpers (file-local)
@@ -97,8 +97,11 @@ afterEach(async () => {
 
 afterAll(() => h.stop());
 
+/** The MQTT.js protocol level of this pass over the file's cases (every case runs at 3.1.1 and at 5). */
+let level: 4 | 5 = 4;
+
 async function peer(opts: IClientOptions = {}): Promise<Peer> {
-  const p = await Peer.open(h.tcpUrl, opts);
+  const p = await Peer.open(h.tcpUrl, { ...mqttOpts(level), ...opts });
   p.sid = ((await p.request('svc/HD_snap', '{}')).Result as SessionData).sessionId;
   peers.push(p);
   return p;
@@ -109,6 +112,11 @@ function live(sid: string): SessionData {
   if (!s) throw new Error(`session ${sid} is not live`);
   return s;
 }
+
+describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
+  beforeAll(() => {
+    level = v;
+  });
 
 // ---------------------------------------------------------------- Bind / UnBind
 
@@ -413,4 +421,5 @@ describe('bad arguments → BAD_ARGUMENT, and the gate keeps serving', () => {
 test('an unknown service function → NOT_FOUND', async () => {
   const p = await peer();
   expect(await p.svc('Frobnicate', ['$self'])).toMatchObject({ ok: false, code: 'NOT_FOUND' });
+});
 });

@@ -45,11 +45,14 @@ export async function startGate(options: GateOptions = {}): Promise<Harness> {
   };
 }
 
-/** The MQTT protocol levels the gate speaks: 3 (MQTT 3.1) and 4 (MQTT 3.1.1). */
-export const VERSIONS = [3, 4] as const;
+/** The MQTT protocol levels the gate speaks: 3 (MQTT 3.1), 4 (MQTT 3.1.1) and 5 (MQTT 5). */
+export const VERSIONS = [3, 4, 5] as const;
+
+/** The levels before MQTT 5, for rules MQTT 5 states differently (return codes, no DISCONNECT from the server). */
+export const V3_VERSIONS = [3, 4] as const;
 
 /** MQTT.js options for a protocol level (3 needs the protocol name 'MQIsdp'). */
-export const mqttOpts = (v: 3 | 4): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
+export const mqttOpts = (v: 3 | 4 | 5): mqtt.IClientOptions => ({ protocolVersion: v, protocolId: v === 3 ? 'MQIsdp' : 'MQTT' });
 
 /** MQTT.js client connected to the URL, without reconnects (shared with the demo's tests). */
 export { mqttConnect } from '@mqgate/test-support';
