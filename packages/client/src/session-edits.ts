@@ -20,6 +20,8 @@ export function withFields(base: SessionData, patch: Partial<SessionData>): Sess
     topic: base.topic,
     protocolVersion: base.protocolVersion,
     mqtt5: base.mqtt5,
+    carrier: base.carrier,
+    unknownFields: base.unknownFields,
     ...patch,
   });
 }

@@ -2,6 +2,8 @@
  * CONNECT rules (reference/mqtt-layer.md §6.3 items 1 and 2; MQTT 3.1.1 §3.1, §3.2):
  * CONNECT first and in time, one CONNECT per connection, protocol levels, client ids.
  */
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import type * as mqtt from 'mqtt';
 import type { SessionData } from '@mqgate/rpc';
 import { Connections } from './helpers/connections';
@@ -171,5 +173,48 @@ describe('client identifier (MQTT-3.1.3-6, -8)', () => {
     expect((await within(request(a, 'svc/HD_echo/a', '{"who":"a"}'), 2000, 'reply a')).Result).toEqual({ who: 'a' });
     expect((await within(request(b, 'svc/HD_echo/b', '{"who":"b"}'), 2000, 'reply b')).Result).toEqual({ who: 'b' });
     expect(a.connected && b.connected).toBe(true);
+  });
+});
+
+describe('a Password without a User Name (MQTT-3.1.2-22)', () => {
+  /** CONNECT with the Password flag (0x40) and clean session, no User Name flag, password "pw". */
+  function passwordOnly(level: 4 | 5): Buffer {
+    const name = Buffer.from('MQTT');
+    const id = Buffer.from(`pw-only-${level}`);
+    const pw = Buffer.from('pw');
+    const body = Buffer.concat([
+      Buffer.from([0, name.length]),
+      name,
+      Buffer.from([level, 0x42, 0, 60]),
+      level === 5 ? Buffer.from([0]) : Buffer.alloc(0), // MQTT 5: no properties
+      Buffer.from([0, id.length]),
+      id,
+      Buffer.from([0, pw.length]),
+      pw,
+    ]);
+    return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+  }
+
+  test('at 3.1.1 the connection is closed without a CONNACK and no session is made', async () => {
+    const before = calls;
+    const raw = await openRaw();
+    raw.sendBytes(passwordOnly(4));
+    await within(raw.closed, 2000, 'close of a CONNECT with a password and no user name');
+    expect(raw.packets).toEqual([]);
+    expect(h.gate.counts().total).toBe(0);
+    expect(calls).toBe(before);
+  });
+
+  test('MQTT 5 allows it (MQTT 5.0 §3.1.2.9): CONNACK with reason code 0', async () => {
+    const socket = netConnect(h.tcpPort, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write(passwordOnly(5));
+      const [chunk] = (await within(once(socket, 'data'), 2000, 'CONNACK')) as [Buffer];
+      // CONNACK: type 0x20, remaining length (< 128 here), acknowledge flags, reason code.
+      expect([chunk[0], chunk[3]]).toEqual([0x20, 0x00]);
+    } finally {
+      socket.destroy();
+    }
   });
 });

@@ -40,6 +40,17 @@ export interface SessionData {
    * mqgate's field 12 `Mqtt5`, which mqant skips.
    */
   mqtt5: Mqtt5Request | undefined;
+  /**
+   * mqant's field 9 `Carrier` (a tracing carrier mqant declares and never uses), present only
+   * when decoded bytes held one: kept so that bytes from a Go mqant peer survive a decode and
+   * an encode unchanged (mqant issue: it was lost).
+   */
+  carrier?: Readonly<Record<string, string>>;
+  /**
+   * Fields of the decoded bytes that this schema does not know (a newer peer's), as their raw
+   * protobuf bytes; {@link encodeSession} writes them back, so nothing is lost in passing.
+   */
+  unknownFields?: Uint8Array;
 }
 
 const SESSION_TAG = Symbol.for('mqgate.SessionData');
@@ -57,6 +68,8 @@ class TaggedSession implements SessionData {
   declare topic: string;
   declare protocolVersion: number;
   declare mqtt5: Mqtt5Request | undefined;
+  declare carrier?: Readonly<Record<string, string>>;
+  declare unknownFields?: Uint8Array;
 }
 Object.defineProperty(TaggedSession.prototype, SESSION_TAG, { value: true, enumerable: false });
 
@@ -78,6 +91,8 @@ export function makeSessionData(fields: Partial<SessionData>): SessionData {
   data.topic = fields.topic ?? '';
   data.protocolVersion = fields.protocolVersion ?? 0;
   data.mqtt5 = fields.mqtt5;
+  if (fields.carrier !== undefined) data.carrier = fields.carrier;
+  if (fields.unknownFields !== undefined) data.unknownFields = fields.unknownFields;
   return data;
 }
 
@@ -110,6 +125,23 @@ interface WireSession {
   Topic: string;
   ProtocolVersion: number;
   Mqtt5: WireMqtt5;
+  Carrier: Record<string, string>;
+}
+
+/** Highest field number of `sessionImp` in proto/session.proto; higher ones are kept raw. */
+const LAST_KNOWN_FIELD = 12;
+
+/** The raw bytes of the fields numbered above {@link LAST_KNOWN_FIELD}, or undefined when none. */
+function unknownFieldsOf(view: Uint8Array): Uint8Array | undefined {
+  const r = protobuf.Reader.create(view);
+  let chunks: Uint8Array[] | undefined;
+  while (r.pos < r.len) {
+    const start = r.pos;
+    const tag = r.uint32();
+    r.skipType(tag & 7);
+    if (tag >>> 3 > LAST_KNOWN_FIELD) (chunks ??= []).push(view.subarray(start, r.pos));
+  }
+  return chunks && Buffer.concat(chunks);
 }
 
 interface WireMqtt5 {
@@ -169,8 +201,10 @@ export function encodeSession(s: SessionData): Uint8Array {
     Topic: s.topic || undefined,
     ProtocolVersion: s.protocolVersion || undefined,
     Mqtt5: s.mqtt5 ? toWireMqtt5(s.mqtt5) : undefined,
+    Carrier: s.carrier as Record<string, string> | undefined,
   };
-  return type().encode(wire).finish();
+  const bytes = type().encode(wire).finish();
+  return s.unknownFields && s.unknownFields.length > 0 ? Buffer.concat([bytes, s.unknownFields]) : bytes;
 }
 
 /**
@@ -182,7 +216,10 @@ export function decodeSession(bytes: Uint8Array): SessionData {
   // whose length runs past the end instead of throwing, so truncated bytes would decode.
   const view = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   const m = type().decode(view) as unknown as Partial<WireSession>;
+  const carrier = m.Carrier && Object.keys(m.Carrier).length > 0 ? { ...m.Carrier } : undefined;
   return makeSessionData({
+    carrier,
+    unknownFields: unknownFieldsOf(view),
     ip: m.IP ?? '',
     network: m.Network ?? '',
     userId: m.UserId ?? '',

@@ -56,6 +56,17 @@ describe('session codec', () => {
     expect([s.sessionId, s.topic, s.settings]).toEqual(['sid', 'user/HD_login', {}]);
   });
 
+  it('keeps Carrier (9) and fields it does not know through a decode and an encode: the bytes come back the same', () => {
+    // A Go mqant session with a Carrier, plus a varint field 20 from a newer peer: key 20 << 3 = 160 = a0 01, value 150 = 96 01.
+    const bytes = Uint8Array.from([...str(4, 'sid'), ...mapEntry(9, 'uber-trace-id', 'x'), ...str(10, 't'), 0xa0, 0x01, 0x96, 0x01]);
+    const s = decodeSession(bytes);
+    expect(s.carrier).toEqual({ 'uber-trace-id': 'x' });
+    expect(Buffer.from(s.unknownFields ?? []).toString('hex')).toBe('a0019601');
+    expect(Buffer.from(encodeSession(s)).toString('hex')).toBe(Buffer.from(bytes).toString('hex'));
+    // and a session without either encodes as before: no Carrier, nothing appended
+    expect(decodeSession(encodeSession(makeSessionData({ sessionId: 'x' }))).carrier).toBeUndefined();
+  });
+
   it('carries the protocol level (field 11) and the MQTT 5 request context (field 12), outside mqant\'s fields 1..10', () => {
     const s = makeSessionData({
       sessionId: 'sid',

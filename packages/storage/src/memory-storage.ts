@@ -15,7 +15,16 @@ export interface MemoryStorageOptions {
    * expiry itself; the sweep only frees their memory.
    */
   sweepInterval?: number;
+  /**
+   * Most entries held; storing one more drops the entry written or heartbeaten longest ago
+   * (counted in {@link MemoryStorage.evicted}), so an embedded default store cannot grow
+   * without bound. A positive integer; default 100_000.
+   */
+  maxEntries?: number;
 }
+
+/** Default {@link MemoryStorageOptions.maxEntries}. */
+export const DEFAULT_MAX_ENTRIES = 100_000;
 
 interface Entry {
   bytes: Uint8Array;
@@ -45,12 +54,17 @@ export class MemoryStorage implements StorageHandler {
   readonly ttl: number;
   /** Sweep period, in ms. */
   readonly sweepInterval: number;
+  /** Most entries held (oldest out first). */
+  readonly maxEntries: number;
+  /** Entries dropped because the store was full, since it was made. */
+  evicted = 0;
   private readonly entries = new Map<string, Entry>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  /** @throws RangeError when `ttl` or `sweepInterval` is not a positive integer. */
+  /** @throws RangeError when `ttl`, `sweepInterval` or `maxEntries` is not a positive integer. */
   constructor(options: MemoryStorageOptions = {}) {
     this.ttl = positiveInteger('ttl', options.ttl ?? DEFAULT_SESSION_TTL);
+    this.maxEntries = positiveInteger('maxEntries', options.maxEntries ?? DEFAULT_MAX_ENTRIES);
     this.sweepInterval = positiveInteger('sweepInterval', options.sweepInterval ?? Math.min(this.ttl, 60_000));
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepInterval);
     this.sweepTimer.unref();
@@ -66,7 +80,7 @@ export class MemoryStorage implements StorageHandler {
   /** Stores a copy of `encodeSession(session)` under `session.userId` for `ttl` ms. */
   async storage(session: SessionData): Promise<void> {
     const userId = checkUserId('storage', session?.userId);
-    this.entries.set(userId, { bytes: encode('storage', session), expiresAt: now() + this.ttl });
+    this.put(userId, { bytes: encode('storage', session), expiresAt: now() + this.ttl });
   }
 
   /** Removes the user's entry; resolves whether or not there was one. */
@@ -88,8 +102,21 @@ export class MemoryStorage implements StorageHandler {
   async heartbeat(session: SessionData): Promise<void> {
     const userId = checkUserId('heartbeat', session?.userId);
     const entry = this.live(userId);
-    if (entry) entry.expiresAt = now() + this.ttl;
-    else this.entries.set(userId, { bytes: encode('heartbeat', session), expiresAt: now() + this.ttl });
+    if (entry) {
+      entry.expiresAt = now() + this.ttl;
+      this.put(userId, entry);
+    } else this.put(userId, { bytes: encode('heartbeat', session), expiresAt: now() + this.ttl });
+  }
+
+  /** Sets the entry as the newest (Map order = write order), dropping the oldest past maxEntries. */
+  private put(userId: string, entry: Entry): void {
+    this.entries.delete(userId);
+    this.entries.set(userId, entry);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.evicted++;
+    }
   }
 
   /**

@@ -85,4 +85,24 @@ describe('MemoryStorage', () => {
       await store.close();
     }
   });
+
+  it('holds at most maxEntries: the entry written or heartbeaten longest ago goes first, and is counted', async () => {
+    const store = new MemoryStorage({ maxEntries: 3 });
+    try {
+      expect(new MemoryStorage().maxEntries).toBe(100_000);
+      expect(() => new MemoryStorage({ maxEntries: 0 })).toThrow(/maxEntries/);
+      for (const u of ['a', 'b', 'c']) await store.storage(makeSessionData({ userId: u }));
+      await store.heartbeat(makeSessionData({ userId: 'a' })); // a is now the newest
+      await store.storage(makeSessionData({ userId: 'd' })); // b, the oldest, goes
+      expect(store.size).toBe(3);
+      expect(store.evicted).toBe(1);
+      expect(await store.query('b')).toBeNull();
+      for (const u of ['a', 'c', 'd']) expect(await store.query(u)).not.toBeNull();
+      // rewriting a held entry never evicts
+      await store.storage(makeSessionData({ userId: 'c', settings: { k: 'v' } }));
+      expect([store.size, store.evicted]).toEqual([3, 1]);
+    } finally {
+      await store.close();
+    }
+  });
 });

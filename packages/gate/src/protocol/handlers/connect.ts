@@ -19,6 +19,8 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  *   levels 3/4 (3.1.1 has no way to tell a client a shorter keepalive; Mosquitto's
  *   max_keepalive does the same), and at level 5 is lowered to maxKeepalive and stated as
  *   Server Keep Alive (MQTT-3.2.2-21, -22);
+ * - levels 3/4: a Password without a User Name closes the connection without a CONNACK
+ *   (MQTT-3.1.2-22, MQTT-3.1.4-1); MQTT 5 allows it (MQTT 5.0 §3.1.2.9);
  * - a will message is accepted and dropped: a gate has no subscribers to deliver it to.
  *   Backends learn of a lost connection from the gate's `disconnect` event instead;
  * - the authenticate hook decides (return codes 4, 5; 3 if it fails; level 5: reason codes
@@ -35,6 +37,9 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
   // mqtt-packet strips the 0x80 "bridge" bit of a non-standard level (0x83, 0x84) and flags it.
   if ((packet as { bridgeMode?: boolean }).bridgeMode) return refuse(conn, 1, `unsupported protocol level ${level | 0x80} (MQTT-3.1.2-2)`);
   conn.protocolVersion = level;
+  if (level !== 5 && packet.password !== undefined && packet.username === undefined) {
+    return conn.destroy('CONNECT with a Password but no User Name (MQTT-3.1.2-22)');
+  }
   const props = packet.properties as ConnectProperties | undefined;
   if (level === 5) {
     conn.v5 = new Mqtt5State(props);
