@@ -30,12 +30,16 @@ import { gateService } from './session-service';
 import { listenTcp } from './wire/tcp';
 import { listenWebSocket } from './wire/websocket';
 import { trustedSet } from './wire/remote-address';
+import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
+import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
 /** Bound addresses of a started gate (useful with port 0). */
 export interface GateAddresses {
   tcp?: AddressInfo;
   websocket?: AddressInfo;
+  mqtts?: AddressInfo;
+  wss?: AddressInfo;
 }
 
 /** Reason sent to every client when the gate stops. */
@@ -54,6 +58,8 @@ export const STOP_REASON = 'server shutting down';
 export interface GateEvents extends SessionEvents {
   /** A StorageHandler call failed (the gate keeps running and retries writes). */
   storageError: [failure: StorageFailure];
+  /** The TLS certificates of a listener were reloaded (`error` set: the old ones stay). */
+  tlsReload: [result: TlsReload];
 }
 
 /**
@@ -85,6 +91,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly hooks: ProtocolHooks<GateSession>;
   private tcp: NetServer | undefined;
   private ws: HttpServer | undefined;
+  private secure: SecureListeners | undefined;
   private service: RpcServerHandle | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -125,16 +132,25 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
         serveGateService(gateService(runtime.sessions)),
       );
       const accept = (wire: Wire) => this.accept(wire);
-      if (this.options.tcp) this.tcp = await listenTcp(this.options.tcp, accept);
+      const trustedProxies = trustedSet(this.options.trustedProxies);
+      if (this.options.tcp) this.tcp = await listenTcp({ ...this.options.tcp, trustedProxies, headerTimeout: this.options.connectTimeout }, accept);
       if (this.options.websocket) {
         this.ws = await listenWebSocket(
           {
             ...this.options.websocket,
             maxPayload: this.options.maxPacketSize,
-            trustedProxies: trustedSet(this.options.trustedProxies),
+            trustedProxies,
           },
           accept,
         );
+      }
+      const { mqtts, wss, maxPacketSize } = this.options;
+      if (mqtts || wss) {
+        this.secure = await openSecureListeners({ mqtts, wss, maxPayload: maxPacketSize, trustedProxies }, accept, (r) => {
+          if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
+          else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
+          this.safeEmit('tlsReload', r);
+        });
       }
     } catch (err) {
       await this.stop();
@@ -199,6 +215,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const a = this.addresses();
     if (a.tcp) out.tcp = `${a.tcp.address}:${a.tcp.port}`;
     if (a.websocket) out.websocket = `${a.websocket.address}:${a.websocket.port}`;
+    if (a.mqtts) out.mqtts = `${a.mqtts.address}:${a.mqtts.port}`;
+    if (a.wss) out.wss = `${a.wss.address}:${a.wss.port}`;
     return out;
   }
 
@@ -207,7 +225,18 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return {
       tcp: this.tcp?.address() as AddressInfo | undefined,
       websocket: this.ws?.address() as AddressInfo | undefined,
+      mqtts: this.secure?.mqtts?.address() as AddressInfo | undefined,
+      wss: this.secure?.wss?.address() as AddressInfo | undefined,
     };
+  }
+
+  /**
+   * Re-reads the PEM files of the TLS listeners and uses them for new handshakes; open
+   * connections stay. Call it on SIGHUP (the `mqgate` command does). A listener whose new
+   * files fail keeps the old ones (see the `tlsReload` event). No TLS listener: `[]`.
+   */
+  reloadTls(): Promise<TlsReload[]> {
+    return this.secure ? this.secure.reloader.reload() : Promise.resolve([]);
   }
 
   /** Connected sessions: total, bound to a user, guests. */
@@ -289,6 +318,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       remoteAddress: conn.wire.remoteAddress,
       network: conn.wire.network,
       protocolVersion: conn.protocolVersion,
+      secure: conn.wire.secure === true,
+      certificate: conn.wire.certificate,
     });
     const toCode = (v: unknown): number =>
       v === true ? 0 : typeof v === 'object' && v !== null && (v as { returnCode?: number }).returnCode === 4 ? 4 : 5;
@@ -348,7 +379,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private async shutdown(): Promise<void> {
     this.phase = 'stopping';
-    const listeners = [this.tcp, this.ws].filter((s): s is NetServer | HttpServer => s !== undefined);
+    const listeners = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])].filter((s): s is NetServer | HttpServer => s !== undefined);
+    this.secure?.reloader.close();
     const closing = listeners.map((s) => (s.listening ? once(s, 'close') : Promise.resolve([])));
     for (const s of listeners) s.close();
     for (const conn of this.connections) {
@@ -369,6 +401,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();
+    this.secure?.wss?.closeAllConnections();
     await this.service?.close();
     await Promise.all(closing);
     if (this.sweep) clearInterval(this.sweep);
