@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { IConnectPacket } from 'mqtt-packet';
+import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
   gateCallTimeout,
@@ -30,6 +30,9 @@ import { gateService } from './session-service';
 import { listenTcp } from './wire/tcp';
 import { listenWebSocket } from './wire/websocket';
 import { trustedSet } from './wire/remote-address';
+import { closeInBatches } from './drain';
+import { GateMetrics } from './metrics';
+import { OpsServer, type Readiness } from './ops-server';
 import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
 import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
@@ -40,6 +43,8 @@ export interface GateAddresses {
   websocket?: AddressInfo;
   mqtts?: AddressInfo;
   wss?: AddressInfo;
+  /** The metrics / probes HTTP server (`metricsPort`). */
+  metrics?: AddressInfo;
 }
 
 /** Reason sent to every client when the gate stops. */
@@ -96,6 +101,15 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | undefined;
+  /** Prometheus metrics, with `metricsPort` only. */
+  readonly metrics: GateMetrics | undefined;
+  private ops: OpsServer | undefined;
+  /** Set once the listeners are bound / the transport is ready and the session service served. */
+  private listening = false;
+  private transportReady = false;
+  /** ms over which the stop closes the sessions: drainPeriod for drain(), 0 for stop(). */
+  private spread = 0;
+  private hurry: (() => void) | undefined;
 
   constructor(options: GateOptions = {}) {
     super();
@@ -105,6 +119,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       connected: (conn) => this.onConnected(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
     };
+    if (this.options.metricsPort !== false) {
+      const metrics = new GateMetrics({ connections: () => this.connections, counts: () => this.counts() }, this.options.metricsHandlerCap);
+      this.metrics = metrics;
+      this.hooks.traffic = metrics.traffic;
+      this.on('connect', () => metrics.connected());
+    }
   }
 
   /** Present once started when the gate has a StorageHandler. */
@@ -127,6 +147,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const runtime = this.buildRuntime(ctx);
     this.runtime = runtime;
     try {
+      if (this.metrics && this.options.metricsPort !== false) {
+        this.ops = new OpsServer(this.metrics.registry, () => this.readiness());
+        await this.ops.listen(this.options.metricsPort, this.options.metricsHost);
+      }
+      await ctx.transport.ready?.();
+      this.transportReady = true;
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
         serveGateService(gateService(runtime.sessions)),
@@ -152,6 +178,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
           this.safeEmit('tlsReload', r);
         });
       }
+      this.listening = true;
     } catch (err) {
       await this.stop();
       throw err;
@@ -166,10 +193,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const o = this.options;
     const transport = ctx.transport;
     const logger = o.logger ?? ctx.logger ?? silentLogger;
+    const m = this.metrics;
     let persistence: SessionPersistence | undefined;
     if (o.storage) {
       persistence = new SessionPersistence(
-        o.storage,
+        m ? m.observeStorage(o.storage) : o.storage,
         { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay },
         () => logger,
       );
@@ -196,8 +224,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       logger,
       emit: (event, ...args) => this.safeEmit(event, ...(args as GateEvents[typeof event])),
     });
-    const router = new Router(transport, o.handlerTimeout, logger);
-    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, (s, p) => router.route(s, p));
+    const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+    const route = (s: GateSession, p: IPublishPacket) => {
+      m?.topicSeen(p.topic);
+      return router.route(s, p);
+    };
+    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, route);
     return { transport, logger, sessions, persistence, router, scheduler };
   }
 
@@ -227,6 +259,18 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       websocket: this.ws?.address() as AddressInfo | undefined,
       mqtts: this.secure?.mqtts?.address() as AddressInfo | undefined,
       wss: this.secure?.wss?.address() as AddressInfo | undefined,
+      metrics: this.ops?.address(),
+    };
+  }
+
+  /** What `/readyz` reports: listeners bound, transport ready, storage reachable as last seen, not draining. */
+  readiness(): Readiness {
+    const servers = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])];
+    return {
+      listeners: this.listening && this.phase === 'running' && servers.every((s) => s === undefined || s.listening),
+      transport: this.transportReady && this.service !== undefined,
+      storage: this.metrics?.storageOk ?? true,
+      accepting: this.phase === 'running',
     };
   }
 
@@ -345,6 +389,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   private onClosed(conn: Conn, reason: string): void {
+    this.metrics?.connectionClosed(reason);
     if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
       const ip = conn.wire.remoteAddress;
       const n = (this.perIp.get(ip) ?? 1) - 1;
@@ -373,6 +418,20 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * connection, and withdraws the session service. Idempotent.
    */
   stop(): Promise<void> {
+    this.hurry?.(); // a stop during a drain closes the remaining sessions at once
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  /**
+   * A stop for rolling deploys: `/readyz` turns false at once, the listeners stop accepting,
+   * requests in flight finish (up to `stopTimeout` ms), then the sessions are kicked with
+   * `gate/kick` {"reason":"server shutting down"} in batches spread over `drainPeriod` ms,
+   * so that clients do not all reconnect at the same moment. `stop()` during a drain kicks
+   * the rest at once. Resolves when the gate has stopped; same promise as stop().
+   */
+  drain(): Promise<void> {
+    if (!this.stopped) this.spread = this.options.drainPeriod;
     this.stopped ??= this.shutdown();
     return this.stopped;
   }
@@ -397,7 +456,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       const flushed = r.persistence.flush(this.registry.all());
       await Promise.race([flushed, new Promise((done) => setTimeout(done, Math.min(2000, this.options.stopTimeout)).unref())]);
     }
-    if (r) for (const s of [...this.registry.all()]) r.sessions.kick(s, STOP_REASON);
+    const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
+    if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON), hurry);
+    this.hurry = undefined;
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();
@@ -405,6 +466,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     await this.service?.close();
     await Promise.all(closing);
     if (this.sweep) clearInterval(this.sweep);
+    await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');
   }

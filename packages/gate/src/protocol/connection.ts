@@ -4,6 +4,7 @@ import { encodeAck, encodePublishQos0, PINGRESP } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 import { State } from './state';
+import type { Traffic } from '../metrics';
 
 export { State } from './state';
 
@@ -18,6 +19,8 @@ export interface ProtocolHooks<S = unknown> {
   connected(conn: MqttConnection<S>): void;
   /** The connection is closed (called once). */
   closed(conn: MqttConnection<S>, reason: string): void;
+  /** Counters of bytes, packets and pauses, when the gate keeps metrics (see metrics.ts). */
+  traffic?: Traffic;
 }
 
 /**
@@ -99,6 +102,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** WireSink: bytes from the client. */
   data(chunk: Buffer): void {
     if (this.state === State.Closed) return;
+    if (this.hooks.traffic) this.hooks.traffic.bytesIn += chunk.length;
     if (this.held) {
       // Reading is paused: keep what the socket had already delivered, in order.
       this.held = Buffer.concat([this.held, chunk]);
@@ -141,6 +145,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   onPacket(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
     this.lastSeen = Date.now();
+    const t = this.hooks.traffic;
+    if (t) t.packetsIn[packet.cmd] = (t.packetsIn[packet.cmd] ?? 0) + 1;
     if (this.state === State.Connecting) {
       if (packet.cmd === 'connect') return this.close('second CONNECT (MQTT-3.1.0-2)');
       const pending = (this.pending ??= []);
@@ -212,11 +218,20 @@ export class MqttConnection<S = unknown> implements WireSink {
       return false;
     }
     this.wire.write(bytes);
+    if (this.hooks.traffic) this.hooks.traffic.bytesOut += bytes.length;
     return true;
   }
 
   /** Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription needed). */
   publish(topic: string, payload: Buffer): boolean {
+    const sent = this.publishQos0(topic, payload);
+    const t = this.hooks.traffic;
+    if (t && sent) t.sent++;
+    else if (t) t.dropped++;
+    return sent;
+  }
+
+  private publishQos0(topic: string, payload: Buffer): boolean {
     if (this.state !== State.Connected) return false;
     let bytes: Buffer;
     try {
@@ -230,6 +245,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   pause(): void {
     if (this.readPaused) return;
     this.readPaused = true;
+    if (this.hooks.traffic) this.hooks.traffic.pauses++;
     this.wire.pause();
   }
 
