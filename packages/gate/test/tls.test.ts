@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { ConnectInfo, TlsReload } from '@mqgate/gate';
+import type { RpcValue } from '@mqgate/rpc';
 import { makeTestPki, SERVER_CERT_EXTENSIONS, type TestPki } from '@mqgate/test-support';
 import { Connections } from './helpers/connections';
 import { request, startGate, type Harness } from './helpers/harness';
@@ -18,7 +19,7 @@ let mtls: Harness;
 const seen: ConnectInfo[] = [];
 const conns = new Connections();
 
-const echo = async (fn: string, args: unknown[]) => (fn === 'HD_echo' ? args[1] : null);
+const echo = async (fn: string, args: RpcValue[]): Promise<RpcValue> => (fn === 'HD_echo' ? args[1] : null);
 
 beforeAll(async () => {
   pki = makeTestPki();
