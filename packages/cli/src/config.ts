@@ -59,8 +59,9 @@ function check(f: Field, value: unknown, from: string): unknown {
   }
 }
 
-/** An env value as YAML scalar or list: `5000` → 5000, `true` → true, `[a, b]` → list, else the string. */
-function envValue(raw: string): unknown {
+/** An env value: kept as is for a string key; else a YAML scalar or list (`5000` → 5000, `true`, `[a, b]`). */
+function envValue(f: Field, raw: string): unknown {
+  if (f.kind.type === 'string' || f.kind.type === 'enum') return raw;
   try {
     return parseYaml(raw) ?? raw;
   } catch {
@@ -95,7 +96,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   const values = new Map<string, unknown>();
   for (const f of FIELDS) {
     const fromEnv = env[envName(f.key)];
-    if (fromEnv !== undefined && fromEnv !== '') values.set(f.key, check(f, envValue(fromEnv), ` (from ${envName(f.key)})`));
+    if (fromEnv !== undefined && fromEnv !== '') values.set(f.key, check(f, envValue(f, fromEnv), ` (from ${envName(f.key)})`));
     else if (raw.has(f.key) && raw.get(f.key) !== null) values.set(f.key, check(f, raw.get(f.key), ''));
     else if (f.default !== undefined) values.set(f.key, Array.isArray(f.default) ? [...f.default] : f.default);
   }

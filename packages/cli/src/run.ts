@@ -117,6 +117,9 @@ export async function runGate(c: Config): Promise<void> {
   );
 }
 
+/** A real dynamic import (ESM or CommonJS files): TypeScript's CommonJS output would turn `import()` into require(). */
+const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
 /**
  * Loads a module file: its default export (or `module.exports`) must be a defineModule(...) result.
  * @throws ConfigError naming the file when it cannot be loaded or exports something else.
@@ -124,7 +127,7 @@ export async function runGate(c: Config): Promise<void> {
 export async function loadModule(file: string): Promise<ModuleDefinition> {
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = (await importModule(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
     throw new ConfigError(`modules: cannot load ${file}: ${(err as Error).message}`);
   }

@@ -50,7 +50,7 @@ afterAll(async () => {
 const port = (g: Harness, which: 'mqtts' | 'wss') => g.gate.addresses()[which]!.port;
 
 /** The certificate a fresh handshake gets, and the ALPN protocol chosen. */
-async function handshake(p: number, alpn?: string[]): Promise<{ cert: PeerCertificate; alpn: string | false }> {
+async function handshake(p: number, alpn?: string[]): Promise<{ cert: PeerCertificate; alpn: string | false | null }> {
   const s = tlsConnect({ port: p, host: '127.0.0.1', servername: 'localhost', ca: pki.read(pki.caCert), ALPNProtocols: alpn });
   await once(s, 'secureConnect');
   const out = { cert: s.getPeerCertificate(), alpn: s.alpnProtocol };
