@@ -3,7 +3,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { IConnectPacket } from 'mqtt-packet';
+import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
   gateCallTimeout,
@@ -35,12 +35,21 @@ import { gateService } from './session-service';
 import { listenTcp } from './wire/tcp';
 import { listenWebSocket } from './wire/websocket';
 import { trustedSet } from './wire/remote-address';
+import { closeInBatches } from './drain';
+import { GateMetrics } from './metrics';
+import { OpsServer, type Readiness } from './ops-server';
+import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
+import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
 /** Bound addresses of a started gate (useful with port 0). */
 export interface GateAddresses {
   tcp?: AddressInfo;
   websocket?: AddressInfo;
+  mqtts?: AddressInfo;
+  wss?: AddressInfo;
+  /** The metrics / probes HTTP server (`metricsPort`). */
+  metrics?: AddressInfo;
 }
 
 /** Reason sent to every client when the gate stops. */
@@ -59,6 +68,8 @@ export const STOP_REASON = 'server shutting down';
 export interface GateEvents extends SessionEvents {
   /** A StorageHandler call failed (the gate keeps running and retries writes). */
   storageError: [failure: StorageFailure];
+  /** The TLS certificates of a listener were reloaded (`error` set: the old ones stay). */
+  tlsReload: [result: TlsReload];
 }
 
 /**
@@ -90,12 +101,22 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly hooks: ProtocolHooks<GateSession>;
   private tcp: NetServer | undefined;
   private ws: HttpServer | undefined;
+  private secure: SecureListeners | undefined;
   private service: RpcServerHandle | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | undefined;
   /** Replies and pushes dropped as larger than an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-25). */
   private droppedOversize = 0;
+  /** Prometheus metrics, with `metricsPort` only. */
+  readonly metrics: GateMetrics | undefined;
+  private ops: OpsServer | undefined;
+  /** Set once the listeners are bound / the transport is ready and the session service served. */
+  private listening = false;
+  private transportReady = false;
+  /** ms over which the stop closes the sessions: drainPeriod for drain(), 0 for stop(). */
+  private spread = 0;
+  private hurry: (() => void) | undefined;
 
   constructor(options: GateOptions = {}) {
     super();
@@ -106,6 +127,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       closed: (conn, reason) => this.onClosed(conn, reason),
       dropped: () => void this.droppedOversize++,
     };
+    if (this.options.metricsPort !== false) {
+      const metrics = new GateMetrics({ connections: () => this.connections, counts: () => this.counts() }, this.options.metricsHandlerCap);
+      this.metrics = metrics;
+      this.hooks.traffic = metrics.traffic;
+      this.on('connect', () => metrics.connected());
+    }
   }
 
   /** Present once started when the gate has a StorageHandler. */
@@ -128,22 +155,38 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const runtime = this.buildRuntime(ctx);
     this.runtime = runtime;
     try {
+      if (this.metrics && this.options.metricsPort !== false) {
+        this.ops = new OpsServer(this.metrics.registry, () => this.readiness());
+        await this.ops.listen(this.options.metricsPort, this.options.metricsHost);
+      }
+      await ctx.transport.ready?.();
+      this.transportReady = true;
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
         serveGateService(gateService(runtime.sessions)),
       );
       const accept = (wire: Wire) => this.accept(wire);
-      if (this.options.tcp) this.tcp = await listenTcp(this.options.tcp, accept);
+      const trustedProxies = trustedSet(this.options.trustedProxies);
+      if (this.options.tcp) this.tcp = await listenTcp({ ...this.options.tcp, trustedProxies, headerTimeout: this.options.connectTimeout }, accept);
       if (this.options.websocket) {
         this.ws = await listenWebSocket(
           {
             ...this.options.websocket,
             maxPayload: this.options.maxPacketSize,
-            trustedProxies: trustedSet(this.options.trustedProxies),
+            trustedProxies,
           },
           accept,
         );
       }
+      const { mqtts, wss, maxPacketSize } = this.options;
+      if (mqtts || wss) {
+        this.secure = await openSecureListeners({ mqtts, wss, maxPayload: maxPacketSize, trustedProxies }, accept, (r) => {
+          if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
+          else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
+          this.safeEmit('tlsReload', r);
+        });
+      }
+      this.listening = true;
     } catch (err) {
       await this.stop();
       throw err;
@@ -165,10 +208,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       maxSettingValueBytes: o.maxSettingValueBytes,
       maxSettingsBytes: o.maxSettingsBytes,
     };
+    const m = this.metrics;
     let persistence: SessionPersistence | undefined;
     if (o.storage) {
       persistence = new SessionPersistence(
-        o.storage,
+        m ? m.observeStorage(o.storage) : o.storage,
         { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits },
         () => logger,
       );
@@ -196,8 +240,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       limits,
       emit: (event, ...args) => this.safeEmit(event, ...(args as GateEvents[typeof event])),
     });
-    const router = new Router(transport, o.handlerTimeout, logger);
-    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, (s, p) => router.route(s, p));
+    const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+    const route = (s: GateSession, p: IPublishPacket) => {
+      m?.topicSeen(p.topic);
+      return router.route(s, p);
+    };
+    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, route);
     return { transport, logger, sessions, persistence, router, scheduler };
   }
 
@@ -215,6 +263,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const a = this.addresses();
     if (a.tcp) out.tcp = `${a.tcp.address}:${a.tcp.port}`;
     if (a.websocket) out.websocket = `${a.websocket.address}:${a.websocket.port}`;
+    if (a.mqtts) out.mqtts = `${a.mqtts.address}:${a.mqtts.port}`;
+    if (a.wss) out.wss = `${a.wss.address}:${a.wss.port}`;
     return out;
   }
 
@@ -223,7 +273,30 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return {
       tcp: this.tcp?.address() as AddressInfo | undefined,
       websocket: this.ws?.address() as AddressInfo | undefined,
+      mqtts: this.secure?.mqtts?.address() as AddressInfo | undefined,
+      wss: this.secure?.wss?.address() as AddressInfo | undefined,
+      metrics: this.ops?.address(),
     };
+  }
+
+  /** What `/readyz` reports: listeners bound, transport ready, storage reachable as last seen, not draining. */
+  readiness(): Readiness {
+    const servers = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])];
+    return {
+      listeners: this.listening && this.phase === 'running' && servers.every((s) => s === undefined || s.listening),
+      transport: this.transportReady && this.service !== undefined,
+      storage: this.metrics?.storageOk ?? true,
+      accepting: this.phase === 'running',
+    };
+  }
+
+  /**
+   * Re-reads the PEM files of the TLS listeners and uses them for new handshakes; open
+   * connections stay. Call it on SIGHUP (the `mqgate` command does). A listener whose new
+   * files fail keeps the old ones (see the `tlsReload` event). No TLS listener: `[]`.
+   */
+  reloadTls(): Promise<TlsReload[]> {
+    return this.secure ? this.secure.reloader.reload() : Promise.resolve([]);
   }
 
   /** Connected sessions: total, bound to a user, guests. */
@@ -319,6 +392,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       userProperties: conn.v5?.userProperties,
       authenticationMethod: method,
       authenticationData: packet.properties?.authenticationData,
+      secure: conn.wire.secure === true,
+      certificate: conn.wire.certificate,
     });
     const toCode = (v: unknown): ConnectVerdict => {
       if (v === true) return 0;
@@ -351,6 +426,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   private onClosed(conn: Conn, reason: string): void {
+    this.metrics?.connectionClosed(reason, conn.refused);
     if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
       const ip = conn.wire.remoteAddress;
       const n = (this.perIp.get(ip) ?? 1) - 1;
@@ -379,13 +455,28 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * connection, and withdraws the session service. Idempotent.
    */
   stop(): Promise<void> {
+    this.hurry?.(); // a stop during a drain closes the remaining sessions at once
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  /**
+   * A stop for rolling deploys: `/readyz` turns false at once, the listeners stop accepting,
+   * requests in flight finish (up to `stopTimeout` ms), then the sessions are kicked with
+   * `gate/kick` {"reason":"server shutting down"} in batches spread over `drainPeriod` ms,
+   * so that clients do not all reconnect at the same moment. `stop()` during a drain kicks
+   * the rest at once. Resolves when the gate has stopped; same promise as stop().
+   */
+  drain(): Promise<void> {
+    if (!this.stopped) this.spread = this.options.drainPeriod;
     this.stopped ??= this.shutdown();
     return this.stopped;
   }
 
   private async shutdown(): Promise<void> {
     this.phase = 'stopping';
-    const listeners = [this.tcp, this.ws].filter((s): s is NetServer | HttpServer => s !== undefined);
+    const listeners = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])].filter((s): s is NetServer | HttpServer => s !== undefined);
+    this.secure?.reloader.close();
     const closing = listeners.map((s) => (s.listening ? once(s, 'close') : Promise.resolve([])));
     for (const s of listeners) s.close();
     for (const conn of this.connections) {
@@ -402,13 +493,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       const flushed = r.persistence.flush(this.registry.all());
       await Promise.race([flushed, new Promise((done) => setTimeout(done, Math.min(2000, this.options.stopTimeout)).unref())]);
     }
-    if (r) for (const s of [...this.registry.all()]) r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown);
+    const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
+    if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
+    this.hurry = undefined;
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     if (this.ws) (this.ws as HttpServer).closeAllConnections();
+    this.secure?.wss?.closeAllConnections();
     await this.service?.close();
     await Promise.all(closing);
     if (this.sweep) clearInterval(this.sweep);
+    await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');
   }

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
+import type { TlsListenOptions } from './wire/tls';
+import type { ClientCertificate } from './wire/wire';
+
+export type { TlsListenOptions, PemSource } from './wire/tls';
+export type { ClientCertificate } from './wire/wire';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -23,6 +28,10 @@ export interface ConnectInfo {
   authenticationMethod?: string;
   /** MQTT 5: the CONNECT's Authentication Data (§3.1.2.11.10). */
   authenticationData?: Buffer;
+  /** True on the TLS listeners (`mqtts`, `wss`). */
+  secure: boolean;
+  /** The client certificate, when the listener has `requestCert` and the certificate was verified. */
+  certificate: ClientCertificate | undefined;
 }
 
 /**
@@ -43,12 +52,23 @@ export interface ListenOptions {
   host?: string;
 }
 
+/** The TCP listener: a {@link ListenOptions} that may expect a PROXY protocol header. */
+export interface TcpListenOptions extends ListenOptions {
+  /**
+   * Read a PROXY protocol v1 or v2 header (HAProxy, AWS NLB, nginx stream) before MQTT: the
+   * session's address is the one the header names. Believed only from `trustedProxies`; a
+   * header from any other peer closes the connection; a connection without one is taken
+   * as is. Default false.
+   */
+  proxyProtocol?: boolean;
+}
+
 /** Gate options. Every field is optional; defaults are in {@link DEFAULTS}. */
 export interface GateOptions {
   /** Node id of this gate; the `serverId` of its sessions. Default `gate@<16 random hex>` (mqant's form). */
   serverId?: string;
   /** MQTT over TCP listener, or `false` for none. Default `{ port: 3563 }` (mqant's convention). */
-  tcp?: ListenOptions | false;
+  tcp?: TcpListenOptions | false;
   /** MQTT over WebSocket listener (any path), or `false` for none. Default `{ port: 3653 }`. */
   websocket?: ListenOptions | false;
   /** ms a new connection has to send CONNECT before it is closed (MQTT-3.1.0-1 guard). Default 10 000 (mqant's OverTime). */
@@ -139,13 +159,29 @@ export interface GateOptions {
    * maxPacketSize so a reply holding the settings fits one packet. 0 = no limit. Default 49 152.
    */
   maxSettingsBytes?: number;
+  /** MQTT over TLS listener (mqtts; port 8883 by convention), or `false` for none. Default false. */
+  mqtts?: TlsListenOptions | false;
+  /** MQTT over secure WebSocket listener (wss), or `false` for none. Default false. */
+  wss?: TlsListenOptions | false;
+  /**
+   * Port of the HTTP server with `/metrics` (Prometheus text), `/healthz` and `/readyz`, or
+   * `false` for none. Default false (the `mqgate` command and the demo: 9563).
+   */
+  metricsPort?: number | false;
+  /** Interface the metrics server binds. Default: all interfaces. */
+  metricsHost?: string;
+  /** Handler names counted by name per module in metrics; further ones are counted as `other`. Default 50. */
+  metricsHandlerCap?: number;
+  /** ms over which `drain()` closes the connected clients, in batches. Default 10 000. */
+  drainPeriod?: number;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex'>> & {
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost'>> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
   userIndex: UserIndex | undefined;
+  metricsHost: string | undefined;
 };
 
 /** Every default in one place. */
@@ -179,6 +215,11 @@ export const DEFAULTS = {
   maxSettingKeyBytes: 256,
   maxSettingValueBytes: 16_384,
   maxSettingsBytes: 49_152,
+  mqtts: false,
+  wss: false,
+  metricsPort: false,
+  metricsHandlerCap: 50,
+  drainPeriod: 10_000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -193,6 +234,11 @@ function nonNegative(name: string, v: number): number {
 
 function upTo(name: string, v: number, max: number): number {
   if (v > max) throw new RangeError(`gate option ${name} must be at most ${max}, got ${v}`);
+  return v;
+}
+
+function port(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 65535) throw new RangeError(`gate option ${name} must be a port from 0 to 65535, got ${v}`);
   return v;
 }
 
@@ -237,5 +283,11 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxSettingKeyBytes: nonNegative('maxSettingKeyBytes', o.maxSettingKeyBytes ?? DEFAULTS.maxSettingKeyBytes),
     maxSettingValueBytes: nonNegative('maxSettingValueBytes', o.maxSettingValueBytes ?? DEFAULTS.maxSettingValueBytes),
     maxSettingsBytes: nonNegative('maxSettingsBytes', o.maxSettingsBytes ?? DEFAULTS.maxSettingsBytes),
+    mqtts: o.mqtts ? { ...o.mqtts } : DEFAULTS.mqtts,
+    wss: o.wss ? { ...o.wss } : DEFAULTS.wss,
+    metricsPort: o.metricsPort === undefined || o.metricsPort === false ? DEFAULTS.metricsPort : port('metricsPort', o.metricsPort),
+    metricsHost: o.metricsHost,
+    metricsHandlerCap: positive('metricsHandlerCap', o.metricsHandlerCap ?? DEFAULTS.metricsHandlerCap),
+    drainPeriod: nonNegative('drainPeriod', o.drainPeriod ?? DEFAULTS.drainPeriod),
   };
 }

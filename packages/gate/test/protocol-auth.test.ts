@@ -42,7 +42,7 @@ const openMqtt = (url: string, opts: mqtt.IClientOptions) => conns.mqtt(url, opt
 const openRaw = () => conns.raw(h.tcpPort);
 
 describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
-  test('the hook sees client id, user name, password (Buffer), remote address, network, level', async () => {
+  test('the hook sees client id, user name, password (Buffer), remote address, network, level, secure, certificate', async () => {
     const c = await openMqtt(h.tcpUrl, { ...mqttOpts(v), clientId: `auth-info-${v}`, username: 'alice', password: 's3cret' });
     expect(seen).toHaveLength(1);
     const info = seen[0];
@@ -53,6 +53,8 @@ describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
       remoteAddress: '127.0.0.1',
       network: 'tcp',
       protocolVersion: v,
+      secure: false,
+      certificate: undefined,
     });
     expect(Buffer.isBuffer(info.password)).toBe(true);
     expect(c.connected).toBe(true);

@@ -5,6 +5,7 @@ import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 import { ReasonCode, type Mqtt5State } from './mqtt5';
 import { State } from './state';
+import type { Traffic } from '../metrics';
 
 export { State } from './state';
 
@@ -23,6 +24,8 @@ export interface ProtocolHooks<S = unknown> {
   closed(conn: MqttConnection<S>, reason: string): void;
   /** A reply or push larger than the MQTT 5 client's Maximum Packet Size was dropped (MQTT-3.1.2-25). */
   dropped(conn: MqttConnection<S>, bytes: number): void;
+  /** Counters of bytes, packets and pauses, when the gate keeps metrics (see metrics.ts). */
+  traffic?: Traffic;
 }
 
 /** The authenticate hook's answer: a CONNACK reason code, or one with a Reason String for an MQTT 5 client. */
@@ -98,6 +101,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   session: S | undefined;
   /** Where client PUBLISHes go, set once connected. */
   requests: RequestSink | undefined;
+  /** The code of the CONNACK that refused this connection's CONNECT, once one was sent (for metrics). */
+  refused: { code: number; v5: boolean } | undefined;
   /** The MQTT 5 state, set by a level-5 CONNECT; undefined for 3.1 / 3.1.1. */
   v5: Mqtt5State | undefined;
 
@@ -122,6 +127,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** WireSink: bytes from the client. */
   data(chunk: Buffer): void {
     if (this.state === State.Closed) return;
+    if (this.hooks.traffic) this.hooks.traffic.bytesIn += chunk.length;
     if (this.held) {
       // Reading is paused: keep what the socket had already delivered, in order.
       this.held = Buffer.concat([this.held, chunk]);
@@ -168,6 +174,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   onPacket(packet: mqtt.Packet): void {
     if (this.state === State.Closed) return;
     this.lastSeen = Date.now();
+    const t = this.hooks.traffic;
+    if (t) t.packetsIn[packet.cmd] = (t.packetsIn[packet.cmd] ?? 0) + 1;
     if (this.state === State.Connecting) {
       if (packet.cmd === 'connect') return this.close('second CONNECT (MQTT-3.1.0-2)');
       // No DISCONNECT before a CONNACK (MQTT-3.14.0-1): these close without one.
@@ -192,6 +200,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.state === State.New && /protocol version/i.test(err.message)) {
       // A CONNECT at a protocol level mqtt-packet does not know (MQTT-3.1.2-2).
       this.send({ cmd: 'connack', returnCode: 1, sessionPresent: false });
+      this.refused = { code: 1, v5: false };
       return this.close('unsupported protocol level (MQTT-3.1.2-2)');
     }
     this.fail(ReasonCode.MalformedPacket, `malformed packet: ${err.message}`, 'destroy');
@@ -277,6 +286,7 @@ export class MqttConnection<S = unknown> implements WireSink {
       return false;
     }
     this.wire.write(bytes);
+    if (this.hooks.traffic) this.hooks.traffic.bytesOut += bytes.length;
     return true;
   }
 
@@ -287,6 +297,14 @@ export class MqttConnection<S = unknown> implements WireSink {
    * Returns false when nothing was written (closing, oversize, or not encodable).
    */
   publish(topic: string, payload: Buffer, props?: PublishProperties): boolean {
+    const sent = this.publishQos0(topic, payload, props);
+    const t = this.hooks.traffic;
+    if (t && sent) t.sent++;
+    else if (t) t.dropped++;
+    return sent;
+  }
+
+  private publishQos0(topic: string, payload: Buffer, props: PublishProperties | undefined): boolean {
     if (this.state !== State.Connected) return false;
     let bytes: Buffer;
     const v5 = this.v5;
@@ -305,6 +323,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   pause(): void {
     if (this.readPaused) return;
     this.readPaused = true;
+    if (this.hooks.traffic) this.hooks.traffic.pauses++;
     this.wire.pause();
   }
 

@@ -2,15 +2,21 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from '../options';
 import { normalizeIp } from './remote-address';
 import { corkForTick, type TickCorked } from './tick-cork';
-import type { Wire, WireSink } from './wire';
+import { readProxyHeader } from './proxy-protocol';
+import type { ClientCertificate, Wire, WireSink } from './wire';
 
 class TcpWire implements Wire, TickCorked {
   readonly network = 'tcp' as const;
   readonly remoteAddress: string;
   corked = false;
   tickBytes = 0;
-  constructor(private readonly socket: Socket) {
-    this.remoteAddress = normalizeIp(socket.remoteAddress);
+  constructor(
+    private readonly socket: Socket,
+    remoteAddress?: string,
+    readonly secure = false,
+    readonly certificate?: ClientCertificate,
+  ) {
+    this.remoteAddress = remoteAddress ?? normalizeIp(socket.remoteAddress);
   }
   get corkTarget(): Socket {
     return this.socket;
@@ -57,19 +63,53 @@ function onClose(this: SocketWithSink): void {
   this[SINK].closed(this[FAILURE]);
 }
 
+const NO_PROXIES: ReadonlySet<string> = new Set();
+
+/** How a TCP (or TLS) socket is read once it is known who the client is. */
+export interface SocketWiring {
+  /** The client's address when not the socket peer's (PROXY protocol). */
+  remoteAddress?: string;
+  secure?: boolean;
+  certificate?: ClientCertificate;
+  /** Bytes already read from the socket past a PROXY header: fed first. */
+  head?: Buffer;
+}
+
+/** Hands a connected socket to the gate: wraps it in a Wire and feeds its bytes to the returned sink. */
+export function wireSocket(socket: Socket, accept: (wire: Wire) => WireSink, how: SocketWiring = {}): void {
+  const state = socket as SocketWithSink;
+  state[SINK] = accept(new TcpWire(socket, how.remoteAddress, how.secure, how.certificate));
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  if (how.head && how.head.length > 0 && !socket.destroyed) state[SINK].data(how.head);
+}
+
+export interface TcpListenOptions extends ListenOptions {
+  /** Read a PROXY protocol v1/v2 header first (believed only from `trustedProxies`). */
+  proxyProtocol?: boolean;
+  trustedProxies?: ReadonlySet<string>;
+  /** ms a connection has to send its PROXY header. */
+  headerTimeout?: number;
+}
+
 /**
  * Listens for MQTT over TCP. `accept` is called for every socket and returns the sink that
- * reads it. (A PROXY protocol header is not understood; put TCP clients behind an L4
- * balancer that keeps the source address, or use WebSocket with X-Forwarded-For.)
+ * reads it. With `proxyProtocol`, a PROXY header from a trusted proxy sets the client's
+ * address (see proxy-protocol.ts).
  */
-export function listenTcp(opts: ListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
+export function listenTcp(opts: TcpListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
   const server = createServer({ noDelay: true }, (socket) => {
-    const state = socket as SocketWithSink;
-    state[SINK] = accept(new TcpWire(socket));
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('close', onClose);
+    if (!opts.proxyProtocol) return wireSocket(socket, accept);
+    readProxyHeader(socket, opts.trustedProxies ?? NO_PROXIES, opts.headerTimeout ?? 10_000, (found) =>
+      wireSocket(socket, accept, found),
+    );
   });
+  return listenOn(server, opts);
+}
+
+/** Binds a server; rejects on a listen error (EADDRINUSE...), ignores later accept errors. */
+export function listenOn<S extends Server>(server: S, opts: ListenOptions): Promise<S> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

@@ -1,10 +1,13 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
 import { corkForTick, type TickCorked } from './tick-cork';
-import type { Wire, WireSink } from './wire';
+import { verifiedCertificate } from './tls';
+import type { ClientCertificate, Wire, WireSink } from './wire';
 
 const SEND_BINARY = { binary: true, compress: false, fin: true } as const;
 
@@ -21,6 +24,8 @@ class WebSocketWire implements Wire, TickCorked {
     private readonly socket: Duplex,
     readonly remoteAddress: string,
     readonly userAgent: string | undefined,
+    readonly secure = false,
+    readonly certificate?: ClientCertificate,
   ) {}
   get corkTarget(): Duplex {
     return this.socket;
@@ -57,6 +62,8 @@ export interface WebSocketListenOptions extends ListenOptions {
   maxPayload: number;
   /** Peers whose X-Forwarded-For is believed. */
   trustedProxies: ReadonlySet<string>;
+  /** Serve wss: HTTPS with these options (see wire/tls.ts) instead of plain HTTP. */
+  tls?: HttpsOptions;
 }
 
 /**
@@ -66,10 +73,12 @@ export interface WebSocketListenOptions extends ListenOptions {
  * Plain HTTP requests get 426 Upgrade Required.
  */
 export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
-  const http = createServer((_req, res) => {
+  const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
     res.end('MQTT over WebSocket: connect with a WebSocket client (subprotocol "mqtt")\n');
-  });
+  };
+  const http: Server = opts.tls ? createHttpsServer(opts.tls, upgradeRequired) : createServer(upgradeRequired);
+  if (opts.tls) http.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
   const wss = new WebSocketServer({
     server: http,
     maxPayload: opts.maxPayload,
@@ -83,7 +92,8 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
   wss.on('connection', (ws, req) => {
     const ip = resolveRemoteAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], opts.trustedProxies);
     const ua = req.headers['user-agent'];
-    const wire = new WebSocketWire(ws, req.socket, ip, ua);
+    const certificate = opts.tls ? verifiedCertificate(req.socket as TLSSocket) : undefined;
+    const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate);
     const sink = accept(wire);
     let failure: Error | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -1,3 +1,14 @@
+/** The verified client certificate of a TLS connection (only when `requestCert` and verified). */
+export interface ClientCertificate {
+  /** Subject fields, e.g. `{ CN: 'device-17', O: 'acme' }` (node's PeerCertificate.subject). */
+  subject: Record<string, string>;
+  /** Issuer fields. */
+  issuer: Record<string, string>;
+  /** SHA-256 fingerprint, `AA:BB:...`. */
+  fingerprint256: string;
+  serialNumber: string;
+}
+
 /**
  * One client byte stream, whatever carries it. The TCP and WebSocket listeners adapt
  * their sockets to this; the MQTT connection knows nothing else about them.
@@ -9,6 +20,10 @@ export interface Wire {
   readonly remoteAddress: string;
   /** HTTP User-Agent of a WebSocket client (mqant stores it in Settings["User-Agent"]). */
   readonly userAgent?: string;
+  /** True on the TLS listeners (mqtts, wss). */
+  readonly secure?: boolean;
+  /** The client's verified certificate (TLS listeners with `requestCert`). */
+  readonly certificate?: ClientCertificate;
   /** Writes one whole MQTT packet (one WebSocket frame per packet). */
   write(packet: Buffer): void;
   /**

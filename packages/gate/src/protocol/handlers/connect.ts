@@ -146,5 +146,6 @@ function refuse(conn: MqttConnection, code: number, reason: string): void {
   } else {
     conn.send({ cmd: 'connack', returnCode: code, sessionPresent: false });
   }
+  conn.refused = { code, v5: conn.v5 !== undefined };
   conn.close(reason);
 }

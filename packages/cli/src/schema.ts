@@ -1,0 +1,111 @@
+import { DEFAULTS } from '@mqgate/gate';
+
+/** What a config value may be. */
+export type Kind =
+  | { type: 'int'; min: number; max: number }
+  | { type: 'bool' }
+  | { type: 'string'; maxLength?: number }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'strings'; maxItems: number };
+
+/** One key of the config file, e.g. `gate.maxConnections`. */
+export interface Field {
+  key: string;
+  kind: Kind;
+  /** Default when absent (undefined: unset). */
+  default?: unknown;
+  doc: string;
+  /** Masked by --print-config. */
+  secret?: boolean;
+}
+
+const MS = { type: 'int', min: 1, max: 2 ** 31 - 1 } as const;
+const COUNT = { type: 'int', min: 0, max: 2 ** 31 - 1 } as const;
+const PORT = { type: 'int', min: 0, max: 65535 } as const;
+const BOOL = { type: 'bool' } as const;
+const STR = { type: 'string', maxLength: 4096 } as const;
+const LIST = { type: 'strings', maxItems: 1000 } as const;
+
+/** Gate options taken as they are from the config's `gate:` section (name, kind, doc); defaults are the gate's own DEFAULTS. */
+const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
+  ['connectTimeout', MS, 'ms a new connection has to send CONNECT'],
+  ['maxIdle', MS, 'ms of silence after which a keepalive-0 client is closed'],
+  ['maxKeepalive', { type: 'int', min: 0, max: 65535 }, 'largest keepalive a CONNECT may ask for, s (0: any)'],
+  ['maxPacketSize', { type: 'int', min: 1, max: 268_435_455 }, 'largest packet accepted, bytes'],
+  ['maxBufferedBytes', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'unsent bytes per connection before it is closed as a slow consumer'],
+  ['maxConnections', COUNT, 'open connections cap (0: none)'],
+  ['maxConnectionsPerIp', COUNT, 'open connections per client address cap (0: none)'],
+  ['maxInflight', { type: 'int', min: 1, max: 10_000 }, 'requests running at once per connection'],
+  ['ordered', BOOL, 'one request at a time per session, in order'],
+  ['handlerTimeout', MS, 'ms a module handler has before the client gets a deadline error'],
+  ['maxQos2Pending', { type: 'int', min: 1, max: 65535 }, 'QoS 2 ids held per connection'],
+  ['trustedProxies', LIST, 'peers whose X-Forwarded-For / PROXY header is believed (exact IPs)'],
+  ['stopTimeout', MS, 'ms a stop waits for requests in flight'],
+  ['heartbeatInterval', MS, 'ms between storage heartbeats of a bound session'],
+  ['deleteOnUnbind', BOOL, 'delete stored sessions on every unbind'],
+  ['storageRetryDelay', MS, 'ms before the first retry of a failed store write'],
+  ['storageRetryMaxDelay', MS, 'ms, longest wait between store write retries'],
+  ['metricsHandlerCap', { type: 'int', min: 1, max: 1000 }, 'handler names per module in metrics labels, then "other"'],
+  ['drainPeriod', { type: 'int', min: 0, max: 2 ** 31 - 1 }, 'ms over which a drain (SIGTERM) closes the clients, in batches'],
+];
+
+/** Every key of a `mqgate gate` / `mqgate modules` config file, with kind, default and meaning. */
+export const FIELDS: Field[] = [
+  { key: 'transport.type', kind: { type: 'enum', values: ['redis'] }, default: 'redis', doc: 'how the gate and the modules talk' },
+  { key: 'transport.url', kind: STR, doc: 'Redis URL (required), e.g. redis://127.0.0.1:6379', secret: true },
+  { key: 'transport.prefix', kind: STR, default: 'mqgate:', doc: 'prefix of every Redis key and channel' },
+  { key: 'transport.timeout', kind: MS, default: 10_000, doc: 'ms, default deadline of every call' },
+  { key: 'transport.registryTtl', kind: { type: 'int', min: 100, max: 2 ** 31 - 1 }, default: 20_000, doc: 'ms a server stays registered without a refresh' },
+  { key: 'serverId', kind: STR, doc: 'node id of the gate (default gate@<random>)' },
+  { key: 'tcp.enabled', kind: BOOL, default: true, doc: 'MQTT over TCP listener' },
+  { key: 'tcp.port', kind: PORT, default: 3563, doc: 'its port' },
+  { key: 'tcp.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'tcp.proxyProtocol', kind: BOOL, default: false, doc: 'expect PROXY protocol v1/v2 headers from trustedProxies' },
+  { key: 'websocket.enabled', kind: BOOL, default: true, doc: 'MQTT over WebSocket listener' },
+  { key: 'websocket.port', kind: PORT, default: 3653, doc: 'its port' },
+  { key: 'websocket.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'mqtts.enabled', kind: BOOL, default: false, doc: 'MQTT over TLS listener (needs tls.key and tls.cert)' },
+  { key: 'mqtts.port', kind: PORT, default: 8883, doc: 'its port' },
+  { key: 'mqtts.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'wss.enabled', kind: BOOL, default: false, doc: 'MQTT over secure WebSocket listener (needs tls.key and tls.cert)' },
+  { key: 'wss.port', kind: PORT, default: 8084, doc: 'its port' },
+  { key: 'wss.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'tls.key', kind: STR, doc: 'PEM file of the private key (relative to the config file)' },
+  { key: 'tls.cert', kind: STR, doc: 'PEM file of the certificate chain' },
+  { key: 'tls.ca', kind: LIST, doc: 'PEM files of the CAs client certificates must chain to' },
+  { key: 'tls.passphrase', kind: STR, doc: 'passphrase of an encrypted key', secret: true },
+  { key: 'tls.requestCert', kind: BOOL, default: false, doc: 'ask clients for a certificate (its subject reaches authentication)' },
+  { key: 'tls.watch', kind: BOOL, default: true, doc: 'reload the PEM files when they change (SIGHUP always reloads)' },
+  { key: 'metrics.enabled', kind: BOOL, default: true, doc: '/metrics, /healthz, /readyz server' },
+  { key: 'metrics.port', kind: PORT, default: 9563, doc: 'its port' },
+  { key: 'metrics.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'storage.type', kind: { type: 'enum', values: ['memory', 'redis'] }, default: 'redis', doc: 'where sessions of bound users are kept' },
+  { key: 'storage.url', kind: STR, doc: 'Redis URL of the storage (default: transport.url)', secret: true },
+  { key: 'storage.ttl', kind: MS, default: 86_400_000, doc: 'ms a stored session lives' },
+  { key: 'duplicateLogin.policy', kind: { type: 'enum', values: ['allow', 'kick-old', 'reject-new'] }, default: 'allow', doc: 'what a second login of a user does' },
+  { key: 'duplicateLogin.maxSessionsPerUser', kind: { type: 'int', min: 1, max: 1_000_000 }, doc: 'cap of sessions per user' },
+  ...GATE_KEYS.map(([name, kind, doc]): Field => ({ key: `gate.${name}`, kind, default: DEFAULTS[name], doc })),
+  { key: 'modules', kind: LIST, doc: '`mqgate modules`: JS files default-exporting defineModule(...), relative to the config file' },
+  { key: 'log.level', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino level' },
+];
+
+/** `gate.maxConnections` → `MQGATE_GATE_MAX_CONNECTIONS`. */
+export function envName(key: string): string {
+  return `MQGATE_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+}
+
+/** What a kind accepts, for error messages and the README. */
+export function describeKind(k: Kind): string {
+  switch (k.type) {
+    case 'int':
+      return `an integer from ${k.min} to ${k.max}`;
+    case 'bool':
+      return 'true or false';
+    case 'string':
+      return 'a string';
+    case 'enum':
+      return `one of ${k.values.join(', ')}`;
+    case 'strings':
+      return `a list of strings (at most ${k.maxItems})`;
+  }
+}

@@ -1,0 +1,54 @@
+import type { Server as HttpsServer } from 'node:https';
+import type { Server as NetServer } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import { listenTls, loadCredentials, serverTlsOptions, TlsReloader, type TlsListenOptions, type TlsReload } from './tls';
+import { listenWebSocket } from './websocket';
+import type { Wire, WireSink } from './wire';
+
+/** The gate's TLS listeners (mqtts, wss) and what reloads their certificates. */
+export interface SecureListeners {
+  mqtts: TlsServer | undefined;
+  wss: HttpsServer | undefined;
+  reloader: TlsReloader;
+  servers(): NetServer[];
+}
+
+export interface SecureListenConfig {
+  mqtts: TlsListenOptions | false;
+  wss: TlsListenOptions | false;
+  /** Largest WebSocket message, bytes (the gate's maxPacketSize). */
+  maxPayload: number;
+  trustedProxies: ReadonlySet<string>;
+}
+
+/**
+ * Opens the TLS listeners that are configured (none: both undefined).
+ * @throws Error when a PEM file cannot be read or a port cannot be bound (what was opened is closed).
+ */
+export async function openSecureListeners(
+  o: SecureListenConfig,
+  accept: (wire: Wire) => WireSink,
+  report: (r: TlsReload) => void,
+): Promise<SecureListeners> {
+  let mqtts: TlsServer | undefined;
+  let wss: HttpsServer | undefined;
+  try {
+    if (o.mqtts) mqtts = await listenTls(o.mqtts, accept);
+    if (o.wss) {
+      const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true));
+      wss = (await listenWebSocket({ ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls }, accept)) as HttpsServer;
+    }
+  } catch (err) {
+    mqtts?.close();
+    throw err;
+  }
+  const listeners = [];
+  if (mqtts && o.mqtts) listeners.push({ name: 'mqtts' as const, options: o.mqtts, server: mqtts });
+  if (wss && o.wss) listeners.push({ name: 'wss' as const, options: o.wss, server: wss });
+  return {
+    mqtts,
+    wss,
+    reloader: new TlsReloader(listeners, report),
+    servers: () => [mqtts, wss].filter((s): s is TlsServer | HttpsServer => s !== undefined),
+  };
+}

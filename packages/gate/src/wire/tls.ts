@@ -1,0 +1,176 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { createServer, createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { ListenOptions } from '../options';
+import { listenOn, wireSocket } from './tcp';
+import type { ClientCertificate, Wire, WireSink } from './wire';
+
+/** PEM material: a file path (read at start and on reload), or the PEM bytes themselves. */
+export type PemSource = string | Buffer;
+
+/** A TLS listener: where to listen, and its key, certificate and client-certificate policy. */
+export interface TlsListenOptions extends ListenOptions {
+  /** Private key, PEM (path or bytes). Required. */
+  key: PemSource;
+  /** Certificate chain, PEM (path or bytes). Required. */
+  cert: PemSource;
+  /** CA certificates that client certificates must chain to (with `requestCert`). Default: Node's bundled roots. */
+  ca?: PemSource | PemSource[];
+  /** Passphrase of an encrypted key. */
+  passphrase?: string;
+  /**
+   * Ask clients for a certificate; its verified subject reaches the authenticate hook as
+   * `ConnectInfo.certificate`. Default false.
+   */
+  requestCert?: boolean;
+  /** With `requestCert`: refuse, in the handshake, clients without a valid certificate. Default true. */
+  rejectUnauthorized?: boolean;
+  /** Reload the PEM files when one changes (fs.watch on their folders). Default true (no effect for bytes). */
+  watch?: boolean;
+}
+
+/** ALPN protocol offered on mqtts (IANA registry: "mqtt"); clients offering none are accepted too. */
+export const ALPN_PROTOCOLS = ['mqtt'];
+
+function paths(o: TlsListenOptions): string[] {
+  const all = [o.key, o.cert, ...(o.ca === undefined ? [] : Array.isArray(o.ca) ? o.ca : [o.ca])];
+  return all.filter((p): p is string => typeof p === 'string').map((p) => resolvePath(p));
+}
+
+/**
+ * Reads the PEM files of a TLS listener (sync at start, async on reload) into the options of
+ * a secure context, and checks them by building one.
+ * @throws Error naming the file when one cannot be read, or when key and certificate do not make a context.
+ */
+export async function loadCredentials(o: TlsListenOptions, sync = false): Promise<SecureContextOptions> {
+  const read = async (p: PemSource): Promise<Buffer> => {
+    if (typeof p !== 'string') return p;
+    try {
+      return sync ? readFileSync(p) : await readFile(p);
+    } catch (err) {
+      throw new Error(`cannot read TLS file ${p}: ${(err as Error).message}`);
+    }
+  };
+  const ca = o.ca === undefined ? undefined : await Promise.all((Array.isArray(o.ca) ? o.ca : [o.ca]).map(read));
+  const ctx: SecureContextOptions = { key: await read(o.key), cert: await read(o.cert), ca, passphrase: o.passphrase };
+  try {
+    createSecureContext(ctx);
+  } catch (err) {
+    throw new Error(`TLS key/certificate of port ${o.port} rejected: ${(err as Error).message}`);
+  }
+  return ctx;
+}
+
+/** The subject and fingerprint of a socket's client certificate, when it was verified. */
+export function verifiedCertificate(socket: TLSSocket): ClientCertificate | undefined {
+  if (!socket.authorized) return undefined;
+  const c = socket.getPeerCertificate();
+  if (!c || !c.subject) return undefined;
+  return {
+    subject: { ...(c.subject as unknown as Record<string, string>) },
+    issuer: { ...(c.issuer as unknown as Record<string, string>) },
+    fingerprint256: c.fingerprint256,
+    serialNumber: c.serialNumber,
+  };
+}
+
+/** Server options of a TLS listener from its loaded credentials. */
+export function serverTlsOptions(o: TlsListenOptions, ctx: SecureContextOptions): SecureContextOptions & Record<string, unknown> {
+  return {
+    ...ctx,
+    requestCert: o.requestCert ?? false,
+    rejectUnauthorized: o.requestCert ? (o.rejectUnauthorized ?? true) : false,
+    ALPNProtocols: ALPN_PROTOCOLS,
+  };
+}
+
+/**
+ * MQTT over TLS (mqtts, conventionally port 8883): every TLS socket, once its handshake is
+ * done, is read like a TCP one.
+ * @throws Error when the files cannot be read or the port cannot be bound.
+ */
+export async function listenTls(o: TlsListenOptions, accept: (wire: Wire) => WireSink): Promise<TlsServer> {
+  const ctx = await loadCredentials(o, true);
+  const server = createServer(serverTlsOptions(o, ctx), (socket) => {
+    socket.setNoDelay(true);
+    wireSocket(socket, accept, { secure: true, certificate: verifiedCertificate(socket) });
+  });
+  // A failed handshake (bad client certificate, plain MQTT on the TLS port) only loses that socket.
+  server.on('tlsClientError', (_err, socket) => socket.destroy());
+  return listenOn(server, o);
+}
+
+/** What a reload of one listener did. */
+export interface TlsReload {
+  listener: 'mqtts' | 'wss';
+  /** Set when the new files were not taken (the old certificate stays in use). */
+  error?: string;
+}
+
+/**
+ * Keeps the certificates of the TLS listeners current: `reload()` (on SIGHUP, say) re-reads
+ * every listener's files and swaps them in with `setSecureContext`; connections already open
+ * keep their session, new handshakes get the new certificate. With `watch`, a change of a
+ * file (written in place or renamed over) reloads after 100 ms of quiet.
+ */
+export class TlsReloader {
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listeners: { name: 'mqtts' | 'wss'; options: TlsListenOptions; server: TlsServer | HttpsServer }[],
+    private readonly report: (r: TlsReload) => void,
+  ) {
+    const folders = new Map<string, Set<string>>();
+    for (const l of listeners) {
+      if (l.options.watch === false) continue;
+      for (const p of paths(l.options)) {
+        const names = folders.get(dirname(p)) ?? new Set<string>();
+        names.add(basename(p));
+        folders.set(dirname(p), names);
+      }
+    }
+    for (const [folder, names] of folders) {
+      try {
+        const w = watch(folder, { persistent: false }, (_event, file) => {
+          if (file === null || names.has(String(file))) this.soon();
+        });
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch {
+        // a folder that cannot be watched: SIGHUP / reload() still work
+      }
+    }
+  }
+
+  private soon(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.reload(), 100);
+    this.timer.unref();
+  }
+
+  /** Re-reads every listener's files; a listener whose new files fail keeps its old ones. */
+  async reload(): Promise<TlsReload[]> {
+    const results = await Promise.all(
+      this.listeners.map(async (l): Promise<TlsReload> => {
+        try {
+          const ctx = await loadCredentials(l.options);
+          l.server.setSecureContext(serverTlsOptions(l.options, ctx));
+          return { listener: l.name };
+        } catch (err) {
+          return { listener: l.name, error: (err as Error).message };
+        }
+      }),
+    );
+    for (const r of results) this.report(r);
+    return results;
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    for (const w of this.watchers) w.close();
+    this.watchers.length = 0;
+  }
+}
