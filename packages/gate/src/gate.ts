@@ -1,56 +1,35 @@
-// A little over 400 lines on purpose: the Gate class is the one lifecycle (start, accept, authenticate,
-// connect, stop) and its public API; the protocol, routing and session work live in their own files.
-import { EventEmitter, once } from 'node:events';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
+import { EventEmitter } from 'node:events';
+import type { IConnectPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
-  gateCallTimeout,
-  gateClient,
-  liveGatesOf,
   serveGateService,
-  silentLogger,
   type AppComponent,
   type AppContext,
-  type Logger,
   type Mqtt5PushProperties,
   type RpcServerHandle,
-  type RpcTransport,
   type SessionCounts,
   type SessionData,
 } from '@mqgate/rpc';
+import { closeInBatches } from './drain';
+import { GateListeners, type GateAddresses } from './gate-listeners';
+import { buildRuntime, type GateRuntime } from './gate-runtime';
+import { GateMetrics } from './metrics';
+import { OpsServer, type Readiness } from './ops-server';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
 import { MqttConnection, type ConnectVerdict, type ProtocolHooks } from './protocol/connection';
 import { ReasonCode } from './protocol/mqtt5';
 import { State } from './protocol/state';
-import { RequestScheduler } from './request-scheduler';
-import { Router, type RouterStats } from './router';
+import type { RouterStats } from './router';
 import { GateSession } from './session';
-import type { SessionLimits } from './session-limits';
-import { SessionManager, type SessionEvents, type UserIndexLink } from './session-manager';
+import type { SessionEvents } from './session-manager';
+import type { SessionPersistence, StorageFailure, StorageStats } from './session-persistence';
 import { SessionRegistry } from './session-registry';
-import { SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
 import { gateService } from './session-service';
-import { listenTcp } from './wire/tcp';
-import { listenWebSocket } from './wire/websocket';
-import { trustedSet } from './wire/remote-address';
-import { closeInBatches } from './drain';
-import { GateMetrics } from './metrics';
-import { OpsServer, type Readiness } from './ops-server';
-import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
 import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
-/** Bound addresses of a started gate (useful with port 0). */
-export interface GateAddresses {
-  tcp?: AddressInfo;
-  websocket?: AddressInfo;
-  mqtts?: AddressInfo;
-  wss?: AddressInfo;
-  /** The metrics / probes HTTP server (`metricsPort`). */
-  metrics?: AddressInfo;
-}
+export type { GateAddresses } from './gate-listeners';
+
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
@@ -72,18 +51,6 @@ export interface GateEvents extends SessionEvents {
   tlsReload: [result: TlsReload];
 }
 
-/**
- * What a started gate works with, built once at `start(ctx)` with every dependency known
- * (the transport, the logger, the user index), and never changed afterwards.
- */
-interface GateRuntime {
-  readonly transport: RpcTransport;
-  readonly logger: Logger;
-  readonly sessions: SessionManager;
-  readonly persistence: SessionPersistence | undefined;
-  readonly router: Router;
-  readonly scheduler: RequestScheduler;
-}
 
 type Conn = MqttConnection<GateSession>;
 
@@ -99,9 +66,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   /** Open connections per client address (only with maxConnectionsPerIp). */
   private readonly perIp = new Map<string, number>();
   private readonly hooks: ProtocolHooks<GateSession>;
-  private tcp: NetServer | undefined;
-  private ws: HttpServer | undefined;
-  private secure: SecureListeners | undefined;
+  private readonly endpoints = new GateListeners();
   private service: RpcServerHandle | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -152,7 +117,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   async start(ctx: AppContext): Promise<void> {
     if (this.phase !== 'new') throw new Error(`gate ${this.serverId} cannot start: it is ${this.phase}`);
     this.phase = 'running';
-    const runtime = this.buildRuntime(ctx);
+    const runtime = buildRuntime({
+      options: this.options,
+      ctx,
+      serverId: this.serverId,
+      registry: this.registry,
+      metrics: this.metrics,
+      emit: (event, ...args) => this.safeEmit(event, ...args),
+    });
     this.runtime = runtime;
     try {
       if (this.metrics && this.options.metricsPort !== false) {
@@ -165,27 +137,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
         serveGateService(gateService(runtime.sessions)),
       );
-      const accept = (wire: Wire) => this.accept(wire);
-      const trustedProxies = trustedSet(this.options.trustedProxies);
-      if (this.options.tcp) this.tcp = await listenTcp({ ...this.options.tcp, trustedProxies, headerTimeout: this.options.connectTimeout }, accept);
-      if (this.options.websocket) {
-        this.ws = await listenWebSocket(
-          {
-            ...this.options.websocket,
-            maxPayload: this.options.maxPacketSize,
-            trustedProxies,
-          },
-          accept,
-        );
-      }
-      const { mqtts, wss, maxPacketSize } = this.options;
-      if (mqtts || wss) {
-        this.secure = await openSecureListeners({ mqtts, wss, maxPayload: maxPacketSize, trustedProxies }, accept, (r) => {
-          if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
-          else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
-          this.safeEmit('tlsReload', r);
-        });
-      }
+      await this.endpoints.open(this.options, (wire) => this.accept(wire), (r) => {
+        if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
+        else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
+        this.safeEmit('tlsReload', r);
+      });
       this.listening = true;
     } catch (err) {
       await this.stop();
@@ -194,59 +150,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const period = Math.max(10, Math.min(500, this.options.connectTimeout / 4, this.options.maxIdle / 4));
     this.sweep = setInterval(() => this.checkTimers(), period);
     this.sweep.unref();
-    runtime.logger.info({ serverId: this.serverId, ...this.describeAddresses() }, 'gate listening');
-  }
-
-  private buildRuntime(ctx: AppContext): GateRuntime {
-    const o = this.options;
-    const transport = ctx.transport;
-    const logger = o.logger ?? ctx.logger ?? silentLogger;
-    const limits: SessionLimits = {
-      maxUserIdBytes: o.maxUserIdBytes,
-      maxSettings: o.maxSettings,
-      maxSettingKeyBytes: o.maxSettingKeyBytes,
-      maxSettingValueBytes: o.maxSettingValueBytes,
-      maxSettingsBytes: o.maxSettingsBytes,
-    };
-    const m = this.metrics;
-    let persistence: SessionPersistence | undefined;
-    if (o.storage) {
-      persistence = new SessionPersistence(
-        m ? m.observeStorage(o.storage) : o.storage,
-        { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits },
-        () => logger,
-      );
-      persistence.on('storageError', (f) => this.safeEmit('storageError', f));
-    }
-    const users: UserIndexLink = {
-      index: o.userIndex ?? ctx.userIndex,
-      policy: o.duplicateLogin,
-      liveGates: () => {
-        const gates = liveGatesOf(transport.servers(GATE_MODULE_TYPE));
-        return gates.some((g) => g.serverId === this.serverId) ? gates : [...gates, { serverId: this.serverId, startedAt: 0 }];
-      },
-      // Bounded: a crashed gate the registry still lists must not hold the new bind past its deadline.
-      kickRemote: (loc, reason) =>
-        gateClient(transport, loc.serverId, { timeout: gateCallTimeout(transport) })
-          .close(loc.sessionId, reason)
-          .catch(() => undefined),
-    };
-    const sessions = new SessionManager({
-      registry: this.registry,
-      users,
-      persistence,
-      deleteOnUnbind: o.deleteOnUnbind,
-      logger,
-      limits,
-      emit: (event, ...args) => this.safeEmit(event, ...(args as GateEvents[typeof event])),
-    });
-    const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
-    const route = (s: GateSession, p: IPublishPacket) => {
-      m?.topicSeen(p.topic);
-      return router.route(s, p);
-    };
-    const scheduler = new RequestScheduler(o.maxInflight, o.ordered, route);
-    return { transport, logger, sessions, persistence, router, scheduler };
+    runtime.logger.info({ serverId: this.serverId, ...this.endpoints.describe() }, 'gate listening');
   }
 
   /** Emits an event; a listener's exception must not escape into a socket callback and end the process. */
@@ -258,32 +162,15 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     }
   }
 
-  private describeAddresses(): Record<string, string> {
-    const out: Record<string, string> = {};
-    const a = this.addresses();
-    if (a.tcp) out.tcp = `${a.tcp.address}:${a.tcp.port}`;
-    if (a.websocket) out.websocket = `${a.websocket.address}:${a.websocket.port}`;
-    if (a.mqtts) out.mqtts = `${a.mqtts.address}:${a.mqtts.port}`;
-    if (a.wss) out.wss = `${a.wss.address}:${a.wss.port}`;
-    return out;
-  }
-
   /** Where the listeners are bound (after start). */
   addresses(): GateAddresses {
-    return {
-      tcp: this.tcp?.address() as AddressInfo | undefined,
-      websocket: this.ws?.address() as AddressInfo | undefined,
-      mqtts: this.secure?.mqtts?.address() as AddressInfo | undefined,
-      wss: this.secure?.wss?.address() as AddressInfo | undefined,
-      metrics: this.ops?.address(),
-    };
+    return { ...this.endpoints.addresses(), metrics: this.ops?.address() };
   }
 
   /** What `/readyz` reports: listeners bound, transport ready, storage reachable as last seen, not draining. */
   readiness(): Readiness {
-    const servers = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])];
     return {
-      listeners: this.listening && this.phase === 'running' && servers.every((s) => s === undefined || s.listening),
+      listeners: this.listening && this.phase === 'running' && this.endpoints.allListening(),
       transport: this.transportReady && this.service !== undefined,
       storage: this.metrics?.storageOk ?? true,
       accepting: this.phase === 'running',
@@ -296,7 +183,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * files fail keeps the old ones (see the `tlsReload` event). No TLS listener: `[]`.
    */
   reloadTls(): Promise<TlsReload[]> {
-    return this.secure ? this.secure.reloader.reload() : Promise.resolve([]);
+    return this.endpoints.reloadTls();
   }
 
   /** Connected sessions: total, bound to a user, guests. */
@@ -475,10 +362,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private async shutdown(): Promise<void> {
     this.phase = 'stopping';
-    const listeners = [this.tcp, this.ws, ...(this.secure?.servers() ?? [])].filter((s): s is NetServer | HttpServer => s !== undefined);
-    this.secure?.reloader.close();
-    const closing = listeners.map((s) => (s.listening ? once(s, 'close') : Promise.resolve([])));
-    for (const s of listeners) s.close();
+    const closing = this.endpoints.stopAccepting();
     for (const conn of this.connections) {
       if (conn.state === State.Connected) conn.freeze();
       else conn.destroy('gate is stopping');
@@ -498,10 +382,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     this.hurry = undefined;
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
-    if (this.ws) (this.ws as HttpServer).closeAllConnections();
-    this.secure?.wss?.closeAllConnections();
+    this.endpoints.closeAllConnections();
     await this.service?.close();
-    await Promise.all(closing);
+    await closing;
     if (this.sweep) clearInterval(this.sweep);
     await this.ops?.close();
     this.phase = 'stopped';

@@ -1,0 +1,89 @@
+import { once } from 'node:events';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { ResolvedGateOptions } from './options';
+import { trustedSet } from './wire/remote-address';
+import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
+import { listenTcp } from './wire/tcp';
+import type { TlsReload } from './wire/tls';
+import { listenWebSocket } from './wire/websocket';
+import type { Wire, WireSink } from './wire/wire';
+
+/** Bound addresses of a started gate (useful with port 0). */
+export interface GateAddresses {
+  tcp?: AddressInfo;
+  websocket?: AddressInfo;
+  mqtts?: AddressInfo;
+  wss?: AddressInfo;
+  /** The `/metrics`, `/healthz`, `/readyz` server (with `metricsPort`). */
+  metrics?: AddressInfo;
+}
+
+/**
+ * The gate's client listeners, plain (TCP, WebSocket) and TLS (mqtts, wss), as the options
+ * ask for them: opened together at start, closed together at stop.
+ */
+export class GateListeners {
+  private tcp: NetServer | undefined;
+  private ws: HttpServer | undefined;
+  private secure: SecureListeners | undefined;
+
+  /**
+   * Binds every listener the options name; `accept` gets each new connection's wire.
+   * @throws Error when a port cannot be bound (EADDRINUSE...) or a TLS file cannot be read.
+   */
+  async open(o: ResolvedGateOptions, accept: (wire: Wire) => WireSink, onTlsReload: (r: TlsReload) => void): Promise<void> {
+    const trustedProxies = trustedSet(o.trustedProxies);
+    if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
+    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies }, accept);
+    if (o.mqtts || o.wss) {
+      this.secure = await openSecureListeners({ mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies }, accept, onTlsReload);
+    }
+  }
+
+  /** Where each listener is bound. */
+  addresses(): Omit<GateAddresses, 'metrics'> {
+    return {
+      tcp: this.tcp?.address() as AddressInfo | undefined,
+      websocket: this.ws?.address() as AddressInfo | undefined,
+      mqtts: this.secure?.mqtts?.address() as AddressInfo | undefined,
+      wss: this.secure?.wss?.address() as AddressInfo | undefined,
+    };
+  }
+
+  /** `{tcp: "127.0.0.1:3563", ...}` for the start log line. */
+  describe(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, a] of Object.entries(this.addresses())) if (a) out[name] = `${a.address}:${a.port}`;
+    return out;
+  }
+
+  /** True while every opened listener is still listening. */
+  allListening(): boolean {
+    return this.servers().every((s) => s.listening);
+  }
+
+  /** Re-reads the TLS listeners' PEM files (see Gate.reloadTls). */
+  reloadTls(): Promise<TlsReload[]> {
+    return this.secure ? this.secure.reloader.reload() : Promise.resolve([]);
+  }
+
+  /** Stops accepting connections; resolves once every listener has closed (its connections may still be open). */
+  stopAccepting(): Promise<unknown> {
+    const servers = this.servers();
+    this.secure?.reloader.close();
+    const closing = servers.map((s) => (s.listening ? once(s, 'close') : Promise.resolve([])));
+    for (const s of servers) s.close();
+    return Promise.all(closing);
+  }
+
+  /** Ends the HTTP connections the WebSocket listeners still hold (upgrades in progress, idle keep-alive). */
+  closeAllConnections(): void {
+    this.ws?.closeAllConnections();
+    this.secure?.wss?.closeAllConnections();
+  }
+
+  private servers(): Array<NetServer | HttpServer> {
+    return [this.tcp, this.ws, ...(this.secure?.servers() ?? [])].filter((s): s is NetServer | HttpServer => s !== undefined);
+  }
+}

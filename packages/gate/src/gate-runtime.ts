@@ -1,0 +1,93 @@
+import type { IPublishPacket } from 'mqtt-packet';
+import { GATE_MODULE_TYPE, gateCallTimeout, gateClient, liveGatesOf, silentLogger, type AppContext, type Logger, type RpcTransport } from '@mqgate/rpc';
+import type { GateMetrics } from './metrics';
+import type { ResolvedGateOptions } from './options';
+import { RequestScheduler } from './request-scheduler';
+import { Router } from './router';
+import type { GateSession } from './session';
+import type { SessionLimits } from './session-limits';
+import type { GateEvents } from './gate';
+import { SessionManager, type UserIndexLink } from './session-manager';
+import { SessionPersistence } from './session-persistence';
+import type { SessionRegistry } from './session-registry';
+
+/**
+ * What a started gate works with, built once at `start(ctx)` with every dependency known
+ * (the transport, the logger, the user index), and never changed afterwards.
+ */
+export interface GateRuntime {
+  readonly transport: RpcTransport;
+  readonly logger: Logger;
+  readonly sessions: SessionManager;
+  readonly persistence: SessionPersistence | undefined;
+  readonly router: Router;
+  readonly scheduler: RequestScheduler;
+}
+
+/** What {@link buildRuntime} needs from the gate. */
+export interface RuntimeDeps {
+  readonly options: ResolvedGateOptions;
+  readonly ctx: AppContext;
+  readonly serverId: string;
+  readonly registry: SessionRegistry;
+  readonly metrics: GateMetrics | undefined;
+  /** The gate's emit of its session events and `storageError` (listener exceptions caught). */
+  readonly emit: <E extends keyof GateEvents>(event: E, ...args: GateEvents[E]) => void;
+}
+
+/**
+ * Builds the runtime once, at `start(ctx)`, with every dependency known: the logger (the
+ * gate's option, else the app's), the StorageHandler behind persistence, the user index
+ * (the gate's option, else the app's) and its duplicate-login policy, the session manager,
+ * the router and the request scheduler.
+ */
+export function buildRuntime(deps: RuntimeDeps): GateRuntime {
+  const { options: o, ctx, serverId, registry, metrics: m, emit } = deps;
+  const transport = ctx.transport;
+  const logger = o.logger ?? ctx.logger ?? silentLogger;
+  const limits: SessionLimits = {
+    maxUserIdBytes: o.maxUserIdBytes,
+    maxSettings: o.maxSettings,
+    maxSettingKeyBytes: o.maxSettingKeyBytes,
+    maxSettingValueBytes: o.maxSettingValueBytes,
+    maxSettingsBytes: o.maxSettingsBytes,
+  };
+  let persistence: SessionPersistence | undefined;
+  if (o.storage) {
+    persistence = new SessionPersistence(
+      m ? m.observeStorage(o.storage) : o.storage,
+      { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits },
+      () => logger,
+    );
+    persistence.on('storageError', (f) => emit('storageError', f));
+  }
+  const users: UserIndexLink = {
+    index: o.userIndex ?? ctx.userIndex,
+    policy: o.duplicateLogin,
+    liveGates: () => {
+      const gates = liveGatesOf(transport.servers(GATE_MODULE_TYPE));
+      return gates.some((g) => g.serverId === serverId) ? gates : [...gates, { serverId, startedAt: 0 }];
+    },
+    // Bounded: a crashed gate the registry still lists must not hold the new bind past its deadline.
+    kickRemote: (loc, reason) =>
+      gateClient(transport, loc.serverId, { timeout: gateCallTimeout(transport) })
+        .close(loc.sessionId, reason)
+        .catch(() => undefined),
+  };
+  const sessions = new SessionManager({
+    registry,
+    users,
+    persistence,
+    deleteOnUnbind: o.deleteOnUnbind,
+    logger,
+    limits,
+    emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])),
+  });
+  const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+  const route = (s: GateSession, p: IPublishPacket) => {
+    m?.topicSeen(p.topic);
+    return router.route(s, p);
+  };
+  const scheduler = new RequestScheduler(o.maxInflight, o.ordered, route);
+  return { transport, logger, sessions, persistence, router, scheduler };
+}
