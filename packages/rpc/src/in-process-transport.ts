@@ -130,7 +130,7 @@ export class InProcessTransport implements RpcTransport {
   }
 
   private start(entry: Entry, job: Job): void {
-    if (Date.now() > job.deadline) {
+    if (Date.now() >= job.deadline) {
       job.fail(new DeadlineError(job.fn, 0)); // never started: past its deadline
       this.next(entry);
       return;

@@ -1,3 +1,4 @@
 export * from './redis-server';
+export * from './nats-server';
 export * from './mqtt-client';
 export * from './waits';

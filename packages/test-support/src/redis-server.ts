@@ -133,9 +133,9 @@ export async function startTcpProxy(targetUrl: string): Promise<Interruptible> {
 
 class AddressInUse extends Error {}
 
-/** `name`'s path if it is an executable file in a PATH directory. */
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+/** `name`'s path if it is an executable file in a PATH directory, or in `extraDirs`. */
+export function onPath(name: string, extraDirs: string[] = []): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), ...extraDirs]) {
     if (!dir) continue;
     const candidate = join(dir, name);
     try {
@@ -232,7 +232,7 @@ class RedisProcess {
 }
 
 /** A port that was free a moment ago (listen on port 0, read it, close). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
