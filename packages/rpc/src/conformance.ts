@@ -115,6 +115,9 @@ export function describeRpcTransport(name: string, factory: RpcTransportFactory,
   });
 }
 
+/** An app's own error code (deliberately not one of mqgate's ERROR_CODES): it must reach the caller unchanged. */
+const APP_CODE = 'ROOM_GONE';
+
 function callTests(ctx: Ctx): void {
   it('call delivers fn, args and deadline and resolves with the result, keeping value types', async () => {
     const server = await ctx.make();
@@ -147,11 +150,11 @@ function callTests(ctx: Ctx): void {
     const server = await ctx.make();
     const caller = await ctx.make();
     await ctx.serve(server, 'err@1', (fn) => {
-      if (fn === 'coded') throw new RpcError('no such room', 'ROOM_GONE');
+      if (fn === 'coded') throw new RpcError('no such room', APP_CODE);
       if (fn === 'async') return Promise.reject(new Error('async boom'));
       throw new Error('plain boom');
     }, [caller]);
-    await expect(caller.call({ moduleType: 'err' }, 'coded', [])).rejects.toMatchObject({ code: 'ROOM_GONE', message: 'no such room' });
+    await expect(caller.call({ moduleType: 'err' }, 'coded', [])).rejects.toMatchObject({ code: APP_CODE, message: 'no such room' });
     const plain = await caller.call({ moduleType: 'err' }, 'plain', []).catch((e: unknown) => e);
     expect(plain).toBeInstanceOf(RpcError);
     expect(plain).toMatchObject({ code: 'REMOTE', message: 'plain boom' });
