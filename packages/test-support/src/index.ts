@@ -1,3 +1,4 @@
+export * from './server-process';
 export * from './redis-server';
 export * from './nats-server';
 export * from './mqtt-client';
