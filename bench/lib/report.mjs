@@ -90,6 +90,21 @@ export function evaluateTargets(results, cells) {
       verdict: rt.data.every((o) => o.ratio >= 0.5) ? 'met' : `missed (lowest ${num(worst.ratio)}×)`,
     });
   } else t.push({ target: 'Redis transport ≥ 0.5× in-process', measured: rt?.note ?? rt?.error ?? 'not measured', verdict: 'not measured' });
+  const nt = data(results, 'nats transport');
+  if (nt?.status === 'ok') {
+    const big = nt.data.filter((o) => o.conns * o.inflight > 1);
+    const one = nt.data.filter((o) => o.conns === 1 && o.inflight === 1);
+    t.push({
+      target: 'NATS transport ≥ 0.5× in-process at many connections × in flight',
+      measured: big.map((o) => `${o.conns}x${o.inflight} QoS ${o.qos}: ${num(o.ratio)}×`).join('; '),
+      verdict: big.every((o) => o.ratio >= 0.5) ? 'met' : 'missed',
+    });
+    t.push({
+      target: 'NATS transport adds ≤ 0.3 ms p50 at 1 × 1',
+      measured: one.map((o) => `QoS ${o.qos}: +${num(o.addedP50)} ms p50, +${num(o.addedP99)} ms p99`).join('; '),
+      verdict: one.length && one.every((o) => o.addedP50 != null && o.addedP50 <= 0.3) ? 'met' : 'missed',
+    });
+  } else t.push({ target: 'NATS transport ≥ 0.5× in-process at many connections × in flight', measured: nt?.note ?? nt?.error ?? 'not measured', verdict: 'not measured' });
   const st = data(results, 'redis storage');
   if (st?.status === 'ok') {
     const idle = st.data.modes.filter((m) => m.mode !== 'active');
@@ -231,9 +246,9 @@ export function renderMarkdown(results, cells) {
     L.push(`Reconnect and restore (drop without DISCONNECT, reconnect, CONNECT → CONNACK → \`HD_login\` → settings back): ${d.restore.restored} of ${d.restore.users} restored; ms p50 / p99 / p99.9 / max = ${ms(d.restore.latency)}.`);
   } else L.push(st ? `${st.status}: ${st.note ?? st.error}` : 'not run');
   L.push('');
-  L.push('### Redis transport (gate and module in separate processes)');
+  L.push('### Transports between processes: Redis and NATS (gate and module in separate processes)');
   L.push('');
-  for (const x of allData(results, 'redis transport')) {
+  for (const x of [...allData(results, 'redis transport'), ...allData(results, 'nats transport')]) {
     if (x.status === 'ok') L.push(`- ${x.name}: ${x.summary}`);
     else L.push(`- ${x.name}: ${x.status === 'skipped' ? `skipped: ${x.note}` : `failed: ${x.error}`}`);
   }
