@@ -15,6 +15,7 @@ import { sleep } from './lib/common.mjs';
 import { parseCli } from './lib/cli.mjs';
 import { SCALES } from './lib/scale.mjs';
 import { createRig } from './lib/rig.mjs';
+import { natsServer } from './lib/nats.mjs';
 import { redisServer } from './lib/redis.mjs';
 import { quietWaiter } from './lib/quiet.mjs';
 import { runPlan } from './lib/plan.mjs';
@@ -28,7 +29,7 @@ import { fanOut } from './scenarios/fan-out.mjs';
 import { profileScenarios } from './scenarios/profile.mjs';
 import { idleMemoryScenarios } from './scenarios/idle-memory.mjs';
 import { redisStorageInProcess, redisStorageOverTransport } from './scenarios/redis-storage.mjs';
-import { redisTransportRequestReply } from './scenarios/redis-transport.mjs';
+import { natsTransportRequestReply, redisTransportRequestReply } from './scenarios/redis-transport.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = parseCli();
@@ -87,6 +88,7 @@ const resources = {
   servers: sharedServers(rig),
   closedLoopCells: [], // every request-reply cell measured; also the report's request/reply tables
   redis: redisServer(),
+  nats: natsServer(),
   profileDir: join(outDir, `${stamp}-prof`),
   root,
 };
@@ -105,6 +107,7 @@ const plan = [
   connectionRateWithRedis(SCALE),
   redisStorageInProcess(SCALE),
   redisTransportRequestReply(SCALE),
+  natsTransportRequestReply(SCALE),
   redisStorageOverTransport(SCALE),
 ];
 
@@ -120,6 +123,7 @@ try {
   await rig.stop();
   await resources.servers.stopAll().catch(() => undefined);
   await resources.redis.stop();
+  await resources.nats.stop();
   await sleep(100);
   killAll();
 }

@@ -98,6 +98,21 @@ export function evaluateTargets(results, cells) {
     measured: m5r.length ? m5r.map((r) => `QoS ${r.qos}: ${num(r.cpuRatio)}× CPU, ${num(r.rateRatio)}× throughput`).join('; ') : (m5?.error ?? 'not measured'),
     verdict: m5r.length ? (m5r.every((r) => r.cpuRatio <= 1.1) ? 'met' : 'missed') : 'not measured',
   });
+  const nt = data(results, 'nats transport');
+  if (nt?.status === 'ok') {
+    const big = nt.data.filter((o) => o.conns * o.inflight > 1);
+    const one = nt.data.filter((o) => o.conns === 1 && o.inflight === 1);
+    t.push({
+      target: 'NATS transport ≥ 0.5× in-process at many connections × in flight',
+      measured: big.map((o) => `${o.conns}x${o.inflight} QoS ${o.qos}: ${num(o.ratio)}×`).join('; '),
+      verdict: big.every((o) => o.ratio >= 0.5) ? 'met' : 'missed',
+    });
+    t.push({
+      target: 'NATS transport adds ≤ 0.3 ms p50 at 1 × 1',
+      measured: one.map((o) => `QoS ${o.qos}: +${num(o.addedP50)} ms p50, +${num(o.addedP99)} ms p99`).join('; '),
+      verdict: one.length && one.every((o) => o.addedP50 != null && o.addedP50 <= 0.3) ? 'met' : 'missed',
+    });
+  } else t.push({ target: 'NATS transport ≥ 0.5× in-process at many connections × in flight', measured: nt?.note ?? nt?.error ?? 'not measured', verdict: 'not measured' });
   const st = data(results, 'redis storage');
   if (st?.status === 'ok') {
     const idle = st.data.modes.filter((m) => m.mode !== 'active');
@@ -259,9 +274,9 @@ export function renderMarkdown(results, cells) {
     L.push(`Reconnect and restore (drop without DISCONNECT, reconnect, CONNECT → CONNACK → \`HD_login\` → settings back): ${d.restore.restored} of ${d.restore.users} restored; ms p50 / p99 / p99.9 / max = ${ms(d.restore.latency)}.`);
   } else L.push(st ? `${st.status}: ${st.note ?? st.error}` : 'not run');
   L.push('');
-  L.push('### Redis transport (gate and module in separate processes)');
+  L.push('### Transports between processes: Redis and NATS (gate and module in separate processes)');
   L.push('');
-  for (const x of allData(results, 'redis transport')) {
+  for (const x of [...allData(results, 'redis transport'), ...allData(results, 'nats transport')]) {
     if (x.status === 'ok') L.push(`- ${x.name}: ${x.summary}`);
     else L.push(`- ${x.name}: ${x.status === 'skipped' ? `skipped: ${x.note}` : `failed: ${x.error}`}`);
   }

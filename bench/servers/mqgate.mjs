@@ -1,5 +1,6 @@
 // mqgate under test: a Gate + an in-process echo module (createApp + defineModule), or, with
-// config.transport === 'redis', one half (gate or module) of a two-process app over RedisTransport.
+// config.transport === 'redis' or 'nats', one half (gate or module) of a two-process app over
+// RedisTransport (config.transportRedis) or NatsTransport (config.transportNats).
 import { createRequire } from 'node:module';
 import { config, serveIpc, serverCommands } from '../lib/common.mjs';
 
@@ -66,6 +67,9 @@ async function main() {
   if (cfg.transport === 'redis') {
     if (typeof rpc.RedisTransport !== 'function') throw new Error('RedisTransport not available in packages/rpc/dist');
     transport = new rpc.RedisTransport({ url: cfg.transportRedis });
+  } else if (cfg.transport === 'nats') {
+    const { NatsTransport } = require('../../packages/nats/dist/index.js');
+    transport = new NatsTransport({ servers: cfg.transportNats });
   }
   const app = createApp(transport ? { transport } : {});
   const role = cfg.role || 'both';

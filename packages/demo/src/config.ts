@@ -1,12 +1,13 @@
 /**
  * The demo's configuration, from the environment, in one place. The same build runs as one
- * process (default) or split into gate processes and module processes joined by Redis.
+ * process (default) or split into gate processes and module processes joined by Redis or NATS.
  *
  * | variable | default | meaning |
  * |---|---|---|
  * | `MQGATE_ROLE` | `all` | `all`: gate and modules; `gate`: only the gate; `modules`: only the modules |
- * | `MQGATE_TRANSPORT` | `inprocess` (`redis` when the role is not `all`) | `inprocess` or `redis` |
- * | `REDIS_URL` | unset | Redis for the transport, the user index and session storage; unset: sessions in memory |
+ * | `MQGATE_TRANSPORT` | `inprocess` (`redis` when the role is not `all`) | `inprocess`, `redis` or `nats` |
+ * | `REDIS_URL` | unset | Redis for the transport (`redis`), the user index and session storage; unset: both in memory (needed by a split role) |
+ * | `NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s) for `MQGATE_TRANSPORT=nats`, comma-separated for a cluster |
  * | `MQGATE_REDIS_PREFIX` | `mqgate:` | prefix of every Redis key and channel the demo uses |
  * | `MQGATE_TCP_PORT` / `MQGATE_WS_PORT` / `MQGATE_HOST` | 3563 / 3653 / all | gate listeners |
  * | `MQGATE_SERVER_ID` | `gate@<random>` | the gate's node id |
@@ -15,13 +16,14 @@
  * | `MQGATE_DUPLICATE_LOGIN` | `allow` | `allow`, `kick-old` or `reject-new` |
  * | `MQGATE_MAX_SESSIONS_PER_USER` | unset | cap of sessions per user |
  * | `MQGATE_RPC_TIMEOUT_MS` | 10 000 | one deadline for every call and handler |
- * | `MQGATE_REGISTRY_TTL_MS` | 20 000 | Redis registry TTL of a server (refreshed at half of it) |
+ * | `MQGATE_REGISTRY_TTL_MS` | 20 000 (Redis), 3 000 (NATS) | registry TTL of a server (Redis: refreshed at half of it; NATS: a heartbeat every third) |
  * | `LOG_LEVEL` | `info` | pino level |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
-  transport: 'inprocess' | 'redis';
+  transport: 'inprocess' | 'redis' | 'nats';
   redisUrl: string | undefined;
+  natsUrl: string;
   prefix: string;
   host: string | undefined;
   tcpPort: number;
@@ -54,18 +56,20 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   return raw as T;
 }
 
-/** @throws ConfigError for a bad value, or a split role without REDIS_URL. */
+/** @throws ConfigError for a bad value, or a split role (or the redis transport) without REDIS_URL. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const role = oneOf(env, 'MQGATE_ROLE', ['all', 'gate', 'modules'] as const, 'all');
-  const transport = oneOf(env, 'MQGATE_TRANSPORT', ['inprocess', 'redis'] as const, role === 'all' ? 'inprocess' : 'redis');
+  const transport = oneOf(env, 'MQGATE_TRANSPORT', ['inprocess', 'redis', 'nats'] as const, role === 'all' ? 'inprocess' : 'redis');
   const redisUrl = env.REDIS_URL || undefined;
-  if (role !== 'all' && transport !== 'redis') throw new ConfigError(`MQGATE_ROLE=${role} needs MQGATE_TRANSPORT=redis`);
+  if (role !== 'all' && transport === 'inprocess') throw new ConfigError(`MQGATE_ROLE=${role} needs MQGATE_TRANSPORT=redis or nats`);
   if (transport === 'redis' && !redisUrl) throw new ConfigError('MQGATE_TRANSPORT=redis needs REDIS_URL, e.g. redis://127.0.0.1:6379');
+  if (role !== 'all' && !redisUrl) throw new ConfigError(`MQGATE_ROLE=${role} needs REDIS_URL (the user index and sessions are shared in Redis), e.g. redis://127.0.0.1:6379`);
   const max = env.MQGATE_MAX_SESSIONS_PER_USER;
   return {
     role,
     transport,
     redisUrl,
+    natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
     prefix: env.MQGATE_REDIS_PREFIX || 'mqgate:',
     host: env.MQGATE_HOST || undefined,
     tcpPort: int(env, 'MQGATE_TCP_PORT', 3563, 0, 65535),
@@ -76,7 +80,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     duplicateLogin: oneOf(env, 'MQGATE_DUPLICATE_LOGIN', ['allow', 'kick-old', 'reject-new'] as const, 'allow'),
     maxSessionsPerUser: max ? int(env, 'MQGATE_MAX_SESSIONS_PER_USER', 0, 1, 1_000_000) : undefined,
     rpcTimeout: int(env, 'MQGATE_RPC_TIMEOUT_MS', 10_000, 1, 2 ** 31),
-    registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', 20_000, 100, 2 ** 31),
+    registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', transport === 'nats' ? 3_000 : 20_000, 100, 2 ** 31),
     logLevel: env.LOG_LEVEL || 'info',
   };
 }

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { createApp } from '@mqgate/client';
 import { Gate } from '@mqgate/gate';
 import { InProcessTransport, MemoryUserIndex, type RpcTransport, type UserIndex } from '@mqgate/rpc';
+import { NatsTransport } from '@mqgate/nats';
 import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
 import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
 import { ConfigError, readConfig, type DemoConfig } from './config';
@@ -11,15 +12,17 @@ import { userModule } from './modules/user';
 
 /**
  * `npm start`: the demo. One process by default; split into gate and module processes over
- * Redis by configuration alone (see config.ts for every variable).
+ * Redis or NATS by configuration alone (see config.ts for every variable).
  */
 async function main(config: DemoConfig): Promise<void> {
   const logger = pino({ level: config.logLevel });
   const redis = config.transport === 'redis';
   const transport: RpcTransport = redis
     ? new RedisTransport({ url: config.redisUrl, prefix: config.prefix, defaultTimeout: config.rpcTimeout, registryTtl: config.registryTtl, registryInterval: Math.max(50, Math.floor(config.registryTtl / 2)), logger })
-    : new InProcessTransport({ defaultTimeout: config.rpcTimeout });
-  const userIndex: UserIndex = redis ? new RedisUserIndex({ url: config.redisUrl, prefix: config.prefix }) : new MemoryUserIndex();
+    : config.transport === 'nats'
+      ? new NatsTransport({ servers: config.natsUrl, prefix: natsPrefix(config.prefix), defaultTimeout: config.rpcTimeout, registryTtl: config.registryTtl, logger })
+      : new InProcessTransport({ defaultTimeout: config.rpcTimeout });
+  const userIndex: UserIndex = config.redisUrl && config.transport !== 'inprocess' ? new RedisUserIndex({ url: config.redisUrl, prefix: config.prefix }) : new MemoryUserIndex();
   const storage: (StorageHandler & { close(): Promise<void> | void }) | undefined =
     config.role === 'modules'
       ? undefined
@@ -44,7 +47,7 @@ async function main(config: DemoConfig): Promise<void> {
   }
   await app.start();
 
-  const where = redis ? `Redis ${config.redisUrl}` : 'this process';
+  const where = redis ? `Redis ${config.redisUrl}` : config.transport === 'nats' ? `NATS ${config.natsUrl}` : 'this process';
   if (gate) {
     const { tcp, websocket } = gate.addresses();
     const shown = (h: string) => (h === '::' || h === '0.0.0.0' ? 'localhost' : h.includes(':') ? `[${h}]` : h);
@@ -67,7 +70,7 @@ async function main(config: DemoConfig): Promise<void> {
       .then(async () => {
         await storage?.close();
         await userIndex.close?.();
-        if (redis) await transport.close();
+        if (config.transport !== 'inprocess') await transport.close();
       })
       .then(
         () => process.exit(0),
@@ -79,6 +82,11 @@ async function main(config: DemoConfig): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The Redis key prefix as a NATS subject prefix: `mqgate:` → `mqgate` (subject tokens are dot-separated). */
+function natsPrefix(prefix: string): string {
+  return prefix.replace(/[^A-Za-z0-9_-]+/g, '.').replace(/^\.+|\.+$/g, '') || 'mqgate';
 }
 
 let config: DemoConfig;

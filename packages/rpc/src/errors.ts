@@ -17,7 +17,7 @@ export const ERROR_CODES = {
   DEADLINE: 'no reply within the call timeout',
   NOT_FOUND: 'the server has no function by that name',
   CLOSED: 'the transport or the server was closed',
-  UNAVAILABLE: 'the transport cannot reach its broker (Redis down)',
+  UNAVAILABLE: 'the transport cannot reach its broker (Redis or NATS down)',
   DUPLICATE_SERVER: 'a server id that is already serving on this transport',
   ENCODE: 'a value that cannot cross the wire (a function, a cycle, a BigInt...)',
   DECODE: 'bytes from the wire that do not decode (a malformed request or reply)',

@@ -12,42 +12,75 @@ import {
 import { pickSticky } from './sticky';
 
 export interface InProcessTransportOptions {
-  /** Default call timeout, ms. Default 10 000 (mqant's RPCExpired). */
+  /** Default call timeout, ms. Positive. @default 10 000 (mqant's RPCExpired) */
   defaultTimeout?: number;
+  /**
+   * Calls one server runs at once. At this many a server takes no new calls for its module
+   * type (another server of the type below its limit gets them; with none, calls wait in
+   * line, in order, until one is free or their deadline passes) and calls addressed to it
+   * (serverId or sticky key) wait for it. A positive integer, or Infinity.
+   * @default Infinity
+   */
+  maxConcurrent?: number;
 }
 
 interface Entry {
   info: ServerInfo;
   handler: RpcHandler;
   open: boolean;
+  running: number;
+  /** Calls addressed to this server, waiting for it to be below maxConcurrent. */
+  waiting: Job[];
+}
+
+/** A call waiting for, or running on, a server. */
+interface Job {
+  fn: string;
+  args: RpcValue[];
+  deadline: number;
+  /** Runs the call on `entry` (counted in `entry.running` by the caller). */
+  run(entry: Entry): void;
+  /** Settles the call with an error (deadline, close); false once it has started. */
+  fail(err: RpcError): void;
+  started: boolean;
 }
 
 /**
  * The transport for an app whose gate and modules share one process. Calls are
  * asynchronous (a handler never runs inside its caller's stack), deadlines hold at both
- * ends, and values are passed by reference (senders pass fresh values).
- * Calls to a module type rotate among its servers; an `Address.key` picks one by rendezvous
- * hashing ({@link pickSticky}, the rule RedisTransport uses too).
+ * ends (a call that waited past its deadline never starts), and values are passed by
+ * reference (senders pass fresh values). Calls to a module type rotate among its servers
+ * below `maxConcurrent`; an `Address.key` picks one by rendezvous hashing ({@link pickSticky},
+ * the rule every transport uses). close() rejects pending calls with TransportClosedError.
+ * @throws RangeError from the constructor for a non-positive `defaultTimeout` or `maxConcurrent`.
  */
 export class InProcessTransport implements RpcTransport {
   readonly defaultTimeout: number;
+  readonly maxConcurrent: number;
   private readonly byId = new Map<string, Entry>();
   private readonly byType = new Map<string, Entry[]>();
+  /** Calls to a module type waiting for any of its servers. */
+  private readonly typeWaiting = new Map<string, Job[]>();
+  private readonly pending = new Set<Job>();
   private rotation = 0;
   private closed = false;
 
   constructor(options: InProcessTransportOptions = {}) {
     this.defaultTimeout = options.defaultTimeout ?? 10_000;
+    this.maxConcurrent = options.maxConcurrent ?? Infinity;
+    if (!(this.defaultTimeout > 0)) throw new RangeError(`InProcessTransport: defaultTimeout must be positive, got ${this.defaultTimeout}`);
+    if (!(this.maxConcurrent > 0)) throw new RangeError(`InProcessTransport: maxConcurrent must be positive, got ${this.maxConcurrent}`);
   }
 
   async serve(info: ServerInfo, handler: RpcHandler): Promise<RpcServerHandle> {
     if (this.closed) throw new TransportClosedError();
     if (this.byId.has(info.serverId)) throw new RpcError(`server id ${info.serverId} is already serving`, 'DUPLICATE_SERVER');
-    const entry: Entry = { info: { ...info }, handler, open: true };
+    const entry: Entry = { info: { ...info }, handler, open: true, running: 0, waiting: [] };
     this.byId.set(info.serverId, entry);
     const list = this.byType.get(info.moduleType) ?? [];
     list.push(entry);
     this.byType.set(info.moduleType, list);
+    this.next(entry);
     return {
       info: entry.info,
       close: async () => this.remove(entry),
@@ -61,63 +94,130 @@ export class InProcessTransport implements RpcTransport {
     const list = (this.byType.get(entry.info.moduleType) ?? []).filter((e) => e !== entry);
     if (list.length) this.byType.set(entry.info.moduleType, list);
     else this.byType.delete(entry.info.moduleType);
+    for (const job of entry.waiting.splice(0)) job.fail(new TransportClosedError(`server ${entry.info.serverId}`));
   }
 
-  private pick(to: Address): Entry {
+  /** The server for `to`, or where the call waits: a server's own line (serverId, key) or its type's. */
+  private route(to: Address): { entry: Entry } | { line: Job[]; type: string } {
     if (this.closed) throw new TransportClosedError();
     if (to.serverId !== undefined) {
       const e = this.byId.get(to.serverId);
       if (!e) throw new NoServerError(to.serverId);
-      return e;
+      return { entry: e };
     }
     const list = to.moduleType === undefined ? undefined : this.byType.get(to.moduleType);
     if (!list || list.length === 0) throw new NoServerError(describeAddress(to));
-    if (list.length === 1) return list[0];
-    if (to.key !== undefined) return pickSticky(to.key, list, (e) => e.info.serverId);
-    this.rotation = (this.rotation + 1) % 0x7fffffff;
-    return list[this.rotation % list.length];
+    if (list.length === 1) return { entry: list[0] };
+    if (to.key !== undefined) return { entry: pickSticky(to.key, list, (e) => e.info.serverId) };
+    for (let i = 0; i < list.length; i++) {
+      this.rotation = (this.rotation + 1) % 0x7fffffff;
+      const e = list[this.rotation % list.length];
+      if (e.running < this.maxConcurrent) return { entry: e };
+    }
+    const type = to.moduleType as string;
+    const line = this.typeWaiting.get(type) ?? [];
+    this.typeWaiting.set(type, line);
+    return { line, type };
+  }
+
+  /** Starts `job` on the routed server now, or queues it. */
+  private dispatch(to: Address, job: Job): void {
+    const r = this.route(to);
+    this.pending.add(job);
+    if ('line' in r) r.line.push(job);
+    else if (r.entry.running < this.maxConcurrent) this.start(r.entry, job);
+    else r.entry.waiting.push(job);
+  }
+
+  private start(entry: Entry, job: Job): void {
+    if (Date.now() >= job.deadline) {
+      job.fail(new DeadlineError(job.fn, 0)); // never started: past its deadline
+      this.next(entry);
+      return;
+    }
+    job.started = true;
+    entry.running++;
+    job.run(entry);
+  }
+
+  /** A call on `entry` ended (or a slot is free): start the next waiting call, its own first. */
+  private done(entry: Entry): void {
+    entry.running--;
+    this.next(entry);
+  }
+
+  private next(entry: Entry): void {
+    while (entry.open && entry.running < this.maxConcurrent) {
+      const job = entry.waiting.shift() ?? this.typeWaiting.get(entry.info.moduleType)?.shift();
+      if (!job) return;
+      if (!this.pending.has(job)) continue; // already settled (deadline)
+      this.start(entry, job);
+    }
   }
 
   call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
-    let entry: Entry;
-    try {
-      entry = this.pick(to);
-    } catch (err) {
-      return Promise.reject(err);
-    }
     const timeout = opts?.timeout ?? this.defaultTimeout;
     const deadline = Date.now() + timeout;
     return new Promise<RpcValue>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DeadlineError(fn, timeout)), timeout);
-      Promise.resolve()
-        .then(() => {
-          if (Date.now() > deadline) throw new DeadlineError(fn, timeout);
-          return entry.handler(fn, args, { fn, deadline });
-        })
-        .then(
-          (result) => {
-            clearTimeout(timer);
-            resolve(result === undefined ? null : result);
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            reject(asRpcError(err));
-          },
-        );
+      let settled = false;
+      const settle = (err: RpcError | undefined, result?: RpcValue) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(job);
+        if (err) reject(err);
+        else resolve(result === undefined ? null : result);
+      };
+      const job: Job = {
+        fn,
+        args,
+        deadline,
+        started: false,
+        fail: (err) => settle(err),
+        run: (entry) => {
+          Promise.resolve()
+            .then(() => {
+              // The dispatch turn may come late (a blocked event loop): do not start late work.
+              if (Date.now() > deadline) throw new DeadlineError(fn, timeout);
+              return entry.handler(fn, args, { fn, deadline });
+            })
+            .then(
+              (result) => settle(undefined, result === undefined ? null : (result as RpcValue)),
+              (err: unknown) => settle(asRpcError(err)),
+            )
+            .finally(() => this.done(entry));
+        },
+      };
+      const timer = setTimeout(() => settle(new DeadlineError(fn, timeout)), timeout);
+      try {
+        this.dispatch(to, job);
+      } catch (err) {
+        settle(err as RpcError);
+      }
     });
   }
 
   callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
-    let entry: Entry;
+    const deadline = Date.now() + this.defaultTimeout;
+    const job: Job = {
+      fn,
+      args,
+      deadline,
+      started: false,
+      fail: () => this.pending.delete(job),
+      run: (entry) => {
+        this.pending.delete(job);
+        Promise.resolve()
+          .then(() => entry.handler(fn, args, { fn, deadline }))
+          .catch(() => undefined)
+          .finally(() => this.done(entry));
+      },
+    };
     try {
-      entry = this.pick(to);
+      this.dispatch(to, job);
     } catch (err) {
       return Promise.reject(err);
     }
-    const deadline = Date.now() + this.defaultTimeout;
-    Promise.resolve()
-      .then(() => entry.handler(fn, args, { fn, deadline }))
-      .catch(() => undefined);
     return Promise.resolve();
   }
 
@@ -129,15 +229,14 @@ export class InProcessTransport implements RpcTransport {
   async close(): Promise<void> {
     this.closed = true;
     for (const e of [...this.byId.values()]) this.remove(e);
+    this.typeWaiting.clear();
+    for (const job of [...this.pending]) job.fail(new TransportClosedError());
   }
 }
 
 /** Errors that cross a transport keep a code; plain errors become code REMOTE. */
 function asRpcError(err: unknown): RpcError {
   if (err instanceof RpcError) return err;
-  if (err instanceof Error) {
-    const e = new RpcError(err.message, 'REMOTE');
-    return e;
-  }
+  if (err instanceof Error) return new RpcError(err.message, 'REMOTE');
   return new RpcError(String(err), 'REMOTE');
 }

@@ -1,4 +1,6 @@
+export * from './server-process';
 export * from './redis-server';
+export * from './nats-server';
 export * from './mqtt-client';
 export * from './waits';
 export * from './certs';

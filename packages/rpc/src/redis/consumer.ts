@@ -205,7 +205,7 @@ export class Consumer {
       }
       return;
     }
-    if (Date.now() > req.deadline) {
+    if (Date.now() >= req.deadline) {
       this.ctx.counters.expiredDropped++;
       return;
     }

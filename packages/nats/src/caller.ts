@@ -1,0 +1,220 @@
+import {
+  DeadlineError,
+  decodeResponse,
+  describeAddress,
+  encodeRequest,
+  fromWireError,
+  NoServerError,
+  pickSticky,
+  RpcError,
+  TransportClosedError,
+  type Address,
+  type RpcValue,
+} from '@mqgate/rpc';
+import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsRegistry } from './registry';
+import { DEADLINE_HEADER, type Subjects } from './subjects';
+
+/** Counters of one transport's calls. */
+export interface CallerCounters {
+  calls: number;
+  callsNR: number;
+  replies: number;
+  deadlines: number;
+  /** Replies that came after their call had settled (deadline). */
+  lateReplies: number;
+  /** No-responders answers (NATS 503). */
+  noResponders: number;
+}
+
+interface Pending {
+  fn: string;
+  to: Address;
+  bytes: Buffer;
+  deadline: number;
+  timeout: number;
+  resolve(v: RpcValue): void;
+  reject(e: RpcError): void;
+  timer: NodeJS.Timeout;
+  /** Waiting for a busy server of the type to free up (every server of the type is busy). */
+  waitingFree: boolean;
+}
+
+export interface CallerContext {
+  nc: () => NatsConnection | undefined;
+  subjects: Subjects;
+  registry: NatsRegistry;
+  replyPrefix: string;
+  callerId: string;
+  counters: CallerCounters;
+  /** The error for a call that cannot be sent now (NATS unreachable), or undefined when it can. */
+  unavailable: () => RpcError | undefined;
+}
+
+/** ms between re-sends of a call that is waiting for a busy type (besides the `free` events). */
+const BUSY_RETRY_MS = 50;
+
+/**
+ * Pending calls of one transport: each is published with reply subject
+ * `<replyPrefix>.<n>` (one wildcard subscription per transport reads them all), settled by
+ * the reply, by NATS's no-responders status (503: NoServerError at once, or a wait while the
+ * type's servers are all busy), by its deadline, by a disconnect (NatsUnavailableError) or
+ * by close().
+ */
+export class Caller {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+
+  constructor(private readonly ctx: CallerContext) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Subject for `to` now: a server's own subject (serverId, sticky key) or the type's queue subject. @throws NoServerError */
+  route(to: Address): string {
+    const { registry, subjects } = this.ctx;
+    if (to.serverId !== undefined) {
+      if (!registry.has(to.serverId)) throw new NoServerError(to.serverId);
+      return subjects.server(to.serverId);
+    }
+    if (to.moduleType === undefined || !registry.hasType(to.moduleType)) throw new NoServerError(describeAddress(to));
+    if (to.key !== undefined) return subjects.server(pickSticky(to.key, registry.list(to.moduleType)).serverId);
+    return subjects.type(to.moduleType);
+  }
+
+  call(to: Address, fn: string, args: RpcValue[], timeout: number): Promise<RpcValue> {
+    this.ctx.counters.calls++;
+    const down = this.ctx.unavailable();
+    if (down) return Promise.reject(down);
+    const id = (this.nextId = (this.nextId % 0xffffffff) + 1);
+    const deadline = Date.now() + timeout;
+    let bytes: Buffer;
+    try {
+      bytes = encodeRequest({ id, fn, args, replyTo: '', deadline, caller: this.ctx.callerId });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<RpcValue>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.ctx.counters.deadlines++;
+        reject(new DeadlineError(fn, timeout));
+      }, timeout);
+      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, timer, waitingFree: false };
+      this.pending.set(id, p);
+      this.send(id, p);
+    });
+  }
+
+  callNR(to: Address, fn: string, args: RpcValue[], timeout: number): void {
+    this.ctx.counters.callsNR++;
+    const down = this.ctx.unavailable();
+    if (down) throw down;
+    const subject = this.route(to);
+    const deadline = Date.now() + timeout;
+    const h = headers();
+    h.set(DEADLINE_HEADER, String(deadline));
+    this.publish(subject, encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId }), undefined, h);
+  }
+
+  /** A message on this transport's reply subscription. */
+  onReply(m: Msg): void {
+    const id = Number(m.subject.slice(this.ctx.replyPrefix.length + 1));
+    const p = this.pending.get(id);
+    if (!p) {
+      this.ctx.counters.lateReplies++;
+      return;
+    }
+    if (m.headers?.code === 503) return this.onNoResponders(id, p);
+    let res;
+    try {
+      res = decodeResponse(m.data);
+    } catch (err) {
+      return this.settle(id, new RpcError(`malformed reply to ${p.fn}: ${(err as Error).message}`, 'DECODE'));
+    }
+    this.ctx.counters.replies++;
+    if (res.error) this.settle(id, fromWireError(res.error));
+    else this.settle(id, undefined, res.result ?? null);
+  }
+
+  /** A busy server of `moduleType` is free again: re-send the calls waiting for it. */
+  freed(moduleType: string): void {
+    for (const [id, p] of this.pending) if (p.waitingFree && p.to.moduleType === moduleType) this.send(id, p);
+  }
+
+  /** Rejects every pending call with `err` (disconnect, close). */
+  failAll(err: RpcError): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, err);
+  }
+
+  closeAll(): void {
+    this.failAll(new TransportClosedError());
+  }
+
+  private onNoResponders(id: number, p: Pending): void {
+    this.ctx.counters.noResponders++;
+    const { registry } = this.ctx;
+    const target = p.to.serverId ?? (p.to.key !== undefined ? undefined : p.to.moduleType);
+    if (p.to.serverId === undefined && p.to.key === undefined && p.to.moduleType && registry.anyBusy(p.to.moduleType)) {
+      // Every server of the type has left the queue group for now: wait in line, as on Redis.
+      p.waitingFree = true;
+      setTimeout(() => this.pending.get(id) === p && this.send(id, p), BUSY_RETRY_MS).unref();
+      return;
+    }
+    if (p.to.serverId !== undefined || p.to.key !== undefined) {
+      // Its own subject has no subscriber: the server is gone (crashed), whatever the registry says.
+      const gone = p.to.serverId ?? this.stickyTarget(p.to);
+      if (gone) registry.drop(gone);
+      if (p.to.key !== undefined && p.to.moduleType && registry.hasType(p.to.moduleType)) return this.send(id, p);
+    }
+    this.settle(id, new NoServerError(target ?? describeAddress(p.to)));
+  }
+
+  private stickyTarget(to: Address): string | undefined {
+    const list = to.moduleType ? this.ctx.registry.list(to.moduleType) : [];
+    return list.length ? pickSticky(to.key as string, list).serverId : undefined;
+  }
+
+  private send(id: number, p: Pending): void {
+    p.waitingFree = false;
+    if (Date.now() > p.deadline) return;
+    const down = this.ctx.unavailable();
+    if (down) return this.settle(id, down);
+    let subject: string;
+    try {
+      subject = this.route(p.to);
+    } catch (err) {
+      return this.settle(id, err as RpcError);
+    }
+    const h = headers();
+    h.set(DEADLINE_HEADER, String(p.deadline));
+    try {
+      this.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h);
+    } catch (err) {
+      this.settle(id, err as RpcError);
+    }
+  }
+
+  /** @throws RpcError ENCODE for a message over the server's max_payload, UNAVAILABLE when the connection is gone. */
+  private publish(subject: string, bytes: Buffer, reply: string | undefined, h: ReturnType<typeof headers>): void {
+    const nc = this.ctx.nc();
+    if (!nc) throw this.ctx.unavailable() ?? new TransportClosedError();
+    try {
+      nc.publish(subject, bytes, { reply, headers: h });
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/payload/i.test(message)) throw new RpcError(`request of ${bytes.length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
+      throw this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
+    }
+  }
+
+  private settle(id: number, err: RpcError | undefined, result?: RpcValue): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(result as RpcValue);
+  }
+}
