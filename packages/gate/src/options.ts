@@ -159,6 +159,18 @@ export interface GateOptions {
    * maxPacketSize so a reply holding the settings fits one packet. 0 = no limit. Default 49 152.
    */
   maxSettingsBytes?: number;
+  /**
+   * Unsent output of a connection, bytes (written in earlier ticks, not yet taken by the
+   * kernel), above which the gate stops reading that client until its output drains: a
+   * client that sends (PINGREQ floods, requests) but does not read fills its own kernel
+   * buffers, not the gate's heap. Default 65 536.
+   */
+  outputHighWaterMark?: number;
+  /**
+   * ms a connection may stay stopped on its unsent output (its client does not read)
+   * before it is closed as a slow consumer (MQTT 5: DISCONNECT 0x97). Default 30 000.
+   */
+  slowConsumerTimeout?: number;
   /** MQTT over TLS listener (mqtts; port 8883 by convention), or `false` for none. Default false. */
   mqtts?: TlsListenOptions | false;
   /** MQTT over secure WebSocket listener (wss), or `false` for none. Default false. */
@@ -215,6 +227,8 @@ export const DEFAULTS = {
   maxSettingKeyBytes: 256,
   maxSettingValueBytes: 16_384,
   maxSettingsBytes: 49_152,
+  outputHighWaterMark: 65_536,
+  slowConsumerTimeout: 30_000,
   mqtts: false,
   wss: false,
   metricsPort: false,
@@ -283,6 +297,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxSettingKeyBytes: nonNegative('maxSettingKeyBytes', o.maxSettingKeyBytes ?? DEFAULTS.maxSettingKeyBytes),
     maxSettingValueBytes: nonNegative('maxSettingValueBytes', o.maxSettingValueBytes ?? DEFAULTS.maxSettingValueBytes),
     maxSettingsBytes: nonNegative('maxSettingsBytes', o.maxSettingsBytes ?? DEFAULTS.maxSettingsBytes),
+    outputHighWaterMark: positive('outputHighWaterMark', o.outputHighWaterMark ?? DEFAULTS.outputHighWaterMark),
+    slowConsumerTimeout: positive('slowConsumerTimeout', o.slowConsumerTimeout ?? DEFAULTS.slowConsumerTimeout),
     mqtts: o.mqtts ? { ...o.mqtts } : DEFAULTS.mqtts,
     wss: o.wss ? { ...o.wss } : DEFAULTS.wss,
     metricsPort: o.metricsPort === undefined || o.metricsPort === false ? DEFAULTS.metricsPort : port('metricsPort', o.metricsPort),

@@ -68,7 +68,15 @@ export interface ProtocolLimits {
   maxUserProperties: number;
   /** UTF-8 bytes of User Property names and values per packet. */
   maxUserPropertyBytes: number;
+  /** Unsent output, bytes, above which the connection stops reading its client until the output drains. */
+  outputHighWaterMark: number;
+  /** ms a connection may stay stopped on its unsent output (the client does not read) before it is closed. */
+  slowConsumerTimeout: number;
 }
+
+/** Why reading is paused: the request queue is full, or the client does not read its answers. */
+const PAUSE_REQUESTS = 1;
+const PAUSE_OUTPUT = 2;
 
 /** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
 const MAX_PACKETS_BEFORE_CONNACK = 42;
@@ -91,8 +99,12 @@ export class MqttConnection<S = unknown> implements WireSink {
   qos2: Set<number> | undefined;
   /** Packets received while CONNECT is being authenticated. */
   pending: mqtt.Packet[] | undefined;
-  /** Reading is paused by the gate (backpressure); idle checks are suspended meanwhile. */
-  readPaused = false;
+  /** Why reading is paused (PAUSE_* bits; 0 = reading); idle checks are suspended meanwhile. */
+  private pausedBy = 0;
+  /** When reading stopped on unsent output (ms), for slowConsumerTimeout. */
+  private outputPausedAt = 0;
+  /** Control answers (acks, PINGRESP) of the packets being parsed, written as one buffer per batch. */
+  private ctl: Buffer[] | undefined;
   /** Reading stopped for good (the gate is stopping); resume() does nothing. */
   frozen = false;
   /** Bytes received but not parsed yet because reading is paused. */
@@ -157,6 +169,8 @@ export class MqttConnection<S = unknown> implements WireSink {
       }
       this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
       if (this.state === State.Closed) return;
+      this.flushControl();
+      this.checkOutput();
       from = end;
       if (this.readPaused && from < chunk.length) {
         this.held = chunk.subarray(from);
@@ -228,6 +242,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     const packet: mqtt.IDisconnectPacket = { cmd: 'disconnect', reasonCode, properties: { reasonString: reason.slice(0, 256) } };
     let bytes = mqtt.generate(packet, PROTOCOL_V5);
     if (bytes.length > (this.v5?.maximumPacketSize ?? Infinity)) bytes = mqtt.generate({ cmd: 'disconnect', reasonCode }, PROTOCOL_V5);
+    this.flushControl();
     this.wire.write(bytes);
   }
 
@@ -237,6 +252,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     this.pending = undefined;
     if (!pending) return;
     for (const p of pending) this.onPacket(p);
+    this.flushControl();
   }
 
   /** Writes one packet, in the connection's protocol level's encoding. */
@@ -254,7 +270,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** Writes a PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70); success (reason code 0x00 for MQTT 5). */
   sendAck(typeByte: 0x40 | 0x50 | 0x70, messageId: number): void {
     if (this.state === State.Closed) return;
-    this.write(encodeAck(typeByte, messageId));
+    this.control(encodeAck(typeByte, messageId));
   }
 
   /**
@@ -263,14 +279,44 @@ export class MqttConnection<S = unknown> implements WireSink {
    */
   sendAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, reasonCode: number, reason: string | undefined): void {
     if (this.state === State.Closed) return;
-    if (reason === undefined || !this.v5?.problemInformation) return void this.write(encodeAckV5(typeByte, messageId, reasonCode));
+    if (reason === undefined || !this.v5?.problemInformation) return void this.control(encodeAckV5(typeByte, messageId, reasonCode));
     const cmd = typeByte === 0x40 ? 'puback' : typeByte === 0x50 ? 'pubrec' : 'pubcomp';
     this.send({ cmd, messageId, reasonCode, properties: { reasonString: reason.slice(0, 256) } } as mqtt.Packet);
   }
 
   sendPingresp(): void {
     if (this.state === State.Closed) return;
-    this.write(PINGRESP);
+    this.control(PINGRESP);
+  }
+
+  /**
+   * Queues a control answer (PUBACK, PUBREC, PUBCOMP, PINGRESP) of the packet being handled:
+   * the answers of one parse batch leave as one buffer in one write, in order, before
+   * anything else is written. A client flooding PINGREQs therefore costs one write per
+   * batch, not one per packet, and its answers count toward its unsent output like any other.
+   */
+  private control(bytes: Buffer): void {
+    (this.ctl ??= []).push(bytes);
+  }
+
+  /** Writes the queued control answers. */
+  private flushControl(): void {
+    const ctl = this.ctl;
+    if (!ctl) return;
+    this.ctl = undefined;
+    this.write(ctl.length === 1 ? ctl[0] : Buffer.concat(ctl));
+  }
+
+  /**
+   * Stops reading a client whose unsent output passed outputHighWaterMark (it is not reading
+   * what it asked for): its further input waits in the kernel, not in our heap, until the
+   * output drains; it is closed if that takes longer than slowConsumerTimeout.
+   */
+  private checkOutput(): void {
+    if (this.pausedBy & PAUSE_OUTPUT || this.wire.bufferedBytes() <= this.limits.outputHighWaterMark) return;
+    this.outputPausedAt = Date.now();
+    this.pause(PAUSE_OUTPUT);
+    this.wire.whenDrained(() => this.resume(PAUSE_OUTPUT));
   }
 
   /**
@@ -279,6 +325,7 @@ export class MqttConnection<S = unknown> implements WireSink {
    * instead of buffering without bound (one large reply or a burst in one tick is not).
    */
   write(bytes: Buffer): boolean {
+    if (this.ctl) this.flushControl();
     const backlog = this.wire.bufferedBytes();
     if (backlog > this.limits.maxBufferedBytes) {
       // MQTT 5: DISCONNECT 0x97 behind the backlog, and the wire's end() bound (2 s) to flush it.
@@ -287,6 +334,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     }
     this.wire.write(bytes);
     if (this.hooks.traffic) this.hooks.traffic.bytesOut += bytes.length;
+    if (this.state === State.Connected) this.checkOutput();
     return true;
   }
 
@@ -320,21 +368,30 @@ export class MqttConnection<S = unknown> implements WireSink {
     return this.write(bytes);
   }
 
-  pause(): void {
-    if (this.readPaused) return;
-    this.readPaused = true;
+  /** True while reading is paused, for any reason. */
+  get readPaused(): boolean {
+    return this.pausedBy !== 0;
+  }
+
+  /** Stops reading (the request queue is full: RequestQueue; or `reason` PAUSE_OUTPUT). */
+  pause(reason = PAUSE_REQUESTS): void {
+    const was = this.pausedBy;
+    this.pausedBy |= reason;
+    if (was !== 0) return;
     if (this.hooks.traffic) this.hooks.traffic.pauses++;
     this.wire.pause();
   }
 
-  resume(): void {
-    if (!this.readPaused || this.frozen) return;
-    this.readPaused = false;
+  /** Clears one reason to pause; reading resumes when none is left (never once frozen). */
+  resume(reason = PAUSE_REQUESTS): void {
+    if (!(this.pausedBy & reason)) return;
+    this.pausedBy &= ~reason;
+    if (this.pausedBy !== 0 || this.frozen) return;
     this.lastSeen = Date.now();
     const held = this.held;
     this.held = undefined;
     if (held) this.feed(held);
-    if (!this.readPaused && this.state !== State.Closed) this.wire.resume();
+    if (this.pausedBy === 0 && this.state !== State.Closed) this.wire.resume();
   }
 
   /** Stops reading for good: a stopping gate takes no new requests. */
@@ -375,7 +432,12 @@ export class MqttConnection<S = unknown> implements WireSink {
   checkTimers(now: number): void {
     if (this.state === State.New || this.state === State.Connecting) {
       if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
-    } else if (this.state === State.Connected && !this.readPaused && now - this.lastSeen > this.idleLimit) {
+    } else if (this.state === State.Connected && this.pausedBy & PAUSE_OUTPUT) {
+      if (now - this.outputPausedAt > this.limits.slowConsumerTimeout) {
+        const backlog = this.wire.bufferedBytes();
+        this.fail(ReasonCode.QuotaExceeded, `slow consumer: ${backlog} bytes unread for over slowConsumerTimeout ${this.limits.slowConsumerTimeout} ms`, 'destroy');
+      }
+    } else if (this.state === State.Connected && this.pausedBy === 0 && now - this.lastSeen > this.idleLimit) {
       this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24)');
     }
   }

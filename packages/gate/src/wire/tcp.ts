@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from '../options';
 import { normalizeIp } from './remote-address';
-import { corkForTick, type TickCorked } from './tick-cork';
+import { corkForTick, whenSocketDrained, type TickCorked } from './tick-cork';
 import { readProxyHeader } from './proxy-protocol';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -29,6 +29,9 @@ class TcpWire implements Wire, TickCorked {
   }
   bufferedBytes(): number {
     return Math.max(0, this.socket.writableLength - this.tickBytes);
+  }
+  whenDrained(drained: () => void): void {
+    whenSocketDrained(this.socket, drained);
   }
   pause(): void {
     this.socket.pause();

@@ -32,3 +32,13 @@ function uncork(wire: TickCorked): void {
   wire.tickBytes = 0;
   wire.corkTarget.uncork();
 }
+
+/**
+ * Calls `drained` once the socket's write buffer is empty: on its next `drain` event (which a
+ * socket emits after a write that filled it past its highWaterMark), or on the next tick when
+ * nothing is buffered. A socket that closes first never calls it.
+ */
+export function whenSocketDrained(socket: { writableLength: number; once(event: 'drain', cb: () => void): unknown }, drained: () => void): void {
+  if (socket.writableLength === 0) process.nextTick(drained);
+  else socket.once('drain', drained);
+}

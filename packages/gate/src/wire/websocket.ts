@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
-import { corkForTick, type TickCorked } from './tick-cork';
+import { corkForTick, whenSocketDrained, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -41,6 +41,9 @@ class WebSocketWire implements Wire, TickCorked {
   }
   bufferedBytes(): number {
     return Math.max(0, this.ws.bufferedAmount - this.tickBytes);
+  }
+  whenDrained(drained: () => void): void {
+    whenSocketDrained(this.socket, drained);
   }
   pause(): void {
     this.ws.pause();

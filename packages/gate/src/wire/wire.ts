@@ -31,6 +31,11 @@ export interface Wire {
    * client reads slower than it is written to (this tick's corked writes do not count).
    */
   bufferedBytes(): number;
+  /**
+   * Calls `drained` once, when everything written so far has been handed to the kernel
+   * (at once, on the next tick, when nothing is waiting). Not called if the wire closes first.
+   */
+  whenDrained(drained: () => void): void;
   /** Stops reading (backpressure). */
   pause(): void;
   resume(): void;

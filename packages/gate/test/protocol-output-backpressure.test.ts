@@ -1,0 +1,133 @@
+/**
+ * A client that sends but does not read (issue: hold up on the open internet, finding 1): a
+ * PINGREQ flood from a non-reading client made the gate queue millions of 2-byte PINGRESPs
+ * (RSS 72 → 307 MB) and stalled everyone else. Now the gate stops reading such a client once
+ * its unsent output passes outputHighWaterMark (its further input waits in the kernel), coalesces
+ * the control answers of a read batch into one write, and closes the client only after
+ * slowConsumerTimeout.
+ */
+import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import * as mqttPacket from 'mqtt-packet';
+import WebSocket from 'ws';
+import { startGate, RawClient, type Harness } from './helpers/harness';
+import { within } from './helpers/waiters';
+
+const CONNECT = (clientId: string) => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
+/** 32 768 PINGREQs in one buffer. */
+const PINGS = Buffer.alloc(64 * 1024, Buffer.from([0xc0, 0x00]));
+const SLOW_TIMEOUT = 3000;
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startGate({ slowConsumerTimeout: SLOW_TIMEOUT, maxBufferedBytes: 4 * 1024 * 1024 });
+});
+afterAll(() => h.stop());
+
+/**
+ * Writes PINGREQs until the socket stays backed up (the gate stopped reading it and the kernel
+ * buffers are full) or `limit` bytes were written. Resolves with the bytes written.
+ */
+async function flood(write: (b: Buffer) => boolean, drained: () => Promise<unknown>, limit: number): Promise<number> {
+  let written = 0;
+  while (written < limit) {
+    written += PINGS.length;
+    if (!write(PINGS)) {
+      const drainedInTime = await Promise.race([drained().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+      if (!drainedInTime) return written; // backed up: the gate is not reading
+    }
+  }
+  return written;
+}
+
+function external(): number {
+  const m = process.memoryUsage();
+  return m.external + m.arrayBuffers;
+}
+
+test('TCP: the gate stops reading a PINGREQ flooder that does not read, serves others meanwhile, and closes it after slowConsumerTimeout', async () => {
+  const other = await RawClient.open(h.tcpPort);
+  await other.connect({ clientId: 'other-tcp' });
+  const s: Socket = netConnect(h.tcpPort, '127.0.0.1');
+  await once(s, 'connect');
+  s.write(CONNECT('flooder-tcp'));
+  const connected = await within(once(s, 'data'), 2000, 'CONNACK');
+  expect((connected[0] as Buffer)[0]).toBe(0x20);
+  s.pause(); // never reads again
+  s.on('error', () => undefined); // the gate resets it in the end
+  let closed = false;
+  const closedReason = new Promise<string>((resolve) =>
+    h.gate.on('disconnect', (session, reason) => {
+      if (session.sessionId && reason.includes('slow consumer')) {
+        closed = true;
+        resolve(reason);
+      }
+    }),
+  );
+  const before = external();
+  // 24 MiB of PINGREQs, more than the kernel buffers on both sides hold, written as fast as
+  // the gate takes them, until the gate closes the flooder.
+  let written = 0;
+  let servedDuringFlood = false;
+  while (written < 24 * 1024 * 1024 && !closed) {
+    written += PINGS.length;
+    if (!s.write(PINGS)) await Promise.race([once(s, 'drain'), closedReason]);
+    if (!servedDuringFlood && written > 8 * 1024 * 1024) {
+      // Everyone else is served meanwhile.
+      other.send({ cmd: 'pingreq' });
+      await within(other.next('pingresp'), 2000, 'PINGRESP of a well-behaved client during the flood');
+      servedDuringFlood = true;
+    }
+  }
+  // It is closed because it did not read for slowConsumerTimeout, not at maxBufferedBytes (4 MiB
+  // of queued PINGRESPs, before the fix): the gate stopped reading it instead of buffering.
+  expect(await within(closedReason, SLOW_TIMEOUT + 5000, 'slow consumer close')).toMatch(/slowConsumerTimeout 3000 ms/);
+  expect(servedDuringFlood).toBe(true);
+  // What the gate held for it stayed small: its answers waited in the kernel buffers.
+  expect(external() - before).toBeLessThan(20 * 1024 * 1024);
+  s.destroy();
+  other.destroy();
+});
+
+test('TCP: the PINGRESPs of one read batch leave in one write, and every PINGREQ gets its PINGRESP', async () => {
+  const s: Socket = netConnect(h.tcpPort, '127.0.0.1');
+  await once(s, 'connect');
+  s.write(CONNECT('batch'));
+  await once(s, 'data');
+  let got = 0;
+  const all = new Promise<void>((resolve) =>
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= 2 * 500) resolve();
+    }),
+  );
+  s.write(PINGS.subarray(0, 2 * 500)); // 500 PINGREQs in one write
+  await within(all, 2000, '500 PINGRESPs');
+  expect(got).toBe(1000);
+  s.destroy();
+});
+
+test('WebSocket: the same flood over WebSocket is stopped too, and others are served', async () => {
+  const other = await RawClient.open(h.tcpPort);
+  await other.connect({ clientId: 'other-ws' });
+  const ws = new WebSocket(`ws://127.0.0.1:${h.wsPort}/mqtt`, ['mqtt'], { perMessageDeflate: false });
+  await once(ws, 'open');
+  ws.send(CONNECT('flooder-ws'));
+  await once(ws, 'message');
+  ws.pause(); // never reads again
+  ws.on('error', () => undefined);
+  const raw = (ws as unknown as { _socket: Socket })._socket;
+  const written = await flood(
+    (b) => {
+      ws.send(b);
+      return raw.writableLength < 1024 * 1024;
+    },
+    () => once(raw, 'drain'),
+    64 * 1024 * 1024,
+  );
+  expect(written).toBeLessThan(64 * 1024 * 1024);
+  other.send({ cmd: 'pingreq' });
+  await within(other.next('pingresp'), 2000, 'PINGRESP of a well-behaved client during the flood');
+  ws.terminate();
+  other.destroy();
+});
