@@ -233,12 +233,13 @@ function chunk(rng, stream, transport) {
  * mutations: [descriptions], chunks: [{ bytes, fin? }], text }` (`text`: the first
  * WebSocket frame is a text frame, which the gate must refuse).
  * @param opts.transports the transports to draw from (default both)
+ * @param opts.levels the protocol levels of the base sequence (default 3, 4, 5; mutations may still mix in packets of any level)
  */
 export function buildCase(seed, opts = {}, c = corpus()) {
   const rng = new Rng(seed);
   const transports = opts.transports ?? ['tcp', 'ws'];
   const transport = rng.pick(transports);
-  const level = rng.pick(LEVELS);
+  const level = rng.pick(opts.levels ?? LEVELS);
   const seq = baseSequence(rng, c, level);
   const base = seq.map((p) => p.name);
   const mutations = [];

@@ -36,7 +36,7 @@ if (positionals[0]) {
   const r = readReproducer(file);
   records = r.cases;
   connectTimeout = Number(values['connect-timeout'] ?? r.gate?.connectTimeout ?? 500);
-  console.log(`replay: ${r.kind} of run seed ${r.runSeed}: ${r.detail}; ${records.length} case(s)`);
+  console.log(`replay: ${r.kind}${r.runSeed === undefined ? '' : ` of run seed ${r.runSeed}`}: ${r.detail}; ${records.length} case(s)`);
 } else if (values.seed !== undefined && values.case !== undefined) {
   const index = Number(values.case);
   records = [caseRecord(index, buildCase(caseSeed(Number(values.seed) >>> 0, index)))];

@@ -28,7 +28,8 @@ function usage(message) {
   console.error(`fuzz: ${message}
 usage: node fuzz/run.mjs [--cases N] [--seconds S] [--seed N] [--out DIR] [--concurrency N]
        [--probe-every N] [--probe-timeout MS] [--case-timeout MS] [--connect-timeout MS]
-       [--settle MS] [--transports tcp,ws] [--max-rss-mb N] [--fault stall|crash] [--fault-after MS]`);
+       [--settle MS] [--transports tcp,ws] [--levels 3,4,5] [--keep-going] [--max-rss-mb N]
+       [--fault stall|crash] [--fault-after MS]`);
   process.exit(2);
 }
 
@@ -48,6 +49,8 @@ function cli() {
         'connect-timeout': { type: 'string', default: '500' },
         settle: { type: 'string', default: '25' },
         transports: { type: 'string', default: 'tcp,ws' },
+        levels: { type: 'string', default: '3,4,5' },
+        'keep-going': { type: 'boolean', default: false },
         'max-rss-mb': { type: 'string', default: '1024' },
         fault: { type: 'string' },
         'fault-after': { type: 'string', default: '1500' },
@@ -63,6 +66,8 @@ function cli() {
   };
   const transports = values.transports.split(',').map((t) => t.trim());
   if (!transports.length || transports.some((t) => t !== 'tcp' && t !== 'ws')) usage('--transports is a list of tcp and ws');
+  const levels = values.levels.split(',').map(Number);
+  if (!levels.length || levels.some((l) => ![3, 4, 5].includes(l))) usage('--levels is a list of 3, 4 and 5');
   if (values.fault && !['stall', 'crash'].includes(values.fault)) usage('--fault is stall or crash');
   const seconds = values.seconds === undefined ? Infinity : num('seconds', values.seconds, 0.1);
   const connectTimeout = num('connect-timeout', values['connect-timeout']);
@@ -79,6 +84,9 @@ function cli() {
     caseTimeout: values['case-timeout'] !== undefined ? num('case-timeout', values['case-timeout']) : connectTimeout + 2500,
     settle: num('settle', values.settle, 0),
     transports,
+    levels,
+    // After a crash: restart the gate, write a reproducer per distinct crash site, go on; exit 1 at the end.
+    keepGoing: values['keep-going'],
     maxRss: num('max-rss-mb', values['max-rss-mb']) * 1024 * 1024,
     fault: values.fault,
     faultAfter: num('fault-after', values['fault-after'], 0),
@@ -102,6 +110,10 @@ const stats = {
   probes: 0,
   probeMaxMs: 0,
   bytesSent: 0,
+  /** Cases whose connection the gate's crash cut (--keep-going): not counted. */
+  lostToCrashes: 0,
+  /** --keep-going: crash site (error and first frame) → { count, reproducer, firstCase }. */
+  crashSites: {},
 };
 
 const inflight = new Map();
@@ -109,6 +121,9 @@ const recent = [];
 let finding;
 let stopping = false;
 let target;
+/** Bumped at every restart of the gate (--keep-going). */
+let generation = 0;
+let restarting;
 
 const startedAt = Date.now();
 const elapsed = () => (Date.now() - startedAt) / 1000;
@@ -147,8 +162,41 @@ function remember(index, kase, result) {
 
 /** Runs `fn` unless the gate exits within a second (a failure that is the crash's echo). */
 async function whileAlive(fn) {
-  await Promise.race([target.exited, new Promise((r) => setTimeout(r, 1000))]);
-  if (target.alive()) fn();
+  const t = target;
+  await Promise.race([t.exited, new Promise((r) => setTimeout(r, 1000))]);
+  if (t.alive() && t === target) fn();
+}
+
+/** The crash's error line and first stack frame, from the gate's output. */
+function crashSite(output) {
+  const m = /^(\w*Error\b[^\n]*)\n(?:\s+at ([^\n]*))?/m.exec(output);
+  return m ? `${m[1]} at ${(m[2] ?? '?').replace(/\(.*[\\/]((?:packages|node_modules)[\\/].*)\)/, '($1)')}` : `exit without a stack trace: ${output.slice(-200)}`;
+}
+
+function watch(t) {
+  t.exited.then((e) => {
+    if (e.expected) return;
+    stats.crashes++;
+    if (!opts.keepGoing) {
+      fail('crash', `the gate exited (code ${e.code}, signal ${e.signal}) during the run; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`, suspects(), { gateOutput: e.output });
+      return;
+    }
+    const site = crashSite(e.output);
+    const known = stats.crashSites[site];
+    if (known) known.count++;
+    else {
+      const path = writeReproducer(opts.out, { kind: 'crash', detail: `the gate exited (code ${e.code}, signal ${e.signal}): ${site}; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`, runSeed: opts.seed, command, gate: { connectTimeout: opts.connectTimeout }, caseTimeout: opts.caseTimeout, gateOutput: e.output, cases: suspects() });
+      stats.crashSites[site] = { count: 1, reproducer: path, atCase: nextIndex };
+      console.error(`fuzz: CRASH (new site, going on): ${site}\nfuzz: reproducer written to ${path}`);
+    }
+    if (stopping) return;
+    restarting = startTarget({ connectTimeout: opts.connectTimeout }).then((t2) => {
+      target = t2;
+      generation++;
+      restarting = undefined;
+      watch(t2);
+    });
+  });
 }
 
 // ---- probes ------------------------------------------------------------------------------
@@ -171,6 +219,7 @@ function runProbe() {
   const [transport, level] = PROBE_KINDS[n % PROBE_KINDS.length];
   sinceProbe = 0;
   lastProbeAt = Date.now();
+  if (restarting) return (probeRunning = restarting.then(() => ({ ok: true, ms: 0 })).finally(() => (probeRunning = undefined)));
   probeRunning = probe(target, { transport, level, timeout: opts.probeTimeout, n }).then((r) => {
     probeRunning = undefined;
     stats.probes++;
@@ -196,13 +245,21 @@ let nextIndex = 0;
 
 async function worker() {
   while (!stopping && nextIndex < opts.cases && elapsed() < opts.seconds) {
+    if (restarting) await restarting;
+    if (stopping) break;
     const index = nextIndex++;
-    const kase = buildCase(caseSeed(opts.seed, index), { transports: opts.transports });
+    const kase = buildCase(caseSeed(opts.seed, index), { transports: opts.transports, levels: opts.levels });
     inflight.set(index, kase);
-    const result = await runCase(kase, target, { timeout: opts.caseTimeout, settle: opts.settle });
+    const gen = generation;
+    const gate = target;
+    const result = await runCase(kase, gate, { timeout: opts.caseTimeout, settle: opts.settle });
     inflight.delete(index);
     remember(index, kase, result);
     if (finding) break;
+    if (gen !== generation || !gate.alive()) {
+      stats.lostToCrashes++; // the crash, recorded on its own, cut this one
+      continue;
+    }
     stats.cases++;
     sinceProbe++;
     for (const ch of kase.chunks) stats.bytesSent += ch.bytes.length;
@@ -225,6 +282,12 @@ async function worker() {
         stats.connectErrors++;
         fail('connect-error', `case ${index} (${kase.transport}): ${result.error}`, [caseRecord(index, kase, { result })]);
       });
+      if (gate !== target || !gate.alive()) {
+        // refused by a gate that had just crashed (--keep-going): not a case
+        stats.cases--;
+        t.cases--;
+        stats.lostToCrashes++;
+      }
     }
     maybeProbe();
   }
@@ -236,15 +299,12 @@ async function main() {
   const limit = opts.cases === Infinity ? `${opts.seconds} s` : opts.seconds === Infinity ? `${fmt(opts.cases)} cases` : `${fmt(opts.cases)} cases or ${opts.seconds} s`;
   console.log(`fuzz: seed ${opts.seed}, ${limit}, ${opts.concurrency} connections at a time over ${opts.transports.join(' + ')}, probe every ${opts.probeEvery} cases (bound ${opts.probeTimeout} ms), case timeout ${opts.caseTimeout} ms, gate connectTimeout ${opts.connectTimeout} ms`);
   target = await startTarget({ connectTimeout: opts.connectTimeout, fault: opts.fault, faultAfter: opts.faultAfter });
-  target.exited.then((e) => {
-    if (e.expected) return;
-    stats.crashes++;
-    fail('crash', `the gate exited (code ${e.code}, signal ${e.signal}) during the run; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`, suspects(), { gateOutput: e.output });
-  });
+  watch(target);
   const first = await runProbe();
   if (!first.ok) return finishRun();
   const rssBefore = target.rss();
   let rssPeak = rssBefore ?? 0;
+  // (after a --keep-going restart the RSS is the new process')
   const sampler = setInterval(() => {
     const rss = target.rss();
     if (rss === undefined) return;
@@ -256,6 +316,7 @@ async function main() {
   }, 10_000);
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const casesSeconds = elapsed();
+  if (restarting) await restarting;
   if (probeRunning) await probeRunning;
   if (!finding) await runProbe(); // the last word: the gate still serves after the last case
   clearInterval(sampler);
@@ -264,7 +325,10 @@ async function main() {
 }
 
 async function finishRun(m = {}) {
+  stopping = true;
+  if (restarting) await restarting;
   if (target) await target.stop();
+  if (!finding && stats.crashes > 0) finding = { kind: 'crash', detail: `${stats.crashes} crashes at ${Object.keys(stats.crashSites).length} site(s)`, reproducer: Object.values(stats.crashSites).map((c) => c.reproducer).join(', ') };
   const seconds = m.casesSeconds ?? elapsed();
   const result = {
     ok: !finding,
@@ -281,6 +345,8 @@ async function finishRun(m = {}) {
     hangs: stats.hangs,
     probeFailures: stats.probeFailures,
     connectErrors: stats.connectErrors,
+    lostToCrashes: stats.lostToCrashes,
+    crashSites: stats.crashSites,
     probes: stats.probes,
     probeMaxMs: stats.probeMaxMs,
     bytesSent: stats.bytesSent,
@@ -297,7 +363,8 @@ async function finishRun(m = {}) {
       `  cases            ${fmt(stats.cases)} in ${seconds.toFixed(1)} s (${fmt(result.perSecond)}/s); tcp ${fmt(stats.byTransport.tcp.cases)}, ws ${fmt(stats.byTransport.ws.cases)}; ${mb(stats.bytesSent)} sent`,
       `  closed by gate   ${fmt(stats.closed)} (${fmt(stats.answeredThenClosed)} of them after answering)`,
       `  answered, open   ${fmt(stats.answered)}`,
-      `  crashes          ${stats.crashes}`,
+      `  crashes          ${stats.crashes}${stats.crashes && opts.keepGoing ? ` at ${Object.keys(stats.crashSites).length} site(s), ${fmt(stats.lostToCrashes)} cases cut by them (not counted)` : ''}`,
+      ...Object.entries(stats.crashSites).map(([site, c]) => `    ${c.count} x ${site}`),
       `  hangs            ${stats.hangs}`,
       `  probe failures   ${stats.probeFailures} (${stats.probes} probes, slowest ${stats.probeMaxMs} ms)`,
       `  connect errors   ${stats.connectErrors}`,
