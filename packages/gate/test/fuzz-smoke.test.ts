@@ -15,10 +15,25 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(__dirname, '../../..');
 
+/** The FUZZ_RESULT line of a run (the fields these tests read). */
+interface Result {
+  cases: number;
+  closedByGate: number;
+  byTransport: Record<'tcp' | 'ws', { cases: number }>;
+  crashes: number;
+  hangs: number;
+  probeFailures: number;
+  connectErrors: number;
+  probes: number;
+  rssBefore: number;
+  rssAfter: number;
+  finding: { kind: string; reproducer: string } | null;
+}
+
 interface Run {
   code: number | null;
   out: string;
-  result: Record<string, unknown> & { finding: { kind: string; reproducer: string } | null };
+  result: Result;
 }
 
 function fuzz(args: string[]): Promise<Run> {
@@ -29,7 +44,7 @@ function fuzz(args: string[]): Promise<Run> {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => {
       const m = /^FUZZ_RESULT (.+)$/m.exec(out);
-      done({ code, out, result: m ? JSON.parse(m[1]) : { finding: null } });
+      done({ code, out, result: m ? (JSON.parse(m[1]) as Result) : ({ finding: null } as Result) });
     });
   });
 }
@@ -49,7 +64,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('a clean pass exits 0: cases over TCP and WebSocket, every probe answered, no crash or hang', () => {
   expect({ code: clean.code, tail: clean.code === 0 ? '' : clean.out.slice(-3000) }).toEqual({ code: 0, tail: '' });
-  const r = clean.result as Record<string, number> & { byTransport: Record<string, { cases: number }> };
+  const r = clean.result;
   expect(r.cases).toBeGreaterThan(200);
   expect(r.byTransport.tcp.cases).toBeGreaterThan(50);
   expect(r.byTransport.ws.cases).toBeGreaterThan(50);
