@@ -109,6 +109,8 @@ const stats = {
   byTransport: { tcp: { cases: 0, closed: 0, answered: 0 }, ws: { cases: 0, closed: 0, answered: 0 } },
   probes: 0,
   probeMaxMs: 0,
+  /** Probes that missed once and passed on the retry. */
+  probeRetries: 0,
   bytesSent: 0,
   /** Cases whose connection the gate's crash cut (--keep-going): not counted. */
   lostToCrashes: 0,
@@ -160,9 +162,11 @@ function remember(index, kase, result) {
   if (recent.length > 2 * opts.concurrency + 32) recent.shift();
 }
 
-/** Runs `fn` unless the gate exits within a second (a failure that is the crash's echo). */
-async function whileAlive(fn) {
-  const t = target;
+/**
+ * Runs `fn` unless gate process `t` (the one the failure was seen on) exits within a second
+ * or has been replaced: then the failure is the crash's echo, and the crash the finding.
+ */
+async function whileAlive(t, fn) {
   await Promise.race([t.exited, new Promise((r) => setTimeout(r, 1000))]);
   if (t.alive() && t === target) fn();
 }
@@ -220,17 +224,23 @@ function runProbe() {
   sinceProbe = 0;
   lastProbeAt = Date.now();
   if (restarting) return (probeRunning = restarting.then(() => ({ ok: true, ms: 0 })).finally(() => (probeRunning = undefined)));
-  probeRunning = probe(target, { transport, level, timeout: opts.probeTimeout, n }).then((r) => {
-    probeRunning = undefined;
-    stats.probes++;
-    stats.probeMaxMs = Math.max(stats.probeMaxMs, r.ms);
-    if (r.ok || finding) return r;
-    // The gate may have just died: its exit, not this, is the finding then.
-    return whileAlive(() => {
-      stats.probeFailures++;
-      fail('probe', `liveness probe ${n} (${transport}, level ${level}) failed: ${r.error}`, suspects(), { gateOutput: target.output() });
-    }).then(() => r);
-  });
+  const t = target;
+  const attempt = () => probe(t, { transport, level, timeout: opts.probeTimeout, n });
+  // A miss is retried once on a new connection (the gate's short connectTimeout can cut a
+  // probe whose CONNECT waited behind a busy event loop); two in a row fail the run.
+  probeRunning = attempt()
+    .then((first) => (first.ok || !t.alive() ? first : attempt().then((second) => (second.ok ? { ...second, retried: first.error } : { ...second, error: `${first.error}; again: ${second.error}` }))))
+    .then((r) => {
+      probeRunning = undefined;
+      stats.probes++;
+      stats.probeMaxMs = Math.max(stats.probeMaxMs, r.ms);
+      if (r.retried) stats.probeRetries++;
+      if (r.ok || finding) return r;
+      return whileAlive(t, () => {
+        stats.probeFailures++;
+        fail('probe', `liveness probe ${n} (${transport}, level ${level}) failed twice: ${r.error}`, suspects(), { gateOutput: t.output() });
+      }).then(() => r);
+    });
   return probeRunning;
 }
 
@@ -278,7 +288,7 @@ async function worker() {
         fail('hang', `case ${index} (${kase.transport}, level ${kase.level}): the gate neither answered nor closed the connection within ${opts.caseTimeout} ms`, [caseRecord(index, kase, { result })], { gateOutput: target.output() });
       }
     } else if (result.outcome === 'connect-error') {
-      await whileAlive(() => {
+      await whileAlive(gate, () => {
         stats.connectErrors++;
         fail('connect-error', `case ${index} (${kase.transport}): ${result.error}`, [caseRecord(index, kase, { result })]);
       });
@@ -348,6 +358,7 @@ async function finishRun(m = {}) {
     lostToCrashes: stats.lostToCrashes,
     crashSites: stats.crashSites,
     probes: stats.probes,
+    probeRetries: stats.probeRetries,
     probeMaxMs: stats.probeMaxMs,
     bytesSent: stats.bytesSent,
     rssBefore: m.rssBefore,
@@ -366,7 +377,7 @@ async function finishRun(m = {}) {
       `  crashes          ${stats.crashes}${stats.crashes && opts.keepGoing ? ` at ${Object.keys(stats.crashSites).length} site(s), ${fmt(stats.lostToCrashes)} cases cut by them (not counted)` : ''}`,
       ...Object.entries(stats.crashSites).map(([site, c]) => `    ${c.count} x ${site}`),
       `  hangs            ${stats.hangs}`,
-      `  probe failures   ${stats.probeFailures} (${stats.probes} probes, slowest ${stats.probeMaxMs} ms)`,
+      `  probe failures   ${stats.probeFailures} (${stats.probes} probes, slowest ${stats.probeMaxMs} ms, ${stats.probeRetries} passed on a retry)`,
       `  connect errors   ${stats.connectErrors}`,
       `  gate RSS         before ${mb(m.rssBefore)}, after ${mb(m.rssAfter)}, peak ${mb(m.rssPeak)}`,
       ...(finding ? [`  reproducer       ${finding.reproducer}`] : []),
