@@ -283,9 +283,9 @@ async function worker() {
       stats.answered++;
       t.answered++;
     } else if (result.outcome === 'hang') {
-      if (target.alive()) {
+      if (gate.alive() && gate === target) {
         stats.hangs++;
-        fail('hang', `case ${index} (${kase.transport}, level ${kase.level}): the gate neither answered nor closed the connection within ${opts.caseTimeout} ms`, [caseRecord(index, kase, { result })], { gateOutput: target.output() });
+        fail('hang', `case ${index} (${kase.transport}, level ${kase.level}): the gate neither answered nor closed the connection within ${opts.caseTimeout} ms`, [caseRecord(index, kase, { result })], { gateOutput: gate.output() });
       }
     } else if (result.outcome === 'connect-error') {
       await whileAlive(gate, () => {
