@@ -9,10 +9,13 @@ import * as mqtt from 'mqtt-packet';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, type PublishProperties } from '../src/protocol/encode';
 import { userPropertiesSize } from '../src/protocol/mqtt5';
 
-/** Any string, lone surrogates included (both sides write them as U+FFFD). */
-const anyString = (maxLength = 30) => fc.string({ unit: 'binary', maxLength });
-/** Well-formed Unicode, which parses back to itself. */
-const text = (maxLength = 30) => fc.string({ unit: 'grapheme', maxLength });
+/**
+ * Any string, lone surrogates included (both sides write them as U+FFFD); now and then one
+ * of 100 to 400 characters, so that 2-byte lengths have a high byte.
+ */
+const anyString = (maxLength = 30) => fc.oneof({ weight: 4, arbitrary: fc.string({ unit: 'binary', maxLength }) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 100, maxLength: 400 }) });
+/** Well-formed Unicode, which parses back to itself; the same lengths. */
+const text = (maxLength = 30) => fc.oneof({ weight: 4, arbitrary: fc.string({ unit: 'grapheme', maxLength }) }, { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 100, maxLength: 400 }) });
 const payload = fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: 400 }) }, { weight: 1, arbitrary: fc.integer({ min: 16_380, max: 17_000 }).map((n) => new Uint8Array(n).fill(3)) }).map((a) => Buffer.from(a));
 
 /**
