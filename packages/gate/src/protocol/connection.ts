@@ -3,7 +3,7 @@ import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
-import { ReasonCode, type Mqtt5State } from './mqtt5';
+import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { State } from './state';
 import type { Traffic } from '../metrics';
 
@@ -167,7 +167,12 @@ export class MqttConnection<S = unknown> implements WireSink {
           return this.fail(code, violation, 'destroy');
         }
       }
-      this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+      try {
+        this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+      } catch (err) {
+        // A handler that throws on input nobody foresaw closes this connection, never the gate.
+        return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
+      }
       if (this.state === State.Closed) return;
       this.flushControl();
       this.checkOutput();
@@ -202,6 +207,12 @@ export class MqttConnection<S = unknown> implements WireSink {
       if (packet.cmd !== 'connect') return this.close(`first packet was ${packet.cmd.toUpperCase()}, not CONNECT (MQTT-3.1.0-1)`);
     } else if (packet.cmd === 'connect') {
       return this.fail(ReasonCode.ProtocolError, 'second CONNECT (MQTT-3.1.0-2)');
+    }
+    const bad = propertiesProblem((packet as { properties?: unknown }).properties);
+    if (bad) {
+      const what = `${packet.cmd.toUpperCase()}: ${bad.what}`;
+      // Before a CONNACK there is no DISCONNECT (MQTT-3.14.0-1): the connection just closes.
+      return this.state === State.New ? this.destroy(what) : this.fail(bad.code, what, 'destroy');
     }
     const handler = packetHandlers[packet.cmd];
     if (handler) (handler as (c: MqttConnection, p: mqtt.Packet) => void)(this, packet);

@@ -107,3 +107,31 @@ export function userPropertiesProblem(up: UserProperties | undefined, maxCount: 
   if (bytes > maxBytes) return `User Properties of ${bytes} bytes exceed maxUserPropertyBytes ${maxBytes}`;
   return undefined;
 }
+
+/**
+ * Whether a parsed packet's MQTT 5 properties are well-formed, before any handler reads them:
+ * mqtt-packet hands over a string or binary property whose length runs past the packet as
+ * `null` (no parse error), and a property sent twice as an array of its values. The first is
+ * a Malformed Packet (MQTT 5.0 §1.5.4, §2.2.2.2), the second a Protocol Error for every
+ * property but User Property (§2.2.2.2: "a Protocol Error to include the same property more
+ * than once" except User Property and, from a server, Subscription Identifier).
+ * @returns undefined when fine, else the reason code and what is wrong.
+ */
+export function propertiesProblem(properties: unknown): { code: number; what: string } | undefined {
+  if (properties === undefined || properties === null) return undefined;
+  if (typeof properties !== 'object') return { code: ReasonCode.MalformedPacket, what: 'properties are not a property list' };
+  for (const [name, value] of Object.entries(properties as Record<string, unknown>)) {
+    if (value === null || value === undefined) return { code: ReasonCode.MalformedPacket, what: `property ${name} runs past the end of the packet` };
+    if (name === 'userProperties') {
+      if (typeof value !== 'object') return { code: ReasonCode.MalformedPacket, what: 'User Property list is malformed' };
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        const values = Array.isArray(v) ? v : [v];
+        if (values.some((x) => typeof x !== 'string')) return { code: ReasonCode.MalformedPacket, what: `User Property ${JSON.stringify(k.slice(0, 40))} runs past the end of the packet` };
+      }
+      continue;
+    }
+    // SUBSCRIBE may carry one Subscription Identifier; mqtt-packet keeps any one as a number.
+    if (Array.isArray(value)) return { code: ReasonCode.ProtocolError, what: `property ${name} appears more than once (MQTT 5.0 §2.2.2.2)` };
+  }
+  return undefined;
+}
