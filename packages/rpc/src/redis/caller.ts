@@ -3,7 +3,7 @@ import { messageOf } from '../error-message';
 import { decodeResponse, encodeRequest } from '../rpc-codec';
 import { pickSticky } from '../sticky';
 import { describeAddress, type Address, type CallOptions, type RpcValue, type ServerInfo } from '../transport';
-import type { RedisClient } from './connection';
+import { corkTick, type RedisClient } from './connection';
 import { ServerLostError } from './errors';
 import type { ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
@@ -190,6 +190,7 @@ export class Caller {
       return;
     }
     p.sent = true;
+    corkTick(this.ctx.command);
     this.push.mqgateRpcPush(key, bytes, p.timeout + LIST_TTL_SLACK).then(
       () => {
         if (p.nr) this.settle(id, undefined);

@@ -7,7 +7,7 @@ import { RpcError, toWireError, TransportClosedError } from '../errors';
 import { messageOf } from '../error-message';
 import { decodeRequest, encodeResponse, RequestArgsError, type RpcRequest } from '../rpc-codec';
 import type { RpcHandler, RpcServerHandle, RpcValue, ServerInfo } from '../transport';
-import { isCluster, reconnectDelay, type RedisClient } from './connection';
+import { corkTick, isCluster, reconnectDelay, type RedisClient } from './connection';
 import { RedisUnavailableError } from './errors';
 import { bounded, within, type ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
@@ -258,6 +258,7 @@ export class Consumer {
   private reply(channel: string, id: number, error: { code: string; message: string } | undefined, result?: RpcValue): void {
     const command = this.ctx.command;
     if (command.status === 'end') return;
+    corkTick(command);
     command.publish(channel, encodeResponse({ id, error, result })).catch(() => undefined);
   }
 

@@ -7,7 +7,7 @@ export interface RedisTransportOptions {
   /**
    * Redis to connect to, e.g. `redis://:password@host:6379/0` (`rediss://` for TLS). The
    * transport creates its connections with the one connection policy (connection.ts: a
-   * command connection with auto-pipelining, a subscriber, one blocking connection per served
+   * command connection whose writes of one tick are sent together (connection.ts `corkTick`), a subscriber, one blocking connection per served
    * server) and quits them on {@link RedisTransport.close}.
    * @default `redis://127.0.0.1:6379`
    */
@@ -15,8 +15,8 @@ export interface RedisTransportOptions {
   /**
    * An existing ioredis client (`Redis` or `Cluster`) to send commands on; it is never quit
    * and its `error` events are left to its owner. The subscriber and blocking connections are
-   * `duplicate()`s of it (closed by the transport). Turn on its `enableAutoPipelining` for
-   * throughput. Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
+   * `duplicate()`s of it (closed by the transport). Leave its `enableAutoPipelining` off (the
+   * transport then batches the writes of a tick itself, which is faster). Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
    * @default none (a client is created from `url`)
    */
   redis?: RedisClient;
