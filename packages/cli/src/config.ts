@@ -111,15 +111,22 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   };
 }
 
-/** A Redis URL with its password replaced by `****`. */
+/** A URL with its password replaced by `****` (`****` for what is not a URL). */
 function maskUrl(v: string): string {
   try {
     const u = new URL(v);
-    if (u.password) u.password = '****';
+    if (!u.password) return v;
+    u.password = '****';
     return u.toString();
   } catch {
     return '****';
   }
+}
+
+/** A secret value as printed: URLs (one or a list) with their passwords masked, anything else `****`. */
+function maskSecret(key: string, value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => String(v).split(',').map(maskUrl).join(','));
+  return key.endsWith('url') ? maskUrl(String(value)) : '****';
 }
 
 /** The effective config as YAML, nested, secrets masked (`--print-config`). */
@@ -130,14 +137,55 @@ export function printConfig(c: Config): string {
     const parts = key.split('.');
     let node = root;
     for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts[parts.length - 1]] = f.secret ? (key.endsWith('url') ? maskUrl(String(value)) : '****') : value;
+    node[parts[parts.length - 1]] = f.secret ? maskSecret(key, value) : value;
   }
   return stringify(root);
 }
 
+/** NATS URL schemes `transport.servers` accepts. */
+const NATS_SCHEMES = ['nats:', 'tls:', 'ws:', 'wss:'];
+
+/** `transport.servers` as a flat list of URLs (comma-separated strings split, as NATS_URL). */
+export function natsServers(c: Config): string[] {
+  return (c.get<string[] | undefined>('transport.servers') ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** The Redis URL of the user index: `userIndex.url`, else `transport.url` (checked by {@link requireFor}). */
+export function userIndexUrl(c: Config): string {
+  return c.get<string | undefined>('userIndex.url') ?? c.get<string>('transport.url');
+}
+
+/** Checks the transport keys: a Redis URL for redis; NATS URLs and a Redis URL for the user index for nats. */
+function requireTransport(c: Config): void {
+  if (c.get<string>('transport.type') === 'redis') {
+    if (!c.values.has('transport.url')) throw new ConfigError(`transport.url: missing; accepted: a Redis URL such as redis://127.0.0.1:6379 (or ${envName('transport.url')})`);
+    return;
+  }
+  const servers = natsServers(c);
+  if (servers.length === 0) {
+    throw new ConfigError(`transport.servers: missing while transport.type is nats; accepted: NATS URL(s) such as nats://127.0.0.1:4222 (or ${envName('transport.servers')})`);
+  }
+  for (const url of servers) {
+    let scheme: string;
+    try {
+      scheme = new URL(url).protocol;
+    } catch {
+      scheme = '';
+    }
+    if (!NATS_SCHEMES.includes(scheme)) {
+      throw new ConfigError(`transport.servers: got ${JSON.stringify(maskUrl(url))}; accepted: NATS URLs (${NATS_SCHEMES.map((s) => `${s}//`).join(', ')}) such as nats://127.0.0.1:4222`);
+    }
+  }
+  if (!c.values.has('userIndex.url') && !c.values.has('transport.url')) {
+    throw new ConfigError(
+      `userIndex.url: missing while transport.type is nats; accepted: a Redis URL such as redis://127.0.0.1:6379 (the user index and sessions stay on Redis; or ${envName('userIndex.url')})`,
+    );
+  }
+}
+
 /** Checks what one command needs beyond the kinds (required keys, TLS files for TLS listeners). */
 export function requireFor(c: Config, command: 'gate' | 'modules'): void {
-  if (!c.values.has('transport.url')) throw new ConfigError(`transport.url: missing; accepted: a Redis URL such as redis://127.0.0.1:6379 (or ${envName('transport.url')})`);
+  requireTransport(c);
   if (command === 'modules') {
     if (!(c.get<string[]>('modules')?.length > 0)) throw new ConfigError('modules: missing; accepted: a list of JS files default-exporting defineModule(...)');
     return;

@@ -3,14 +3,29 @@ import { pathToFileURL } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { createApp, type ModuleDefinition } from '@mqgate/client';
 import { Gate, type GateOptions, type TlsListenOptions } from '@mqgate/gate';
+import { NatsTransport } from '@mqgate/nats';
+import type { RpcTransport } from '@mqgate/rpc';
 import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
 import { MemoryStorage, RedisStorage } from '@mqgate/storage';
-import { ConfigError, type Config } from './config';
+import { ConfigError, natsServers, userIndexUrl, type Config } from './config';
 
 type Closer = () => Promise<void> | void;
 
-function transportOf(c: Config, logger: Logger): RedisTransport {
+/**
+ * The transport of `transport.type`: a RedisTransport on `transport.url`, or a NatsTransport
+ * on `transport.servers` (subjects prefixed with `transport.prefix` less a trailing `:`).
+ */
+function transportOf(c: Config, logger: Logger): RpcTransport {
   const ttl = c.get<number>('transport.registryTtl');
+  if (c.get<string>('transport.type') === 'nats') {
+    return new NatsTransport({
+      servers: natsServers(c),
+      prefix: c.get<string>('transport.prefix').replace(/:+$/, ''),
+      defaultTimeout: c.get<number>('transport.timeout'),
+      registryTtl: ttl,
+      logger,
+    });
+  }
   return new RedisTransport({
     url: c.get<string>('transport.url'),
     prefix: c.get<string>('transport.prefix'),
@@ -90,7 +105,7 @@ function onSignals(logger: Logger, first: () => Promise<void>, again: () => void
 export async function runGate(c: Config): Promise<void> {
   const logger = pino({ level: c.get<string>('log.level') });
   const transport = transportOf(c, logger);
-  const url = c.get<string>('transport.url');
+  const url = userIndexUrl(c);
   const prefix = c.get<string>('transport.prefix');
   const userIndex = new RedisUserIndex({ url, prefix });
   const ttl = c.get<number>('storage.ttl');
@@ -104,7 +119,9 @@ export async function runGate(c: Config): Promise<void> {
   await app.start();
   process.on('SIGHUP', () => void gate.reloadTls());
   const a = gate.addresses();
-  const shown = Object.entries(a).map(([k, v]) => `${k}=${v!.address.includes(':') ? `[${v!.address}]` : v!.address}:${v!.port}`);
+  const shown = Object.entries(a)
+    .filter((e): e is [string, NonNullable<(typeof e)[1]>] => e[1] !== undefined) // disabled listeners
+    .map(([k, v]) => `${k}=${v.address.includes(':') ? `[${v.address}]` : v.address}:${v.port}`);
   console.log(`mqgate gate listening: ${shown.join(' ')} serverId=${gate.serverId}`);
   onSignals(
     logger,
@@ -146,7 +163,7 @@ export async function runModules(c: Config): Promise<void> {
   const defs: ModuleDefinition[] = [];
   for (const f of c.get<string[]>('modules')) defs.push(await loadModule(resolve(c.dir, f)));
   const transport = transportOf(c, logger);
-  const userIndex = new RedisUserIndex({ url: c.get<string>('transport.url'), prefix: c.get<string>('transport.prefix') });
+  const userIndex = new RedisUserIndex({ url: userIndexUrl(c), prefix: c.get<string>('transport.prefix') });
   const app = createApp({ transport, logger, userIndex });
   for (const d of defs) app.module(d);
   await app.start();

@@ -51,9 +51,15 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
 
 /** Every key of a `mqgate gate` / `mqgate modules` config file, with kind, default and meaning. */
 export const FIELDS: Field[] = [
-  { key: 'transport.type', kind: { type: 'enum', values: ['redis'] }, default: 'redis', doc: 'how the gate and the modules talk' },
-  { key: 'transport.url', kind: STR, doc: 'Redis URL (required), e.g. redis://127.0.0.1:6379', secret: true },
-  { key: 'transport.prefix', kind: STR, default: 'mqgate:', doc: 'prefix of every Redis key and channel' },
+  { key: 'transport.type', kind: { type: 'enum', values: ['redis', 'nats'] }, default: 'redis', doc: 'how the gate and the modules talk: over Redis, or over NATS (the user index and sessions stay on Redis)' },
+  { key: 'transport.url', kind: STR, doc: 'Redis URL (required with transport.type redis), e.g. redis://127.0.0.1:6379', secret: true },
+  {
+    key: 'transport.servers',
+    kind: LIST,
+    doc: 'NATS server URL(s) (required with transport.type nats), e.g. nats://127.0.0.1:4222; a list or one comma-separated string (as NATS_URL), several for a cluster',
+    secret: true,
+  },
+  { key: 'transport.prefix', kind: STR, default: 'mqgate:', doc: 'prefix of every Redis key and channel (NATS subjects: the same without a trailing `:`)' },
   { key: 'transport.timeout', kind: MS, default: 10_000, doc: 'ms, default deadline of every call' },
   { key: 'transport.registryTtl', kind: { type: 'int', min: 100, max: 2 ** 31 - 1 }, default: 20_000, doc: 'ms a server stays registered without a refresh' },
   { key: 'serverId', kind: STR, doc: 'node id of the gate (default gate@<random>)' },
@@ -80,7 +86,8 @@ export const FIELDS: Field[] = [
   { key: 'metrics.port', kind: PORT, default: 9563, doc: 'its port' },
   { key: 'metrics.host', kind: STR, doc: 'its interface (default: all)' },
   { key: 'storage.type', kind: { type: 'enum', values: ['memory', 'redis'] }, default: 'redis', doc: 'where sessions of bound users are kept' },
-  { key: 'storage.url', kind: STR, doc: 'Redis URL of the storage (default: transport.url)', secret: true },
+  { key: 'userIndex.url', kind: STR, doc: 'Redis URL of the user index (default: transport.url; required with transport.type nats)', secret: true },
+  { key: 'storage.url', kind: STR, doc: 'Redis URL of the storage (default: userIndex.url)', secret: true },
   { key: 'storage.ttl', kind: MS, default: 86_400_000, doc: 'ms a stored session lives' },
   { key: 'duplicateLogin.policy', kind: { type: 'enum', values: ['allow', 'kick-old', 'reject-new'] }, default: 'allow', doc: 'what a second login of a user does' },
   { key: 'duplicateLogin.maxSessionsPerUser', kind: { type: 'int', min: 1, max: 1_000_000 }, doc: 'cap of sessions per user' },

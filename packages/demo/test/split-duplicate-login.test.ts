@@ -9,7 +9,7 @@ import { uniquePrefix } from '@mqgate/test-support';
 import { sharedRedis } from './helpers/redis';
 import { call, ok, type Envelope } from './helpers/client';
 import type { DemoProcess } from './helpers/demo-process';
-import { closed, nextKick, Tracker, within } from './helpers/split';
+import { closed, eventually, nextKick, Tracker, within } from './helpers/split';
 
 const ITERATIONS = 25;
 
@@ -189,8 +189,11 @@ describe('MQGATE_DUPLICATE_LOGIN=reject-new: two logins of one user racing on tw
       expect(loser.kicks).toEqual([]);
       expect((await ok<Counts>(loser.client, 'user/HD_count')).total).toEqual({ total: 2, bound: 1, guests: 1 });
       expect(await indexed(userId)).toEqual([field]);
-      // once the winner has left, the other may log in
+      // once the winner has left, the other may log in. MQTT has no DISCONNECT ack: endAsync()
+      // resolves when our socket is closed, and the winner's gate unbinds (drops the index
+      // entry) when it has processed the disconnect, a moment later. Wait for that.
       await winner.client.endAsync();
+      await eventually(async () => (await indexed(userId)).length === 0, 5000, `iteration ${i}: the winner's gate unbinds ${userId}`);
       expect(await ok(loser.client, 'user/HD_login', { userId })).toEqual({ userId, settings: {} });
       expect(await indexed(userId)).toEqual([`${loser.gateId}|${((await ok(loser.client, 'user/HD_get')) as { sessionId: string }).sessionId}`]);
       await loser.client.endAsync();

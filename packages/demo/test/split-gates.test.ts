@@ -192,6 +192,28 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
     });
   });
 
+  test('HD_online and HD_count agree within about a second: one liveness source (the heartbeat), not the registry TTL', async () => {
+    const { a, b, ids } = await twoGates('split-gate-kill-agree', window);
+    const u = await login(a.tcpUrl, 'ursula');
+    const observer = await procs.client(b.tcpUrl);
+    expect(await ok(observer, 'user/HD_online', { userId: 'ursula' })).toEqual({ userId: 'ursula', online: true });
+    const uClosed = closed(u);
+    await a.kill();
+    const killedAt = Date.now();
+    await within(uClosed, 5000, "the killed gate's client sees its connection close");
+    await eventually(
+      async () => ((await ok(observer, 'user/HD_online', { userId: 'ursula' })) as { online: boolean }).online === false,
+      3000,
+      'ursula offline after her gate died',
+    );
+    expect(Date.now() - killedAt).toBeLessThan(2500); // the TTL is 10 s
+    // once she is offline, the counts have dropped the dead gate too (and stay so)
+    for (let i = 0; i < 3; i++) {
+      expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({ total: { total: 1, bound: 0, guests: 1 }, gates: { [ids.b]: { total: 1, bound: 0, guests: 1 } } });
+      expect(await ok(observer, 'user/HD_online', { userId: 'ursula' })).toEqual({ userId: 'ursula', online: false });
+    }
+  });
+
   test('HD_count and HD_shout on the surviving gate still answer, the dead gate left out', async () => {
     const { a, b, ids } = await twoGates('split-gate-kill-window', window);
     const dead = await login(a.tcpUrl, 'd');

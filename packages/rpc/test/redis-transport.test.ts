@@ -347,7 +347,10 @@ describe('RedisTransport during a Redis outage', () => {
       expect((err as Error).message).toMatch(
         /^Redis unavailable: call f not sent within 300 ms \(command connection (reconnecting|connecting); last error: connect ECONNREFUSED/,
       );
-      await expect(caller.callNR({ moduleType: 'nobody' }, 'f', [])).rejects.toBeInstanceOf(NoServerError);
+      // No server known and the registry unreadable: the transport is unreachable, not the module unknown.
+      const nobody: unknown = await caller.callNR({ moduleType: 'nobody' }, 'f', []).catch((e: unknown) => e);
+      expect(nobody).toBeInstanceOf(RedisUnavailableError);
+      expect((nobody as Error).message).toMatch(/^Redis unavailable: call f: no live server of nobody is known and the registry cannot be read/);
 
       await proxy.restart();
       await waitFor(() => caller.servers('m').length === 1, 'the cache after the outage');
@@ -357,6 +360,30 @@ describe('RedisTransport during a Redis outage', () => {
         result = await caller.call({ moduleType: 'm' }, 'f', [], { timeout: 500 }).catch((e: unknown) => e);
       }
       expect(result).toBe('ok');
+    } finally {
+      await kit.closeAll();
+      await proxy.stop();
+    }
+  });
+
+  it('down longer than the registry TTL: calls reject at once with UNAVAILABLE, not "Service(type:m) not found"', async () => {
+    const proxy = await startTcpProxy(kit.redis.url);
+    try {
+      const server = kit.make({ url: proxy.url, registryTtl: 600, registryInterval: 200 });
+      const caller = kit.make({ url: proxy.url, registryTtl: 600, registryInterval: 200 });
+      await server.serve({ serverId: 'm@1', moduleType: 'm' }, () => 'ok');
+      await waitForServers(caller, 'm', 1);
+      await proxy.stop();
+      await waitForServers(caller, 'm', 0, 3000); // the cache entry expired unrefreshed
+      const started = Date.now();
+      const err: unknown = await caller.call({ moduleType: 'm' }, 'f', [], { timeout: 5000 }).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(100);
+      expect(err).toBeInstanceOf(RedisUnavailableError);
+      expect((err as RpcError).code).toBe('UNAVAILABLE');
+      expect((err as Error).message).toMatch(/^Redis unavailable: call f: no live server of m is known and the registry cannot be read \(command connection \w+; last error: /);
+      await proxy.restart();
+      await waitForServers(caller, 'm', 1, 10_000);
+      await expect(caller.call({ moduleType: 'm' }, 'f', [], { timeout: 2000 })).resolves.toBe('ok');
     } finally {
       await kit.closeAll();
       await proxy.stop();

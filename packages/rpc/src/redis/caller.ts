@@ -2,8 +2,9 @@ import { DeadlineError, fromWireError, NoServerError, RpcError, TransportClosedE
 import { messageOf } from '../error-message';
 import { decodeResponse, encodeRequest } from '../rpc-codec';
 import { pickSticky } from '../sticky';
-import { describeAddress, type Address, type CallOptions, type RpcValue } from '../transport';
-import type { RedisClient } from './connection';
+import { describeAddress, type Address, type CallOptions, type RpcValue, type ServerInfo } from '../transport';
+import { corkTick, type RedisClient } from './connection';
+import { ServerLostError } from './errors';
 import type { ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
 import { LIST_TTL_SLACK } from './options';
@@ -29,6 +30,17 @@ interface Pending {
   sent: boolean;
   /** callNR: settles when the push is acknowledged, never by a reply. */
   nr: boolean;
+  /** The server it was routed to (serverId or sticky key), if one. */
+  serverId?: string;
+  /** The module type it was routed to. */
+  moduleType?: string;
+}
+
+/** Where a call goes: its list, and the server or type that list belongs to. */
+interface Route {
+  key: string;
+  moduleType: string;
+  serverId?: string;
 }
 
 /** The counters of the caller side, since the transport was created. */
@@ -157,16 +169,18 @@ export class Caller {
       this.waiters.set(id, () => this.dispatch(id, p, to, args, deadline, replyTo));
       return;
     }
-    let key: string;
+    let route: Route;
     let bytes: Buffer;
     try {
-      key = this.route(to);
+      route = this.route(to, p.fn);
       bytes = encodeRequest({ id, fn: p.fn, args, replyTo, deadline, caller: this.ctx.callerId });
     } catch (err) {
       this.settle(id, err instanceof RpcError ? err : new RpcError(messageOf(err), 'ENCODE'));
       return;
     }
-    this.send(id, p, key, bytes);
+    p.serverId = route.serverId;
+    p.moduleType = route.moduleType;
+    this.send(id, p, route.key, bytes);
   }
 
   /** Pushes the request once the command connection is ready. */
@@ -176,6 +190,7 @@ export class Caller {
       return;
     }
     p.sent = true;
+    corkTick(this.ctx.command);
     this.push.mqgateRpcPush(key, bytes, p.timeout + LIST_TTL_SLACK).then(
       () => {
         if (p.nr) this.settle(id, undefined);
@@ -188,20 +203,51 @@ export class Caller {
     );
   }
 
-  /** The list a call goes to. @throws NoServerError */
-  private route(to: Address): string {
+  /**
+   * Settles the calls in flight to a server that died (`why` says how it was noticed): those
+   * routed to it by serverId or sticky key, and those to its module type when no live server
+   * of the type is left (one of them may be running a call to the type, so those wait).
+   * With ServerLostError, or RedisUnavailableError when this transport cannot reach Redis
+   * (then the server may be fine, and the registry is what cannot be read).
+   */
+  lost(info: ServerInfo, why: string): void {
+    const typeGone = this.ctx.registry.live(info.moduleType).length === 0;
+    for (const [id, p] of [...this.pending]) {
+      if (p.nr || !p.sent) continue;
+      if (p.serverId === undefined ? !(typeGone && p.moduleType === info.moduleType) : p.serverId !== info.serverId) continue;
+      const what = `${info.serverId} (type ${info.moduleType})`;
+      this.settle(
+        id,
+        this.ctx.health.reachable()
+          ? new ServerLostError(`module unavailable: server ${what} ${why} while call ${p.fn} was in flight; it may or may not have run`)
+          : this.ctx.health.unavailable(`call ${p.fn} to ${what} got no reply and the registry cannot be read`),
+      );
+    }
+  }
+
+  /**
+   * The list a call goes to.
+   * @throws NoServerError; RedisUnavailableError when no live server is known and Redis cannot be reached.
+   */
+  private route(to: Address, fn: string): Route {
     const { registry, prefix } = this.ctx;
     if (to.serverId !== undefined) {
       const info = registry.get(to.serverId);
-      if (!info) throw new NoServerError(to.serverId);
-      return rpcListKeys(prefix, info.moduleType, info.serverId).server;
+      if (!info) throw this.noServer(to.serverId, fn);
+      return { key: rpcListKeys(prefix, info.moduleType, info.serverId).server, moduleType: info.moduleType, serverId: info.serverId };
     }
     if (to.moduleType === undefined) throw new NoServerError(describeAddress(to));
     const live = registry.live(to.moduleType);
-    if (live.length === 0) throw new NoServerError(to.moduleType);
-    if (to.key === undefined) return rpcListKeys(prefix, to.moduleType, '').type;
+    if (live.length === 0) throw this.noServer(to.moduleType, fn);
+    if (to.key === undefined) return { key: rpcListKeys(prefix, to.moduleType, '').type, moduleType: to.moduleType };
     const chosen = pickSticky(to.key, live);
-    return rpcListKeys(prefix, chosen.moduleType, chosen.serverId).server;
+    return { key: rpcListKeys(prefix, chosen.moduleType, chosen.serverId).server, moduleType: chosen.moduleType, serverId: chosen.serverId };
+  }
+
+  /** NoServerError, or RedisUnavailableError when the registry cannot be read (then the server may well be there). */
+  private noServer(target: string, fn: string): RpcError {
+    if (this.ctx.health.reachable()) return new NoServerError(target);
+    return this.ctx.health.unavailable(`call ${fn}: no live server of ${target} is known and the registry cannot be read`);
   }
 
   private expire(id: number): void {

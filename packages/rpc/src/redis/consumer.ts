@@ -7,12 +7,12 @@ import { RpcError, toWireError, TransportClosedError } from '../errors';
 import { messageOf } from '../error-message';
 import { decodeRequest, encodeResponse, RequestArgsError, type RpcRequest } from '../rpc-codec';
 import type { RpcHandler, RpcServerHandle, RpcValue, ServerInfo } from '../transport';
-import { isCluster, reconnectDelay, type RedisClient } from './connection';
+import { corkTick, isCluster, reconnectDelay, type RedisClient } from './connection';
 import { RedisUnavailableError } from './errors';
 import { bounded, within, type ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
 import { BATCH, BLOCK_SECONDS, CLOSE_STEP_MS } from './options';
-import { copyInfo, type RedisRegistry } from './registry';
+import { copyInfo, HEARTBEAT_META, type RedisRegistry } from './registry';
 
 /** One server this transport runs. */
 interface Server {
@@ -29,6 +29,8 @@ interface Server {
   loopDone?: Promise<void>;
   /** Wakes the loop from waiting for a free slot or from a backoff sleep. */
   wake?: () => void;
+  /** Its blocking read is failing (it is left out of heartbeats). */
+  failing: boolean;
   /** Resolves waiters when `running` drops to 0. */
   idle: Array<() => void>;
   stopping?: Promise<void>;
@@ -57,6 +59,8 @@ export interface ConsumerContext {
   logger: Logger;
   counters: ConsumerCounters;
   maxConcurrent: number;
+  /** ms between heartbeats, registered as meta `heartbeat`. */
+  heartbeatInterval: number;
   /** Resolves once the registry was read; rejects when the transport closes first. */
   ready(): Promise<void>;
   /** Resolves when the transport closes. */
@@ -98,7 +102,14 @@ export class Consumer {
     const full: ServerInfo = {
       serverId: info.serverId,
       moduleType: info.moduleType,
-      meta: { host: hostname(), pid: String(process.pid), version: PACKAGE_VERSION, startedAt: new Date().toISOString(), ...info.meta },
+      meta: {
+        host: hostname(),
+        pid: String(process.pid),
+        version: PACKAGE_VERSION,
+        startedAt: new Date().toISOString(),
+        [HEARTBEAT_META]: String(this.ctx.heartbeatInterval),
+        ...info.meta,
+      },
     };
     const s: Server = {
       info: full,
@@ -107,6 +118,7 @@ export class Consumer {
       open: true,
       running: 0,
       latestDeadline: 0,
+      failing: false,
       idle: [],
     };
     this.servers.set(full.serverId, s);
@@ -132,6 +144,13 @@ export class Consumer {
       throw err;
     }
     return { info: copyInfo(full), close: () => this.stop(s, true) };
+  }
+
+  /** The serverIds to name in a heartbeat: open servers whose blocking read is not failing. */
+  beating(): string[] {
+    const ids: string[] = [];
+    for (const s of this.servers.values()) if (s.open && !s.failing && s.loopDone) ids.push(s.info.serverId);
+    return ids;
   }
 
   /** Refreshes every open server's registry entry (announcing it again when it was lost). */
@@ -177,6 +196,7 @@ export class Consumer {
         items = useBlmpop ? await blmpop(blocking, s, room) : await blpop(blocking, s, room);
         if (failures > 0) this.ctx.health.recovered(role);
         failures = 0;
+        s.failing = false;
       } catch (err) {
         if (!s.open) break;
         if (useBlmpop && /unknown command/i.test(messageOf(err))) {
@@ -184,6 +204,7 @@ export class Consumer {
           continue;
         }
         failures++;
+        s.failing = true;
         needId = unblockable;
         this.ctx.health.noteFailure(role, err);
         await this.ctx.sleep(reconnectDelay(failures), (wake) => (s.wake = wake));
@@ -237,6 +258,7 @@ export class Consumer {
   private reply(channel: string, id: number, error: { code: string; message: string } | undefined, result?: RpcValue): void {
     const command = this.ctx.command;
     if (command.status === 'end') return;
+    corkTick(command);
     command.publish(channel, encodeResponse({ id, error, result })).catch(() => undefined);
   }
 

@@ -48,9 +48,17 @@ export class ConnectionHealth {
     this.down.delete(role);
   }
 
+  /**
+   * True while the command connection is ready and neither it, the subscriber nor the
+   * registry refresh is failing: what this transport knows of the registry is current.
+   */
+  reachable(): boolean {
+    return this.command.status === 'ready' && !this.down.has('command') && !this.down.has('subscriber') && !this.down.has('registry');
+  }
+
   /** `command connection <status>; last error: <message>`, for error messages. */
   describe(): string {
-    const last = this.lastErrors.get('command') ?? this.lastErrors.get('registry');
+    const last = this.lastErrors.get('command') ?? this.lastErrors.get('registry') ?? this.lastErrors.get('subscriber');
     return `command connection ${this.command.status}${last ? `; last error: ${last.message.replace(/^Error: /, '')}` : ''}`;
   }
 

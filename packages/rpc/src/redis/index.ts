@@ -6,7 +6,7 @@ export { RedisTransport, type RedisTransportEvents, type RedisTransportStats } f
 export type { CallerCounters } from './caller';
 export type { ConsumerCounters } from './consumer';
 export { TRANSPORT_DEFAULTS, resolveTransportOptions, type RedisTransportOptions, type ResolvedTransportOptions } from './options';
-export { RedisUnavailableError } from './errors';
+export { RedisUnavailableError, ServerLostError } from './errors';
 export { RedisRegistry, type RegistryListener } from './registry';
 export { RedisUserIndex, type RedisUserIndexOptions } from './user-index';
 export {

@@ -36,6 +36,8 @@ export interface RegistryKeys {
   info: string;
   /** Pub/Sub channel of join / leave events: `<prefix>registry:events`. */
   events: string;
+  /** Pub/Sub channel of heartbeats (JSON array of the serverIds of one transport): `<prefix>registry:heartbeat`. */
+  heartbeat: string;
 }
 
 /** The registry's Redis keys for a prefix; the `{registry}` hash tag keeps both keys in one slot. */
@@ -44,6 +46,7 @@ export function registryKeys(prefix: string): RegistryKeys {
     servers: `${prefix}{registry}:servers`,
     info: `${prefix}{registry}:info`,
     events: `${prefix}registry:events`,
+    heartbeat: `${prefix}registry:heartbeat`,
   };
 }
 
@@ -87,6 +90,7 @@ export const KEY_SCHEMA: readonly KeyDoc[] = [
   { pattern: registry.servers, type: 'sorted set', owner: 'registry' },
   { pattern: registry.info, type: 'hash', owner: 'registry' },
   { pattern: registry.events, type: 'Pub/Sub channel', owner: 'registry' },
+  { pattern: registry.heartbeat, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: userKey(P, '<userId>'), type: 'hash', owner: 'RedisUserIndex' },
   { pattern: sessionKey(sessionPrefix(P), '<userId>'), type: 'string', owner: 'RedisStorage' },
 ];

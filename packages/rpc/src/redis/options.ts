@@ -7,7 +7,7 @@ export interface RedisTransportOptions {
   /**
    * Redis to connect to, e.g. `redis://:password@host:6379/0` (`rediss://` for TLS). The
    * transport creates its connections with the one connection policy (connection.ts: a
-   * command connection with auto-pipelining, a subscriber, one blocking connection per served
+   * command connection whose writes of one tick are sent together (connection.ts `corkTick`), a subscriber, one blocking connection per served
    * server) and quits them on {@link RedisTransport.close}.
    * @default `redis://127.0.0.1:6379`
    */
@@ -15,8 +15,8 @@ export interface RedisTransportOptions {
   /**
    * An existing ioredis client (`Redis` or `Cluster`) to send commands on; it is never quit
    * and its `error` events are left to its owner. The subscriber and blocking connections are
-   * `duplicate()`s of it (closed by the transport). Turn on its `enableAutoPipelining` for
-   * throughput. Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
+   * `duplicate()`s of it (closed by the transport). Leave its `enableAutoPipelining` off (the
+   * transport then batches the writes of a tick itself, which is faster). Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
    * @default none (a client is created from `url`)
    */
   redis?: RedisClient;
@@ -39,6 +39,23 @@ export interface RedisTransportOptions {
    * @default 256
    */
   maxConcurrent?: number;
+  /**
+   * How often, ms, a transport that serves publishes the heartbeat of its servers (one
+   * Pub/Sub message naming them, on `<prefix>registry:heartbeat`; only servers whose
+   * blocking read is healthy are named). Positive and below `heartbeatTimeout`.
+   * @default 250, or a quarter of `heartbeatTimeout` (rounded down) when that is shorter
+   */
+  heartbeatInterval?: number;
+  /**
+   * A server that advertises heartbeats (meta `heartbeat`) and is not heard from for this
+   * long, ms, is taken as dead: it leaves {@link RedisTransport.servers} (a `serverLeft`
+   * event), new calls to it reject with NoServerError at once, and calls in flight to it
+   * reject with ServerLostError (code `NO_SERVER`) instead of waiting for their deadlines.
+   * Judged only while this transport's own subscriber is connected. It comes back with its
+   * next heartbeat. Positive, above `heartbeatInterval`, not above `registryTtl`.
+   * @default 1 000, or `registryTtl` when that is shorter
+   */
+  heartbeatTimeout?: number;
   /** Where connection trouble is reported (once per outage, not per message). @default silent */
   logger?: Logger;
 }
@@ -51,6 +68,9 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   /** The default `registryInterval` for a `registryTtl`, ms. */
   registryInterval: (registryTtl: number): number => Math.min(10_000, Math.floor(registryTtl / 2)),
   maxConcurrent: 256,
+  heartbeatInterval: 250,
+  /** The default `heartbeatTimeout` for a `registryTtl`, ms. */
+  heartbeatTimeout: (registryTtl: number): number => Math.min(1_000, registryTtl),
   logger: silentLogger as Logger,
 });
 
@@ -61,6 +81,8 @@ export interface ResolvedTransportOptions {
   registryTtl: number;
   registryInterval: number;
   maxConcurrent: number;
+  heartbeatInterval: number;
+  heartbeatTimeout: number;
   logger: Logger;
 }
 
@@ -68,7 +90,8 @@ export interface ResolvedTransportOptions {
  * Applies the defaults and checks the values.
  * @throws TypeError when both `url` and `redis` are given; RangeError for a non-positive
  *   `defaultTimeout`, `registryTtl`, `registryInterval` or `maxConcurrent`, a fractional
- *   `maxConcurrent`, or `registryInterval >= registryTtl`.
+ *   `maxConcurrent`, `registryInterval >= registryTtl`, a non-positive `heartbeatInterval`
+ *   or `heartbeatTimeout`, `heartbeatInterval >= heartbeatTimeout` or `heartbeatTimeout > registryTtl`.
  */
 export function resolveTransportOptions(options: RedisTransportOptions): ResolvedTransportOptions {
   const defaultTimeout = positive('defaultTimeout', options.defaultTimeout ?? TRANSPORT_DEFAULTS.defaultTimeout);
@@ -79,6 +102,11 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
   if (registryInterval >= registryTtl) {
     throw new RangeError(`RedisTransport: registryInterval (${registryInterval} ms) must be below registryTtl (${registryTtl} ms)`);
   }
+  const heartbeatTimeout = positive('heartbeatTimeout', options.heartbeatTimeout ?? TRANSPORT_DEFAULTS.heartbeatTimeout(registryTtl));
+  const heartbeatInterval = positive('heartbeatInterval', options.heartbeatInterval ?? Math.min(TRANSPORT_DEFAULTS.heartbeatInterval, Math.max(1, Math.floor(heartbeatTimeout / 4))));
+  if (heartbeatInterval >= heartbeatTimeout || heartbeatTimeout > registryTtl) {
+    throw new RangeError(`RedisTransport: need heartbeatInterval (${heartbeatInterval} ms) < heartbeatTimeout (${heartbeatTimeout} ms) <= registryTtl (${registryTtl} ms)`);
+  }
   if (options.redis && options.url !== undefined) throw new TypeError('RedisTransport: give url or redis, not both');
   return {
     prefix: options.prefix ?? TRANSPORT_DEFAULTS.prefix,
@@ -86,6 +114,8 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
     registryTtl,
     registryInterval,
     maxConcurrent,
+    heartbeatInterval,
+    heartbeatTimeout,
     logger: options.logger ?? TRANSPORT_DEFAULTS.logger,
   };
 }

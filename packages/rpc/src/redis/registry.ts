@@ -23,11 +23,16 @@ import { registryKeys, type RegistryKeys } from './keys';
  * clock when reading, so clock skew between hosts does not shorten or stretch the TTL.
  */
 
-/** Called when a server enters or leaves the local cache. */
+/** Called when a server enters or leaves the local cache (or stops / resumes being live). */
 export interface RegistryListener {
   joined(info: ServerInfo): void;
   left(info: ServerInfo): void;
+  /** A server died (its heartbeats stopped, or its entry expired), after `left`. Not called for a clean leave. */
+  lost?(info: ServerInfo, why: string): void;
 }
+
+/** Registry meta a server that sends heartbeats carries: its heartbeat interval, ms. */
+export const HEARTBEAT_META = 'heartbeat';
 
 // Effects replication is the default from Redis 5; before it, writes after TIME need it.
 const NOW = `if redis.replicate_commands then redis.replicate_commands() end
@@ -75,6 +80,14 @@ interface CacheEntry {
   info: ServerInfo;
   /** Local epoch ms. */
   expiresAt: number;
+  /** Local epoch ms of its last heartbeat (or of when it entered the cache). */
+  beatAt: number;
+  /** It sends heartbeats (meta `heartbeat`), so it is judged by them. */
+  beats: boolean;
+  /** One of this transport's own servers: never judged by heartbeats. */
+  local: boolean;
+  /** Its heartbeats stopped: in the cache but not live. */
+  down: boolean;
 }
 
 interface RegistryEvent {
@@ -96,16 +109,22 @@ export class RedisRegistry {
   private readonly changedAt = new Map<string, number>();
   private readonly scripts: RegistryScripts;
   private loading: Promise<void> | undefined;
+  /** Since when (local ms) heartbeats can be heard (the subscriber is connected); undefined while it is not. */
+  private listeningSince: number | undefined;
+  /** Local ms of the last {@link sweep}. */
+  private lastSweep = Date.now();
 
   /**
    * @param client command connection (scripts are defined on it with `defineCommand`).
    * @param ttl ms an entry this registry writes lives without a refresh.
+   * @param heartbeatTimeout ms without a heartbeat after which a server that sends them is down.
    */
   constructor(
     private readonly client: RedisClient,
     prefix: string,
     private readonly ttl: number,
     private readonly listener: RegistryListener,
+    private readonly heartbeatTimeout: number = ttl,
   ) {
     this.keys = registryKeys(prefix);
     client.defineCommand('mqgateRegistryRegister', { numberOfKeys: 2, lua: REGISTER });
@@ -142,6 +161,8 @@ export class RedisRegistry {
     const now = Date.now();
     this.changedAt.set(info.serverId, now);
     this.upsert(info, now + this.ttl);
+    const entry = this.entries.get(info.serverId);
+    if (entry) entry.local = true;
   }
 
   /** Takes one of this transport's own servers out of the local cache. */
@@ -183,6 +204,13 @@ export class RedisRegistry {
       this.changedAt.set(info.serverId, now);
       const ttl = typeof e.ttl === 'number' && e.ttl > 0 ? e.ttl : this.ttl;
       this.upsert(cleanInfo(info), now + ttl);
+      const entry = this.entries.get(info.serverId);
+      if (entry?.down) {
+        // registered again (a restart under the same id): live, a heartbeat period of grace
+        entry.down = false;
+        entry.beatAt = now;
+        this.listener.joined(copyInfo(entry.info));
+      }
     } else if (e.event === 'leave') {
       this.changedAt.set(info.serverId, now);
       this.remove(info.serverId);
@@ -192,13 +220,67 @@ export class RedisRegistry {
   /** Drops entries whose expiry has passed (a refresh that failed, or a crashed server). */
   pruneExpired(): void {
     const now = Date.now();
-    for (const [id, entry] of [...this.entries]) if (entry.expiresAt <= now) this.remove(id);
+    for (const [id, entry] of [...this.entries]) {
+      if (entry.expiresAt > now) continue;
+      const wasLive = !entry.down;
+      this.remove(id);
+      if (wasLive && !entry.local) this.listener.lost?.(copyInfo(entry.info), `lost its registry entry (no refresh for ${this.ttl} ms)`);
+    }
+  }
+
+  /** Applies a heartbeat message (JSON array of serverIds): they are live now. Malformed ones are ignored. */
+  onHeartbeat(text: string): void {
+    let ids: unknown;
+    try {
+      ids = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(ids)) return;
+    const now = Date.now();
+    for (const id of ids) {
+      const entry = typeof id === 'string' ? this.entries.get(id) : undefined;
+      if (!entry) continue;
+      entry.beatAt = now;
+      if (entry.down && entry.expiresAt > now) {
+        entry.down = false;
+        this.listener.joined(copyInfo(entry.info));
+      }
+    }
+  }
+
+  /** Heartbeats can be heard from `since` (local ms; the subscriber is connected), or not at all (undefined). */
+  listening(since: number | undefined): void {
+    this.listeningSince = since;
+  }
+
+  /**
+   * Marks down every server that sends heartbeats and was not heard from within
+   * `heartbeatTimeout` ms (counted from when this transport started listening, at the
+   * earliest): `left`, then `lost`. Does nothing while heartbeats cannot be heard. Called
+   * every `interval` ms; a longer gap means this process stalled, and restarts the count.
+   */
+  sweep(interval: number): void {
+    if (this.listeningSince === undefined) return;
+    const now = Date.now();
+    const lag = now - this.lastSweep;
+    this.lastSweep = now;
+    // This process itself stalled (heartbeats may wait unread in its socket): judge nobody by that gap.
+    if (lag > 2 * interval) this.listeningSince = Math.max(this.listeningSince, now);
+    for (const entry of [...this.entries.values()]) {
+      if (!entry.beats || entry.local || entry.down) continue;
+      if (now - Math.max(entry.beatAt, this.listeningSince) <= this.heartbeatTimeout) continue;
+      entry.down = true;
+      const info = copyInfo(entry.info);
+      this.listener.left(info);
+      this.listener.lost?.(info, `stopped answering (no heartbeat for ${this.heartbeatTimeout} ms)`);
+    }
   }
 
   /** A live server's info (not copied), or undefined. */
   get(serverId: string): ServerInfo | undefined {
     const entry = this.entries.get(serverId);
-    return entry && entry.expiresAt > Date.now() ? entry.info : undefined;
+    return entry && entry.expiresAt > Date.now() && !entry.down ? entry.info : undefined;
   }
 
   /** Live servers of a type (infos not copied), in no particular order. */
@@ -207,7 +289,7 @@ export class RedisRegistry {
     if (!map) return [];
     const now = Date.now();
     const out: ServerInfo[] = [];
-    for (const entry of map.values()) if (entry.expiresAt > now) out.push(entry.info);
+    for (const entry of map.values()) if (entry.expiresAt > now && !entry.down) out.push(entry.info);
     return out;
   }
 
@@ -216,7 +298,7 @@ export class RedisRegistry {
     const now = Date.now();
     const source = moduleType === undefined ? this.entries.values() : (this.byType.get(moduleType)?.values() ?? []);
     const out: ServerInfo[] = [];
-    for (const entry of source) if (entry.expiresAt > now) out.push(copyInfo(entry.info));
+    for (const entry of source) if (entry.expiresAt > now && !entry.down) out.push(copyInfo(entry.info));
     return out.sort((a, b) => (a.serverId < b.serverId ? -1 : a.serverId > b.serverId ? 1 : 0));
   }
 
@@ -243,11 +325,13 @@ export class RedisRegistry {
     if (old && old.info.moduleType === info.moduleType) {
       old.expiresAt = expiresAt;
       old.info = info;
+      old.beats = info.meta?.[HEARTBEAT_META] !== undefined;
       return;
     }
     if (old) this.remove(info.serverId);
-    if (expiresAt <= Date.now()) return;
-    const entry: CacheEntry = { info, expiresAt };
+    const now = Date.now();
+    if (expiresAt <= now) return;
+    const entry: CacheEntry = { info, expiresAt, beatAt: now, beats: info.meta?.[HEARTBEAT_META] !== undefined, local: false, down: false };
     this.entries.set(info.serverId, entry);
     let map = this.byType.get(info.moduleType);
     if (!map) this.byType.set(info.moduleType, (map = new Map()));
@@ -262,7 +346,7 @@ export class RedisRegistry {
     const map = this.byType.get(entry.info.moduleType);
     map?.delete(serverId);
     if (map && map.size === 0) this.byType.delete(entry.info.moduleType);
-    this.listener.left(copyInfo(entry.info));
+    if (!entry.down) this.listener.left(copyInfo(entry.info));
   }
 }
 

@@ -6,7 +6,7 @@ import { messageOf } from '../error-message';
 import type { Logger } from '../logger';
 import type { Address, CallOptions, RpcHandler, RpcServerHandle, RpcTransport, RpcValue, ServerInfo } from '../transport';
 import { Caller, type CallerCounters } from './caller';
-import { createRedis, duplicateRedis, PIPELINED, quitRedis, reconnectDelay, type RedisClient } from './connection';
+import { createRedis, duplicateRedis, quitRedis, reconnectDelay, type RedisClient } from './connection';
 import { Consumer, type ConsumerCounters } from './consumer';
 import { ConnectionHealth, within } from './health';
 import { registryKeys, replyChannel, type RegistryKeys } from './keys';
@@ -48,14 +48,25 @@ export interface RedisTransportEvents {
  * servers) and none while `running` is at `maxConcurrent`, so a busy or dead server takes no
  * new work. A popped request is never re-queued: delivery is at most once. Replies (protobuf `mqgate.rpc.Response`) are
  * published to the caller's reply channel `<prefix>rpc:reply:<transportId>`, read by the
- * transport's one subscriber connection. The command connection auto-pipelines, so many
- * calls share one round trip.
+ * transport's one subscriber connection. The commands sent in one tick on the command
+ * connection leave in one socket write (connection.ts `corkTick`, flushed at the end of the
+ * tick): many calls share a round trip without auto-pipelining's `setImmediate` wait, which
+ * cost about 100 µs per call at one call in flight.
  *
  * **Deadlines** are absolute epoch ms (hosts' clocks must agree, e.g. NTP). The caller
  * rejects with DeadlineError at the deadline; a server drops unrun (and counts in
  * `expiredDropped`) a request whose deadline passed before it starts; a reply after the
- * deadline is dropped and counted in `lateReplies`. A server process that dies holding
- * requests: their callers fail at their deadlines.
+ * deadline is dropped and counted in `lateReplies`.
+ *
+ * **Liveness.** Every `heartbeatInterval` ms (250) a transport publishes the ids of its
+ * servers on `<prefix>registry:heartbeat`; every transport hears them. A server not heard
+ * from for `heartbeatTimeout` ms (1 000) counts as dead long before its registry entry
+ * expires: it leaves {@link servers} (`serverLeft`), new calls to it reject with
+ * NoServerError at once, and calls in flight to it (by serverId or sticky key, or to its
+ * type when no server of the type is left) reject with ServerLostError (code `NO_SERVER`,
+ * "module unavailable: ..."). It is live again with its next heartbeat. So gates that
+ * crash leave `servers('gate')` within about a second, which both the user index's
+ * live-gate check (HD_online, duplicate login) and UserDirectory.counts (HD_count) read.
  *
  * **Registry** (see registry.ts): each server is registered with meta `host`, `pid`,
  * `version` (of @mqgate/rpc) and `startedAt` (ISO time) besides its own meta, refreshed every
@@ -68,7 +79,8 @@ export interface RedisTransportEvents {
  * **Failures.** Redis errors never crash the process. A call made while Redis is unreachable
  * waits for the connection until its deadline, then rejects with {@link RedisUnavailableError}
  * (code `UNAVAILABLE`, naming the connection state and last error); a send that fails
- * rejects with it at once. Servers retry their blocked reads with a capped backoff and keep
+ * rejects with it at once, and so does a call that finds no live server while the registry
+ * cannot be read (instead of NoServerError, which would read like misconfiguration). Servers retry their blocked reads with a capped backoff and keep
  * their registry entries refreshed once Redis is back.
  *
  * Events: `serverJoined` / `serverLeft` with the ServerInfo (a copy), when a server enters or
@@ -93,6 +105,10 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
   readonly registryInterval: number;
   /** Calls one server runs at once. */
   readonly maxConcurrent: number;
+  /** ms between heartbeats of this transport's servers. */
+  readonly heartbeatInterval: number;
+  /** ms without a heartbeat after which another transport's server counts as dead. */
+  readonly heartbeatTimeout: number;
   /** Random id of this transport: names its reply channel. */
   readonly id: string;
   /** The Pub/Sub channel replies to this transport's calls arrive on. */
@@ -126,6 +142,7 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
   private closing: Promise<void> | undefined;
   private readonly readyPromise: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private ticking = false;
   private signalClosed!: () => void;
   private readonly closedSignal = new Promise<void>((resolve) => (this.signalClosed = resolve));
@@ -142,6 +159,8 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     this.registryTtl = o.registryTtl;
     this.registryInterval = o.registryInterval;
     this.maxConcurrent = o.maxConcurrent;
+    this.heartbeatInterval = o.heartbeatInterval;
+    this.heartbeatTimeout = o.heartbeatTimeout;
     this.prefix = o.prefix;
     this.logger = o.logger;
     this.id = randomBytes(8).toString('hex');
@@ -149,15 +168,22 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     this.registryKeys = registryKeys(this.prefix);
 
     this.owned = !options.redis;
-    this.command = options.redis ?? createRedis(options.url, PIPELINED);
+    this.command = options.redis ?? createRedis(options.url);
     this.health = new ConnectionHealth(this.id, this.logger, this.command);
     if (this.owned) this.health.watch(this.command, 'command');
     this.command.on('ready', this.onCommandReady);
 
-    this.registry = new RedisRegistry(this.command, this.prefix, this.registryTtl, {
-      joined: (info) => this.emitSafely('serverJoined', info),
-      left: (info) => this.emitSafely('serverLeft', info),
-    });
+    this.registry = new RedisRegistry(
+      this.command,
+      this.prefix,
+      this.registryTtl,
+      {
+        joined: (info) => this.emitSafely('serverJoined', info),
+        left: (info) => this.emitSafely('serverLeft', info),
+        lost: (info, why) => this.caller.lost(info, why),
+      },
+      this.heartbeatTimeout,
+    );
     const shared = { command: this.command, prefix: this.prefix, registry: this.registry, health: this.health, counters: this.counters };
     this.caller = new Caller({
       ...shared,
@@ -170,6 +196,7 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
       ...shared,
       logger: this.logger,
       maxConcurrent: this.maxConcurrent,
+      heartbeatInterval: this.heartbeatInterval,
       ready: () => this.readyPromise,
       closed: this.closedSignal,
       isClosed: () => this.closed,
@@ -180,12 +207,19 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     this.subscriber = this.duplicate('subscriber');
     const replyChannelBytes = Buffer.from(this.replyChannel);
     const eventsChannel = Buffer.from(this.registryKeys.events);
+    const heartbeatChannel = Buffer.from(this.registryKeys.heartbeat);
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(replyChannelBytes)) this.caller.onReply(message);
+      else if (channel.equals(heartbeatChannel)) this.registry.onHeartbeat(message.toString());
       else if (channel.equals(eventsChannel)) this.registry.onEvent(message.toString());
     });
     // Events may have been missed while the subscriber was away: re-read the registry.
-    this.subscriber.on('ready', () => void this.tick());
+    this.subscriber.on('ready', () => {
+      if (this.loaded) this.registry.listening(Date.now());
+      void this.tick();
+    });
+    // Heartbeats cannot be heard while it is away: nobody is judged by them meanwhile.
+    this.subscriber.on('close', () => this.registry.listening(undefined));
 
     this.readyPromise = this.init();
     this.readyPromise.catch(() => undefined);
@@ -269,12 +303,14 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     let attempt = 0;
     while (!this.closed) {
       try {
-        await this.subscriber.subscribe(this.registryKeys.events, this.replyChannel);
+        await this.subscriber.subscribe(this.registryKeys.events, this.registryKeys.heartbeat, this.replyChannel);
         await this.registry.load();
         if (this.closed) break;
         this.loaded = true;
+        this.registry.listening(Date.now());
         this.health.recovered('registry');
         this.timer = setInterval(() => void this.tick(), this.registryInterval);
+        this.heartbeatTimer = setInterval(() => this.beat(), this.heartbeatInterval);
         this.caller.wake();
         return;
       } catch (err) {
@@ -309,11 +345,22 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     }
   }
 
+  /** Every `heartbeatInterval`: publishes this transport's servers' heartbeat, and marks down the servers not heard from. */
+  private beat(): void {
+    if (this.closed) return;
+    const ids = this.consumer.beating();
+    if (ids.length > 0 && this.command.status === 'ready') {
+      this.command.publish(this.registryKeys.heartbeat, JSON.stringify(ids)).catch(() => undefined);
+    }
+    this.registry.sweep(this.heartbeatInterval);
+  }
+
   private async shutdown(): Promise<void> {
     this.closed = true;
     this.health.closed = true;
     this.signalClosed();
     if (this.timer) clearInterval(this.timer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.consumer.stopAll();
     this.caller.closeAll();
     this.command.off('ready', this.onCommandReady);
