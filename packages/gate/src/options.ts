@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
+import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -23,6 +24,8 @@ export interface ConnectInfo {
   authenticationMethod?: string;
   /** MQTT 5: the CONNECT's Authentication Data (§3.1.2.11.10). */
   authenticationData?: Buffer;
+  /** With the gate option `jwt`: the verified token's claims (the hook runs after verification). */
+  jwt?: JwtClaims;
 }
 
 /**
@@ -139,13 +142,22 @@ export interface GateOptions {
    * maxPacketSize so a reply holding the settings fits one packet. 0 = no limit. Default 49 152.
    */
   maxSettingsBytes?: number;
+  /**
+   * JWT at CONNECT (see {@link JwtOptions}; field defaults in `DEFAULTS.jwt`): the token is
+   * the Password (or MQTT 5 Authentication Data with Authentication Method `JWT`); a valid one
+   * binds the session to its user before the CONNACK, an invalid one gets CONNACK 4 / 5
+   * (MQTT 5: 0x86 / 0x87); the connection is closed at `exp` unless refreshed on
+   * `gate/HD_refresh/<msgid>` `{"token"}`. Default: off.
+   */
+  jwt?: JwtOptions;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex'>> & {
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'jwt'>> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
   userIndex: UserIndex | undefined;
+  jwt: ResolvedJwtOptions | undefined;
 };
 
 /** Every default in one place. */
@@ -179,6 +191,16 @@ export const DEFAULTS = {
   maxSettingKeyBytes: 256,
   maxSettingValueBytes: 16_384,
   maxSettingsBytes: 49_152,
+  /** Defaults of the `jwt` fields; JWT itself is off unless `jwt` is given. ms, s (clockTolerance) and bytes. */
+  jwt: {
+    userIdClaim: 'sub',
+    clockTolerance: 5,
+    maxTokenBytes: 8192,
+    refreshInterval: 1000,
+    jwksCooldown: 30_000,
+    jwksCacheMaxAge: 600_000,
+    jwksTimeout: 5000,
+  },
 } as const;
 
 function positive(name: string, v: number): number {
@@ -198,7 +220,7 @@ function upTo(name: string, v: number, max: number): number {
 
 /**
  * Fills in defaults and checks values.
- * @throws RangeError for a non-positive limit or timeout, or topicAliasMaximum above 65 535.
+ * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, or a bad `jwt` (see resolveJwtOptions).
  */
 export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
   return {
@@ -237,5 +259,6 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxSettingKeyBytes: nonNegative('maxSettingKeyBytes', o.maxSettingKeyBytes ?? DEFAULTS.maxSettingKeyBytes),
     maxSettingValueBytes: nonNegative('maxSettingValueBytes', o.maxSettingValueBytes ?? DEFAULTS.maxSettingValueBytes),
     maxSettingsBytes: nonNegative('maxSettingsBytes', o.maxSettingsBytes ?? DEFAULTS.maxSettingsBytes),
+    jwt: o.jwt === undefined ? undefined : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
   };
 }

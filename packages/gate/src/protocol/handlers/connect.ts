@@ -63,7 +63,7 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
     keepalive = serverKeepAlive = maxKeepalive;
   }
   conn.idleLimit = keepalive > 0 ? keepalive * 1500 : conn.limits.maxIdle;
-  const reply = { assigned, serverKeepAlive };
+  const reply = { assigned, serverKeepAlive, authenticationMethod: props?.authenticationMethod };
 
   let decision: ConnectVerdict | Promise<ConnectVerdict>;
   try {
@@ -84,6 +84,8 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
 interface ConnackExtras {
   assigned: boolean;
   serverKeepAlive: number | undefined;
+  /** The CONNECT's Authentication Method, echoed on success (MQTT 5.0 §4.12: a successful CONNACK carries the same method). */
+  authenticationMethod: string | undefined;
 }
 
 /** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 → 3. */
@@ -135,6 +137,7 @@ function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket 
   };
   if (extras.serverKeepAlive !== undefined) properties.serverKeepAlive = extras.serverKeepAlive;
   if (extras.assigned) properties.assignedClientIdentifier = conn.clientId;
+  if (extras.authenticationMethod !== undefined) properties.authenticationMethod = extras.authenticationMethod;
   if (conn.v5?.responseInformation) properties.responseInformation = RESPONSE_INFORMATION_PREFIX + conn.clientId;
   return { cmd: 'connack', reasonCode: 0, sessionPresent: false, properties };
 }
