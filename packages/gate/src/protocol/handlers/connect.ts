@@ -28,7 +28,9 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
  *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
- *   unless the authenticate hook accepts the CONNECT: there is no AUTH exchange (§4.12).
+ *   unless the authenticate hook accepts the CONNECT (or, with the gate option `jwt`, the
+ *   method is `JWT`): there is no AUTH exchange (§4.12); an accepted method is echoed in
+ *   the CONNACK.
  */
 export function handleConnect(conn: MqttConnection, packet: IConnectPacket): void {
   conn.state = State.Connecting;
@@ -121,8 +123,8 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
  * CONNACK 0x00 for MQTT 5 with the gate's limits stated (MQTT 5.0 §3.2.2.3): Receive
  * Maximum = maxInflight, Maximum Packet Size = maxPacketSize, Topic Alias Maximum, no
  * retained messages, wildcard subscriptions granted, no Subscription Identifiers, no shared
- * subscriptions; Server Keep Alive, Assigned Client Identifier and Response Information when
- * they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
+ * subscriptions; Server Keep Alive, Assigned Client Identifier, Response Information and the
+ * Authentication Method when they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
  */
 function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket {
   const l = conn.limits;
