@@ -233,7 +233,7 @@ function classify(err: unknown): JwtRefusal {
     return new JwtRefusal(ReasonCode.NotAuthorized, text, detail);
   }
   // The key set could not be had (timeout, HTTP status, not a JWKS): not the client's fault.
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC')) {
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || (err instanceof errors.JOSEError && err.code === errors.JOSEError.code)) {
     return new JwtRefusal(ReasonCode.ServerUnavailable, JWT_TEXT.unavailable, detail);
   }
   // Malformed, bad signature, alg not allowed, no key for its kid, key of the wrong type (TypeError).
