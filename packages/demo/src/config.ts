@@ -18,6 +18,7 @@
  * | `MQGATE_RPC_TIMEOUT_MS` | 10 000 | one deadline for every call and handler |
  * | `MQGATE_REGISTRY_TTL_MS` | 20 000 (Redis), 3 000 (NATS) | registry TTL of a server (Redis: refreshed at half of it; NATS: a heartbeat every third) |
  * | `LOG_LEVEL` | `info` | pino level |
+ * | `MQGATE_JWT_SECRET` | unset | HS256 secret (≥ 32 bytes): CONNECT needs a JWT as its password and `user/HD_login` is refused; unset: the login trusts any userId a client sends |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -36,6 +37,8 @@ export interface DemoConfig {
   rpcTimeout: number;
   registryTtl: number;
   logLevel: string;
+  /** HS256 secret of the gate's `jwt` option; undefined: no JWT, `user/HD_login` binds any userId. */
+  jwtSecret: string | undefined;
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -56,7 +59,17 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   return raw as T;
 }
 
-/** @throws ConfigError for a bad value, or a split role (or the redis transport) without REDIS_URL. */
+/** Shortest MQGATE_JWT_SECRET, bytes (RFC 7518 §3.2: an HS256 key at least as long as its hash). */
+export const MIN_JWT_SECRET_BYTES = 32;
+
+function jwtSecret(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.MQGATE_JWT_SECRET;
+  if (raw === undefined || raw === '') return undefined;
+  if (Buffer.byteLength(raw, 'utf8') < MIN_JWT_SECRET_BYTES) throw new ConfigError(`MQGATE_JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes`);
+  return raw;
+}
+
+/** @throws ConfigError for a bad value, a short MQGATE_JWT_SECRET, or a split role (or the redis transport) without REDIS_URL. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const role = oneOf(env, 'MQGATE_ROLE', ['all', 'gate', 'modules'] as const, 'all');
   const transport = oneOf(env, 'MQGATE_TRANSPORT', ['inprocess', 'redis', 'nats'] as const, role === 'all' ? 'inprocess' : 'redis');
@@ -82,5 +95,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     rpcTimeout: int(env, 'MQGATE_RPC_TIMEOUT_MS', 10_000, 1, 2 ** 31),
     registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', transport === 'nats' ? 3_000 : 20_000, 100, 2 ** 31),
     logLevel: env.LOG_LEVEL || 'info',
+    jwtSecret: jwtSecret(env),
   };
 }

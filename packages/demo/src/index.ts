@@ -1,3 +1,3 @@
-export { userModule } from './modules/user';
+export { userModule, createUserModule, LOGIN_REFUSED } from './modules/user';
 export { chatModule, CHAT_TOPIC, WHISPER_TOPIC } from './modules/chat';
 export { echoModule } from './modules/echo';

@@ -8,7 +8,7 @@ import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storag
 import { ConfigError, readConfig, type DemoConfig } from './config';
 import { chatModule } from './modules/chat';
 import { echoModule } from './modules/echo';
-import { userModule } from './modules/user';
+import { createUserModule } from './modules/user';
 
 /**
  * `npm start`: the demo. One process by default; split into gate and module processes over
@@ -31,7 +31,7 @@ async function main(config: DemoConfig): Promise<void> {
         : new MemoryStorage({ ttl: config.sessionTtl });
 
   const app = createApp({ transport, logger, userIndex });
-  if (config.role !== 'gate') app.module(userModule).module(chatModule).module(echoModule);
+  if (config.role !== 'gate') app.module(createUserModule({ jwt: config.jwtSecret !== undefined })).module(chatModule).module(echoModule);
   let gate: Gate | undefined;
   if (config.role !== 'modules') {
     gate = new Gate({
@@ -42,6 +42,7 @@ async function main(config: DemoConfig): Promise<void> {
       storage,
       heartbeatInterval: config.heartbeatInterval,
       duplicateLogin: { policy: config.duplicateLogin, maxSessionsPerUser: config.maxSessionsPerUser },
+      jwt: config.jwtSecret === undefined ? undefined : { secret: config.jwtSecret },
     });
     app.use(gate); // last, so it stops first
   }
@@ -54,7 +55,8 @@ async function main(config: DemoConfig): Promise<void> {
     console.log(
       `mqgate demo listening: mqtt://${shown(tcp!.address)}:${tcp!.port} (MQTT over TCP), ` +
         `ws://${shown(websocket!.address)}:${websocket!.port}/mqtt (MQTT over WebSocket), ` +
-        `sessions stored in ${config.redisUrl ? 'Redis' : 'memory'}, role ${config.role}, gate ${gate.serverId}, RPC over ${where}`,
+        `sessions stored in ${config.redisUrl ? 'Redis' : 'memory'}, role ${config.role}, gate ${gate.serverId}, RPC over ${where}` +
+        (config.jwtSecret ? ', JWT required at CONNECT' : ''),
     );
   } else {
     console.log(`mqgate demo modules ready: user, chat, echo, RPC over ${where}`);

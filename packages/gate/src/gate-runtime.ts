@@ -2,7 +2,8 @@ import type { IPublishPacket } from 'mqtt-packet';
 import { GATE_MODULE_TYPE, gateCallTimeout, gateClient, liveGatesOf, silentLogger, type AppContext, type Logger, type RpcTransport } from '@mqgate/rpc';
 import type { GateMetrics } from './metrics';
 import type { ResolvedGateOptions } from './options';
-import { RequestScheduler } from './request-scheduler';
+import { JwtConnect } from './jwt-connect';
+import { RequestScheduler, type RunRequest } from './request-scheduler';
 import { Router } from './router';
 import type { GateSession } from './session';
 import type { SessionLimits } from './session-limits';
@@ -22,6 +23,8 @@ export interface GateRuntime {
   readonly persistence: SessionPersistence | undefined;
   readonly router: Router;
   readonly scheduler: RequestScheduler;
+  /** Present with the `jwt` option: token checks at CONNECT, expiry, `gate/HD_refresh`. */
+  readonly jwt: JwtConnect | undefined;
 }
 
 /** What {@link buildRuntime} needs from the gate. */
@@ -84,10 +87,11 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])),
   });
   const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
-  const route = (s: GateSession, p: IPublishPacket) => {
+  const route: RunRequest = (s: GateSession, p: IPublishPacket) => {
     m?.topicSeen(p.topic);
     return router.route(s, p);
   };
-  const scheduler = new RequestScheduler(o.maxInflight, o.ordered, route);
-  return { transport, logger, sessions, persistence, router, scheduler };
+  const jwt = o.jwt && new JwtConnect({ options: o.jwt, sessions, registry, serverId, logger });
+  const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route);
+  return { transport, logger, sessions, persistence, router, scheduler, jwt };
 }

@@ -15,6 +15,7 @@ import { GateListeners, type GateAddresses } from './gate-listeners';
 import { buildRuntime, type GateRuntime } from './gate-runtime';
 import { GateMetrics } from './metrics';
 import { OpsServer, type Readiness } from './ops-server';
+import type { JwtClaims } from './jwt';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
 import { MqttConnection, type ConnectVerdict, type ProtocolHooks } from './protocol/connection';
 import { ReasonCode } from './protocol/mqtt5';
@@ -265,10 +266,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   /** The authenticate hook's answer as a CONNACK reason code (MQTT 5.0 §3.2.2.2; connect.ts maps it for 3.1.1). */
   private authenticate(conn: Conn, packet: IConnectPacket): ConnectVerdict | Promise<ConnectVerdict> {
     if (this.phase !== 'running') return { reasonCode: ReasonCode.ServerUnavailable, reasonString: STOP_REASON };
+    const jwt = this.runtime?.jwt;
+    if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
+    return this.runHook(conn, packet, undefined);
+  }
+
+  /** The authenticate hook's verdict; with `jwt`, the token (and its Authentication Method) has passed and `claims` are its claims. */
+  private runHook(conn: Conn, packet: IConnectPacket, claims: JwtClaims | undefined): ConnectVerdict | Promise<ConnectVerdict> {
     const hook = this.options.authenticate;
     const method = packet.properties?.authenticationMethod;
-    const refusal = method === undefined ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
-    if (!hook) return method === undefined ? 0 : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
+    const refusal = method === undefined || claims ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
+    if (!hook) return method === undefined || claims ? 0 : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
     const verdict = hook({
       clientId: conn.clientId,
       username: packet.username,
@@ -281,6 +289,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       authenticationData: packet.properties?.authenticationData,
       secure: conn.wire.secure === true,
       certificate: conn.wire.certificate,
+      ...(claims && { jwt: claims }),
     });
     const toCode = (v: unknown): ConnectVerdict => {
       if (v === true) return 0;
@@ -304,7 +313,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const r = this.runtime as GateRuntime;
     const older = this.registry.byClientId(conn.clientId);
     if (older) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
-    const session = new GateSession(conn, this.serverId);
+    // With `jwt` the session was made, and bound, before the CONNACK.
+    const session = conn.session ?? new GateSession(conn, this.serverId);
     conn.session = session;
     conn.requests = r.scheduler.open(session);
     this.registry.add(session);
@@ -324,14 +334,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const r = this.runtime;
     if (!session || !r) return;
     r.persistence?.closed(session);
+    r.jwt?.closed(session);
     r.sessions.release(session, session.userId);
     this.registry.remove(session);
-    this.safeEmit('disconnect', session.snapshot(), reason);
+    // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
+    if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
   }
 
   private checkTimers(): void {
     const now = Date.now();
     for (const conn of this.connections) conn.checkTimers(now);
+    this.runtime?.jwt?.sweep(now);
     const persistence = this.runtime?.persistence;
     if (persistence) for (const s of this.registry.all()) persistence.tick(s, now);
   }

@@ -2,6 +2,8 @@ export { Gate, createGate, STOP_REASON, type GateAddresses, type GateEvents } fr
 export { PersistenceError } from './errors';
 export type { StorageFailure, StorageStats } from './session-persistence';
 export { DEFAULTS, resolveOptions, type GateOptions, type ConnectInfo, type AuthenticateResult, type ListenOptions } from './options';
+export { JWT_TEXT, type JwtClaims, type JwtOptions } from './jwt';
+export { JWT_AUTH_METHOD, REFRESH_TOPIC, TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON } from './jwt-connect';
 export type { SessionEvents } from './session-manager';
 export type { SessionCounts } from '@mqgate/rpc';
 export type { RouterStats } from './router';

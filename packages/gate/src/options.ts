@@ -6,6 +6,7 @@ import type { ClientCertificate } from './wire/wire';
 
 export type { TlsListenOptions, PemSource } from './wire/tls';
 export type { ClientCertificate } from './wire/wire';
+import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -32,6 +33,8 @@ export interface ConnectInfo {
   secure: boolean;
   /** The client certificate, when the listener has `requestCert` and the certificate was verified. */
   certificate: ClientCertificate | undefined;
+  /** With the gate option `jwt`: the verified token's claims (the hook runs after verification). */
+  jwt?: JwtClaims;
 }
 
 /**
@@ -186,14 +189,23 @@ export interface GateOptions {
   metricsHandlerCap?: number;
   /** ms over which `drain()` closes the connected clients, in batches. Default 10 000. */
   drainPeriod?: number;
+  /**
+   * JWT at CONNECT (see {@link JwtOptions}; field defaults in `DEFAULTS.jwt`): the token is
+   * the Password (or MQTT 5 Authentication Data with Authentication Method `JWT`); a valid one
+   * binds the session to its user before the CONNACK, an invalid one gets CONNACK 4 / 5
+   * (MQTT 5: 0x86 / 0x87); the connection is closed at `exp` unless refreshed on
+   * `gate/HD_refresh/<msgid>` `{"token"}`. Default: off.
+   */
+  jwt?: JwtOptions;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost'>> & {
+export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
   userIndex: UserIndex | undefined;
   metricsHost: string | undefined;
+  jwt: ResolvedJwtOptions | undefined;
 };
 
 /** Every default in one place. */
@@ -234,6 +246,16 @@ export const DEFAULTS = {
   metricsPort: false,
   metricsHandlerCap: 50,
   drainPeriod: 10_000,
+  /** Defaults of the `jwt` fields; JWT itself is off unless `jwt` is given. ms, s (clockTolerance) and bytes. */
+  jwt: {
+    userIdClaim: 'sub',
+    clockTolerance: 5,
+    maxTokenBytes: 8192,
+    refreshInterval: 1000,
+    jwksCooldown: 30_000,
+    jwksCacheMaxAge: 600_000,
+    jwksTimeout: 5000,
+  },
 } as const;
 
 function positive(name: string, v: number): number {
@@ -258,7 +280,7 @@ function port(name: string, v: number): number {
 
 /**
  * Fills in defaults and checks values.
- * @throws RangeError for a non-positive limit or timeout, or topicAliasMaximum above 65 535.
+ * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, or a bad `jwt` (see resolveJwtOptions).
  */
 export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
   return {
@@ -305,5 +327,6 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     metricsHost: o.metricsHost,
     metricsHandlerCap: positive('metricsHandlerCap', o.metricsHandlerCap ?? DEFAULTS.metricsHandlerCap),
     drainPeriod: nonNegative('drainPeriod', o.drainPeriod ?? DEFAULTS.drainPeriod),
+    jwt: o.jwt === undefined ? undefined : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
   };
 }

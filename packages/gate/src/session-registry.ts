@@ -11,9 +11,10 @@ export class SessionRegistry {
   private readonly byUser = new Map<string, Set<GateSession>>();
   private readonly byClient = new Map<string, GateSession>();
 
-  add(session: GateSession): void {
+  /** Indexes a session; `byClientId` false leaves the client id index (takeover) for a later add. */
+  add(session: GateSession, byClientId = true): void {
     this.bySession.set(session.sessionId, session);
-    this.byClient.set(session.clientId, session);
+    if (byClientId) this.byClient.set(session.clientId, session);
   }
 
   remove(session: GateSession): void {

@@ -29,6 +29,8 @@ export const ReasonCode = {
   PayloadFormatInvalid: 0x99,
   ServerShuttingDown: 0x8b,
   SubscriptionIdentifiersNotSupported: 0xa1,
+  /** DISCONNECT: the maximum connection time authorized has been exceeded (§3.14.2.1); sent when a JWT expires. */
+  MaximumConnectTime: 0xa0,
 } as const;
 
 /**

@@ -28,7 +28,9 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
  *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
- *   unless the authenticate hook accepts the CONNECT: there is no AUTH exchange (§4.12).
+ *   unless the authenticate hook accepts the CONNECT (or, with the gate option `jwt`, the
+ *   method is `JWT`): there is no AUTH exchange (§4.12); an accepted method is echoed in
+ *   the CONNACK.
  */
 export function handleConnect(conn: MqttConnection, packet: IConnectPacket): void {
   conn.state = State.Connecting;
@@ -63,7 +65,7 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
     keepalive = serverKeepAlive = maxKeepalive;
   }
   conn.idleLimit = keepalive > 0 ? keepalive * 1500 : conn.limits.maxIdle;
-  const reply = { assigned, serverKeepAlive };
+  const reply = { assigned, serverKeepAlive, authenticationMethod: props?.authenticationMethod };
 
   let decision: ConnectVerdict | Promise<ConnectVerdict>;
   try {
@@ -84,6 +86,8 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
 interface ConnackExtras {
   assigned: boolean;
   serverKeepAlive: number | undefined;
+  /** The CONNECT's Authentication Method, echoed on success (MQTT 5.0 §4.12: a successful CONNACK carries the same method). */
+  authenticationMethod: string | undefined;
 }
 
 /** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 → 3. */
@@ -119,8 +123,8 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
  * CONNACK 0x00 for MQTT 5 with the gate's limits stated (MQTT 5.0 §3.2.2.3): Receive
  * Maximum = maxInflight, Maximum Packet Size = maxPacketSize, Topic Alias Maximum, no
  * retained messages, wildcard subscriptions granted, no Subscription Identifiers, no shared
- * subscriptions; Server Keep Alive, Assigned Client Identifier and Response Information when
- * they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
+ * subscriptions; Server Keep Alive, Assigned Client Identifier, Response Information and the
+ * Authentication Method when they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
  */
 function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket {
   const l = conn.limits;
@@ -135,6 +139,7 @@ function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket 
   };
   if (extras.serverKeepAlive !== undefined) properties.serverKeepAlive = extras.serverKeepAlive;
   if (extras.assigned) properties.assignedClientIdentifier = conn.clientId;
+  if (extras.authenticationMethod !== undefined) properties.authenticationMethod = extras.authenticationMethod;
   if (conn.v5?.responseInformation) properties.responseInformation = RESPONSE_INFORMATION_PREFIX + conn.clientId;
   return { cmd: 'connack', reasonCode: 0, sessionPresent: false, properties };
 }
