@@ -135,7 +135,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.transportReady = true;
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
-        serveGateService(gateService(runtime.sessions)),
+        serveGateService(gateService(runtime.sessions, runtime.resume)),
       );
       await this.endpoints.open(this.options, (wire) => this.accept(wire), (r) => {
         if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
@@ -188,7 +188,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /** Connected sessions: total, bound to a user, guests. */
   counts(): SessionCounts {
-    return this.registry.counts();
+    return { ...this.registry.counts(), detached: this.runtime?.resume.detached.size ?? 0 };
   }
 
   /**
@@ -323,8 +323,10 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const session = conn.session;
     const r = this.runtime;
     if (!session || !r) return;
-    r.persistence?.closed(session);
-    r.sessions.release(session, session.userId);
+    if (!r.resume.keep(session, this.phase === 'running' ? reason : 'kicked: gate stopping')) {
+      r.persistence?.closed(session);
+      r.sessions.release(session, session.userId);
+    }
     this.registry.remove(session);
     this.safeEmit('disconnect', session.snapshot(), reason);
   }
@@ -380,6 +382,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
     if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
     this.hurry = undefined;
+    r?.resume.close();
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     this.endpoints.closeAllConnections();

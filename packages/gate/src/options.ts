@@ -174,6 +174,16 @@ export interface GateOptions {
   metricsHandlerCap?: number;
   /** ms over which `drain()` closes the connected clients, in batches. Default 10 000. */
   drainPeriod?: number;
+  /**
+   * ms a bound session whose connection dropped (no clean DISCONNECT) is kept detached for a
+   * resume (`gate/HD_resume` with its token, issue 10); an MQTT 5 client's Session Expiry
+   * Interval, capped by this, wins. 0 turns resume off (no tokens either). Default 120 000.
+   */
+  resumeWindow?: number;
+  /** Pushes kept per detached session; past it the oldest are dropped and counted (`lost`). Default 50. */
+  resumeBufferMessages?: number;
+  /** Bytes of pushes kept per detached session (bodies + topics + 64 each); past it the oldest are dropped. Default 65 536. */
+  resumeBufferBytes?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost'>> & {
@@ -220,6 +230,9 @@ export const DEFAULTS = {
   metricsPort: false,
   metricsHandlerCap: 50,
   drainPeriod: 10_000,
+  resumeWindow: 120_000,
+  resumeBufferMessages: 50,
+  resumeBufferBytes: 65_536,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -289,5 +302,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     metricsHost: o.metricsHost,
     metricsHandlerCap: positive('metricsHandlerCap', o.metricsHandlerCap ?? DEFAULTS.metricsHandlerCap),
     drainPeriod: nonNegative('drainPeriod', o.drainPeriod ?? DEFAULTS.drainPeriod),
+    resumeWindow: nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow),
+    resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
+    resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
   };
 }

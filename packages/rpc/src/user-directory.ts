@@ -87,7 +87,7 @@ export class UserDirectory {
   /** Session counts per live gate and in total (gates that do not answer are left out). */
   async counts(): Promise<{ total: SessionCounts; gates: Record<string, SessionCounts> }> {
     const gates: Record<string, SessionCounts> = {};
-    const total: SessionCounts = { total: 0, bound: 0, guests: 0 };
+    const total: SessionCounts = { total: 0, bound: 0, guests: 0, detached: 0 };
     await Promise.all(
       this.gates().map(async ({ serverId }) => {
         try {
@@ -96,6 +96,7 @@ export class UserDirectory {
           total.total += c.total;
           total.bound += c.bound;
           total.guests += c.guests;
+          total.detached = (total.detached ?? 0) + (c.detached ?? 0);
         } catch {
           // a gate that just died: its sessions are gone too
         }
