@@ -222,8 +222,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * Returns false when it is not connected, or the push exceeds the client's Maximum Packet Size.
    */
   send(sessionId: string, topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): boolean {
-    const s = this.registry.get(sessionId);
-    return s ? s.conn.publish(topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
+    const s = this.runtime?.sessions.find(sessionId);
+    return s ? (this.runtime as GateRuntime).sessions.send(s, topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
   }
 
   /** Pushes to every session on this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */

@@ -208,7 +208,7 @@ export class ResumeManager {
     this.d.router.reply(session, to, '', result as never);
     for (const p of pushes) session.conn.publish(p.topic, Buffer.from(p.body), p.properties);
     session.conn.publish(SESSION_TOPIC, this.issue(session));
-    this.d.emit('resume', session.snapshot(), { ...result, from: source === 'local' || source === 'store' ? source : source.serverId });
+    this.d.emit('resume', session.snapshot(), { recovered: result.recovered, replayed: result.replayed, lost, from: source === 'local' || source === 'store' ? source : source.serverId });
   }
 
   /** This gate's detached (or still attached) session named by the token, taken when the token matches. */
