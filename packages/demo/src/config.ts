@@ -18,6 +18,7 @@
  * | `MQGATE_RPC_TIMEOUT_MS` | 10 000 | one deadline for every call and handler |
  * | `MQGATE_REGISTRY_TTL_MS` | 20 000 (Redis), 3 000 (NATS) | registry TTL of a server (Redis: refreshed at half of it; NATS: a heartbeat every third) |
  * | `LOG_LEVEL` | `info` | pino level |
+ * | `MQGATE_RESUME_WINDOW_MS` | 120 000 | the gate's resumeWindow: ms a dropped session can be resumed (`gate/HD_resume`); 0 = off |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -36,6 +37,7 @@ export interface DemoConfig {
   rpcTimeout: number;
   registryTtl: number;
   logLevel: string;
+  resumeWindow: number;
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -82,5 +84,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     rpcTimeout: int(env, 'MQGATE_RPC_TIMEOUT_MS', 10_000, 1, 2 ** 31),
     registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', transport === 'nats' ? 3_000 : 20_000, 100, 2 ** 31),
     logLevel: env.LOG_LEVEL || 'info',
+    resumeWindow: int(env, 'MQGATE_RESUME_WINDOW_MS', 120_000, 0, 2 ** 31),
   };
 }

@@ -42,6 +42,7 @@ async function main(config: DemoConfig): Promise<void> {
       storage,
       heartbeatInterval: config.heartbeatInterval,
       duplicateLogin: { policy: config.duplicateLogin, maxSessionsPerUser: config.maxSessionsPerUser },
+      resumeWindow: config.resumeWindow,
     });
     app.use(gate); // last, so it stops first
   }

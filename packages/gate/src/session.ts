@@ -35,7 +35,7 @@ export class GateSession {
 
   /**
    * @param restored a session resumed from another gate or the store: same ids, user and
-   * settings (the user index and settings are set by the caller, not here).
+   * settings (the registry and the user index are the caller's to update).
    */
   constructor(
     public conn: MqttConnection<GateSession>,
@@ -46,7 +46,10 @@ export class GateSession {
     this.traceId = restored?.traceId ?? randomBytes(8).toString('hex');
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
-    if (restored) this.settings = restored.settings;
+    if (restored) {
+      this.userId = restored.userId;
+      this.settings = restored.settings;
+    }
     // mqant stores the WebSocket User-Agent in Settings (gate/base/mqtt_agent.go).
     else if (conn.wire.userAgent) this.settings = Object.freeze({ 'User-Agent': conn.wire.userAgent });
   }
