@@ -54,8 +54,10 @@ export interface DetachedSessions {
   get(sessionId: string): GateSession | undefined;
   sessions(): Iterable<GateSession>;
   discard(session: GateSession): void;
-  /** Drops the user's detached sessions on this gate before a new login claims the index. */
+  /** Drops the user's detached sessions (on every gate) before a new login claims the index. */
   discardUser(userId: string): Promise<void>;
+  /** A bind is about to be stored: a new resume token (its hash goes into that write). */
+  binding(session: GateSession): void;
 }
 
 /** Emits one of the gate's session events (the gate catches listeners' exceptions). */
@@ -156,6 +158,7 @@ export class SessionManager {
     await this.detached?.discardUser(userId);
     await this.claim(session, userId, this.users);
     this.registry.setUser(session, userId);
+    this.detached?.binding(session);
     let failure: Error | undefined;
     if (this.persistence) {
       try {

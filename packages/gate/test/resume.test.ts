@@ -4,7 +4,7 @@
  * `gate/session`, refusals that change nothing, the window's end, and logins that discard
  * detached sessions. Real sockets, MQTT.js clients.
  */
-import { GateFunctions, gateClient, type SessionData } from '@mqgate/rpc';
+import { GateFunctions, MemoryUserIndex, detachedKey, gateClient, type SessionData } from '@mqgate/rpc';
 import type { GateOptions } from '@mqgate/gate';
 import { startGate, type Harness } from './helpers/harness';
 import { RecordingPeer, type Envelope, type Msg } from './helpers/peer';
@@ -155,12 +155,18 @@ describe('resume on the same gate', () => {
   });
 
   test('the window ends: the session is freed, the user no longer in the index, the token refused', async () => {
-    const h = await gate({ resumeWindow: 150 });
-    const { token } = await loggedInThenDropped(h, 'erin');
+    const index = new MemoryUserIndex();
+    const h = await gate({ resumeWindow: 150, userIndex: index });
+    const live = [{ serverId: h.gate.serverId, startedAt: 0 }];
+    const { token, sessionId } = await loggedInThenDropped(h, 'erin');
     expect(h.gate.counts().detached).toBe(1);
-    expect(await h.transport.call({ serverId: h.gate.serverId }, GateFunctions.IsConnect, ['', 'erin'])).toBe(true);
-    await waitUntil('window over', () => h.gate.counts().detached === 0);
+    // not online, but recorded apart in the index, for pushes and resumes from other gates
     expect(await h.transport.call({ serverId: h.gate.serverId }, GateFunctions.IsConnect, ['', 'erin'])).toBe(false);
+    await waitUntil('index entry moved', async () => (await index.locate(detachedKey('erin'), live)).length === 1);
+    expect(await index.locate(detachedKey('erin'), live)).toEqual([expect.objectContaining({ sessionId })]);
+    await waitUntil('window over', () => h.gate.counts().detached === 0);
+    await waitUntil('index entry removed', async () => (await index.locate(detachedKey('erin'), live)).length === 0);
+    expect(await index.locate('erin', live)).toEqual([]);
     const d = await open(h);
     expect((await d.resume(token.token)).Error).toBe('resume token expired or already used: log in again');
   });

@@ -2,6 +2,7 @@ import type { IPublishPacket } from 'mqtt-packet';
 import {
   RpcError,
   decodeSession,
+  detachedKey,
   gateCallTimeout,
   gateClient,
   type BufferedPush,
@@ -94,7 +95,21 @@ export class ResumeManager {
     const window = keepsSession(session, reason, this.d.policy);
     if (window === 0) return false;
     this.detached.add(session, window, (d) => this.expire(d));
+    this.moveEntry(session, session.userId, detachedKey(session.userId));
     return true;
+  }
+
+  /**
+   * Moves the session's user-index entry from key `from` to key `to` (bound ↔ detached, see
+   * detachedKey); a failure is logged (the window's end or the next bind cleans up).
+   */
+  private moveEntry(session: GateSession, from: string, to: string): void {
+    const { index, liveGates } = this.d.users;
+    const entry = { serverId: this.d.serverId, sessionId: session.sessionId, since: Date.now() };
+    index
+      .release(from, entry.serverId, entry.sessionId)
+      .then(() => index.claim(to, entry, { policy: 'allow' }, liveGates()))
+      .catch((err: unknown) => this.d.logger.warn({ userId: session.userId, error: (err as Error).message }, 'resume: user index update failed'));
   }
 
   /** The session's window ended: freed, its user-index entry removed, its stored settings left as they are. */
@@ -102,7 +117,7 @@ export class ResumeManager {
     const s = d.session;
     s.replay = undefined;
     this.d.persistence?.closed(s);
-    this.d.sessions.release(s, s.userId);
+    this.d.sessions.release(s, detachedKey(s.userId));
   }
 
   /** A detached session by id (for the session service's verbs). */
@@ -121,17 +136,16 @@ export class ResumeManager {
     if (d) this.expire(d);
   }
 
-  /** A new login (bind) of `userId`: its detached sessions on this gate are dropped, their index entries removed first. */
+  /**
+   * A new login (bind) of `userId`: its detached sessions are dropped, on this gate and
+   * (through their `Close`) on the others; bounded by the gate call timeout, never rejects.
+   */
   async discardUser(userId: string): Promise<void> {
-    const list = this.detached.ofUser(userId);
-    await Promise.all(
-      list.map(async (d) => {
-        if (this.detached.take(d.session.sessionId) !== d) return;
-        d.session.replay = undefined;
-        this.d.persistence?.closed(d.session);
-        await this.d.users.index.release(userId, this.d.serverId, d.session.sessionId).catch(() => this.d.sessions.release(d.session, userId));
-      }),
-    );
+    for (const d of this.detached.ofUser(userId)) this.discard(d.session);
+    const { index, liveGates } = this.d.users;
+    const remote = (await index.locate(detachedKey(userId), liveGates()).catch(() => [])).filter((l) => l.serverId !== this.d.serverId);
+    const timeout = gateCallTimeout(this.d.transport);
+    await Promise.all(remote.map((l) => gateClient(this.d.transport, l.serverId, { timeout }).close(l.sessionId).catch(() => undefined)));
   }
 
   /** Gate stop: every detached session dropped. */
@@ -139,13 +153,15 @@ export class ResumeManager {
     for (const d of this.detached.all()) this.discard(d.session);
   }
 
-  /** A bind completed: a new token, pushed after the current request's reply (or now, outside one). */
+  /** A bind is about to be stored: a new token, whose hash goes into the bind's write. */
+  binding(session: GateSession): void {
+    this.pendingToken.set(session, this.issue(session, false));
+  }
+
+  /** A bind completed: its token is pushed after the current request's reply (or now, outside one). */
   bound(session: GateSession): void {
-    if (this.d.policy.resumeWindow === 0) return;
-    const body = this.issue(session);
     const queue = session.conn.requests as RequestQueue | undefined;
-    if (queue && queue.load > 0) this.pendingToken.set(session, body);
-    else session.conn.publish(SESSION_TOPIC, body);
+    if (!queue || queue.load === 0) this.requestDone(session);
   }
 
   /** An unbind: the token no longer resumes anything. */
@@ -163,10 +179,10 @@ export class ResumeManager {
   }
 
   /** Issues a new token (the old one stops working) and stores its hash; returns the `gate/session` push body. */
-  private issue(session: GateSession): Buffer {
+  private issue(session: GateSession, store: boolean): Buffer {
     const { token, hash } = issueToken(session.userId, session.sessionId);
     session.resumeHash = hash;
-    this.d.persistence?.changed(session).catch(() => undefined); // the stored record carries the new hash
+    if (store) this.d.persistence?.changed(session).catch(() => undefined); // the stored record carries the new hash
     const expiresAt = Date.now() + windowOf(session.conn, this.d.policy);
     return Buffer.from(JSON.stringify({ sessionId: session.sessionId, userId: session.userId, token, expiresAt }));
   }
@@ -207,14 +223,17 @@ export class ResumeManager {
     const result: ResumeResult = { userId: session.userId, sessionId: session.sessionId, settings: { ...session.settings }, recovered: lost === 0 && !found.fromStore, replayed: pushes.length, lost };
     this.d.router.reply(session, to, '', result as never);
     for (const p of pushes) session.conn.publish(p.topic, Buffer.from(p.body), p.properties);
-    session.conn.publish(SESSION_TOPIC, this.issue(session));
+    session.conn.publish(SESSION_TOPIC, this.issue(session, true));
     this.d.emit('resume', session.snapshot(), { recovered: result.recovered, replayed: result.replayed, lost, from: source === 'local' || source === 'store' ? source : source.serverId });
   }
 
   /** This gate's detached (or still attached) session named by the token, taken when the token matches. */
   private takeLocal(ref: TokenRef): { session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined {
+    if (this.get(ref.sessionId)?.userId !== ref.userId && this.d.registry.get(ref.sessionId)?.userId !== ref.userId) return undefined;
+    const wasDetached = this.detached.get(ref.sessionId) !== undefined;
     const session = this.claimLocal(ref.sessionId, ref.hash);
-    if (!session || session.userId !== ref.userId) return undefined;
+    if (!session) return undefined;
+    if (wasDetached) this.moveEntry(session, detachedKey(session.userId), session.userId);
     const buffer = session.replay;
     session.replay = undefined;
     return { session, pushes: buffer?.drain() ?? [], lost: buffer?.lost ?? 0, source: 'local', fromStore: false };
@@ -245,12 +264,14 @@ export class ResumeManager {
 
   /** The `handOver` verb: releases this gate's session to the gate a client resumes it on. @throws RpcError NO_SESSION (nothing changes). */
   async handOver(sessionId: string, tokenHash: Uint8Array): Promise<HandedOverSession> {
+    const wasDetached = this.detached.get(sessionId) !== undefined;
     const session = this.claimLocal(sessionId, tokenHash);
     if (!session) throw new RpcError(`HandOver: ${RESUME_EXPIRED}`, 'NO_SESSION');
     const buffer = session.replay;
     session.replay = undefined;
     this.d.persistence?.closed(session);
-    await this.d.users.index.release(session.userId, this.d.serverId, sessionId).catch(() => this.d.sessions.release(session, session.userId));
+    const key = wasDetached ? detachedKey(session.userId) : session.userId;
+    await this.d.users.index.release(key, this.d.serverId, sessionId).catch(() => this.d.sessions.release(session, key));
     return { userId: session.userId, traceId: session.traceId, settings: { ...session.settings }, pushes: buffer?.drain() ?? [], lost: buffer?.lost ?? 0, tokenHash: Buffer.from(tokenHash) };
   }
 
@@ -261,7 +282,8 @@ export class ResumeManager {
   private async takeRemote(conn: MqttConnection<GateSession>, ref: TokenRef): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
     const users = this.d.users;
     const live = users.liveGates();
-    const owner = (await users.index.locate(ref.userId, live)).find((l) => l.sessionId === ref.sessionId && l.serverId !== this.d.serverId);
+    const [detached, bound] = await Promise.all([users.index.locate(detachedKey(ref.userId), live), users.index.locate(ref.userId, live)]);
+    const owner = [...detached, ...bound].find((l) => l.sessionId === ref.sessionId && l.serverId !== this.d.serverId);
     if (owner) {
       try {
         const h = await gateClient(this.d.transport, owner.serverId, { timeout: gateCallTimeout(this.d.transport) }).handOver(ref.sessionId, ref.hash);
