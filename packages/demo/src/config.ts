@@ -19,6 +19,7 @@
  * | `MQGATE_REGISTRY_TTL_MS` | 20 000 (Redis), 3 000 (NATS) | registry TTL of a server (Redis: refreshed at half of it; NATS: a heartbeat every third) |
  * | `LOG_LEVEL` | `info` | pino level |
  * | `MQGATE_JWT_SECRET` | unset | HS256 secret (≥ 32 bytes): CONNECT needs a JWT as its password and `user/HD_login` is refused; unset: the login trusts any userId a client sends |
+ * | `MQGATE_RESUME_WINDOW_MS` | 120 000 | the gate's resumeWindow: ms a dropped session can be resumed (`gate/HD_resume`); 0 = off |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -39,6 +40,7 @@ export interface DemoConfig {
   logLevel: string;
   /** HS256 secret of the gate's `jwt` option; undefined: no JWT, `user/HD_login` binds any userId. */
   jwtSecret: string | undefined;
+  resumeWindow: number;
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -96,5 +98,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     registryTtl: int(env, 'MQGATE_REGISTRY_TTL_MS', transport === 'nats' ? 3_000 : 20_000, 100, 2 ** 31),
     logLevel: env.LOG_LEVEL || 'info',
     jwtSecret: jwtSecret(env),
+    resumeWindow: int(env, 'MQGATE_RESUME_WINDOW_MS', 120_000, 0, 2 ** 31),
   };
 }

@@ -43,6 +43,7 @@ async function main(config: DemoConfig): Promise<void> {
       heartbeatInterval: config.heartbeatInterval,
       duplicateLogin: { policy: config.duplicateLogin, maxSessionsPerUser: config.maxSessionsPerUser },
       jwt: config.jwtSecret === undefined ? undefined : { secret: config.jwtSecret },
+      resumeWindow: config.resumeWindow,
     });
     app.use(gate); // last, so it stops first
   }

@@ -126,7 +126,7 @@ describe('MQGATE_DUPLICATE_LOGIN=kick-old: two logins of one user racing on two 
       expect(survivor.reply).toEqual({ Trace: expect.any(String), Error: '', Result: { userId, settings: {} } });
       const field = await expectBound(survivor, userId);
       const counts = await ok<Counts>(survivor.client, 'user/HD_count');
-      expect(counts.total).toEqual({ total: 1, bound: 1, guests: 0 });
+      expect(counts.total).toEqual({ total: 1, bound: 1, guests: 0, detached: 0 });
       expect(await indexed(userId)).toEqual([field]);
       expect(survivor.kicks).toEqual([]); // still, after two more round trips
       survivors[survivor === ra ? 'a' : 'b']++;
@@ -151,7 +151,7 @@ describe('MQGATE_DUPLICATE_LOGIN=kick-old: two logins of one user racing on two 
       await expectKicked(loser);
       expect(survivor.reply).toEqual({ Trace: expect.any(String), Error: '', Result: { userId, settings: {} } });
       const field = await expectBound(survivor, userId);
-      expect((await ok<Counts>(survivor.client, 'user/HD_count')).total).toEqual({ total: 1, bound: 1, guests: 0 });
+      expect((await ok<Counts>(survivor.client, 'user/HD_count')).total).toEqual({ total: 1, bound: 1, guests: 0, detached: 0 });
       expect(await indexed(userId)).toEqual([field]);
       await Promise.all(racers.map((r) => r.client.endAsync()));
     }
@@ -187,7 +187,7 @@ describe('MQGATE_DUPLICATE_LOGIN=reject-new: two logins of one user racing on tw
       expect(loser.client.connected).toBe(true);
       expect(await ok(loser.client, 'user/HD_get')).toMatchObject({ userId: '' });
       expect(loser.kicks).toEqual([]);
-      expect((await ok<Counts>(loser.client, 'user/HD_count')).total).toEqual({ total: 2, bound: 1, guests: 1 });
+      expect((await ok<Counts>(loser.client, 'user/HD_count')).total).toEqual({ total: 2, bound: 1, guests: 1, detached: 0 });
       expect(await indexed(userId)).toEqual([field]);
       // once the winner has left, the other may log in. MQTT has no DISCONNECT ack: endAsync()
       // resolves when our socket is closed, and the winner's gate unbinds (drops the index
@@ -233,7 +233,7 @@ describe('MQGATE_DUPLICATE_LOGIN=allow with MQGATE_MAX_SESSIONS_PER_USER=2: thre
         expect(s.reply).toEqual({ Trace: expect.any(String), Error: '', Result: { userId, settings: {} } });
         fields.push(await expectBound(s, userId));
       }
-      expect((await ok<Counts>(survivors[0].client, 'user/HD_count')).total).toEqual({ total: 2, bound: 2, guests: 0 });
+      expect((await ok<Counts>(survivors[0].client, 'user/HD_count')).total).toEqual({ total: 2, bound: 2, guests: 0, detached: 0 });
       expect(await indexed(userId)).toEqual(fields.sort());
       await Promise.all(racers.map((r) => r.client.endAsync()));
     }

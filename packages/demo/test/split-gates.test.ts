@@ -94,8 +94,8 @@ describe('users on one gate reached from another gate', () => {
     const y = await login(b.tcpUrl, 'y');
     const counts = await ok<Counts>(guest, 'user/HD_count');
     expect(counts).toEqual({
-      total: { total: 3, bound: 2, guests: 1 },
-      gates: { [ids.a]: { total: 2, bound: 1, guests: 1 }, [ids.b]: { total: 1, bound: 1, guests: 0 } },
+      total: { total: 3, bound: 2, guests: 1, detached: 0 },
+      gates: { [ids.a]: { total: 2, bound: 1, guests: 1, detached: 0 }, [ids.b]: { total: 1, bound: 1, guests: 0, detached: 0 } },
     });
     const got = Promise.all([x, guest, y].map((c) => nextJson(c, 'chat/onMessage')));
     expect(await ok(x, 'chat/HD_shout', { text: 'hello all' })).toEqual({ delivered: 3 });
@@ -155,8 +155,8 @@ describe('a gate process killed (SIGKILL)', () => {
     );
     // the dead gate is left out of the counts
     expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({
-      total: { total: 1, bound: 0, guests: 1 },
-      gates: { [ids.b]: { total: 1, bound: 0, guests: 1 } },
+      total: { total: 1, bound: 0, guests: 1, detached: 0 },
+      gates: { [ids.b]: { total: 1, bound: 0, guests: 1, detached: 0 } },
     });
 
     // the client reconnects to the other gate and logs in: its settings are back
@@ -209,7 +209,7 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
     expect(Date.now() - killedAt).toBeLessThan(2500); // the TTL is 10 s
     // once she is offline, the counts have dropped the dead gate too (and stay so)
     for (let i = 0; i < 3; i++) {
-      expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({ total: { total: 1, bound: 0, guests: 1 }, gates: { [ids.b]: { total: 1, bound: 0, guests: 1 } } });
+      expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({ total: { total: 1, bound: 0, guests: 1, detached: 0 }, gates: { [ids.b]: { total: 1, bound: 0, guests: 1, detached: 0 } } });
       expect(await ok(observer, 'user/HD_online', { userId: 'ursula' })).toEqual({ userId: 'ursula', online: false });
     }
   });
@@ -229,7 +229,7 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
       count: {
         Trace: expect.any(String),
         Error: '',
-        Result: { total: { total: 1, bound: 1, guests: 0 }, gates: { [ids.b]: { total: 1, bound: 1, guests: 0 } } },
+        Result: { total: { total: 1, bound: 1, guests: 0, detached: 0 }, gates: { [ids.b]: { total: 1, bound: 1, guests: 0, detached: 0 } } },
       },
       shout: { Trace: expect.any(String), Error: '', Result: { delivered: 1 } },
     });

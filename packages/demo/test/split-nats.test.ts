@@ -68,8 +68,8 @@ describe('MQGATE_TRANSPORT=nats: users on one gate reached from another', () => 
     const guest = await s.procs.client(s.a.wsUrl);
     const y = await login(s.procs, s.b.tcpUrl, 'y');
     expect(await ok(guest, 'user/HD_count')).toEqual({
-      total: { total: 3, bound: 2, guests: 1 },
-      gates: { [s.ids.a]: { total: 2, bound: 1, guests: 1 }, [s.ids.b]: { total: 1, bound: 1, guests: 0 } },
+      total: { total: 3, bound: 2, guests: 1, detached: 0 },
+      gates: { [s.ids.a]: { total: 2, bound: 1, guests: 1, detached: 0 }, [s.ids.b]: { total: 1, bound: 1, guests: 0, detached: 0 } },
     });
     const got = Promise.all([x, guest, y].map((c) => nextJson(c, 'chat/onMessage')));
     expect(await ok(x, 'chat/HD_shout', { text: 'hello all' })).toEqual({ delivered: 3 });

@@ -10,6 +10,7 @@ import type { SessionLimits } from './session-limits';
 import type { GateEvents } from './gate';
 import { SessionManager, type UserIndexLink } from './session-manager';
 import { SessionPersistence } from './session-persistence';
+import { ResumeManager, isResumeTopic } from './resume/resume-manager';
 import type { SessionRegistry } from './session-registry';
 
 /**
@@ -25,6 +26,8 @@ export interface GateRuntime {
   readonly scheduler: RequestScheduler;
   /** Present with the `jwt` option: token checks at CONNECT, expiry, `gate/HD_refresh`. */
   readonly jwt: JwtConnect | undefined;
+  /** Detached sessions and `gate/HD_resume` (issue 10). */
+  readonly resume: ResumeManager;
 }
 
 /** What {@link buildRuntime} needs from the gate. */
@@ -59,7 +62,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   if (o.storage) {
     persistence = new SessionPersistence(
       m ? m.observeStorage(o.storage) : o.storage,
-      { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits },
+      { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits, resumeWindow: o.resumeWindow },
       () => logger,
     );
     persistence.on('storageError', (f) => emit('storageError', f));
@@ -84,14 +87,24 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     deleteOnUnbind: o.deleteOnUnbind,
     logger,
     limits,
-    emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])),
+    emit: (event, ...args) => {
+      // A bind issues a resume token, an unbind voids it (issue 10).
+      const s = event === 'bind' || event === 'unbind' ? registry.get((args[0] as { sessionId: string }).sessionId) : undefined;
+      if (s && event === 'bind') resume.bound(s);
+      else if (s) resume.unbound(s);
+      emit(event, ...(args as GateEvents[typeof event]));
+    },
   });
   const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+  const resume = new ResumeManager({ serverId, policy: o, registry, sessions, persistence, storage: o.storage, users, transport, router, logger, emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])) });
+  if (o.resumeWindow > 0) sessions.detached = resume;
   const route: RunRequest = (s: GateSession, p: IPublishPacket) => {
     m?.topicSeen(p.topic);
-    return router.route(s, p);
+    // Answered by the gate itself, never routed (a client cannot reach the session service).
+    if (isResumeTopic(p.topic)) return resume.handle(s, p);
+    return router.route(s, p).finally(() => resume.requestDone(s.conn.session ?? s));
   };
   const jwt = o.jwt && new JwtConnect({ options: o.jwt, sessions, registry, serverId, logger });
   const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route);
-  return { transport, logger, sessions, persistence, router, scheduler, jwt };
+  return { transport, logger, sessions, persistence, router, scheduler, jwt, resume };
 }

@@ -136,7 +136,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.transportReady = true;
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
-        serveGateService(gateService(runtime.sessions)),
+        serveGateService(gateService(runtime.sessions, runtime.resume)),
       );
       await this.endpoints.open(this.options, (wire) => this.accept(wire), (r) => {
         if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
@@ -189,7 +189,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /** Connected sessions: total, bound to a user, guests. */
   counts(): SessionCounts {
-    return this.registry.counts();
+    return { ...this.registry.counts(), detached: this.runtime?.resume.detached.size ?? 0 };
   }
 
   /**
@@ -223,8 +223,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * Returns false when it is not connected, or the push exceeds the client's Maximum Packet Size.
    */
   send(sessionId: string, topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): boolean {
-    const s = this.registry.get(sessionId);
-    return s ? s.conn.publish(topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
+    const s = this.runtime?.sessions.find(sessionId);
+    return s ? (this.runtime as GateRuntime).sessions.send(s, topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
   }
 
   /** Pushes to every session on this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */
@@ -333,9 +333,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const session = conn.session;
     const r = this.runtime;
     if (!session || !r) return;
-    r.persistence?.closed(session);
     r.jwt?.closed(session);
-    r.sessions.release(session, session.userId);
+    if (!r.resume.keep(session, this.phase === 'running' ? reason : 'kicked: gate stopping')) {
+      r.persistence?.closed(session);
+      r.sessions.release(session, session.userId);
+    }
     this.registry.remove(session);
     // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
     if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
@@ -393,6 +395,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
     if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
     this.hurry = undefined;
+    r?.resume.close();
     r?.persistence?.close();
     for (const conn of [...this.connections]) conn.destroy('gate is stopping');
     this.endpoints.closeAllConnections();

@@ -123,10 +123,11 @@ export class GateMetrics {
       },
     });
     const counts = (help: string, key: keyof SessionCounts, name: string) =>
-      new Gauge({ name, help, registers, collect: function () { this.set(view.counts()[key]); } });
+      new Gauge({ name, help, registers, collect: function () { this.set(view.counts()[key] ?? 0); } });
     counts('Sessions connected', 'total', 'mqgate_sessions');
     counts('Sessions bound to a user', 'bound', 'mqgate_sessions_bound');
     counts('Sessions not bound to a user', 'guests', 'mqgate_sessions_guests');
+    counts('Bound sessions detached, kept for a resume', 'detached', 'mqgate_sessions_detached');
     this.accepted = new Counter({ name: 'mqgate_connections_accepted_total', help: 'CONNECTs accepted (CONNACK 0)', registers });
     this.refused = new Counter({ name: 'mqgate_connections_refused_total', help: 'CONNECTs refused, by CONNACK return code', labelNames: ['code'], registers });
     this.closed = new Counter({ name: 'mqgate_connections_closed_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers });

@@ -197,6 +197,16 @@ export interface GateOptions {
    * `gate/HD_refresh/<msgid>` `{"token"}`. Default: off.
    */
   jwt?: JwtOptions;
+  /**
+   * ms a bound session whose connection dropped (no clean DISCONNECT) is kept detached for a
+   * resume (`gate/HD_resume` with its token, issue 10); an MQTT 5 client's Session Expiry
+   * Interval, capped by this, wins. 0 turns resume off (no tokens either). Default 120 000.
+   */
+  resumeWindow?: number;
+  /** Pushes kept per detached session; past it the oldest are dropped and counted (`lost`). Default 50. */
+  resumeBufferMessages?: number;
+  /** Bytes of pushes kept per detached session (bodies + topics + 64 each); past it the oldest are dropped. Default 65 536. */
+  resumeBufferBytes?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
@@ -256,6 +266,9 @@ export const DEFAULTS = {
     jwksCacheMaxAge: 600_000,
     jwksTimeout: 5000,
   },
+  resumeWindow: 120_000,
+  resumeBufferMessages: 50,
+  resumeBufferBytes: 65_536,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -328,5 +341,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     metricsHandlerCap: positive('metricsHandlerCap', o.metricsHandlerCap ?? DEFAULTS.metricsHandlerCap),
     drainPeriod: nonNegative('drainPeriod', o.drainPeriod ?? DEFAULTS.drainPeriod),
     jwt: o.jwt === undefined ? undefined : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
+    resumeWindow: nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow),
+    resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
+    resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
   };
 }

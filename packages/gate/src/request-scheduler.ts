@@ -18,7 +18,8 @@ export class RequestQueue implements RequestSink {
 
   constructor(
     private readonly scheduler: RequestScheduler,
-    readonly session: GateSession,
+    /** The connection's session: replaced when a resume re-attaches another one to the connection. */
+    public session: GateSession,
   ) {}
 
   /** Requests running or waiting now. */

@@ -93,7 +93,7 @@ export interface RouterStats {
 export const ENVELOPE_CONTENT_TYPE = 'application/json';
 
 /** Where a request's reply goes, and the MQTT 5 request properties it echoes. */
-interface ReplyTo {
+export interface ReplyTo {
   topic: string;
   /** Correlation Data of the request, echoed byte for byte (MQTT 5.0 §3.3.2.3.6, §4.10). */
   correlationData: Buffer | undefined;
@@ -155,7 +155,8 @@ export class Router {
     if (replyTo !== undefined) this.reply(session, replyTo, '', result);
   }
 
-  private reply(session: GateSession, to: ReplyTo, error: string, value: RpcValue): void {
+  /** Writes a reply envelope (or a handler's bytes) to the session's client; also used by the gate's own requests (`gate/HD_resume`). */
+  reply(session: GateSession, to: ReplyTo, error: string, value: RpcValue): void {
     const [handlerProps, result] = unwrapReply(value);
     const body = encodeReply(session.traceId, error, result);
     if (!session.conn.v5) {

@@ -41,6 +41,23 @@ export interface SessionEvents {
   bind: [session: SessionData, userId: string];
   /** A session was unbound; `userId` is the one it had. */
   unbind: [session: SessionData, userId: string];
+  /**
+   * A session was resumed on a new connection of this gate (`gate/HD_resume`, issue 10):
+   * the same sessionId as before its connection dropped; `from` is `local`, `store` or the
+   * serverId of the gate it was handed over from.
+   */
+  resume: [session: SessionData, info: { recovered: boolean; replayed: number; lost: number; from: string }];
+}
+
+/** The gate's detached sessions as the SessionManager sees them (resume/resume-manager.ts). */
+export interface DetachedSessions {
+  get(sessionId: string): GateSession | undefined;
+  sessions(): Iterable<GateSession>;
+  discard(session: GateSession): void;
+  /** Drops the user's detached sessions (on every gate) before a new login claims the index. */
+  discardUser(userId: string): Promise<void>;
+  /** A bind is about to be stored: a new resume token (its hash goes into that write). */
+  binding(session: GateSession): void;
 }
 
 /** Emits one of the gate's session events (the gate catches listeners' exceptions). */
@@ -73,6 +90,8 @@ export class SessionManager {
   private readonly logger: Logger;
   private readonly emit: EmitSessionEvent;
   private readonly limits: SessionLimits;
+  /** The detached sessions (set at gate start when resume is on). */
+  detached: DetachedSessions | undefined;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
   private readonly userLocks = new WeakMap<GateSession, Promise<void>>();
 
@@ -88,9 +107,14 @@ export class SessionManager {
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
   require(sessionId: string): GateSession {
-    const s = this.registry.get(sessionId);
+    const s = this.find(sessionId);
     if (!s) throw new SessionNotFoundError(sessionId);
     return s;
+  }
+
+  /** A live or detached session of this gate, or undefined. */
+  find(sessionId: string): GateSession | undefined {
+    return this.registry.get(sessionId) ?? this.detached?.get(sessionId);
   }
 
   /**
@@ -131,8 +155,10 @@ export class SessionManager {
     if (previous === userId) return;
     if (previous !== '') await this.unbindNow(session, false);
     if (this.registry.get(session.sessionId) !== session) throw new SessionNotFoundError(session.sessionId);
+    await this.detached?.discardUser(userId);
     await this.claim(session, userId, this.users);
     this.registry.setUser(session, userId);
+    this.detached?.binding(session);
     let failure: Error | undefined;
     if (this.persistence) {
       try {
@@ -279,6 +305,7 @@ export class SessionManager {
    * Maximum Packet Size (dropped and counted, MQTT-3.1.2-25).
    */
   send(session: GateSession, topic: string, body: Buffer, properties?: Mqtt5PushProperties): boolean {
+    if (session.replay) return session.replay.push(topic, Buffer.from(body), properties);
     return session.conn.publish(topic, body, properties);
   }
 
@@ -286,6 +313,10 @@ export class SessionManager {
   broadcast(topic: string, body: Buffer, properties?: Mqtt5PushProperties): number {
     let n = 0;
     for (const s of this.registry.all()) if (s.conn.publish(topic, body, properties)) n++;
+    if (this.detached) {
+      const copy = Buffer.from(body);
+      for (const s of this.detached.sessions()) if (s.replay?.push(topic, copy, properties)) n++;
+    }
     return n;
   }
 
@@ -297,6 +328,7 @@ export class SessionManager {
    * a takeover, MQTT-3.1.4-3; 0x8B at gate stop), then the connection closes.
    */
   kick(session: GateSession, reason?: string, reasonCode: number = ReasonCode.AdministrativeAction): void {
+    if (session.replay) return this.detached?.discard(session);
     if (reason !== undefined) session.conn.publish(KICK_TOPIC, Buffer.from(JSON.stringify({ reason })));
     session.conn.fail(reasonCode, reason === undefined ? 'closed by server' : `kicked: ${reason}`, 'close', reason ?? 'closed by server');
   }

@@ -62,6 +62,8 @@ export interface PersistenceOptions {
   clock?: PersistenceClock;
   /** What is kept of a stored session at Bind (see SessionLimits). Default: no limits. */
   limits?: SessionLimits;
+  /** ms a stored record can resume its session for (gate option resumeWindow); 0: no resume data stored. Default 0. */
+  resumeWindow?: number;
 }
 
 /** One session's persistence: its state (see persistence-state) and the handles of its effects. */
@@ -135,6 +137,22 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     }
     const { state, effects } = initialState(this.clock.now());
     const entry: Entry = { userId: session.userId, session, state, frozen: undefined, scheduled: undefined, running: Promise.resolve(), timer: undefined };
+    this.entries.set(session, entry);
+    this.live.add(entry);
+    this.run(entry, effects);
+    return entry.scheduled ?? Promise.resolve();
+  }
+
+  /**
+   * Starts persisting a session resumed from another gate or from the store (issue 10): a
+   * resume is not a bind, so there is no query; the session is stored as it is (with its
+   * new resume token). Resolves once stored.
+   */
+  adopted(session: GateSession): Promise<void> {
+    this.stop(session);
+    if (this.closedForGood) return Promise.resolve();
+    const { state, effects } = initialState(this.clock.now());
+    const entry: Entry = { userId: session.userId, session, state: { ...state, restored: true }, frozen: undefined, scheduled: undefined, running: Promise.resolve(), timer: undefined };
     this.entries.set(session, entry);
     this.live.add(entry);
     this.run(entry, effects);
@@ -264,7 +282,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
           this.heartbeat(entry);
           break;
         case 'orphan':
-          entry.frozen = makeSessionData({ ...entry.session.snapshot(), userId: entry.userId });
+          entry.frozen = makeSessionData({ ...entry.session.record(this.options.resumeWindow ?? 0), userId: entry.userId });
           this.orphans.set(entry.userId, entry);
           break;
         case 'release':
@@ -326,7 +344,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     }
     this.stats.writes++;
     try {
-      await this.store.storage(entry.frozen ?? entry.session.snapshot());
+      await this.store.storage(entry.frozen ?? entry.session.record(this.options.resumeWindow ?? 0));
     } catch (err) {
       throw this.fail('storage', entry.userId, entry.session, err, entry);
     }
@@ -362,7 +380,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     this.stats.heartbeats++;
     // Promise.resolve().then: a custom heartbeat that throws synchronously must not escape the sweep.
     Promise.resolve()
-      .then(() => this.store.heartbeat(entry.session.snapshot()))
+      .then(() => this.store.heartbeat(entry.session.record(this.options.resumeWindow ?? 0)))
       .then(
         () => void this.apply(entry, { type: 'beaten' }),
         (err: unknown) => void this.fail('heartbeat', entry.userId, entry.session, err, entry),

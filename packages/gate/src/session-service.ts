@@ -1,5 +1,6 @@
 import { RpcError, type GateService } from '@mqgate/rpc';
 import { State } from './protocol/state';
+import type { ResumeManager } from './resume/resume-manager';
 import type { SessionManager } from './session-manager';
 
 function keyList(keys: readonly string[]): string {
@@ -15,7 +16,7 @@ function asBuffer(body: Uint8Array): Buffer {
  * arrive decoded and checked (`serveGateService` in rpc); an unknown session id fails with
  * NO_SESSION; the gate itself never fails for a bad call.
  */
-export function gateService(manager: SessionManager): GateService {
+export function gateService(manager: SessionManager, resume?: ResumeManager): GateService {
   return {
     update: async (sid) => manager.require(sid).snapshot(),
     bind: async (sid, userId) => {
@@ -55,7 +56,7 @@ export function gateService(manager: SessionManager): GateService {
       const bytes = asBuffer(body);
       let n = 0;
       for (const id of ids) {
-        const s = manager.registry.get(id);
+        const s = manager.find(id);
         if (s && manager.send(s, topic, bytes, properties)) n++;
       }
       return n;
@@ -63,6 +64,7 @@ export function gateService(manager: SessionManager): GateService {
     broadcast: async (topic, body, properties) => manager.broadcast(topic, asBuffer(body), properties),
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),
-    counts: async () => ({ ...manager.registry.counts() }),
+    counts: async () => ({ ...manager.registry.counts(), detached: resume?.detached.size ?? 0 }),
+    handOver: (sid, hash) => (resume ? resume.handOver(sid, hash) : Promise.reject(new RpcError(`HandOver: resume is turned off on this gate (session ${sid})`, 'NO_SESSION'))),
   };
 }

@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from './protocol/connection';
+import type { ReplayBuffer } from './resume/replay-buffer';
+
+/** What a session resumed from elsewhere keeps (issue 10): its ids, user and settings. */
+export interface RestoredSession {
+  sessionId: string;
+  traceId: string;
+  userId: string;
+  settings: Readonly<Record<string, string>>;
+}
 
 let spanCounter = 0;
 const spanPrefix = randomBytes(4).toString('hex');
@@ -11,22 +20,57 @@ const spanPrefix = randomBytes(4).toString('hex');
  * through the session service.
  */
 export class GateSession {
-  readonly sessionId = randomBytes(16).toString('hex');
-  readonly traceId = randomBytes(8).toString('hex');
-  readonly ip: string;
-  readonly network: string;
+  readonly sessionId: string;
+  readonly traceId: string;
+  /** The client's address and network: those of the connection it is (re-)attached to. */
+  ip: string;
+  network: string;
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
+  /** Resume (issue 10): SHA-256 of the current resume token; undefined for guests. */
+  resumeHash: Buffer | undefined;
+  /** Resume: the pushes missed while detached; set only while the session is detached. */
+  replay: ReplayBuffer | undefined;
 
+  /**
+   * @param restored a session resumed from another gate or the store: same ids, user and
+   * settings (the registry and the user index are the caller's to update).
+   */
   constructor(
-    readonly conn: MqttConnection<GateSession>,
+    public conn: MqttConnection<GateSession>,
     readonly serverId: string,
+    restored?: RestoredSession,
   ) {
+    this.sessionId = restored?.sessionId ?? randomBytes(16).toString('hex');
+    this.traceId = restored?.traceId ?? randomBytes(8).toString('hex');
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
+    if (restored) {
+      this.userId = restored.userId;
+      this.settings = restored.settings;
+    }
     // mqant stores the WebSocket User-Agent in Settings (gate/base/mqtt_agent.go).
-    if (conn.wire.userAgent) this.settings = Object.freeze({ 'User-Agent': conn.wire.userAgent });
+    else if (conn.wire.userAgent) this.settings = Object.freeze({ 'User-Agent': conn.wire.userAgent });
+  }
+
+  /** Moves the session to a new connection (a resume): pushes and replies go there from now on. */
+  attach(conn: MqttConnection<GateSession>): void {
+    this.conn = conn;
+    this.ip = conn.wire.remoteAddress;
+    this.network = conn.wire.network;
+    this.replay = undefined;
+  }
+
+  /**
+   * What the gate gives its StorageHandler: the snapshot plus the resume token's hash and
+   * until when the stored record may resume it (`now + window` ms, window the session's
+   * resume window), so a resume still works when this gate is gone.
+   */
+  record(window: number): SessionData {
+    const s = this.snapshot();
+    if (this.resumeHash && window > 0) s.resume = { tokenHash: this.resumeHash, expiresAt: Date.now() + window };
+    return s;
   }
 
   get clientId(): string {

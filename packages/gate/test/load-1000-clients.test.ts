@@ -109,6 +109,6 @@ test(`${CLIENTS} concurrent clients x ${REQUESTS} requests: every reply arrives 
   h.gate.off('disconnect', onDisconnect);
   expect(disconnectReasons).toHaveLength(CLIENTS);
   expect(new Set(disconnectReasons)).toEqual(new Set(['client disconnect']));
-  expect(h.gate.counts()).toEqual({ total: 0, bound: 0, guests: 0 });
+  expect(h.gate.counts()).toEqual({ total: 0, bound: 0, guests: 0, detached: 0 });
   expect(Date.now() - started).toBeLessThan(30_000);
 }, 60_000);

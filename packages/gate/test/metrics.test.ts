@@ -117,8 +117,8 @@ describe('after a known workload', () => {
     expect(metrics.get('mqgate_packets_received_total{type="connect"}')).toBe(3);
     expect(metrics.get('mqgate_packets_received_total{type="publish"}')).toBe(13);
     expect(metrics.get('mqgate_packets_received_total{type="disconnect"}')).toBe(1);
-    // 13 replies + the kick push
-    expect(metrics.get('mqgate_messages_sent_total')).toBe(14);
+    // 13 replies + the kick push + 2 resume-token pushes on gate/session (one per bind)
+    expect(metrics.get('mqgate_messages_sent_total')).toBe(16);
     expect(metrics.get('mqgate_messages_dropped_total')).toBe(0);
     expect(metrics.get('mqgate_received_bytes_total')).toBeGreaterThan(13 * 12);
     expect(metrics.get('mqgate_sent_bytes_total')).toBeGreaterThan(14 * 20);

@@ -54,7 +54,7 @@ test('failing store: set rejects STORAGE, the value stays live, storageError is 
   // The connection stays open and requests that do not touch the store keep working.
   expect(p.client.connected).toBe(true);
   expect(await p.request('HD_echo')).toBe('pong');
-  expect(h.gate.counts()).toEqual({ total: 1, bound: 1, guests: 0 });
+  expect(h.gate.counts()).toEqual({ total: 1, bound: 1, guests: 0, detached: 0 });
 
   // Retries back off: 50, 100, 200 ms between attempts (timers never fire early; late is fine).
   await waitUntil('4 failed write attempts', () => failedWrites(store, 'u1').length >= 4, 5000);

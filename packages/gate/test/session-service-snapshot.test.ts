@@ -177,7 +177,7 @@ test("'disconnect' when the socket is destroyed without DISCONNECT: reason 'conn
   const [lost, reason] = (await gone) as [SessionData, string];
   expect(lost.sessionId).toBe(snap.sessionId);
   expect(reason).toMatch(/^connection lost/);
-  expect(h.gate.counts()).toEqual({ total: 0, bound: 0, guests: 0 });
+  expect(h.gate.counts()).toEqual({ total: 0, bound: 0, guests: 0, detached: 0 });
 });
 
 test('an event snapshot is a copy: later changes to the session do not alter it', async () => {

@@ -122,7 +122,7 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
 
 test('Bind: emits bind, counts().bound goes 0 → 1, the snapshot carries the userId', async () => {
   const p = await peer();
-  expect(h.gate.counts()).toEqual({ total: 1, bound: 0, guests: 1 });
+  expect(h.gate.counts()).toEqual({ total: 1, bound: 0, guests: 1, detached: 0 });
   const bindEvent = once(h.gate, 'bind');
   const result = ok(await p.svc('Bind', ['$self', 'u1'])) as SessionData;
   expect(result.userId).toBe('u1');
@@ -131,7 +131,7 @@ test('Bind: emits bind, counts().bound goes 0 → 1, the snapshot carries the us
   expect(userId).toBe('u1');
   expect(snap.sessionId).toBe(p.sid);
   expect(snap.userId).toBe('u1');
-  expect(h.gate.counts()).toEqual({ total: 1, bound: 1, guests: 0 });
+  expect(h.gate.counts()).toEqual({ total: 1, bound: 1, guests: 0, detached: 0 });
   expect(live(p.sid).userId).toBe('u1');
   expect(h.gate.sessionsOfUser('u1').map((s) => s.sessionId)).toEqual([p.sid]);
   // The next request's snapshot carries it too.

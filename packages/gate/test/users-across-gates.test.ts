@@ -207,8 +207,8 @@ describe('UserDirectory across gates', () => {
     expect(await Promise.all(all)).toEqual(['news', 'news', 'news']);
 
     expect(await p.users.counts()).toEqual({
-      total: { total: 3, bound: 2, guests: 1 },
-      gates: { 'gate@a': { total: 1, bound: 1, guests: 0 }, 'gate@b': { total: 2, bound: 1, guests: 1 } },
+      total: { total: 3, bound: 2, guests: 1, detached: 0 },
+      gates: { 'gate@a': { total: 1, bound: 1, guests: 0, detached: 0 }, 'gate@b': { total: 2, bound: 1, guests: 1, detached: 0 } },
     });
 
     const kicks = [kicked(onA), kicked(onB)];

@@ -16,6 +16,8 @@ export const GateFunctions = {
   IsConnect: 'IsConnect',
   Close: 'Close',
   Counts: 'Counts',
+  /** mqgate's own: hands a detached session over to the gate a client resumes it on (issue 10). */
+  HandOver: 'HandOver',
 } as const;
 export type GateFunction = (typeof GateFunctions)[keyof typeof GateFunctions];
 

@@ -12,6 +12,34 @@ export interface SessionCounts {
   bound: number;
   /** Sessions not bound (guests by the default rule). */
   guests: number;
+  /**
+   * Bound sessions whose connection dropped, kept for a resume (not counted in `total`).
+   * Absent in the answer of a gate older than resume (read it as 0).
+   */
+  detached?: number;
+}
+
+/** One push kept for a detached session: what the client gets on resume, in order. */
+export interface BufferedPush {
+  topic: string;
+  body: Uint8Array;
+  properties?: Mqtt5PushProperties;
+}
+
+/**
+ * What a gate hands over of a detached session (`handOver`): enough for another gate to
+ * re-create it under the same session id.
+ */
+export interface HandedOverSession {
+  userId: string;
+  traceId: string;
+  settings: Record<string, string>;
+  /** The pushes buffered while detached, oldest first. */
+  pushes: BufferedPush[];
+  /** Pushes dropped from the buffer (past resumeBufferMessages / resumeBufferBytes). */
+  lost: number;
+  /** SHA-256 of the token that was presented (the one the owner held). */
+  tokenHash: Uint8Array;
 }
 
 /**
@@ -63,6 +91,14 @@ export interface GateService {
   close(sessionId: string, reason?: string): Promise<void>;
   /** Session counts of this gate (wire `Counts()`). */
   counts(): Promise<SessionCounts>;
+  /**
+   * mqgate's own (issue 10): releases the detached session `sessionId`, whose resume token
+   * hashes (SHA-256) to `tokenHash`, and returns it, atomically: of two calls with the same
+   * token exactly one gets it (wire `HandOver(sessionId, tokenHash)`). A session still
+   * attached is taken over (its connection closed). @throws NO_SESSION when the session is
+   * unknown, expired or the hash does not match (nothing changes).
+   */
+  handOver(sessionId: string, tokenHash: Uint8Array): Promise<HandedOverSession>;
 }
 
 /** A verb of the gate's session service. */
@@ -80,6 +116,8 @@ interface VerbCodec<K extends GateVerb> {
   decode(args: RpcValue[]): Args<K>;
   /** A wire result → the typed result. @throws BadReplyError */
   result(value: RpcValue): Result<K>;
+  /** The typed result → the wire result, when it is not already an RpcValue (default: as is, `undefined` as `null`). */
+  reply?(value: Result<K>): RpcValue;
 }
 
 // ---- argument decoders (the gate's side) ------------------------------------------------
@@ -189,7 +227,39 @@ function counts(value: RpcValue): SessionCounts {
   if (typeof c !== 'object' || c === null || typeof c.total !== 'number' || typeof c.bound !== 'number' || typeof c.guests !== 'number') {
     throw new BadReplyError(`expected {total, bound, guests}, got ${describeValue(value)}`);
   }
+  if (c.detached !== undefined && typeof c.detached !== 'number') throw new BadReplyError(`expected a number of detached sessions, got ${describeValue(c.detached)}`);
   return c as SessionCounts;
+}
+
+function bytes(fn: string, args: RpcValue[], i: number, name: string): Uint8Array {
+  const v = args[i];
+  if (!(v instanceof Uint8Array) || v.length === 0) throw new BadArgumentError(fn, `argument ${i} (${name}) must be bytes`);
+  return v;
+}
+
+/**
+ * A hand-over travels as a list (bytes survive only in lists, see rpc-codec):
+ * `[userId, traceId, settings, lost, tokenHash, [[topic, body, properties | null], ...]]`.
+ */
+function encodeHandOver(h: HandedOverSession): RpcValue {
+  const pushes: RpcValue[] = h.pushes.map((p) => [p.topic, p.body, (p.properties ?? null) as RpcValue]);
+  return [h.userId, h.traceId, h.settings, h.lost, h.tokenHash, pushes];
+}
+
+function handOverResult(value: RpcValue): HandedOverSession {
+  const bad = (): never => {
+    throw new BadReplyError(`expected a handed-over session, got ${describeValue(value)}`);
+  };
+  if (!Array.isArray(value) || value.length !== 6) return bad();
+  const [userId, traceId, map, lost, hash, list] = value;
+  if (typeof userId !== 'string' || typeof traceId !== 'string' || typeof lost !== 'number' || !(hash instanceof Uint8Array) || !Array.isArray(list)) return bad();
+  if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array) return bad();
+  const pushes: BufferedPush[] = list.map((p) => {
+    if (!Array.isArray(p) || typeof p[0] !== 'string' || !(p[1] instanceof Uint8Array)) return bad();
+    const props = p[2];
+    return props === null || props === undefined ? { topic: p[0], body: p[1] } : { topic: p[0], body: p[1], properties: props as Mqtt5PushProperties };
+  });
+  return { userId, traceId, settings: map as Record<string, string>, lost, tokenHash: hash, pushes };
 }
 
 const F = GateFunctions;
@@ -272,6 +342,13 @@ export const GATE_VERBS: { readonly [K in GateVerb]: VerbCodec<K> } = {
     decode: () => [],
     result: counts,
   },
+  handOver: {
+    fn: F.HandOver,
+    encode: ([sid, hash]) => [sid, hash],
+    decode: (a) => [str(F.HandOver, a, 0, 'sessionId'), bytes(F.HandOver, a, 1, 'tokenHash')],
+    result: handOverResult,
+    reply: encodeHandOver,
+  },
 };
 
 const VERB_OF_FN = new Map<string, GateVerb>(Object.entries(GATE_VERBS).map(([verb, c]) => [c.fn, verb as GateVerb]));
@@ -288,7 +365,8 @@ export function serveGateService(service: GateService): RpcHandler {
     if (verb === undefined) throw new FunctionNotFoundError("the gate's session service", fn);
     const codec = GATE_VERBS[verb] as VerbCodec<GateVerb>;
     const run = service[verb] as (...a: unknown[]) => Promise<unknown>;
-    return run.apply(service, codec.decode(args) as unknown[]).then(toRpcResult);
+    const reply = codec.reply;
+    return run.apply(service, codec.decode(args) as unknown[]).then(reply ? (v) => reply(v as never) : toRpcResult);
   };
 }
 

@@ -41,6 +41,12 @@ export interface SessionData {
    */
   mqtt5: Mqtt5Request | undefined;
   /**
+   * Resume (issue 10): the SHA-256 of the session's current resume token and until when it
+   * may be used, ms since epoch. Set only in what the gate gives its StorageHandler (fields
+   * 13 and 14, which mqant skips); absent in snapshots modules see.
+   */
+  resume?: { tokenHash: Uint8Array; expiresAt: number };
+  /**
    * mqant's field 9 `Carrier` (a tracing carrier mqant declares and never uses), present only
    * when decoded bytes held one: kept so that bytes from a Go mqant peer survive a decode and
    * an encode unchanged (mqant issue: it was lost).
@@ -69,6 +75,7 @@ class TaggedSession implements SessionData {
   declare protocolVersion: number;
   declare mqtt5: Mqtt5Request | undefined;
   declare carrier?: Readonly<Record<string, string>>;
+  declare resume?: { tokenHash: Uint8Array; expiresAt: number };
   declare unknownFields?: Uint8Array;
 }
 Object.defineProperty(TaggedSession.prototype, SESSION_TAG, { value: true, enumerable: false });
@@ -92,6 +99,7 @@ export function makeSessionData(fields: Partial<SessionData>): SessionData {
   data.protocolVersion = fields.protocolVersion ?? 0;
   data.mqtt5 = fields.mqtt5;
   if (fields.carrier !== undefined) data.carrier = fields.carrier;
+  if (fields.resume !== undefined) data.resume = fields.resume;
   if (fields.unknownFields !== undefined) data.unknownFields = fields.unknownFields;
   return data;
 }
@@ -126,10 +134,12 @@ interface WireSession {
   ProtocolVersion: number;
   Mqtt5: WireMqtt5;
   Carrier: Record<string, string>;
+  ResumeTokenHash: Uint8Array;
+  ResumeExpiresAt: number;
 }
 
 /** Highest field number of `sessionImp` in proto/session.proto; higher ones are kept raw. */
-const LAST_KNOWN_FIELD = 12;
+const LAST_KNOWN_FIELD = 14;
 
 /** The raw bytes of the fields numbered above {@link LAST_KNOWN_FIELD}, or undefined when none. */
 function unknownFieldsOf(view: Uint8Array): Uint8Array | undefined {
@@ -202,6 +212,8 @@ export function encodeSession(s: SessionData): Uint8Array {
     ProtocolVersion: s.protocolVersion || undefined,
     Mqtt5: s.mqtt5 ? toWireMqtt5(s.mqtt5) : undefined,
     Carrier: s.carrier as Record<string, string> | undefined,
+    ResumeTokenHash: s.resume?.tokenHash,
+    ResumeExpiresAt: s.resume?.expiresAt,
   };
   const bytes = type().encode(wire).finish();
   return s.unknownFields && s.unknownFields.length > 0 ? Buffer.concat([bytes, s.unknownFields]) : bytes;
@@ -217,8 +229,10 @@ export function decodeSession(bytes: Uint8Array): SessionData {
   const view = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   const m = type().decode(view) as unknown as Partial<WireSession>;
   const carrier = m.Carrier && Object.keys(m.Carrier).length > 0 ? { ...m.Carrier } : undefined;
+  const resume = m.ResumeTokenHash && m.ResumeTokenHash.length > 0 ? { tokenHash: Buffer.from(m.ResumeTokenHash), expiresAt: m.ResumeExpiresAt ?? 0 } : undefined;
   return makeSessionData({
     carrier,
+    resume,
     unknownFields: unknownFieldsOf(view),
     ip: m.IP ?? '',
     network: m.Network ?? '',

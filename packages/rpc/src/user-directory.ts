@@ -2,7 +2,7 @@ import { GATE_MODULE_TYPE } from './gate-api';
 import { gateClient, type GateClient, type SessionCounts } from './gate-service';
 import type { Mqtt5PushProperties } from './mqtt5';
 import type { RpcTransport } from './transport';
-import { liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
+import { detachedKey, liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
 
 /** What {@link UserDirectory.sendToUser} and {@link UserDirectory.broadcast} accept as a body: bytes as is, a string as UTF-8, anything else as JSON. */
 export type PushBody = Uint8Array | string | object;
@@ -45,10 +45,14 @@ export class UserDirectory {
     return (await this.locate(userId)).length > 0;
   }
 
-  /** Pushes to every session of the user on every gate; `properties` reach MQTT 5 clients only. Resolves with how many got it. */
+  /**
+   * Pushes to every session of the user on every gate, detached ones included (they keep it
+   * for a resume); `properties` reach MQTT 5 clients only. Resolves with how many got it.
+   */
   async sendToUser(userId: string, topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
     const bytes = pushBytes(body);
-    const byGate = group(await this.locate(userId));
+    const [bound, detached] = await Promise.all([this.locate(userId), this.index.locate(detachedKey(userId), this.gates())]);
+    const byGate = group([...bound, ...detached]);
     const counts = await Promise.all([...byGate].map(([serverId, ids]) => this.gate(serverId).sendBatch(ids, topic, bytes, properties).catch(() => 0)));
     return counts.reduce((a, b) => a + b, 0);
   }
@@ -87,7 +91,7 @@ export class UserDirectory {
   /** Session counts per live gate and in total (gates that do not answer are left out). */
   async counts(): Promise<{ total: SessionCounts; gates: Record<string, SessionCounts> }> {
     const gates: Record<string, SessionCounts> = {};
-    const total: SessionCounts = { total: 0, bound: 0, guests: 0 };
+    const total: SessionCounts = { total: 0, bound: 0, guests: 0, detached: 0 };
     await Promise.all(
       this.gates().map(async ({ serverId }) => {
         try {
@@ -96,6 +100,7 @@ export class UserDirectory {
           total.total += c.total;
           total.bound += c.bound;
           total.guests += c.guests;
+          total.detached = (total.detached ?? 0) + (c.detached ?? 0);
         } catch {
           // a gate that just died: its sessions are gone too
         }

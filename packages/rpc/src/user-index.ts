@@ -131,6 +131,15 @@ export class MemoryUserIndex implements UserIndex {
   }
 }
 
+/**
+ * The index key under which a user's detached sessions (kept for a resume, issue 10) are
+ * recorded, apart from the bound ones: they never count toward a duplicate-login policy
+ * and are not online, yet pushes (`UserDirectory.sendToUser`) and resumes find them.
+ */
+export function detachedKey(userId: string): string {
+  return `\u0000detached\u0000${userId}`;
+}
+
 /** Index field of a session: `serverId|sessionId` (session ids are hex, so the last `|` splits). */
 export function fieldOf(serverId: string, sessionId: string): string {
   return `${serverId}|${sessionId}`;

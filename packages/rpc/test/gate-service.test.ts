@@ -43,6 +43,7 @@ function memoryGate(): { service: GateService; seen: Array<[string, unknown[]]> 
     isConnect: rec('isConnect', true),
     close: rec('close', undefined),
     counts: rec('counts', { total: 2, bound: 1, guests: 1 }),
+    handOver: rec('handOver', { userId: 'u1', traceId: 't1', settings: { a: '1' }, lost: 2, tokenHash: Buffer.from([1, 2]), pushes: [{ topic: 'p/1', body: Buffer.from('x') }, { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } }] }),
   };
   return { service, seen };
 }
@@ -82,6 +83,14 @@ describe('gateClient → wire (mqant positional forms) → serveGateService', ()
     ['close with a reason', (g) => g.close('s1', 'bye'), 'Close', ['s1', 'bye'], ['s1', 'bye'], undefined],
     ['close without a reason sends no second argument', (g) => g.close('s1'), 'Close', ['s1'], ['s1', undefined], undefined],
     ['counts', (g) => g.counts(), 'Counts', [], [], { total: 2, bound: 1, guests: 1 }],
+    [
+      'handOver travels as a list, bytes and pushes in order',
+      (g) => g.handOver('s1', Buffer.from([1, 2])),
+      'HandOver',
+      ['s1', Buffer.from([1, 2])],
+      ['s1', Buffer.from([1, 2])],
+      { userId: 'u1', traceId: 't1', settings: { a: '1' }, lost: 2, tokenHash: Buffer.from([1, 2]), pushes: [{ topic: 'p/1', body: Buffer.from('x') }, { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } }] },
+    ],
   ])('%s', async (_name, run, fn, wireArgs, typedArgs, result) => {
     const out = await run(gateClient(transport, 'gate@t'));
     expect(wire).toEqual([[fn, wireArgs]]);
@@ -148,9 +157,20 @@ describe('the client stub checks results', () => {
     ['sendBatch expects a number', (g) => g.sendBatch(['s1'], 't', Buffer.from('x')), 'two'],
     ['isConnect expects a boolean', (g) => g.isConnect('s1', 'u'), 1],
     ['counts expects {total, bound, guests}', (g) => g.counts(), { total: 1 }],
+    ['counts expects a number of detached sessions when there is one', (g) => g.counts(), { total: 1, bound: 1, guests: 0, detached: 'x' }],
+    ['handOver expects the list', (g) => g.handOver('s', Buffer.from([1])), { userId: 'u' }],
   ])('%s, else BAD_REPLY', async (_name, run, answer) => {
     await transport.serve({ serverId: 'gate@bad', moduleType: 'gate' }, () => answer);
     await expect(run(gateClient(transport, 'gate@bad'))).rejects.toMatchObject({ code: 'BAD_REPLY' });
+  });
+
+  test("counts of an older gate, without `detached`, are accepted", async () => {
+    await transport.serve({ serverId: 'gate@old', moduleType: 'gate' }, () => ({ total: 3, bound: 2, guests: 1 }));
+    expect(await gateClient(transport, 'gate@old').counts()).toEqual({ total: 3, bound: 2, guests: 1 });
+  });
+
+  test('HandOver without the token hash → BAD_ARGUMENT', async () => {
+    await expect(transport.call({ serverId: 'gate@t' }, 'HandOver', ['s1', ''])).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
   });
 
   test('a session answered as mqant SessionImp bytes is decoded', async () => {

@@ -169,6 +169,7 @@ export class FakeGate {
         this.sessions.delete(sid);
       },
       counts: async () => ({ total: this.sessions.size, bound: 0, guests: this.sessions.size }),
+      handOver: async (sid) => Promise.reject(new SessionNotFoundError(sid)),
     };
   }
 }

@@ -1,0 +1,108 @@
+import type { MqttConnection } from '../protocol/connection';
+import type { GateSession } from '../session';
+import { ReplayBuffer } from './replay-buffer';
+
+/** Bounds and window of detached sessions (gate options, issue 10). */
+export interface DetachPolicy {
+  /** Gate option resumeWindow, ms; 0 = resume off. */
+  resumeWindow: number;
+  resumeBufferMessages: number;
+  resumeBufferBytes: number;
+}
+
+/** One detached session: kept until `expiresAt` (ms since epoch). */
+export interface Detached {
+  readonly session: GateSession;
+  readonly expiresAt: number;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * The resume window of a connection's session, ms: the gate's resumeWindow; for an MQTT 5
+ * client its Session Expiry Interval (seconds, as last set by CONNECT or DISCONNECT),
+ * capped by resumeWindow (0: not kept).
+ */
+export function windowOf(conn: MqttConnection<GateSession>, policy: DetachPolicy): number {
+  const max = policy.resumeWindow;
+  if (max === 0 || !conn.v5) return max;
+  return Math.min(max, conn.v5.sessionExpiryInterval * 1000);
+}
+
+/**
+ * Whether a session whose connection just closed for `reason` is kept detached: bound,
+ * holding a resume token, with a window above 0, and not closed on purpose (a clean
+ * DISCONNECT at 3.1 / 3.1.1, a kick, a takeover, a gate stop). An MQTT 5 clean DISCONNECT
+ * with a Session Expiry Interval above 0 is kept (MQTT 5.0 §3.1.2.11.2).
+ */
+export function keepsSession(session: GateSession, reason: string, policy: DetachPolicy): number {
+  if (session.userId === '' || session.resumeHash === undefined) return 0;
+  if (reason.startsWith('kicked:')) return 0;
+  const window = windowOf(session.conn, policy);
+  if (window === 0) return 0;
+  if (!session.conn.v5 && reason.startsWith('client disconnect')) return 0;
+  return window;
+}
+
+/**
+ * The gate's detached sessions (issue 10, rule 1), by session and user id, each with its
+ * expiry timer (unref'd). Not in the SessionRegistry: a detached session is not connected,
+ * not counted as online, and gets no heartbeat.
+ */
+export class DetachedStore {
+  private readonly bySession = new Map<string, Detached>();
+  private readonly byUser = new Map<string, Set<string>>();
+
+  constructor(private readonly policy: DetachPolicy) {}
+
+  get size(): number {
+    return this.bySession.size;
+  }
+
+  /** Detaches `session` for `window` ms; `expire` runs when the window ends (unless taken first). */
+  add(session: GateSession, window: number, expire: (d: Detached) => void): Detached {
+    session.replay = new ReplayBuffer(this.policy.resumeBufferMessages, this.policy.resumeBufferBytes);
+    const d: Detached = {
+      session,
+      expiresAt: Date.now() + window,
+      timer: setTimeout(() => {
+        if (this.take(session.sessionId) === d) expire(d);
+      }, window).unref(),
+    };
+    this.bySession.set(session.sessionId, d);
+    let set = this.byUser.get(session.userId);
+    if (!set) this.byUser.set(session.userId, (set = new Set()));
+    set.add(session.sessionId);
+    return d;
+  }
+
+  get(sessionId: string): Detached | undefined {
+    return this.bySession.get(sessionId);
+  }
+
+  /** Removes and returns a detached session (its timer cancelled), or undefined. */
+  take(sessionId: string): Detached | undefined {
+    const d = this.bySession.get(sessionId);
+    if (!d) return undefined;
+    clearTimeout(d.timer);
+    this.bySession.delete(sessionId);
+    const set = this.byUser.get(d.session.userId);
+    set?.delete(sessionId);
+    if (set?.size === 0) this.byUser.delete(d.session.userId);
+    return d;
+  }
+
+  /** The detached sessions of a user on this gate. */
+  ofUser(userId: string): Detached[] {
+    return [...(this.byUser.get(userId) ?? [])].map((id) => this.bySession.get(id) as Detached);
+  }
+
+  sessions(): IterableIterator<GateSession> {
+    return (function* (m: Map<string, Detached>) {
+      for (const d of m.values()) yield d.session;
+    })(this.bySession);
+  }
+
+  all(): Detached[] {
+    return [...this.bySession.values()];
+  }
+}
