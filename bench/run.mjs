@@ -115,10 +115,18 @@ const plan = [
 const t0 = Date.now();
 console.log(
   `mqgate bench (${mode}): Node ${process.version}, ${CPU_COUNT} × ${results.machine.cpuModel}, fd hard limit ${FD_HARD_LIMIT}` +
-    (results.machine.pinning ? `, servers pinned to CPU ${PINNING.server}, load to CPU ${PINNING.load}` : ', no CPU pinning (the kernel schedules servers and load on both cores)'),
+    (results.machine.pinning
+      ? `, servers pinned to CPU ${PINNING.server}, load to CPU ${PINNING.load}`
+      : ', no CPU pinning (the kernel schedules servers and load on both cores)'),
 );
 try {
-  await runPlan(plan, { only: args.only, limitMs: SCALE.scenarioLimitMs, waitQuiet: quietWaiter(SCALE.quiet), resources, entries: results.scenarios });
+  await runPlan(plan, {
+    only: args.only,
+    limitMs: SCALE.scenarioLimitMs,
+    waitQuiet: quietWaiter(SCALE.quiet),
+    resources,
+    entries: results.scenarios,
+  });
 } finally {
   await rig.stop();
   await resources.servers.stopAll().catch(() => undefined);

@@ -153,7 +153,14 @@ function passwordWithoutUsername(level) {
   body[flagsAt] &= ~0x80;
   const bytes = Buffer.concat([Buffer.from([0x10]), varint(body.length), body]);
   const fixed = fixedHeaderLength(bytes);
-  return { name: `connect v${level} password without username`, level, cmd: 'connect', bytes, u16s: lengthFields(bytes, [p.protocolId, p.clientId, p.password]), varints: level === 5 ? [fixed + 10] : [] };
+  return {
+    name: `connect v${level} password without username`,
+    level,
+    cmd: 'connect',
+    bytes,
+    u16s: lengthFields(bytes, [p.protocolId, p.clientId, p.password]),
+    varints: level === 5 ? [fixed + 10] : [],
+  };
 }
 
 function connects(level) {
@@ -180,7 +187,14 @@ function connects(level) {
     p.properties.authenticationMethod = 'SCRAM-SHA-1';
     p.properties.authenticationData = Buffer.from('client-first');
     const bytes = mqtt.generate(p, { protocolVersion: 5 });
-    out.push({ name: 'connect v5 authentication method', level, cmd: 'connect', bytes, u16s: lengthFields(bytes, [...connectStrings(p), 'SCRAM-SHA-1', p.properties.authenticationData]), varints: connectVarints(5, bytes) });
+    out.push({
+      name: 'connect v5 authentication method',
+      level,
+      cmd: 'connect',
+      bytes,
+      u16s: lengthFields(bytes, [...connectStrings(p), 'SCRAM-SHA-1', p.properties.authenticationData]),
+      varints: connectVarints(5, bytes),
+    });
   }
   return out;
 }
@@ -194,11 +208,29 @@ const PUBLISH_PROPS = [
   ['user props', { userProperties: USER_PROPERTIES }],
   ['format', { payloadFormatIndicator: true, contentType: 'application/json' }],
   ['expiry', { messageExpiryInterval: 30 }],
-  ['all', { topicAlias: 2, responseTopic: 'fz/response/all', correlationData: Buffer.from([0, 0xff, 1]), userProperties: USER_PROPERTIES, payloadFormatIndicator: true, contentType: 'application/json', messageExpiryInterval: 30 }],
+  [
+    'all',
+    {
+      topicAlias: 2,
+      responseTopic: 'fz/response/all',
+      correlationData: Buffer.from([0, 0xff, 1]),
+      userProperties: USER_PROPERTIES,
+      payloadFormatIndicator: true,
+      contentType: 'application/json',
+      messageExpiryInterval: 30,
+    },
+  ],
 ];
 
 function publish(level, name, topic, payload, qos, id, flags, properties) {
-  const p = { cmd: 'publish', topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos, retain: flags.retain ?? false, dup: flags.dup ?? false };
+  const p = {
+    cmd: 'publish',
+    topic,
+    payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+    qos,
+    retain: flags.retain ?? false,
+    dup: flags.dup ?? false,
+  };
   if (qos > 0) p.messageId = id;
   if (properties) p.properties = properties;
   const strings = [topic, properties?.responseTopic, properties?.correlationData, properties?.contentType];
@@ -239,7 +271,12 @@ function acks(level) {
       out.push(entry(`${cmd} v${level} ${messageId}`, level, { cmd, messageId }));
       if (level === 5) {
         const reasonCode = cmd === 'pubrel' || cmd === 'pubcomp' ? 0x92 : 0x10;
-        const e = entry(`${cmd} v5 ${messageId} reason+props`, 5, { cmd, messageId, reasonCode, properties: { reasonString: 'fz-reason', userProperties: USER_PROPERTIES } }, ['fz-reason', 'fza', 'fzb', '1', 'x', 'yé']);
+        const e = entry(
+          `${cmd} v5 ${messageId} reason+props`,
+          5,
+          { cmd, messageId, reasonCode, properties: { reasonString: 'fz-reason', userProperties: USER_PROPERTIES } },
+          ['fz-reason', 'fza', 'fzb', '1', 'x', 'yé'],
+        );
         e.varints = [fixedHeaderLength(e.bytes) + 3];
         out.push(e);
       }
@@ -252,7 +289,10 @@ function subscriptions(level) {
   const out = [];
   const filters = [
     [{ topic: 'fz/a', qos: 0 }],
-    [{ topic: 'fz/+/b', qos: 1 }, { topic: 'fz/#', qos: 2 }],
+    [
+      { topic: 'fz/+/b', qos: 1 },
+      { topic: 'fz/#', qos: 2 },
+    ],
     [{ topic: '#', qos: 1 }],
     [{ topic: '$share/g/fz/c', qos: 0 }],
   ];
@@ -281,12 +321,25 @@ function control(level) {
       [4, { userProperties: USER_PROPERTIES }],
       [0, { sessionExpiryInterval: 10 }],
     ]) {
-      const e = entry(`disconnect v5 reason ${reasonCode} ${Object.keys(properties)[0]}`, 5, { cmd: 'disconnect', reasonCode, properties }, ['bye', 'fza', 'fzb']);
+      const e = entry(`disconnect v5 reason ${reasonCode} ${Object.keys(properties)[0]}`, 5, { cmd: 'disconnect', reasonCode, properties }, [
+        'bye',
+        'fza',
+        'fzb',
+      ]);
       e.varints = [fixedHeaderLength(e.bytes) + 1];
       out.push(e);
     }
     for (const reasonCode of [0x00, 0x18, 0x19]) {
-      const e = entry(`auth v5 reason ${reasonCode}`, 5, { cmd: 'auth', reasonCode, properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('fz-auth-data'), reasonString: 'fz-auth' } }, ['SCRAM-SHA-1', 'fz-auth-data', 'fz-auth']);
+      const e = entry(
+        `auth v5 reason ${reasonCode}`,
+        5,
+        {
+          cmd: 'auth',
+          reasonCode,
+          properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('fz-auth-data'), reasonString: 'fz-auth' },
+        },
+        ['SCRAM-SHA-1', 'fz-auth-data', 'fz-auth'],
+      );
       e.varints = [fixedHeaderLength(e.bytes) + 1];
       out.push(e);
     }

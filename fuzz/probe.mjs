@@ -38,7 +38,15 @@ export function probe(target, { transport, level, timeout, n }) {
         const code = level === 5 ? p.reasonCode : p.returnCode;
         if (code !== 0) return finish(`CONNACK ${code}`);
         stage = 'no reply';
-        const publish = { cmd: 'publish', topic: requestTopic, payload: Buffer.from(JSON.stringify({ probe: n })), qos: 1, messageId: 1 + (n % 65535), retain: false, dup: false };
+        const publish = {
+          cmd: 'publish',
+          topic: requestTopic,
+          payload: Buffer.from(JSON.stringify({ probe: n })),
+          qos: 1,
+          messageId: 1 + (n % 65535),
+          retain: false,
+          dup: false,
+        };
         if (level === 5) publish.properties = { responseTopic: replyTopic, correlationData: correlation };
         io.send(publish);
       } else if (p.cmd === 'publish' && p.topic === replyTopic) {
@@ -53,7 +61,14 @@ export function probe(target, { transport, level, timeout, n }) {
         finish();
       }
     });
-    const connectPacket = { cmd: 'connect', protocolId: level === 3 ? 'MQIsdp' : 'MQTT', protocolVersion: level, clientId: `fuzz-probe-${n}`, clean: true, keepalive: 30 };
+    const connectPacket = {
+      cmd: 'connect',
+      protocolId: level === 3 ? 'MQIsdp' : 'MQTT',
+      protocolVersion: level,
+      clientId: `fuzz-probe-${n}`,
+      clean: true,
+      keepalive: 30,
+    };
     const onOpen = () => {
       stage = 'no CONNACK';
       io.send(connectPacket);

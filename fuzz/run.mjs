@@ -174,7 +174,9 @@ async function whileAlive(t, fn) {
 /** The crash's error line and first stack frame, from the gate's output. */
 function crashSite(output) {
   const m = /^(\w*Error\b[^\n]*)\n(?:\s+at ([^\n]*))?/m.exec(output);
-  return m ? `${m[1]} at ${(m[2] ?? '?').replace(/\(.*[\\/]((?:packages|node_modules)[\\/].*)\)/, '($1)')}` : `exit without a stack trace: ${output.slice(-200)}`;
+  return m
+    ? `${m[1]} at ${(m[2] ?? '?').replace(/\(.*[\\/]((?:packages|node_modules)[\\/].*)\)/, '($1)')}`
+    : `exit without a stack trace: ${output.slice(-200)}`;
 }
 
 function watch(t) {
@@ -182,14 +184,28 @@ function watch(t) {
     if (e.expected) return;
     stats.crashes++;
     if (!opts.keepGoing) {
-      fail('crash', `the gate exited (code ${e.code}, signal ${e.signal}) during the run; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`, suspects(), { gateOutput: e.output });
+      fail(
+        'crash',
+        `the gate exited (code ${e.code}, signal ${e.signal}) during the run; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`,
+        suspects(),
+        { gateOutput: e.output },
+      );
       return;
     }
     const site = crashSite(e.output);
     const known = stats.crashSites[site];
     if (known) known.count++;
     else {
-      const path = writeReproducer(opts.out, { kind: 'crash', detail: `the gate exited (code ${e.code}, signal ${e.signal}): ${site}; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`, runSeed: opts.seed, command, gate: { connectTimeout: opts.connectTimeout }, caseTimeout: opts.caseTimeout, gateOutput: e.output, cases: suspects() });
+      const path = writeReproducer(opts.out, {
+        kind: 'crash',
+        detail: `the gate exited (code ${e.code}, signal ${e.signal}): ${site}; one of these cases did it (narrow it down: node fuzz/replay.mjs FILE)`,
+        runSeed: opts.seed,
+        command,
+        gate: { connectTimeout: opts.connectTimeout },
+        caseTimeout: opts.caseTimeout,
+        gateOutput: e.output,
+        cases: suspects(),
+      });
       stats.crashSites[site] = { count: 1, reproducer: path, atCase: nextIndex };
       console.error(`fuzz: CRASH (new site, going on): ${site}\nfuzz: reproducer written to ${path}`);
     }
@@ -229,7 +245,13 @@ function runProbe() {
   // A miss is retried once on a new connection (the gate's short connectTimeout can cut a
   // probe whose CONNECT waited behind a busy event loop); two in a row fail the run.
   probeRunning = attempt()
-    .then((first) => (first.ok || !t.alive() ? first : attempt().then((second) => (second.ok ? { ...second, retried: first.error } : { ...second, error: `${first.error}; again: ${second.error}` }))))
+    .then((first) =>
+      first.ok || !t.alive()
+        ? first
+        : attempt().then((second) =>
+            second.ok ? { ...second, retried: first.error } : { ...second, error: `${first.error}; again: ${second.error}` },
+          ),
+    )
     .then((r) => {
       probeRunning = undefined;
       stats.probes++;
@@ -285,7 +307,12 @@ async function worker() {
     } else if (result.outcome === 'hang') {
       if (gate.alive() && gate === target) {
         stats.hangs++;
-        fail('hang', `case ${index} (${kase.transport}, level ${kase.level}): the gate neither answered nor closed the connection within ${opts.caseTimeout} ms`, [caseRecord(index, kase, { result })], { gateOutput: gate.output() });
+        fail(
+          'hang',
+          `case ${index} (${kase.transport}, level ${kase.level}): the gate neither answered nor closed the connection within ${opts.caseTimeout} ms`,
+          [caseRecord(index, kase, { result })],
+          { gateOutput: gate.output() },
+        );
       }
     } else if (result.outcome === 'connect-error') {
       await whileAlive(gate, () => {
@@ -306,8 +333,15 @@ async function worker() {
 // ---- the run -----------------------------------------------------------------------------
 
 async function main() {
-  const limit = opts.cases === Infinity ? `${opts.seconds} s` : opts.seconds === Infinity ? `${fmt(opts.cases)} cases` : `${fmt(opts.cases)} cases or ${opts.seconds} s`;
-  console.log(`fuzz: seed ${opts.seed}, ${limit}, ${opts.concurrency} connections at a time over ${opts.transports.join(' + ')}, probe every ${opts.probeEvery} cases (bound ${opts.probeTimeout} ms), case timeout ${opts.caseTimeout} ms, gate connectTimeout ${opts.connectTimeout} ms`);
+  const limit =
+    opts.cases === Infinity
+      ? `${opts.seconds} s`
+      : opts.seconds === Infinity
+        ? `${fmt(opts.cases)} cases`
+        : `${fmt(opts.cases)} cases or ${opts.seconds} s`;
+  console.log(
+    `fuzz: seed ${opts.seed}, ${limit}, ${opts.concurrency} connections at a time over ${opts.transports.join(' + ')}, probe every ${opts.probeEvery} cases (bound ${opts.probeTimeout} ms), case timeout ${opts.caseTimeout} ms, gate connectTimeout ${opts.connectTimeout} ms`,
+  );
   target = await startTarget({ connectTimeout: opts.connectTimeout, fault: opts.fault, faultAfter: opts.faultAfter });
   watch(target);
   const first = await runProbe();
@@ -322,7 +356,9 @@ async function main() {
     if (rss > opts.maxRss) fail('memory', `gate RSS ${mb(rss)} over --max-rss-mb ${mb(opts.maxRss)}`, suspects(), { gateOutput: target.output() });
   }, 1000);
   const progress = setInterval(() => {
-    console.log(`fuzz: ${elapsed().toFixed(0)} s: ${fmt(stats.cases)} cases (${Math.round(stats.cases / elapsed())}/s), closed by the gate ${fmt(stats.closed)}, answered ${fmt(stats.answered)}, probes ${stats.probes} ok, gate RSS ${mb(target.rss())}`);
+    console.log(
+      `fuzz: ${elapsed().toFixed(0)} s: ${fmt(stats.cases)} cases (${Math.round(stats.cases / elapsed())}/s), closed by the gate ${fmt(stats.closed)}, answered ${fmt(stats.answered)}, probes ${stats.probes} ok, gate RSS ${mb(target.rss())}`,
+    );
   }, 10_000);
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const casesSeconds = elapsed();
@@ -338,7 +374,14 @@ async function finishRun(m = {}) {
   stopping = true;
   if (restarting) await restarting;
   if (target) await target.stop();
-  if (!finding && stats.crashes > 0) finding = { kind: 'crash', detail: `${stats.crashes} crashes at ${Object.keys(stats.crashSites).length} site(s)`, reproducer: Object.values(stats.crashSites).map((c) => c.reproducer).join(', ') };
+  if (!finding && stats.crashes > 0)
+    finding = {
+      kind: 'crash',
+      detail: `${stats.crashes} crashes at ${Object.keys(stats.crashSites).length} site(s)`,
+      reproducer: Object.values(stats.crashSites)
+        .map((c) => c.reproducer)
+        .join(', '),
+    };
   const seconds = m.casesSeconds ?? elapsed();
   const result = {
     ok: !finding,

@@ -127,4 +127,5 @@ export function config() {
 }
 
 /** A number for a summary line: thousands separated from 100 up, else 2 decimals; '-' when missing. */
-export const fmt = (n) => (n === null || n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 100) / 100));
+export const fmt = (n) =>
+  n === null || n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 100) / 100);

@@ -28,7 +28,11 @@ export function redisServer() {
       }
       if (!REDIS_SERVER) return null;
       const port = await freePort();
-      const child = spawnChild('redis-server', [REDIS_SERVER, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { ipc: false, quiet: true });
+      const child = spawnChild(
+        'redis-server',
+        [REDIS_SERVER, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+        { ipc: false, quiet: true },
+      );
       await waitPort(port);
       redis = { url: `redis://127.0.0.1:${port}`, port, child };
       return redis;

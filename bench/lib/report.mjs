@@ -40,7 +40,11 @@ export function evaluateTargets(results, cells) {
   ]) {
     const rs = ratios(cells, other);
     if (rs.length === 0) {
-      t.push({ target: `request/reply throughput ≥ ${min}× ${other} at every connection count and QoS`, measured: 'not measured', verdict: 'not measured' });
+      t.push({
+        target: `request/reply throughput ≥ ${min}× ${other} at every connection count and QoS`,
+        measured: 'not measured',
+        verdict: 'not measured',
+      });
       continue;
     }
     const worst = rs.reduce((a, b) => (b.ratio < a.ratio ? b : a));
@@ -56,7 +60,12 @@ export function evaluateTargets(results, cells) {
   const mg = data(results, 'idle memory mqgate tcp')?.data;
   const bare = data(results, 'idle memory bare tcp')?.data;
   if (mg && bare) {
-    const rows = mg.levels.map((l, i) => ({ open: l.open, ratio: bare.levels[i] ? l.rssPerConn / bare.levels[i].rssPerConn : null, mg: l.rssPerConn, bare: bare.levels[i]?.rssPerConn }));
+    const rows = mg.levels.map((l, i) => ({
+      open: l.open,
+      ratio: bare.levels[i] ? l.rssPerConn / bare.levels[i].rssPerConn : null,
+      mg: l.rssPerConn,
+      bare: bare.levels[i]?.rssPerConn,
+    }));
     const ok = rows.every((r) => r.ratio !== null && r.ratio <= 1.2);
     t.push({
       target: 'memory (RSS) per idle TCP connection ≤ 1.2× bare',
@@ -95,7 +104,9 @@ export function evaluateTargets(results, cells) {
   const m5r = m5?.status === 'ok' ? mqgateRatios(m5.data) : [];
   t.push({
     target: 'MQTT 5 request/response (Response Topic) costs ≤ 1.1× the 3.1.1 path per request (mqgate server CPU per reply)',
-    measured: m5r.length ? m5r.map((r) => `QoS ${r.qos}: ${num(r.cpuRatio)}× CPU, ${num(r.rateRatio)}× throughput`).join('; ') : (m5?.error ?? 'not measured'),
+    measured: m5r.length
+      ? m5r.map((r) => `QoS ${r.qos}: ${num(r.cpuRatio)}× CPU, ${num(r.rateRatio)}× throughput`).join('; ')
+      : (m5?.error ?? 'not measured'),
     verdict: m5r.length ? (m5r.every((r) => r.cpuRatio <= 1.1) ? 'met' : 'missed') : 'not measured',
   });
   const nt = data(results, 'nats transport');
@@ -112,17 +123,29 @@ export function evaluateTargets(results, cells) {
       measured: one.map((o) => `QoS ${o.qos}: +${num(o.addedP50)} ms p50, +${num(o.addedP99)} ms p99`).join('; '),
       verdict: one.length && one.every((o) => o.addedP50 != null && o.addedP50 <= 0.3) ? 'met' : 'missed',
     });
-  } else t.push({ target: 'NATS transport ≥ 0.5× in-process at many connections × in flight', measured: nt?.note ?? nt?.error ?? 'not measured', verdict: 'not measured' });
+  } else
+    t.push({
+      target: 'NATS transport ≥ 0.5× in-process at many connections × in flight',
+      measured: nt?.note ?? nt?.error ?? 'not measured',
+      verdict: 'not measured',
+    });
   const st = data(results, 'redis storage');
   if (st?.status === 'ok') {
     const idle = st.data.modes.filter((m) => m.mode !== 'active');
     const worst = Math.max(...idle.map((m) => m.writesPerSessionPerHeartbeat));
     t.push({
       target: 'an idle bound session costs ≤ 1 Redis write per heartbeat interval',
-      measured: st.data.modes.map((m) => `${m.mode}: ${num(m.writesPerSessionPerHeartbeat, 3)}`).join(', ') + ` writes/session/interval (interval ${st.data.heartbeatMs} ms, RedisStorage, in-process transport)`,
+      measured:
+        st.data.modes.map((m) => `${m.mode}: ${num(m.writesPerSessionPerHeartbeat, 3)}`).join(', ') +
+        ` writes/session/interval (interval ${st.data.heartbeatMs} ms, RedisStorage, in-process transport)`,
       verdict: worst <= 1 ? 'met' : 'missed',
     });
-  } else t.push({ target: 'an idle bound session costs ≤ 1 Redis write per heartbeat interval', measured: st?.note ?? st?.error ?? 'not measured', verdict: 'not measured' });
+  } else
+    t.push({
+      target: 'an idle bound session costs ≤ 1 Redis write per heartbeat interval',
+      measured: st?.note ?? st?.error ?? 'not measured',
+      verdict: 'not measured',
+    });
   return t;
 }
 
@@ -139,7 +162,9 @@ export function renderMarkdown(results, cells) {
         ? `: every server process (and mosquitto with its responder) pinned to CPU ${m.pinning.server}, the single load process to CPU ${m.pinning.load} (taskset); Redis unpinned.`
         : ': no pinning, the kernel places the server process(es), the one load process and Redis on either core. (`--pin` puts servers on one core and load on the other; on this VM that made every server 5–15× slower and much noisier, so it is off.)'),
   );
-  L.push(`- Loopback only. File-descriptor hard limit ${m.fdHardLimit.toLocaleString('en-US')} (servers and the load process run with \`ulimit -n\` raised to it).`);
+  L.push(
+    `- Loopback only. File-descriptor hard limit ${m.fdHardLimit.toLocaleString('en-US')} (servers and the load process run with \`ulimit -n\` raised to it).`,
+  );
   const sc = results.scale;
   L.push(
     `- Closed loop: each cell ${sc.rr.trials} trial(s) of ${sc.rr.measureMs} ms after ${sc.rr.warmupMs} ms warm-up on fresh connections, trials interleaved across servers; throughput = median of trials (replies/s); latency from the merged histogram of the trials.`,
@@ -161,7 +186,9 @@ export function renderMarkdown(results, cells) {
     L.push('');
     L.push('Server CPU = share of one core the server process(es) used over the trial (1.0 = a full core). mosquitto = broker + responder client.');
     L.push('');
-    L.push('| transport | conns × in flight | QoS | payload | mqgate | aedes | bare | mosquitto | mqgate ÷ aedes | mqgate ÷ bare | server CPU mqgate / aedes / bare | load CPU (mqgate run) |');
+    L.push(
+      '| transport | conns × in flight | QoS | payload | mqgate | aedes | bare | mosquitto | mqgate ÷ aedes | mqgate ÷ bare | server CPU mqgate / aedes / bare | load CPU (mqgate run) |',
+    );
     L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const k of keys) {
       const row = Object.fromEntries(servers.map((s) => [s, cells.find((c) => c.key === k && c.server === s)]));
@@ -188,16 +215,22 @@ export function renderMarkdown(results, cells) {
     const c0 = m5.data[0];
     L.push(`### MQTT 5 request/response beside MQTT 3.1.1 (TCP, ${c0.conns} × ${c0.inflight}, 64 B)`);
     L.push('');
-    L.push('v3.1.1: mqant\'s `echo/HD_echo/<n>`, reply on the same topic. v5: `echo/HD_echo` with Response Topic and Correlation Data, reply on the Response Topic. Trials interleaved; CPU = server CPU per reply (µs).');
+    L.push(
+      "v3.1.1: mqant's `echo/HD_echo/<n>`, reply on the same topic. v5: `echo/HD_echo` with Response Topic and Correlation Data, reply on the Response Topic. Trials interleaved; CPU = server CPU per reply (µs).",
+    );
     L.push('');
-    L.push('| server | QoS | v3.1.1 replies/s | v5 replies/s | v3.1.1 µs CPU/reply | v5 µs CPU/reply | v5 ÷ v3.1.1 CPU | v3.1.1 p50 / p99 (ms) | v5 p50 / p99 (ms) |');
+    L.push(
+      '| server | QoS | v3.1.1 replies/s | v5 replies/s | v3.1.1 µs CPU/reply | v5 µs CPU/reply | v5 ÷ v3.1.1 CPU | v3.1.1 p50 / p99 (ms) | v5 p50 / p99 (ms) |',
+    );
     L.push('|---|---|---|---|---|---|---|---|---|');
     for (const server of [...new Set(m5.data.map((d) => d.server))]) {
       for (const qos of [0, 1]) {
         const a = m5.data.find((d) => d.server === server && d.qos === qos && d.level === 'v3.1.1');
         const b = m5.data.find((d) => d.server === server && d.qos === qos && d.level === 'v5');
         if (!a || !b) continue;
-        L.push(`| ${server} | ${qos} | ${int(a.rate)} | ${int(b.rate)} | ${num(a.cpuUsPerRequest, 1)} | ${num(b.cpuUsPerRequest, 1)} | ${num(b.cpuUsPerRequest / a.cpuUsPerRequest)}× | ${a.latency.p50} / ${a.latency.p99} | ${b.latency.p50} / ${b.latency.p99} |`);
+        L.push(
+          `| ${server} | ${qos} | ${int(a.rate)} | ${int(b.rate)} | ${num(a.cpuUsPerRequest, 1)} | ${num(b.cpuUsPerRequest, 1)} | ${num(b.cpuUsPerRequest / a.cpuUsPerRequest)}× | ${a.latency.p50} / ${a.latency.p99} | ${b.latency.p50} / ${b.latency.p99} |`,
+        );
       }
     }
     L.push('');
@@ -205,15 +238,22 @@ export function renderMarkdown(results, cells) {
 
   const ol = data(results, 'open-loop');
   if (ol?.status === 'ok') {
-    L.push('### Latency at 50 % of each server\'s peak (open loop, TCP, QoS 0, 64 B)');
+    L.push("### Latency at 50 % of each server's peak (open loop, TCP, QoS 0, 64 B)");
     L.push('');
     const peakConns = results.scale.rr.configs[1][0];
-    const peakFrom = cells.some((c) => c.conns === peakConns) ? 'median above' : 'median of a probe the scenario ran itself (request-reply did not run)';
-    L.push(`Requests due in 1 ms buckets over ${ol.data[0]?.conns ?? '?'} connections; latency counted from the due time (no coordinated omission). Peak = the closed-loop ${peakConns}-connection QoS 0 64 B TCP ${peakFrom}.`);
+    const peakFrom = cells.some((c) => c.conns === peakConns)
+      ? 'median above'
+      : 'median of a probe the scenario ran itself (request-reply did not run)';
+    L.push(
+      `Requests due in 1 ms buckets over ${ol.data[0]?.conns ?? '?'} connections; latency counted from the due time (no coordinated omission). Peak = the closed-loop ${peakConns}-connection QoS 0 64 B TCP ${peakFrom}.`,
+    );
     L.push('');
     L.push('| server | peak/s | offered/s | achieved/s | p50 | p99 | p99.9 | max (ms) | lost | server CPU |');
     L.push('|---|---|---|---|---|---|---|---|---|---|');
-    for (const o of ol.data) L.push(`| ${o.server} | ${int(o.peak)} | ${int(o.rateAsked)} | ${int(o.rate)} | ${o.latency.p50} | ${o.latency.p99} | ${o.latency.p999} | ${o.latency.max} | ${o.lost} | ${num(o.serverCpuShare)} |`);
+    for (const o of ol.data)
+      L.push(
+        `| ${o.server} | ${int(o.peak)} | ${int(o.rateAsked)} | ${int(o.rate)} | ${o.latency.p50} | ${o.latency.p99} | ${o.latency.p999} | ${o.latency.max} | ${o.lost} | ${num(o.serverCpuShare)} |`,
+      );
     L.push('');
   }
 
@@ -221,11 +261,17 @@ export function renderMarkdown(results, cells) {
   if (idle.length) {
     L.push('### Idle connections: memory per connection');
     L.push('');
-    L.push('Server `process.memoryUsage()` after two forced GCs (`--expose-gc`), before and after opening the connections (CONNECT, keepalive 600 s, then nothing); per connection = delta ÷ open connections. Kernel socket buffers are not in RSS.');
+    L.push(
+      'Server `process.memoryUsage()` after two forced GCs (`--expose-gc`), before and after opening the connections (CONNECT, keepalive 600 s, then nothing); per connection = delta ÷ open connections. Kernel socket buffers are not in RSS.',
+    );
     L.push('');
     L.push('| server | transport | requested | open | RSS / conn (KiB) | heap / conn (KiB) | external / conn (KiB) | open time (s) | note |');
     L.push('|---|---|---|---|---|---|---|---|---|');
-    for (const x of idle) for (const l of x.data.levels) L.push(`| ${x.data.server} | ${x.data.transport} | ${l.requested.toLocaleString('en-US')} | ${l.open.toLocaleString('en-US')} | ${kib(l.rssPerConn)} | ${kib(l.heapPerConn)} | ${kib(l.externalPerConn)} | ${num(l.openSeconds, 1)} | ${l.cappedBy ? `capped by ${l.cappedBy}` : ''}${l.failed ? ` ${l.failed} failed: ${l.errorSample.join('; ')}` : ''} |`);
+    for (const x of idle)
+      for (const l of x.data.levels)
+        L.push(
+          `| ${x.data.server} | ${x.data.transport} | ${l.requested.toLocaleString('en-US')} | ${l.open.toLocaleString('en-US')} | ${kib(l.rssPerConn)} | ${kib(l.heapPerConn)} | ${kib(l.externalPerConn)} | ${num(l.openSeconds, 1)} | ${l.cappedBy ? `capped by ${l.cappedBy}` : ''}${l.failed ? ` ${l.failed} failed: ${l.errorSample.join('; ')}` : ''} |`,
+        );
     L.push('');
   }
 
@@ -234,7 +280,9 @@ export function renderMarkdown(results, cells) {
   if (cr?.status === 'ok' || crr?.status === 'ok') {
     L.push('### Connection rate (TCP: connect, CONNECT → CONNACK, DISCONNECT; repeat)');
     L.push('');
-    L.push(`${results.scale.connrate.concurrency} connections being set up at any time, ${results.scale.connrate.measureMs} ms measured. Latency = TCP connect to CONNACK. The Redis variant runs one \`GET\` per CONNECT in the authenticate hook (ioredis).`);
+    L.push(
+      `${results.scale.connrate.concurrency} connections being set up at any time, ${results.scale.connrate.measureMs} ms measured. Latency = TCP connect to CONNACK. The Redis variant runs one \`GET\` per CONNECT in the authenticate hook (ioredis).`,
+    );
     L.push('');
     L.push('| server | CONNACK/s | p50 / p99 ms | with Redis GET: CONNACK/s | p50 / p99 ms |');
     L.push('|---|---|---|---|---|');
@@ -242,7 +290,9 @@ export function renderMarkdown(results, cells) {
       const a = cr?.data?.find((o) => o.server === s);
       const b = crr?.data?.find((o) => o.server === s);
       if (!a && !b) continue;
-      L.push(`| ${s} | ${int(a?.rate)} | ${a ? `${a.latency.p50} / ${a.latency.p99}` : '-'} | ${b ? int(b.rate) : crr?.status === 'skipped' ? crr.note : '-'} | ${b ? `${b.latency.p50} / ${b.latency.p99}` : '-'} |`);
+      L.push(
+        `| ${s} | ${int(a?.rate)} | ${a ? `${a.latency.p50} / ${a.latency.p99}` : '-'} | ${b ? int(b.rate) : crr?.status === 'skipped' ? crr.note : '-'} | ${b ? `${b.latency.p50} / ${b.latency.p99}` : '-'} |`,
+      );
     }
     L.push('');
   }
@@ -251,11 +301,16 @@ export function renderMarkdown(results, cells) {
   if (fo?.status === 'ok') {
     L.push(`### Push fan-out (${fo.name.replace('push fan-out ', '')})`);
     L.push('');
-    L.push('One request makes the server push one QoS 0 PUBLISH to every connected session (mqgate: a module handler calls `session.broadcast`; aedes: `client.publish` to each client; bare: a loop; mosquitto: the responder publishes once on a topic every client subscribed to). Time from sending the request until the last client has the push; median over rounds.');
+    L.push(
+      'One request makes the server push one QoS 0 PUBLISH to every connected session (mqgate: a module handler calls `session.broadcast`; aedes: `client.publish` to each client; bare: a loop; mosquitto: the responder publishes once on a topic every client subscribed to). Time from sending the request until the last client has the push; median over rounds.',
+    );
     L.push('');
     L.push('| server | sessions | time to last (ms) | median receipt (ms) | rounds (last, ms) |');
     L.push('|---|---|---|---|---|');
-    for (const o of fo.data) L.push(`| ${o.server} | ${o.sessions.toLocaleString('en-US')} | ${o.lastMs} | ${num(o.p50Ms)} | ${o.rounds.map((r) => (r.timedOut ? `timeout (${r.received}/${r.expected})` : r.lastMs)).join(', ')} |`);
+    for (const o of fo.data)
+      L.push(
+        `| ${o.server} | ${o.sessions.toLocaleString('en-US')} | ${o.lastMs} | ${num(o.p50Ms)} | ${o.rounds.map((r) => (r.timedOut ? `timeout (${r.received}/${r.expected})` : r.lastMs)).join(', ')} |`,
+      );
     L.push('');
   }
 
@@ -264,14 +319,25 @@ export function renderMarkdown(results, cells) {
   L.push('');
   if (st?.status === 'ok') {
     const d = st.data;
-    L.push(`mqgate with \`RedisStorage\` and the in-process transport, \`heartbeatInterval\` ${d.heartbeatMs} ms (shortened from 60 s so a ${d.windowMs / 1000} s window holds ${d.windowMs / d.heartbeatMs} intervals). ${d.sessions} bound sessions (login = bind, then ${results.scale.redis.settings} settings). Redis commands from \`INFO commandstats\` over the window.`);
+    L.push(
+      `mqgate with \`RedisStorage\` and the in-process transport, \`heartbeatInterval\` ${d.heartbeatMs} ms (shortened from 60 s so a ${d.windowMs / 1000} s window holds ${d.windowMs / d.heartbeatMs} intervals). ${d.sessions} bound sessions (login = bind, then ${results.scale.redis.settings} settings). Redis commands from \`INFO commandstats\` over the window.`,
+    );
     L.push('');
     L.push('| sessions are | writes / session / heartbeat interval | writes / session / min | commands / session / min | commands in the window |');
     L.push('|---|---|---|---|---|');
     const label = { idle: 'idle (no packets)', ping: 'idle, pinging (PINGREQ)', active: 'active (1 request per half interval)' };
-    for (const x of d.modes) L.push(`| ${label[x.mode]} | ${num(x.writesPerSessionPerHeartbeat, 3)} | ${num(x.writesPerSessionPerMinute, 2)} | ${num(x.commandsPerSessionPerMinute, 2)} | ${Object.entries(x.commands).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`);
+    for (const x of d.modes)
+      L.push(
+        `| ${label[x.mode]} | ${num(x.writesPerSessionPerHeartbeat, 3)} | ${num(x.writesPerSessionPerMinute, 2)} | ${num(x.commandsPerSessionPerMinute, 2)} | ${
+          Object.entries(x.commands)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || 'none'
+        } |`,
+      );
     L.push('');
-    L.push(`Reconnect and restore (drop without DISCONNECT, reconnect, CONNECT → CONNACK → \`HD_login\` → settings back): ${d.restore.restored} of ${d.restore.users} restored; ms p50 / p99 / p99.9 / max = ${ms(d.restore.latency)}.`);
+    L.push(
+      `Reconnect and restore (drop without DISCONNECT, reconnect, CONNECT → CONNACK → \`HD_login\` → settings back): ${d.restore.restored} of ${d.restore.users} restored; ms p50 / p99 / p99.9 / max = ${ms(d.restore.latency)}.`,
+    );
   } else L.push(st ? `${st.status}: ${st.note ?? st.error}` : 'not run');
   L.push('');
   L.push('### Transports between processes: Redis and NATS (gate and module in separate processes)');
@@ -287,24 +353,34 @@ export function renderMarkdown(results, cells) {
     L.push('### CPU profile of the gate under load: hot spots (self time)');
     L.push('');
     for (const p of profs) {
-      L.push(`**${p.name.replace('profile: ', '')}** — ${int(p.data.rateUnderProfiler)} replies/s under the profiler; the gate process was busy ${p.data.busyShare} % of ${p.data.durationMs} ms. Shares are of busy (non-idle) samples.`);
+      L.push(
+        `**${p.name.replace('profile: ', '')}** — ${int(p.data.rateUnderProfiler)} replies/s under the profiler; the gate process was busy ${p.data.busyShare} % of ${p.data.durationMs} ms. Shares are of busy (non-idle) samples.`,
+      );
       L.push('');
       L.push('| # | function | where | self % |');
       L.push('|---|---|---|---|');
       p.data.functions.slice(0, 15).forEach((f, i) => L.push(`| ${i + 1} | \`${f.name}\` | ${f.location || f.group} | ${f.share} |`));
       L.push('');
-      L.push(`By package: ${p.data.groups.slice(0, 10).map((g) => `${g.group} ${g.share} %`).join(', ')}.`);
+      L.push(
+        `By package: ${p.data.groups
+          .slice(0, 10)
+          .map((g) => `${g.group} ${g.share} %`)
+          .join(', ')}.`,
+      );
       L.push('');
     }
   }
 
   L.push('### Scenarios');
   L.push('');
-  L.push('Other processes = CPU (in cores) used on the machine by processes this run did not start, while the scenario ran; before each scenario the runner waits (up to 10 s, 60 s per full run) for them to drop below 0.2 cores.');
+  L.push(
+    'Other processes = CPU (in cores) used on the machine by processes this run did not start, while the scenario ran; before each scenario the runner waits (up to 10 s, 60 s per full run) for them to drop below 0.2 cores.',
+  );
   L.push('');
   L.push('| scenario | status | s | other processes (cores) | note |');
   L.push('|---|---|---|---|---|');
-  for (const [name, v] of Object.entries(results.scenarios)) L.push(`| ${name} | ${v.status} | ${v.seconds} | ${v.foreignCores ?? '-'} | ${(v.note ?? v.error ?? '').replaceAll('|', '\\|').slice(0, 300)} |`);
+  for (const [name, v] of Object.entries(results.scenarios))
+    L.push(`| ${name} | ${v.status} | ${v.seconds} | ${v.foreignCores ?? '-'} | ${(v.note ?? v.error ?? '').replaceAll('|', '\\|').slice(0, 300)} |`);
   L.push('');
   L.push(`Child processes started: ${results.children.length}; still running at the end: ${results.leftRunning.length}.`);
 

@@ -54,7 +54,16 @@ export function createRig({ pin = false } = {}) {
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(
       conf,
-      [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'set_tcp_nodelay true', 'max_queued_messages 100000', ''].join('\n'),
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence false',
+        'log_dest stderr',
+        'log_type error',
+        'set_tcp_nodelay true',
+        'max_queued_messages 100000',
+        '',
+      ].join('\n'),
     );
     let stoppingMosquitto = false;
     const broker = spawnChild('mosquitto', [MOSQUITTO, '-c', conf], { ipc: false, cpu: srvCpu });

@@ -4,7 +4,15 @@ export const SCALES = {
   default: {
     scenarioLimitMs: 60_000,
     quiet: { perScenarioMs: 10_000, totalMs: 60_000 },
-    rr: { warmupMs: 250, measureMs: 800, trials: 3, configs: [[1, 1], [100, 10]] },
+    rr: {
+      warmupMs: 250,
+      measureMs: 800,
+      trials: 3,
+      configs: [
+        [1, 1],
+        [100, 10],
+      ],
+    },
     open: { conns: 100, warmupMs: 1000, measureMs: 5000 },
     connrate: { concurrency: 16, warmupMs: 500, measureMs: 3000 },
     fanout: { count: 10_000, rounds: 5 },
@@ -15,7 +23,15 @@ export const SCALES = {
   quick: {
     scenarioLimitMs: 60_000,
     quiet: { perScenarioMs: 2000, totalMs: 5_000 },
-    rr: { warmupMs: 150, measureMs: 300, trials: 1, configs: [[1, 1], [100, 10]] },
+    rr: {
+      warmupMs: 150,
+      measureMs: 300,
+      trials: 1,
+      configs: [
+        [1, 1],
+        [100, 10],
+      ],
+    },
     open: { conns: 50, warmupMs: 300, measureMs: 1000 },
     connrate: { concurrency: 16, warmupMs: 200, measureMs: 1000 },
     fanout: { count: 1000, rounds: 2 },
@@ -26,7 +42,15 @@ export const SCALES = {
   smoke: {
     scenarioLimitMs: 60_000,
     quiet: { perScenarioMs: 0, totalMs: 0 },
-    rr: { warmupMs: 50, measureMs: 150, trials: 1, configs: [[1, 1], [4, 2]] },
+    rr: {
+      warmupMs: 50,
+      measureMs: 150,
+      trials: 1,
+      configs: [
+        [1, 1],
+        [4, 2],
+      ],
+    },
     open: { conns: 4, warmupMs: 100, measureMs: 400 },
     connrate: { concurrency: 4, warmupMs: 100, measureMs: 300 },
     fanout: { count: 50, rounds: 2 },

@@ -82,12 +82,24 @@ export function encodePublishV5(topic, payload, qos, messageId, responseTopic, c
 // Self-check against mqtt-packet once.
 {
   const a = encodePublish('echo/HD_echo/1', Buffer.from('{"a":1}'), 1, 7);
-  const b = mqtt.generate({ cmd: 'publish', topic: 'echo/HD_echo/1', payload: Buffer.from('{"a":1}'), qos: 1, messageId: 7, retain: false, dup: false }, V4);
+  const b = mqtt.generate(
+    { cmd: 'publish', topic: 'echo/HD_echo/1', payload: Buffer.from('{"a":1}'), qos: 1, messageId: 7, retain: false, dup: false },
+    V4,
+  );
   if (!a.equals(b)) throw new Error('encodePublish differs from mqtt-packet.generate');
   const cd = Buffer.from([0, 0, 0, 7]);
   const a5 = encodePublishV5('echo/HD_echo', Buffer.from('{"a":1}'), 1, 7, 'r/c1', cd);
   const b5 = mqtt.generate(
-    { cmd: 'publish', topic: 'echo/HD_echo', payload: Buffer.from('{"a":1}'), qos: 1, messageId: 7, retain: false, dup: false, properties: { responseTopic: 'r/c1', correlationData: cd } },
+    {
+      cmd: 'publish',
+      topic: 'echo/HD_echo',
+      payload: Buffer.from('{"a":1}'),
+      qos: 1,
+      messageId: 7,
+      retain: false,
+      dup: false,
+      properties: { responseTopic: 'r/c1', correlationData: cd },
+    },
     V5,
   );
   if (!a5.equals(b5)) throw new Error('encodePublishV5 differs from mqtt-packet.generate');
@@ -118,7 +130,10 @@ export class Client {
       this.rejectConnect = reject;
       this.timer = setTimeout(() => this.fail(new Error('CONNACK timeout')), timeoutMs);
       const v = this.protocolVersion;
-      const hello = mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: this.clientId, keepalive: this.keepalive }, v === 5 ? V5 : V4);
+      const hello = mqtt.generate(
+        { cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: this.clientId, keepalive: this.keepalive },
+        v === 5 ? V5 : V4,
+      );
       const localAddress = nextLocalAddress();
       if (this.target.transport === 'ws') {
         const ws = new WebSocket(`ws://127.0.0.1:${this.target.port}/mqtt`, ['mqtt'], { perMessageDeflate: false, localAddress });

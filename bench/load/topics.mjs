@@ -10,7 +10,13 @@ export const lastLevel = (topic) => topic.slice(topic.lastIndexOf('/') + 1);
  */
 export function topics(style, clientId) {
   if (style === 'v5') {
-    return { request: (mod) => `${mod}/HD_${mod}`, responseTopic: `r/${clientId}`, subscribe: null, broadcast: (n) => `echo/HD_broadcast/${n}`, pushTopic: 'bench/push' };
+    return {
+      request: (mod) => `${mod}/HD_${mod}`,
+      responseTopic: `r/${clientId}`,
+      subscribe: null,
+      broadcast: (n) => `echo/HD_broadcast/${n}`,
+      pushTopic: 'bench/push',
+    };
   }
   if (style === 'mosquitto') {
     return {

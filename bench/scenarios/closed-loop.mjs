@@ -48,7 +48,10 @@ function requestReply(scale, transport, payload, conns, inflight) {
       });
       closedLoopCells.push(...out);
       const bad = out.filter((c) => c.badReplies > 0 || c.failedConnections > 0 || !(c.rate > 0));
-      if (bad.length) throw new Error(`bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.key} (${c.badSample ?? c.failedConnections})`).join('; ')}`);
+      if (bad.length)
+        throw new Error(
+          `bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.key} (${c.badSample ?? c.failedConnections})`).join('; ')}`,
+        );
       const q0 = out.filter((c) => c.qos === 0);
       return { data: out, truncated, summary: q0.map((c) => `${c.server} ${fmt(c.rate)}/s`).join(', ') + ' (QoS 0)' };
     },

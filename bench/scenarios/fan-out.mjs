@@ -15,7 +15,12 @@ export function fanOut(scale) {
       for (const [kind, srv] of await servers.ensure()) {
         if (Date.now() > deadline - 8000 && out.length > 0) break;
         const l = await rig.load();
-        const r = await l.request('fanout', { target: { transport: 'tcp', port: srv.tcp }, count, rounds: scale.fanout.rounds, style: kind === 'mosquitto' ? 'mosquitto' : 'gate' });
+        const r = await l.request('fanout', {
+          target: { transport: 'tcp', port: srv.tcp },
+          count,
+          rounds: scale.fanout.rounds,
+          style: kind === 'mosquitto' ? 'mosquitto' : 'gate',
+        });
         const complete = r.rounds.filter((x) => !x.timedOut);
         out.push({
           server: kind,

@@ -42,7 +42,9 @@ function idleMemory(scale, kind, transport) {
         await l.request('idleClose', {});
         return {
           data: { server: kind, transport, base, levels },
-          summary: levels.map((x) => `${x.open.toLocaleString('en-US')} conns: ${fmt(x.rssPerConn / 1024)} KiB RSS, ${fmt(x.heapPerConn / 1024)} KiB heap each`).join('; '),
+          summary: levels
+            .map((x) => `${x.open.toLocaleString('en-US')} conns: ${fmt(x.rssPerConn / 1024)} KiB RSS, ${fmt(x.heapPerConn / 1024)} KiB heap each`)
+            .join('; '),
         };
       } finally {
         await l.request('idleClose', {}).catch(() => undefined);

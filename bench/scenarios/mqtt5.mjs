@@ -55,13 +55,18 @@ export function mqtt5RequestReply(scale) {
         };
       });
       const bad = data.filter((c) => c.badReplies > 0 || c.failedConnections > 0 || !(c.rate > 0));
-      if (bad.length) throw new Error(`bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.level} qos${c.qos} (${c.badSample ?? c.failedConnections})`).join('; ')}`);
+      if (bad.length)
+        throw new Error(
+          `bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.level} qos${c.qos} (${c.badSample ?? c.failedConnections})`).join('; ')}`,
+        );
       const ratios = mqgateRatios(data);
       return {
         data,
         ratios,
         truncated,
-        summary: ratios.map((r) => `mqgate QoS ${r.qos}: v5 ${fmt(r.v5Rate)}/s vs v3.1.1 ${fmt(r.v311Rate)}/s, CPU/request ${r.cpuRatio.toFixed(2)}×`).join('; '),
+        summary: ratios
+          .map((r) => `mqgate QoS ${r.qos}: v5 ${fmt(r.v5Rate)}/s vs v3.1.1 ${fmt(r.v311Rate)}/s, CPU/request ${r.cpuRatio.toFixed(2)}×`)
+          .join('; '),
       };
     },
   };

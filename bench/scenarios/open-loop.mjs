@@ -24,7 +24,9 @@ export function openLoop(scale) {
       const out = [];
       for (const [kind, srv] of running) {
         if (Date.now() > deadline - scale.open.warmupMs - scale.open.measureMs - 2000) break;
-        const peak = probe ? await probeRate(rig, srv, peakCell, scale.rr) : (closedLoopCells.find((x) => x.server === kind && isPeakCell(x))?.rate ?? null);
+        const peak = probe
+          ? await probeRate(rig, srv, peakCell, scale.rr)
+          : (closedLoopCells.find((x) => x.server === kind && isPeakCell(x))?.rate ?? null);
         if (!peak) continue;
         const rate = Math.round(peak * 0.5);
         const l = await rig.load();
@@ -40,11 +42,24 @@ export function openLoop(scale) {
           style: kind === 'mosquitto' ? 'mosquitto' : 'gate',
         });
         const cpu = (serverCpu(srv) - cpu0) / ((scale.open.warmupMs + scale.open.measureMs) / 1000);
-        out.push({ server: kind, peak, rateAsked: rate, rate: r.rate, lost: r.lost, latency: summarize([r.hist]), maxScheduleLagMs: r.maxScheduleLagMs, serverCpuShare: cpu, conns: r.connections });
+        out.push({
+          server: kind,
+          peak,
+          rateAsked: rate,
+          rate: r.rate,
+          lost: r.lost,
+          latency: summarize([r.hist]),
+          maxScheduleLagMs: r.maxScheduleLagMs,
+          serverCpuShare: cpu,
+          conns: r.connections,
+        });
       }
       if (out.length === 0) throw new Error(`no peak measured (${probe ? 'the peak probe measured none' : 'request-reply tcp 64B did not run'})`);
       const summary = out.map((o) => `${o.server} p99 ${o.latency.p99} ms @ ${fmt(o.rateAsked)}/s`).join(', ');
-      return { data: out, summary: probe ? `${summary} (peaks probed here: request-reply tcp ${peakConns}x${peakInflight} 64B did not run)` : summary };
+      return {
+        data: out,
+        summary: probe ? `${summary} (peaks probed here: request-reply tcp ${peakConns}x${peakInflight} 64B did not run)` : summary,
+      };
     },
   };
 }

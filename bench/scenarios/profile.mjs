@@ -37,7 +37,10 @@ function profile(scale, transport) {
       const analysis = analyzeProfile(JSON.parse(readFileSync(file, 'utf8')), root);
       return {
         data: { file, rateUnderProfiler: r.rate, ...analysis },
-        summary: `${fmt(r.rate)}/s under the profiler; top: ${analysis.functions.slice(0, 3).map((f) => `${f.name} ${f.share}%`).join(', ')}`,
+        summary: `${fmt(r.rate)}/s under the profiler; top: ${analysis.functions
+          .slice(0, 3)
+          .map((f) => `${f.name} ${f.share}%`)
+          .join(', ')}`,
       };
     },
   };

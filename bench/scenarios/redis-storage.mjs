@@ -12,7 +12,12 @@ async function storageScenario({ rig, redis, S, label, serverConfig, extraServer
   if (!r) return { skipped: NO_REDIS };
   const prefix = `bench:${label}:${Date.now()}:`;
   const extra = extraServer ? await extraServer(r) : null;
-  const srv = await rig.startNodeServer('mqgate', { storageRedis: r.url, storagePrefix: prefix, heartbeatInterval: S.heartbeatMs, ...serverConfig(r) });
+  const srv = await rig.startNodeServer('mqgate', {
+    storageRedis: r.url,
+    storagePrefix: prefix,
+    heartbeatInterval: S.heartbeatMs,
+    ...serverConfig(r),
+  });
   const db = redisClient(r.url);
   const l = await rig.load();
   const target = { transport: 'tcp', port: srv.tcp };

@@ -17,7 +17,11 @@ import { NO_REDIS } from '../lib/redis.mjs';
 async function measure(rig, srv, cell, rr) {
   const trials = [];
   for (let t = 0; t < rr.trials; t++) trials.push(await runRrCell(rig, srv, cell, rr));
-  return { rate: median(trials.map((x) => x.rate)), latency: summarize(trials.map((x) => x.hist)), cpuShare: median(trials.map((x) => x.serverCpuShare)) };
+  return {
+    rate: median(trials.map((x) => x.rate)),
+    latency: summarize(trials.map((x) => x.hist)),
+    cpuShare: median(trials.map((x) => x.serverCpuShare)),
+  };
 }
 
 /** In-process mqgate {rate, latency} per `${conns} ${qos}`, from closedLoopCells or measured here; and whether any was. */

@@ -50,7 +50,15 @@ function attach(write, end) {
         if (p.properties?.responseTopic) {
           const properties = { contentType: 'application/json', payloadFormatIndicator: true };
           if (p.properties.correlationData) properties.correlationData = p.properties.correlationData;
-          const reply = { cmd: 'publish', topic: p.properties.responseTopic, payload: echo(conn.trace, p.payload), qos: 0, retain: false, dup: false, properties };
+          const reply = {
+            cmd: 'publish',
+            topic: p.properties.responseTopic,
+            payload: echo(conn.trace, p.payload),
+            qos: 0,
+            retain: false,
+            dup: false,
+            properties,
+          };
           write(mqtt.generate(reply, V5));
           break;
         }
@@ -63,7 +71,19 @@ function attach(write, end) {
             c.write(push);
             n++;
           }
-          write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, Buffer.from(JSON.stringify({ delivered: n }))), qos: 0, retain: false, dup: false }, conn.opts));
+          write(
+            mqtt.generate(
+              {
+                cmd: 'publish',
+                topic: p.topic,
+                payload: echo(conn.trace, Buffer.from(JSON.stringify({ delivered: n }))),
+                qos: 0,
+                retain: false,
+                dup: false,
+              },
+              conn.opts,
+            ),
+          );
           break;
         }
         write(mqtt.generate({ cmd: 'publish', topic: p.topic, payload: echo(conn.trace, p.payload), qos: 0, retain: false, dup: false }, conn.opts));
@@ -98,7 +118,12 @@ const tcp = createServer({ noDelay: true }, (socket) => {
   socket.on('close', c.gone);
 });
 const http = createHttpServer();
-const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false, handleProtocols: (ps) => (ps.has('mqtt') ? 'mqtt' : false) });
+const wss = new WebSocketServer({
+  server: http,
+  perMessageDeflate: false,
+  clientTracking: false,
+  handleProtocols: (ps) => (ps.has('mqtt') ? 'mqtt' : false),
+});
 wss.on('connection', (ws) => {
   const c = attach(
     (b) => ws.send(b),

@@ -34,10 +34,27 @@ parser.on('packet', (p) => {
     handled++;
     if (mod === 'bcast') {
       socket.write(mqtt.generate({ cmd: 'publish', topic: 'bcast/all', payload: Buffer.from('{"push":1}'), qos: 0, retain: false, dup: false }, V4));
-      socket.write(mqtt.generate({ cmd: 'publish', topic: `reply/${cid}/${mod}/${msgid}`, payload: echo(trace, Buffer.from('{"delivered":-1}')), qos: 0, retain: false, dup: false }, V4));
+      socket.write(
+        mqtt.generate(
+          {
+            cmd: 'publish',
+            topic: `reply/${cid}/${mod}/${msgid}`,
+            payload: echo(trace, Buffer.from('{"delivered":-1}')),
+            qos: 0,
+            retain: false,
+            dup: false,
+          },
+          V4,
+        ),
+      );
       return;
     }
-    socket.write(mqtt.generate({ cmd: 'publish', topic: `reply/${cid}/${mod}/${msgid}`, payload: echo(trace, p.payload), qos: 0, retain: false, dup: false }, V4));
+    socket.write(
+      mqtt.generate(
+        { cmd: 'publish', topic: `reply/${cid}/${mod}/${msgid}`, payload: echo(trace, p.payload), qos: 0, retain: false, dup: false },
+        V4,
+      ),
+    );
   }
 });
 parser.on('error', (err) => {
@@ -51,7 +68,9 @@ socket.on('error', (err) => {
 });
 socket.on('close', () => process.exit(0));
 socket.on('connect', () =>
-  socket.write(mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `responder-${process.pid}`, keepalive: 0 }, V4)),
+  socket.write(
+    mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `responder-${process.pid}`, keepalive: 0 }, V4),
+  ),
 );
 await subscribed;
 serveIpc(serverCommands({ stats: () => ({ handled }) }, async () => socket.end()));

@@ -16,7 +16,10 @@ export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, 
   let phase = 'warmup';
   let counted = 0;
   let lateClose = 0;
-  const { clients, failed, errorSample } = await openMany(target, conns, { setup: connectedSetup(style), opts: () => ({ protocolVersion: v5 ? 5 : 4 }) });
+  const { clients, failed, errorSample } = await openMany(target, conns, {
+    setup: connectedSetup(style),
+    opts: () => ({ protocolVersion: v5 ? 5 : 4 }),
+  });
   if (clients.length === 0) throw new Error(`no connection: ${errorSample.join('; ')}`);
   let outstanding = 0;
   let drained;

@@ -147,7 +147,10 @@ const NATS_SCHEMES = ['nats:', 'tls:', 'ws:', 'wss:'];
 
 /** `transport.servers` as a flat list of URLs (comma-separated strings split, as NATS_URL). */
 export function natsServers(c: Config): string[] {
-  return (c.get<string[] | undefined>('transport.servers') ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  return (c.get<string[] | undefined>('transport.servers') ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** The Redis URL of the user index: `userIndex.url`, else `transport.url` (checked by {@link requireFor}). */
@@ -158,12 +161,15 @@ export function userIndexUrl(c: Config): string {
 /** Checks the transport keys: a Redis URL for redis; NATS URLs and a Redis URL for the user index for nats. */
 function requireTransport(c: Config): void {
   if (c.get<string>('transport.type') === 'redis') {
-    if (!c.values.has('transport.url')) throw new ConfigError(`transport.url: missing; accepted: a Redis URL such as redis://127.0.0.1:6379 (or ${envName('transport.url')})`);
+    if (!c.values.has('transport.url'))
+      throw new ConfigError(`transport.url: missing; accepted: a Redis URL such as redis://127.0.0.1:6379 (or ${envName('transport.url')})`);
     return;
   }
   const servers = natsServers(c);
   if (servers.length === 0) {
-    throw new ConfigError(`transport.servers: missing while transport.type is nats; accepted: NATS URL(s) such as nats://127.0.0.1:4222 (or ${envName('transport.servers')})`);
+    throw new ConfigError(
+      `transport.servers: missing while transport.type is nats; accepted: NATS URL(s) such as nats://127.0.0.1:4222 (or ${envName('transport.servers')})`,
+    );
   }
   for (const url of servers) {
     let scheme: string;
@@ -173,7 +179,9 @@ function requireTransport(c: Config): void {
       scheme = '';
     }
     if (!NATS_SCHEMES.includes(scheme)) {
-      throw new ConfigError(`transport.servers: got ${JSON.stringify(maskUrl(url))}; accepted: NATS URLs (${NATS_SCHEMES.map((s) => `${s}//`).join(', ')}) such as nats://127.0.0.1:4222`);
+      throw new ConfigError(
+        `transport.servers: got ${JSON.stringify(maskUrl(url))}; accepted: NATS URLs (${NATS_SCHEMES.map((s) => `${s}//`).join(', ')}) such as nats://127.0.0.1:4222`,
+      );
     }
   }
   if (!c.values.has('userIndex.url') && !c.values.has('transport.url')) {
@@ -187,7 +195,8 @@ function requireTransport(c: Config): void {
 export function requireFor(c: Config, command: 'gate' | 'modules'): void {
   requireTransport(c);
   if (command === 'modules') {
-    if (!(c.get<string[]>('modules')?.length > 0)) throw new ConfigError('modules: missing; accepted: a list of JS files default-exporting defineModule(...)');
+    if (!(c.get<string[]>('modules')?.length > 0))
+      throw new ConfigError('modules: missing; accepted: a list of JS files default-exporting defineModule(...)');
     return;
   }
   const tls = c.get<boolean>('mqtts.enabled') || c.get<boolean>('wss.enabled');

@@ -151,7 +151,12 @@ export async function loadModule(file: string): Promise<ModuleDefinition> {
   let def = mod.default;
   // A CommonJS file compiled from `export default` nests it once more.
   if (def && typeof def === 'object' && 'default' in def && !('handlers' in def)) def = (def as { default: unknown }).default;
-  if (!def || typeof def !== 'object' || typeof (def as ModuleDefinition).type !== 'string' || typeof (def as ModuleDefinition).handlers !== 'object') {
+  if (
+    !def ||
+    typeof def !== 'object' ||
+    typeof (def as ModuleDefinition).type !== 'string' ||
+    typeof (def as ModuleDefinition).handlers !== 'object'
+  ) {
     throw new ConfigError(`modules: ${file} must default-export defineModule({ type, handlers }), got ${typeof def}`);
   }
   return def as ModuleDefinition;
@@ -168,5 +173,10 @@ export async function runModules(c: Config): Promise<void> {
   for (const d of defs) app.module(d);
   await app.start();
   console.log(`mqgate modules ready: ${defs.map((d) => d.type).join(', ')}`);
-  onSignals(logger, () => app.stop(), () => undefined, [() => userIndex.close(), () => transport.close()]);
+  onSignals(
+    logger,
+    () => app.stop(),
+    () => undefined,
+    [() => userIndex.close(), () => transport.close()],
+  );
 }

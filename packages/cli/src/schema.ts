@@ -51,7 +51,12 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
 
 /** Every key of a `mqgate gate` / `mqgate modules` config file, with kind, default and meaning. */
 export const FIELDS: Field[] = [
-  { key: 'transport.type', kind: { type: 'enum', values: ['redis', 'nats'] }, default: 'redis', doc: 'how the gate and the modules talk: over Redis, or over NATS (the user index and sessions stay on Redis)' },
+  {
+    key: 'transport.type',
+    kind: { type: 'enum', values: ['redis', 'nats'] },
+    default: 'redis',
+    doc: 'how the gate and the modules talk: over Redis, or over NATS (the user index and sessions stay on Redis)',
+  },
   { key: 'transport.url', kind: STR, doc: 'Redis URL (required with transport.type redis), e.g. redis://127.0.0.1:6379', secret: true },
   {
     key: 'transport.servers',
@@ -59,9 +64,19 @@ export const FIELDS: Field[] = [
     doc: 'NATS server URL(s) (required with transport.type nats), e.g. nats://127.0.0.1:4222; a list or one comma-separated string (as NATS_URL), several for a cluster',
     secret: true,
   },
-  { key: 'transport.prefix', kind: STR, default: 'mqgate:', doc: 'prefix of every Redis key and channel (NATS subjects: the same without a trailing `:`)' },
+  {
+    key: 'transport.prefix',
+    kind: STR,
+    default: 'mqgate:',
+    doc: 'prefix of every Redis key and channel (NATS subjects: the same without a trailing `:`)',
+  },
   { key: 'transport.timeout', kind: MS, default: 10_000, doc: 'ms, default deadline of every call' },
-  { key: 'transport.registryTtl', kind: { type: 'int', min: 100, max: 2 ** 31 - 1 }, default: 20_000, doc: 'ms a server stays registered without a refresh' },
+  {
+    key: 'transport.registryTtl',
+    kind: { type: 'int', min: 100, max: 2 ** 31 - 1 },
+    default: 20_000,
+    doc: 'ms a server stays registered without a refresh',
+  },
   { key: 'serverId', kind: STR, doc: 'node id of the gate (default gate@<random>)' },
   { key: 'tcp.enabled', kind: BOOL, default: true, doc: 'MQTT over TCP listener' },
   { key: 'tcp.port', kind: PORT, default: 3563, doc: 'its port' },
@@ -89,16 +104,29 @@ export const FIELDS: Field[] = [
   { key: 'userIndex.url', kind: STR, doc: 'Redis URL of the user index (default: transport.url; required with transport.type nats)', secret: true },
   { key: 'storage.url', kind: STR, doc: 'Redis URL of the storage (default: userIndex.url)', secret: true },
   { key: 'storage.ttl', kind: MS, default: 86_400_000, doc: 'ms a stored session lives' },
-  { key: 'duplicateLogin.policy', kind: { type: 'enum', values: ['allow', 'kick-old', 'reject-new'] }, default: 'allow', doc: 'what a second login of a user does' },
+  {
+    key: 'duplicateLogin.policy',
+    kind: { type: 'enum', values: ['allow', 'kick-old', 'reject-new'] },
+    default: 'allow',
+    doc: 'what a second login of a user does',
+  },
   { key: 'duplicateLogin.maxSessionsPerUser', kind: { type: 'int', min: 1, max: 1_000_000 }, doc: 'cap of sessions per user' },
   ...GATE_KEYS.map(([name, kind, doc]): Field => ({ key: `gate.${name}`, kind, default: DEFAULTS[name], doc })),
   { key: 'modules', kind: LIST, doc: '`mqgate modules`: JS files default-exporting defineModule(...), relative to the config file' },
-  { key: 'log.level', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino level' },
+  {
+    key: 'log.level',
+    kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    default: 'info',
+    doc: 'pino level',
+  },
 ];
 
 /** `gate.maxConnections` → `MQGATE_GATE_MAX_CONNECTIONS`. */
 export function envName(key: string): string {
-  return `MQGATE_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+  return `MQGATE_${key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/\./g, '_')
+    .toUpperCase()}`;
 }
 
 /** What a kind accepts, for error messages and the README. */

@@ -28,10 +28,19 @@ describe('config with transport.type nats', () => {
   test('missing or bad transport.servers, and a missing Redis for the user index, are errors naming the key; exit 2', () => {
     const missing = run(['gate', '--check', '--config', tempConfig('transport:\n  type: nats\nuserIndex:\n  url: redis://x\n')]);
     expect(missing.code).toBe(2);
-    expect(missing.err).toContain('transport.servers: missing while transport.type is nats; accepted: NATS URL(s) such as nats://127.0.0.1:4222 (or MQGATE_TRANSPORT_SERVERS)');
-    const bad = run(['gate', '--check', '--config', tempConfig('transport:\n  type: nats\n  servers: [nats://a:4222, "http://b:80"]\nuserIndex:\n  url: redis://x\n')]);
+    expect(missing.err).toContain(
+      'transport.servers: missing while transport.type is nats; accepted: NATS URL(s) such as nats://127.0.0.1:4222 (or MQGATE_TRANSPORT_SERVERS)',
+    );
+    const bad = run([
+      'gate',
+      '--check',
+      '--config',
+      tempConfig('transport:\n  type: nats\n  servers: [nats://a:4222, "http://b:80"]\nuserIndex:\n  url: redis://x\n'),
+    ]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain('transport.servers: got "http://b:80"; accepted: NATS URLs (nats://, tls://, ws://, wss://) such as nats://127.0.0.1:4222');
+    expect(bad.err).toContain(
+      'transport.servers: got "http://b:80"; accepted: NATS URLs (nats://, tls://, ws://, wss://) such as nats://127.0.0.1:4222',
+    );
     const noRedis = run(['modules', '--check', '--config', tempConfig('transport:\n  type: nats\n  servers: nats://a:4222\nmodules: [m.js]\n')]);
     expect(noRedis.code).toBe(2);
     expect(noRedis.err).toMatch(/userIndex\.url: missing while transport\.type is nats; accepted: a Redis URL/);
@@ -42,7 +51,9 @@ describe('config with transport.type nats', () => {
   test('--check passes on the NATS examples; NATS_URL-style comma lists from the environment; --print-config masks passwords', () => {
     expect(run(['gate', '--check', '--config', join(EXAMPLES, 'gate-nats.yaml')])).toMatchObject({ code: 0, out: 'mqgate gate: config ok\n' });
     expect(run(['modules', '--check', '--config', join(EXAMPLES, 'modules-nats.yaml')]).code).toBe(0);
-    const r = run(['gate', '--print-config', '--config', join(EXAMPLES, 'gate-nats.yaml')], { MQGATE_TRANSPORT_SERVERS: 'nats://u:secret@n1:4222,nats://n2:4222' });
+    const r = run(['gate', '--print-config', '--config', join(EXAMPLES, 'gate-nats.yaml')], {
+      MQGATE_TRANSPORT_SERVERS: 'nats://u:secret@n1:4222,nats://n2:4222',
+    });
     expect(r.code).toBe(0);
     expect(r.out).not.toContain('secret');
     expect(r.out).toContain('nats://u:****@n1:4222,nats://n2:4222');
@@ -63,7 +74,11 @@ describe('mqgate gate and mqgate modules over NATS', () => {
   });
 
   /** Starts the bin and resolves with the output once `ready` matches it. */
-  function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
+  function start(
+    args: string[],
+    env: Record<string, string>,
+    ready: RegExp,
+  ): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -93,7 +108,13 @@ describe('mqgate gate and mqgate modules over NATS', () => {
     };
     const modules = await start(['modules', '--config', join(EXAMPLES, 'modules-nats.yaml')], common, /mqgate modules ready: (.*)\n/);
     expect(modules.line[1]).toBe('user, chat, echo');
-    const ports = { MQGATE_TCP_PORT: '0', MQGATE_WEBSOCKET_PORT: '0', MQGATE_METRICS_PORT: '0', MQGATE_TCP_HOST: '127.0.0.1', MQGATE_METRICS_HOST: '127.0.0.1' };
+    const ports = {
+      MQGATE_TCP_PORT: '0',
+      MQGATE_WEBSOCKET_PORT: '0',
+      MQGATE_METRICS_PORT: '0',
+      MQGATE_TCP_HOST: '127.0.0.1',
+      MQGATE_METRICS_HOST: '127.0.0.1',
+    };
     const gate = await start(['gate', '--config', join(EXAMPLES, 'gate-nats.yaml')], { ...common, ...ports }, /mqgate gate listening: (.*)\n/);
     const addr = Object.fromEntries(gate.line[1].split(' ').map((kv) => kv.split('=')));
     const tcpPort = addr.tcp.split(':').pop();

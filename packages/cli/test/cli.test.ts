@@ -37,15 +37,22 @@ describe('config', () => {
     expect(run(['gate', '--check', '--config', tempConfig('transport:\n  url: redis://x\ntcp:\n  prot: 1\n')]).err).toMatch(/unknown key tcp\.prot/);
     const env = run(['gate', '--check', '--config', tempConfig('transport:\n  url: redis://x\n')], { MQGATE_DUPLICATE_LOGIN_POLICY: 'sometimes' });
     expect(env.code).toBe(2);
-    expect(env.err).toContain('duplicateLogin.policy (from MQGATE_DUPLICATE_LOGIN_POLICY): got "sometimes"; accepted: one of allow, kick-old, reject-new');
+    expect(env.err).toContain(
+      'duplicateLogin.policy (from MQGATE_DUPLICATE_LOGIN_POLICY): got "sometimes"; accepted: one of allow, kick-old, reject-new',
+    );
     expect(run(['modules', '--check', '--config', tempConfig('transport:\n  url: redis://x\n')]).err).toMatch(/modules: missing/);
-    expect(run(['gate', '--check', '--config', tempConfig('mqtts:\n  enabled: true\ntransport:\n  url: redis://x\n')]).err).toMatch(/tls\.key \/ tls\.cert: missing/);
+    expect(run(['gate', '--check', '--config', tempConfig('mqtts:\n  enabled: true\ntransport:\n  url: redis://x\n')]).err).toMatch(
+      /tls\.key \/ tls\.cert: missing/,
+    );
   });
 
   test('--check passes on the examples; --print-config shows defaults and env overrides, secrets masked', () => {
     expect(run(['gate', '--check', '--config', join(EXAMPLES, 'gate.yaml')])).toMatchObject({ code: 0, out: 'mqgate gate: config ok\n' });
     expect(run(['modules', '--check', '--config', join(EXAMPLES, 'modules.yaml')]).code).toBe(0);
-    const r = run(['gate', '--print-config', '--config', join(EXAMPLES, 'gate.yaml')], { MQGATE_TRANSPORT_URL: 'redis://:hunter2@db:6379', MQGATE_GATE_MAX_CONNECTIONS: '5000' });
+    const r = run(['gate', '--print-config', '--config', join(EXAMPLES, 'gate.yaml')], {
+      MQGATE_TRANSPORT_URL: 'redis://:hunter2@db:6379',
+      MQGATE_GATE_MAX_CONNECTIONS: '5000',
+    });
     expect(r.code).toBe(0);
     expect(r.out).not.toContain('hunter2');
     expect(r.out).toContain('url: redis://:****@db:6379');
@@ -57,7 +64,9 @@ describe('config', () => {
     for (const f of FIELDS.filter((x) => x.key.startsWith('gate.'))) expect(f.default).toEqual(DEFAULTS[f.key.slice(5) as keyof typeof DEFAULTS]);
     expect(envName('gate.maxConnectionsPerIp')).toBe('MQGATE_GATE_MAX_CONNECTIONS_PER_IP');
     expect(() => loadConfig(tempConfig('[1, 2]'))).toThrow(ConfigError);
-    expect(loadConfig(undefined, { MQGATE_TRANSPORT_URL: 'redis://y', MQGATE_GATE_TRUSTED_PROXIES: '[10.0.0.1, 10.0.0.2]' }).get('gate.trustedProxies')).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(
+      loadConfig(undefined, { MQGATE_TRANSPORT_URL: 'redis://y', MQGATE_GATE_TRUSTED_PROXIES: '[10.0.0.1, 10.0.0.2]' }).get('gate.trustedProxies'),
+    ).toEqual(['10.0.0.1', '10.0.0.2']);
   });
 });
 
@@ -76,7 +85,11 @@ describe('gate and modules from the example configs', () => {
   });
 
   /** Starts the bin and resolves with the output once `ready` matches it. */
-  function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
+  function start(
+    args: string[],
+    env: Record<string, string>,
+    ready: RegExp,
+  ): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -102,8 +115,21 @@ describe('gate and modules from the example configs', () => {
     const common = { MQGATE_TRANSPORT_URL: redis.url, MQGATE_TRANSPORT_PREFIX: prefix, MQGATE_LOG_LEVEL: 'warn' };
     const modules = await start(['modules', '--config', join(EXAMPLES, 'modules.yaml')], common, /mqgate modules ready: (.*)\n/);
     expect(modules.line[1]).toBe('user, chat, echo');
-    const ports = { MQGATE_TCP_PORT: '0', MQGATE_WEBSOCKET_PORT: '0', MQGATE_MQTTS_PORT: '0', MQGATE_WSS_PORT: '0', MQGATE_METRICS_PORT: '0', MQGATE_TCP_HOST: '127.0.0.1', MQGATE_MQTTS_HOST: '127.0.0.1', MQGATE_METRICS_HOST: '127.0.0.1' };
-    const gate = await start(['gate', '--config', join(EXAMPLES, 'gate.yaml')], { ...common, ...ports, MQGATE_TLS_KEY: pki.serverKey, MQGATE_TLS_CERT: pki.serverCert }, /mqgate gate listening: (.*)\n/);
+    const ports = {
+      MQGATE_TCP_PORT: '0',
+      MQGATE_WEBSOCKET_PORT: '0',
+      MQGATE_MQTTS_PORT: '0',
+      MQGATE_WSS_PORT: '0',
+      MQGATE_METRICS_PORT: '0',
+      MQGATE_TCP_HOST: '127.0.0.1',
+      MQGATE_MQTTS_HOST: '127.0.0.1',
+      MQGATE_METRICS_HOST: '127.0.0.1',
+    };
+    const gate = await start(
+      ['gate', '--config', join(EXAMPLES, 'gate.yaml')],
+      { ...common, ...ports, MQGATE_TLS_KEY: pki.serverKey, MQGATE_TLS_CERT: pki.serverCert },
+      /mqgate gate listening: (.*)\n/,
+    );
     const addr = Object.fromEntries(gate.line[1].split(' ').map((kv) => kv.split('=')));
     const mqttsPort = addr.mqtts.split(':').pop();
     const metricsPort = addr.metrics.split(':').pop();

@@ -44,7 +44,9 @@ test('Prometheus scrapes both gates with a config file from the repo; every moun
   const mounts = Object.values(s).flatMap((svc) => svc.volumes ?? []);
   for (const v of mounts.filter((m) => m.startsWith('./'))) expect(existsSync(join(ROOT, v.split(':')[0]))).toBe(true);
   const prom = s.prometheus.volumes!.find((v) => v.includes('prometheus.yml'))!.split(':')[0];
-  const scrape = parse(readFileSync(join(ROOT, prom), 'utf8')) as { scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[] };
+  const scrape = parse(readFileSync(join(ROOT, prom), 'utf8')) as {
+    scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
+  };
   expect(scrape.scrape_configs[0].metrics_path).toBe('/metrics');
   expect(scrape.scrape_configs[0].static_configs[0].targets).toEqual(['gate1:9563', 'gate2:9563']);
 });

@@ -19,4 +19,11 @@ export {
 } from './module';
 export { ModuleHost, type ModuleHostOptions } from './module-host';
 export { App, createApp, type AppEvents, type AppOptions } from './app';
-export { replyWithProperties, REPLY_PROPERTIES_TAG, type Mqtt5PushProperties, type Mqtt5Request, type ReplyProperties, type UserProperties } from '@mqgate/rpc';
+export {
+  replyWithProperties,
+  REPLY_PROPERTIES_TAG,
+  type Mqtt5PushProperties,
+  type Mqtt5Request,
+  type ReplyProperties,
+  type UserProperties,
+} from '@mqgate/rpc';

@@ -168,7 +168,8 @@ export class ModuleHost implements AppComponent {
       });
       clearTimeout(timer);
       this.onDrained = undefined;
-      if (!drained) mctx.logger.warn({ ...log, inFlight: this.inFlight, stopTimeoutMs: this.stopTimeout }, 'stop timed out; abandoning calls in flight');
+      if (!drained)
+        mctx.logger.warn({ ...log, inFlight: this.inFlight, stopTimeoutMs: this.stopTimeout }, 'stop timed out; abandoning calls in flight');
     }
     this.handle = undefined;
     try {
@@ -187,7 +188,8 @@ export class ModuleHost implements AppComponent {
     const handler = Object.prototype.hasOwnProperty.call(handlers, fn) ? handlers[fn] : undefined;
     if (!handler) throw new FunctionNotFoundError(this.name, fn);
     const [rawSession, rawPayload] = args;
-    if (!isSessionData(rawSession)) throw new RpcError(`${this.name}/${fn}: argument 0 must be a session, got ${describe(rawSession)}`, 'BAD_ARGUMENT');
+    if (!isSessionData(rawSession))
+      throw new RpcError(`${this.name}/${fn}: argument 0 must be a session, got ${describe(rawSession)}`, 'BAD_ARGUMENT');
     const payload = toPayload(rawPayload);
     if (payload === undefined) {
       throw new RpcError(`${this.name}/${fn}: argument 1 must be a JSON object or bytes, got ${describe(rawPayload)}`, 'BAD_ARGUMENT');

@@ -81,7 +81,9 @@ export function defineModule<H extends Handlers>(spec: ModuleSpec<H>): ModuleDef
   if (typeof spec !== 'object' || spec === null) throw new TypeError(`defineModule: expected { type, handlers }, got ${describe(spec)}`);
   const { type, handlers, onStart, onStop } = spec;
   if (typeof type !== 'string' || type === '' || /[/@]/.test(type)) {
-    throw new TypeError(`defineModule: type must be a non-empty string without "/" or "@", got ${typeof type === 'string' ? JSON.stringify(type) : describe(type)}`);
+    throw new TypeError(
+      `defineModule: type must be a non-empty string without "/" or "@", got ${typeof type === 'string' ? JSON.stringify(type) : describe(type)}`,
+    );
   }
   if (typeof handlers !== 'object' || handlers === null || Array.isArray(handlers)) {
     throw new TypeError(`defineModule(${type}): handlers must be an object of functions, got ${describe(handlers)}`);
@@ -95,8 +97,10 @@ export function defineModule<H extends Handlers>(spec: ModuleSpec<H>): ModuleDef
     if (typeof fn !== 'function') throw new TypeError(`defineModule(${type}): handler ${name} must be a function, got ${describe(fn)}`);
     copy[name] = fn as Handler;
   }
-  if (onStart !== undefined && typeof onStart !== 'function') throw new TypeError(`defineModule(${type}): onStart must be a function, got ${describe(onStart)}`);
-  if (onStop !== undefined && typeof onStop !== 'function') throw new TypeError(`defineModule(${type}): onStop must be a function, got ${describe(onStop)}`);
+  if (onStart !== undefined && typeof onStart !== 'function')
+    throw new TypeError(`defineModule(${type}): onStart must be a function, got ${describe(onStart)}`);
+  if (onStop !== undefined && typeof onStop !== 'function')
+    throw new TypeError(`defineModule(${type}): onStop must be a function, got ${describe(onStop)}`);
   return Object.freeze({
     type,
     handlers: Object.freeze(copy) as Readonly<H>,

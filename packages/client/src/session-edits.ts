@@ -44,4 +44,3 @@ export function define(obj: Record<string, string>, key: string, value: string):
 export function newSpanId(): string {
   return randomBytes(8).toString('hex');
 }
-

@@ -55,7 +55,6 @@ function pushProperties(verb: string, properties: unknown): Mqtt5PushProperties 
 /** One call of the gate's session service, given the stub and this session's id. */
 type Verb<T> = (gate: GateClient, sessionId: string) => Promise<T>;
 
-
 /**
  * The session a module handler receives: a local copy of the gate's session for one
  * request (mqant's `gate.Session` on the backend side).
@@ -96,7 +95,8 @@ export class Session {
    */
   constructor(data: SessionData, transport: RpcTransport, options: SessionOptions = {}) {
     if (typeof data !== 'object' || data === null) throw new TypeError(`Session: data must be a SessionData, got ${describe(data)}`);
-    if (typeof transport !== 'object' || transport === null) throw new TypeError(`Session: transport must be an RpcTransport, got ${describe(transport)}`);
+    if (typeof transport !== 'object' || transport === null)
+      throw new TypeError(`Session: transport must be an RpcTransport, got ${describe(transport)}`);
     checkRule('Session', options.guestRule);
     if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout >= 0)) {
       throw new TypeError(`Session: timeout must be a number of ms >= 0, got ${describe(options.timeout)}`);

@@ -35,7 +35,11 @@ describe('App', () => {
   it('stops the started components when one fails to start, and rethrows its error', async () => {
     const log: string[] = [];
     const boom = new Error('port in use');
-    const app = createApp().use(component('a', log)).use(component('b', log)).use(component('gate', log, { start: boom })).use(component('d', log));
+    const app = createApp()
+      .use(component('a', log))
+      .use(component('b', log))
+      .use(component('gate', log, { start: boom }))
+      .use(component('d', log));
     const errors: unknown[] = [];
     app.on('error', (err, c) => errors.push([err, c?.name]));
     await expect(app.start()).rejects.toBe(boom);
@@ -54,7 +58,10 @@ describe('App', () => {
   it('stop() stops every component even when some fail, then throws one AggregateError', async () => {
     const log: string[] = [];
     const e1 = new Error('b failed');
-    const app = createApp().use(component('a', log)).use(component('b', log, { stop: e1 })).use(component('c', log));
+    const app = createApp()
+      .use(component('a', log))
+      .use(component('b', log, { stop: e1 }))
+      .use(component('c', log));
     await app.start();
     const err: unknown = await app.stop().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AggregateError);

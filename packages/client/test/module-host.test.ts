@@ -1,4 +1,14 @@
-import { InProcessTransport, MemoryUserIndex, REPLY_PROPERTIES_TAG, UserDirectory, makeSessionData, silentLogger, type AppContext, type Logger, type RpcValue } from '@mqgate/rpc';
+import {
+  InProcessTransport,
+  MemoryUserIndex,
+  REPLY_PROPERTIES_TAG,
+  UserDirectory,
+  makeSessionData,
+  silentLogger,
+  type AppContext,
+  type Logger,
+  type RpcValue,
+} from '@mqgate/rpc';
 import { ModuleHost, Session, defineModule, replyWithProperties, type Handler, type HandlerContext, type ModuleContext } from '@mqgate/client';
 import { FakeGate } from './helpers/fake-gate';
 
@@ -138,7 +148,10 @@ describe('ModuleHost', () => {
       defineModule({ type: 'chat', handlers: { HD_big: () => ({ n: [1, 2n] }), HD_cycle: () => cyclic, HD_date: () => ({ at: new Date(0) }) } }),
     );
     await host.start(ctx);
-    await expect(request('HD_big', {})).rejects.toMatchObject({ code: 'BAD_RESULT', message: expect.stringContaining('the result.n[1] is a bigint') });
+    await expect(request('HD_big', {})).rejects.toMatchObject({
+      code: 'BAD_RESULT',
+      message: expect.stringContaining('the result.n[1] is a bigint'),
+    });
     await expect(request('HD_cycle', {})).rejects.toMatchObject({ code: 'BAD_RESULT', message: expect.stringContaining('refers back to itself') });
     await expect(request('HD_date', {})).resolves.toEqual({ at: new Date(0) });
     await host.stop();

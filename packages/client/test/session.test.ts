@@ -396,6 +396,8 @@ describe('Session and MQTT 5 clients', () => {
   test('bad push properties throw a TypeError naming the verb', async () => {
     const s = new Session(gate.connect(), transport);
     await expect(s.send('t', 'x', { messageExpiryInterval: 0 })).rejects.toThrow(/Session.send: messageExpiryInterval/);
-    await expect(s.broadcast('t', 'x', { userProperties: { a: [1] as unknown as string[] } })).rejects.toThrow(/Session.broadcast: userProperties\["a"\]/);
+    await expect(s.broadcast('t', 'x', { userProperties: { a: [1] as unknown as string[] } })).rejects.toThrow(
+      /Session.broadcast: userProperties\["a"\]/,
+    );
   });
 });

@@ -50,7 +50,8 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -67,7 +68,8 @@ export const MIN_JWT_SECRET_BYTES = 32;
 function jwtSecret(env: NodeJS.ProcessEnv): string | undefined {
   const raw = env.MQGATE_JWT_SECRET;
   if (raw === undefined || raw === '') return undefined;
-  if (Buffer.byteLength(raw, 'utf8') < MIN_JWT_SECRET_BYTES) throw new ConfigError(`MQGATE_JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes`);
+  if (Buffer.byteLength(raw, 'utf8') < MIN_JWT_SECRET_BYTES)
+    throw new ConfigError(`MQGATE_JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes`);
   return raw;
 }
 
@@ -78,7 +80,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const redisUrl = env.REDIS_URL || undefined;
   if (role !== 'all' && transport === 'inprocess') throw new ConfigError(`MQGATE_ROLE=${role} needs MQGATE_TRANSPORT=redis or nats`);
   if (transport === 'redis' && !redisUrl) throw new ConfigError('MQGATE_TRANSPORT=redis needs REDIS_URL, e.g. redis://127.0.0.1:6379');
-  if (role !== 'all' && !redisUrl) throw new ConfigError(`MQGATE_ROLE=${role} needs REDIS_URL (the user index and sessions are shared in Redis), e.g. redis://127.0.0.1:6379`);
+  if (role !== 'all' && !redisUrl)
+    throw new ConfigError(`MQGATE_ROLE=${role} needs REDIS_URL (the user index and sessions are shared in Redis), e.g. redis://127.0.0.1:6379`);
   const max = env.MQGATE_MAX_SESSIONS_PER_USER;
   return {
     role,

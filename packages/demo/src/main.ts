@@ -18,11 +18,25 @@ async function main(config: DemoConfig): Promise<void> {
   const logger = pino({ level: config.logLevel });
   const redis = config.transport === 'redis';
   const transport: RpcTransport = redis
-    ? new RedisTransport({ url: config.redisUrl, prefix: config.prefix, defaultTimeout: config.rpcTimeout, registryTtl: config.registryTtl, registryInterval: Math.max(50, Math.floor(config.registryTtl / 2)), logger })
+    ? new RedisTransport({
+        url: config.redisUrl,
+        prefix: config.prefix,
+        defaultTimeout: config.rpcTimeout,
+        registryTtl: config.registryTtl,
+        registryInterval: Math.max(50, Math.floor(config.registryTtl / 2)),
+        logger,
+      })
     : config.transport === 'nats'
-      ? new NatsTransport({ servers: config.natsUrl, prefix: natsPrefix(config.prefix), defaultTimeout: config.rpcTimeout, registryTtl: config.registryTtl, logger })
+      ? new NatsTransport({
+          servers: config.natsUrl,
+          prefix: natsPrefix(config.prefix),
+          defaultTimeout: config.rpcTimeout,
+          registryTtl: config.registryTtl,
+          logger,
+        })
       : new InProcessTransport({ defaultTimeout: config.rpcTimeout });
-  const userIndex: UserIndex = config.redisUrl && config.transport !== 'inprocess' ? new RedisUserIndex({ url: config.redisUrl, prefix: config.prefix }) : new MemoryUserIndex();
+  const userIndex: UserIndex =
+    config.redisUrl && config.transport !== 'inprocess' ? new RedisUserIndex({ url: config.redisUrl, prefix: config.prefix }) : new MemoryUserIndex();
   const storage: (StorageHandler & { close(): Promise<void> | void }) | undefined =
     config.role === 'modules'
       ? undefined
@@ -31,7 +45,11 @@ async function main(config: DemoConfig): Promise<void> {
         : new MemoryStorage({ ttl: config.sessionTtl });
 
   const app = createApp({ transport, logger, userIndex });
-  if (config.role !== 'gate') app.module(createUserModule({ jwt: config.jwtSecret !== undefined })).module(chatModule).module(echoModule);
+  if (config.role !== 'gate')
+    app
+      .module(createUserModule({ jwt: config.jwtSecret !== undefined }))
+      .module(chatModule)
+      .module(echoModule);
   let gate: Gate | undefined;
   if (config.role !== 'modules') {
     gate = new Gate({

@@ -12,7 +12,12 @@ const USAGE = 'usage: MQGATE_JWT_SECRET=<secret> npm run token -- <userId> [--tt
  */
 export function mintToken(secret: string, userId: string, ttlSeconds = DEFAULT_TOKEN_TTL): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(userId).setIssuedAt(now).setExpirationTime(now + ttlSeconds).sign(new TextEncoder().encode(secret));
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(userId)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSeconds)
+    .sign(new TextEncoder().encode(secret));
 }
 
 /**

@@ -66,13 +66,27 @@ test('the smoke run exits 0 and prints a progress line per scenario', () => {
 
 test('every scenario ran and produced numbers (or was skipped for a missing binary or transport)', () => {
   const names = Object.keys(results.scenarios);
-  for (const prefix of ['request-reply tcp', 'request-reply ws', 'open-loop', 'connection rate (tcp', 'push fan-out', 'profile: mqgate', 'idle memory mqgate tcp', 'idle memory bare ws', 'idle memory aedes tcp', 'connection rate with a Redis', 'redis storage', 'redis transport']) {
+  for (const prefix of [
+    'request-reply tcp',
+    'request-reply ws',
+    'open-loop',
+    'connection rate (tcp',
+    'push fan-out',
+    'profile: mqgate',
+    'idle memory mqgate tcp',
+    'idle memory bare ws',
+    'idle memory aedes tcp',
+    'connection rate with a Redis',
+    'redis storage',
+    'redis transport',
+  ]) {
     expect(names.some((n) => n.startsWith(prefix))).toBe(true);
   }
   for (const [name, s] of Object.entries(results.scenarios)) {
     expect({ name, status: s.status, error: s.error }).toEqual({ name, status: s.status === 'skipped' ? 'skipped' : 'ok', error: undefined });
     if (s.status === 'skipped') expect(s.note).toMatch(/no Redis|RedisTransport not available|mosquitto/);
-    else if (!name.startsWith('setup') && !name.startsWith('teardown')) expect({ name, numbers: hasNumbers(s.data) }).toEqual({ name, numbers: true });
+    else if (!name.startsWith('setup') && !name.startsWith('teardown'))
+      expect({ name, numbers: hasNumbers(s.data) }).toEqual({ name, numbers: true });
   }
   expect(results.targets.length).toBeGreaterThanOrEqual(6);
 });

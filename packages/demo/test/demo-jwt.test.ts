@@ -46,13 +46,18 @@ test.each([4, 5] as const)('level %i: a token from `npm run token` logs in at CO
 test('without a token, or with one signed by another secret, CONNECT is refused', async () => {
   await expect(connect(demo.tcpUrl, { clientId: 'no-token' })).rejects.toMatchObject({ code: 4 });
   await expect(connect(demo.wsUrl, { protocolVersion: 5, username: 'u', password: 'not-a-token' })).rejects.toMatchObject({ code: 0x86 });
-  const { stdout } = await run(process.execPath, [TOKEN_JS, 'bob'], { env: { ...process.env, MQGATE_JWT_SECRET: 'another-secret-0123456789abcdef0123456' } });
+  const { stdout } = await run(process.execPath, [TOKEN_JS, 'bob'], {
+    env: { ...process.env, MQGATE_JWT_SECRET: 'another-secret-0123456789abcdef0123456' },
+  });
   await expect(connect(demo.tcpUrl, { username: 'u', password: stdout.trim() })).rejects.toMatchObject({ code: 4 });
 });
 
 test('the token script refuses to run without MQGATE_JWT_SECRET, and the demo refuses a short one', async () => {
   const env = { ...process.env };
   delete env.MQGATE_JWT_SECRET;
-  await expect(run(process.execPath, [TOKEN_JS, 'bob'], { env })).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('MQGATE_JWT_SECRET is not set') });
+  await expect(run(process.execPath, [TOKEN_JS, 'bob'], { env })).rejects.toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining('MQGATE_JWT_SECRET is not set'),
+  });
   await expect(startDemo({ MQGATE_JWT_SECRET: 'short' })).rejects.toThrow(/MQGATE_JWT_SECRET must be at least 32 bytes/);
 });

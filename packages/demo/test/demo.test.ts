@@ -95,7 +95,20 @@ test.each([
 });
 
 test('mosquitto_rr in its default mode (MQTT 5, Response Topic, no msgid) gets the envelope back', async () => {
-  const echo = await run('mosquitto_rr', ['-h', '127.0.0.1', '-p', String(demo.tcpPort), '-W', '5', '-t', 'echo/HD_echo', '-e', 'some/response', '-m', '{"a":1}']);
+  const echo = await run('mosquitto_rr', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(demo.tcpPort),
+    '-W',
+    '5',
+    '-t',
+    'echo/HD_echo',
+    '-e',
+    'some/response',
+    '-m',
+    '{"a":1}',
+  ]);
   expect(JSON.parse(echo.stdout)).toEqual({ Trace: expect.any(String), Error: '', Result: { a: 1 } });
   // With Correlation Data and a User Property, printed with the reply's properties (-F %j).
   const args = ['-h', '127.0.0.1', '-p', String(demo.tcpPort), '-W', '5', '-t', 'echo/HD_echo', '-e', 'some/response', '-m', '{"b":2}', '-F', '%j'];

@@ -15,7 +15,6 @@ const ITERATIONS = 25;
 
 const shared = sharedRedis();
 
-
 interface Counts {
   total: { total: number; bound: number; guests: number };
 }

@@ -173,7 +173,7 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
   // registered while they run: the window every real crash has (20 s by default).
   const window = { MQGATE_REGISTRY_TTL_MS: '10000', MQGATE_RPC_TIMEOUT_MS: '1500' };
 
-  test('kick-old: the killed gate\'s client logs in on the other gate at once, and the reply agrees with the session', async () => {
+  test("kick-old: the killed gate's client logs in on the other gate at once, and the reply agrees with the session", async () => {
     const { a, b } = await twoGates('split-gate-kill-kick', { ...window, MQGATE_DUPLICATE_LOGIN: 'kick-old' });
     const u = await login(a.tcpUrl, 'ursula');
     await ok(u, 'user/HD_set', { key: 'seat', value: '12' });
@@ -209,7 +209,10 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
     expect(Date.now() - killedAt).toBeLessThan(2500); // the TTL is 10 s
     // once she is offline, the counts have dropped the dead gate too (and stay so)
     for (let i = 0; i < 3; i++) {
-      expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({ total: { total: 1, bound: 0, guests: 1, detached: 0 }, gates: { [ids.b]: { total: 1, bound: 0, guests: 1, detached: 0 } } });
+      expect(await ok<Counts>(observer, 'user/HD_count')).toEqual({
+        total: { total: 1, bound: 0, guests: 1, detached: 0 },
+        gates: { [ids.b]: { total: 1, bound: 0, guests: 1, detached: 0 } },
+      });
       expect(await ok(observer, 'user/HD_online', { userId: 'ursula' })).toEqual({ userId: 'ursula', online: false });
     }
   });
@@ -252,11 +255,18 @@ describe('a gate process killed and restarted under the same MQGATE_SERVER_ID', 
     );
 
     const restarted = await procs.gate({ ...env, MQGATE_SERVER_ID: ids.a });
-    expect(await ok<Counts>(observer, 'user/HD_count')).toMatchObject({ total: { total: 1, bound: 0, guests: 1 }, gates: { [ids.a]: { total: 0, bound: 0, guests: 0 } } });
+    expect(await ok<Counts>(observer, 'user/HD_count')).toMatchObject({
+      total: { total: 1, bound: 0, guests: 1 },
+      gates: { [ids.a]: { total: 0, bound: 0, guests: 0 } },
+    });
     // nobody is bound anywhere, so ursula is not online...
     expect(await ok(observer, 'user/HD_online', { userId: 'ursula' })).toEqual({ userId: 'ursula', online: false });
     // ...and may log in, on either gate
     const again = await procs.client(restarted.tcpUrl);
-    expect(await call(again, 'user/HD_login', { userId: 'ursula' })).toEqual({ Trace: expect.any(String), Error: '', Result: { userId: 'ursula', settings: {} } });
+    expect(await call(again, 'user/HD_login', { userId: 'ursula' })).toEqual({
+      Trace: expect.any(String),
+      Error: '',
+      Result: { userId: 'ursula', settings: {} },
+    });
   });
 });

@@ -30,7 +30,11 @@ function cluster(label: string, extra: Record<string, string> = {}) {
   const s = {} as { a: DemoProcess; b: DemoProcess; procs: Tracker; ids: typeof ids; env: Record<string, string> };
   beforeAll(async () => {
     const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: uniquePrefix(label), ...extra };
-    const [a, b] = await Promise.all([procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }), procs.gate({ ...env, MQGATE_SERVER_ID: ids.b }), procs.modules(env)]);
+    const [a, b] = await Promise.all([
+      procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }),
+      procs.gate({ ...env, MQGATE_SERVER_ID: ids.b }),
+      procs.modules(env),
+    ]);
     Object.assign(s, { a, b, procs, ids, env });
   });
   afterEach(() => procs.closeClients());

@@ -12,7 +12,6 @@ import { eventually, isAlive, Tracker, type ModulesProcess } from './helpers/spl
 
 const shared = sharedRedis();
 
-
 /** The registry's servers as Redis holds them: moduleType → pids of their processes. */
 async function registeredPids(prefix: string): Promise<Record<string, number[]>> {
   const info = await shared.db.hgetall(`${prefix}{registry}:info`);

@@ -1,5 +1,14 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { GATE_MODULE_TYPE, gateCallTimeout, gateClient, liveGatesOf, silentLogger, type AppContext, type Logger, type RpcTransport } from '@mqgate/rpc';
+import {
+  GATE_MODULE_TYPE,
+  gateCallTimeout,
+  gateClient,
+  liveGatesOf,
+  silentLogger,
+  type AppContext,
+  type Logger,
+  type RpcTransport,
+} from '@mqgate/rpc';
 import type { GateMetrics } from './metrics';
 import type { ResolvedGateOptions } from './options';
 import { JwtConnect } from './jwt-connect';
@@ -62,7 +71,13 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   if (o.storage) {
     persistence = new SessionPersistence(
       m ? m.observeStorage(o.storage) : o.storage,
-      { heartbeatInterval: o.heartbeatInterval, retryInitialDelay: o.storageRetryDelay, retryMaxDelay: o.storageRetryMaxDelay, limits, resumeWindow: o.resumeWindow },
+      {
+        heartbeatInterval: o.heartbeatInterval,
+        retryInitialDelay: o.storageRetryDelay,
+        retryMaxDelay: o.storageRetryMaxDelay,
+        limits,
+        resumeWindow: o.resumeWindow,
+      },
       () => logger,
     );
     persistence.on('storageError', (f) => emit('storageError', f));
@@ -96,7 +111,19 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     },
   });
   const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
-  const resume = new ResumeManager({ serverId, policy: o, registry, sessions, persistence, storage: o.storage, users, transport, router, logger, emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])) });
+  const resume = new ResumeManager({
+    serverId,
+    policy: o,
+    registry,
+    sessions,
+    persistence,
+    storage: o.storage,
+    users,
+    transport,
+    router,
+    logger,
+    emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])),
+  });
   if (o.resumeWindow > 0) sessions.detached = resume;
   const route: RunRequest = (s: GateSession, p: IPublishPacket) => {
     m?.topicSeen(p.topic);

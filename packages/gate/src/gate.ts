@@ -31,7 +31,6 @@ import type { Wire } from './wire/wire';
 
 export type { GateAddresses } from './gate-listeners';
 
-
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
 
@@ -51,7 +50,6 @@ export interface GateEvents extends SessionEvents {
   /** The TLS certificates of a listener were reloaded (`error` set: the old ones stay). */
   tlsReload: [result: TlsReload];
 }
-
 
 type Conn = MqttConnection<GateSession>;
 
@@ -138,11 +136,15 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
         serveGateService(gateService(runtime.sessions, runtime.resume)),
       );
-      await this.endpoints.open(this.options, (wire) => this.accept(wire), (r) => {
-        if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
-        else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
-        this.safeEmit('tlsReload', r);
-      });
+      await this.endpoints.open(
+        this.options,
+        (wire) => this.accept(wire),
+        (r) => {
+          if (r.error) runtime.logger.error({ listener: r.listener, error: r.error }, 'TLS reload failed; old certificate kept');
+          else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
+          this.safeEmit('tlsReload', r);
+        },
+      );
       this.listening = true;
     } catch (err) {
       await this.stop();
@@ -276,7 +278,10 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const hook = this.options.authenticate;
     const method = packet.properties?.authenticationMethod;
     const refusal = method === undefined || claims ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
-    if (!hook) return method === undefined || claims ? 0 : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
+    if (!hook)
+      return method === undefined || claims
+        ? 0
+        : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
     const verdict = hook({
       clientId: conn.clientId,
       username: packet.username,
@@ -295,7 +300,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       if (v === true) return 0;
       if (typeof v === 'object' && v !== null) {
         const o = v as { returnCode?: number; reasonCode?: number; reasonString?: string };
-        if (typeof o.reasonCode === 'number' && o.reasonCode >= 0x80 && o.reasonCode <= 0xff) return { reasonCode: o.reasonCode, reasonString: o.reasonString };
+        if (typeof o.reasonCode === 'number' && o.reasonCode >= 0x80 && o.reasonCode <= 0xff)
+          return { reasonCode: o.reasonCode, reasonString: o.reasonString };
         if (o.returnCode === 4) return ReasonCode.BadUserNameOrPassword;
       }
       return refusal;

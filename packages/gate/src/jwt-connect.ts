@@ -108,7 +108,10 @@ export class JwtConnect {
     } catch (err) {
       if (!(err instanceof PersistenceError)) return this.bindFailed(conn, session, err);
       // As on a module's Bind: the session is bound; the store catches up when it is back.
-      this.deps.logger.warn({ clientId: conn.clientId, userId: verified.userId, error: err.message }, 'JWT bind at CONNECT: the session store failed');
+      this.deps.logger.warn(
+        { clientId: conn.clientId, userId: verified.userId, error: err.message },
+        'JWT bind at CONNECT: the session store failed',
+      );
     }
     this.tracked.set(session, { userId: verified.userId, deadline: verified.deadline, lastRefresh: 0 });
     return 0;

@@ -100,7 +100,10 @@ export function resolveJwtOptions(o: JwtOptions, d: JwtDefaults, maxUserIdBytes:
   const algorithms = [...(o.algorithms ?? ['HS256'])];
   if (algorithms.length === 0) bad('algorithms must not be empty');
   for (const alg of algorithms) {
-    if (!family.includes(alg)) bad(`algorithm ${JSON.stringify(alg)} cannot be used with ${o.secret !== undefined ? 'secret' : 'a public key'} (allowed: ${family.join(', ')})`);
+    if (!family.includes(alg))
+      bad(
+        `algorithm ${JSON.stringify(alg)} cannot be used with ${o.secret !== undefined ? 'secret' : 'a public key'} (allowed: ${family.join(', ')})`,
+      );
   }
   let key: ResolvedJwtOptions['key'];
   if (o.secret !== undefined) {
@@ -201,7 +204,8 @@ export class JwtVerifier {
     const o = this.options;
     if (token === undefined || token.length === 0) throw new JwtRefusal(ReasonCode.BadUserNameOrPassword, JWT_TEXT.missing, 'no token');
     const size = typeof token === 'string' ? Buffer.byteLength(token, 'utf8') : token.length;
-    if (size > o.maxTokenBytes) throw new JwtRefusal(ReasonCode.BadUserNameOrPassword, JWT_TEXT.tooLarge, `token of ${size} bytes, over maxTokenBytes ${o.maxTokenBytes}`);
+    if (size > o.maxTokenBytes)
+      throw new JwtRefusal(ReasonCode.BadUserNameOrPassword, JWT_TEXT.tooLarge, `token of ${size} bytes, over maxTokenBytes ${o.maxTokenBytes}`);
     const text = typeof token === 'string' ? token : token.toString('utf8');
     let claims: JWTPayload;
     try {
@@ -233,7 +237,11 @@ function classify(err: unknown): JwtRefusal {
     return new JwtRefusal(ReasonCode.NotAuthorized, text, detail);
   }
   // The key set could not be had (timeout, HTTP status, not a JWKS): not the client's fault.
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || (err instanceof errors.JOSEError && err.code === errors.JOSEError.code)) {
+  if (
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid ||
+    (err instanceof errors.JOSEError && err.code === errors.JOSEError.code)
+  ) {
     return new JwtRefusal(ReasonCode.ServerUnavailable, JWT_TEXT.unavailable, detail);
   }
   // Malformed, bad signature, alg not allowed, no key for its kid, key of the wrong type (TypeError).

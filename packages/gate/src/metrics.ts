@@ -59,7 +59,6 @@ export function closeReasonLabel(reason: string): string {
   return 'protocol_error';
 }
 
-
 /** Label values limited to `cap` distinct ones; later ones read `other`. */
 export class LabelCap {
   private readonly seen = new Set<string>();
@@ -123,13 +122,25 @@ export class GateMetrics {
       },
     });
     const counts = (help: string, key: keyof SessionCounts, name: string) =>
-      new Gauge({ name, help, registers, collect: function () { this.set(view.counts()[key] ?? 0); } });
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect: function () {
+          this.set(view.counts()[key] ?? 0);
+        },
+      });
     counts('Sessions connected', 'total', 'mqgate_sessions');
     counts('Sessions bound to a user', 'bound', 'mqgate_sessions_bound');
     counts('Sessions not bound to a user', 'guests', 'mqgate_sessions_guests');
     counts('Bound sessions detached, kept for a resume', 'detached', 'mqgate_sessions_detached');
     this.accepted = new Counter({ name: 'mqgate_connections_accepted_total', help: 'CONNECTs accepted (CONNACK 0)', registers });
-    this.refused = new Counter({ name: 'mqgate_connections_refused_total', help: 'CONNECTs refused, by CONNACK return code', labelNames: ['code'], registers });
+    this.refused = new Counter({
+      name: 'mqgate_connections_refused_total',
+      help: 'CONNECTs refused, by CONNACK return code',
+      labelNames: ['code'],
+      registers,
+    });
     this.closed = new Counter({ name: 'mqgate_connections_closed_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers });
     this.requests = new Counter({
       name: 'mqgate_requests_total',
@@ -137,13 +148,48 @@ export class GateMetrics {
       labelNames: ['module', 'handler', 'outcome'],
       registers,
     });
-    this.latency = new Histogram({ name: 'mqgate_request_duration_seconds', help: 'Time from routing a request to its reply, seconds', labelNames: ['module'], buckets: LATENCY_BUCKETS, registers });
-    this.transportCalls = new Counter({ name: 'mqgate_transport_calls_total', help: 'Transport calls made for client requests, by outcome', labelNames: ['outcome'], registers });
-    this.transportLatency = new Histogram({ name: 'mqgate_transport_call_duration_seconds', help: 'Transport call latency, seconds', buckets: LATENCY_BUCKETS, registers });
-    this.storageCalls = new Counter({ name: 'mqgate_storage_calls_total', help: 'StorageHandler calls, by method and outcome (ok, error)', labelNames: ['method', 'outcome'], registers });
-    this.storageLatency = new Histogram({ name: 'mqgate_storage_call_duration_seconds', help: 'StorageHandler call latency, seconds', labelNames: ['method'], buckets: LATENCY_BUCKETS, registers });
+    this.latency = new Histogram({
+      name: 'mqgate_request_duration_seconds',
+      help: 'Time from routing a request to its reply, seconds',
+      labelNames: ['module'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.transportCalls = new Counter({
+      name: 'mqgate_transport_calls_total',
+      help: 'Transport calls made for client requests, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.transportLatency = new Histogram({
+      name: 'mqgate_transport_call_duration_seconds',
+      help: 'Transport call latency, seconds',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.storageCalls = new Counter({
+      name: 'mqgate_storage_calls_total',
+      help: 'StorageHandler calls, by method and outcome (ok, error)',
+      labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.storageLatency = new Histogram({
+      name: 'mqgate_storage_call_duration_seconds',
+      help: 'StorageHandler call latency, seconds',
+      labelNames: ['method'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     const fromTraffic = (name: string, help: string, read: () => number) =>
-      new Counter({ name, help, registers, collect: function () { this.reset(); this.inc(read()); } });
+      new Counter({
+        name,
+        help,
+        registers,
+        collect: function () {
+          this.reset();
+          this.inc(read());
+        },
+      });
     fromTraffic('mqgate_received_bytes_total', 'Bytes received from clients', () => t.bytesIn);
     fromTraffic('mqgate_sent_bytes_total', 'Bytes written to clients', () => t.bytesOut);
     fromTraffic('mqgate_messages_sent_total', 'PUBLISH packets written to clients (replies and pushes)', () => t.sent);
@@ -218,7 +264,8 @@ export class GateMetrics {
 
   /** The StorageHandler with every call counted and timed; a failure marks storage unreachable until a call succeeds. */
   observeStorage(storage: StorageHandler): StorageHandler {
-    const timed = <A extends unknown[], R>(method: string, f: (...a: A) => Promise<R>) =>
+    const timed =
+      <A extends unknown[], R>(method: string, f: (...a: A) => Promise<R>) =>
       async (...a: A): Promise<R> => {
         const end = this.storageLatency.startTimer({ method });
         try {

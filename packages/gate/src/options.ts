@@ -340,7 +340,10 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     metricsHost: o.metricsHost,
     metricsHandlerCap: positive('metricsHandlerCap', o.metricsHandlerCap ?? DEFAULTS.metricsHandlerCap),
     drainPeriod: nonNegative('drainPeriod', o.drainPeriod ?? DEFAULTS.drainPeriod),
-    jwt: o.jwt === undefined ? undefined : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
+    jwt:
+      o.jwt === undefined
+        ? undefined
+        : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
     resumeWindow: nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow),
     resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
     resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),

@@ -1,5 +1,14 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { HANDLER_PREFIX, unwrapReply, type Address, type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
+import {
+  HANDLER_PREFIX,
+  unwrapReply,
+  type Address,
+  type Logger,
+  type Mqtt5Request,
+  type RpcTransport,
+  type RpcValue,
+  type UserProperties,
+} from '@mqgate/rpc';
 import type { PublishProperties } from './protocol/encode';
 import type { GateSession } from './session';
 
@@ -12,8 +21,7 @@ export interface Route {
 }
 
 /** mqant's wording for a topic with fewer than two levels. */
-export const TOPIC_FORM_ERROR =
-  'Topic must be [moduleType@moduleID]/[handler]|[moduleType@moduleID]/[handler]/[msgid]';
+export const TOPIC_FORM_ERROR = 'Topic must be [moduleType@moduleID]/[handler]|[moduleType@moduleID]/[handler]/[msgid]';
 
 /**
  * Parses a request topic (mqant gate/base/mqtt_agent.go). `user/HD_login/7` is a request

@@ -268,12 +268,7 @@ export class SessionManager {
    * @throws PersistenceError (code STORAGE) when the store failed: the change is live, the
    *   gate retries the write until it is stored.
    */
-  async changeSettings(
-    session: GateSession,
-    set: Readonly<Record<string, string>>,
-    remove: readonly string[] = [],
-    verb = 'change',
-  ): Promise<void> {
+  async changeSettings(session: GateSession, set: Readonly<Record<string, string>>, remove: readonly string[] = [], verb = 'change'): Promise<void> {
     let next: Record<string, string> | undefined;
     for (const key of Object.keys(set)) {
       if (Object.hasOwn(session.settings, key) && session.settings[key] === set[key]) continue;
@@ -292,10 +287,7 @@ export class SessionManager {
     try {
       await this.persistence.changed(session);
     } catch (err) {
-      throw new PersistenceError(
-        `${verb}: the change is live on the gate but not persisted (the gate retries until it is stored)`,
-        err as Error,
-      );
+      throw new PersistenceError(`${verb}: the change is live on the gate but not persisted (the gate retries until it is stored)`, err as Error);
     }
   }
 

@@ -1,14 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
-import {
-  initialState,
-  next,
-  type Effect,
-  type PersistEvent,
-  type PersistState,
-  type StoreOperation,
-} from './persistence-state';
+import { initialState, next, type Effect, type PersistEvent, type PersistState, type StoreOperation } from './persistence-state';
 import type { GateSession } from './session';
 import { limitStored, type SessionLimits } from './session-limits';
 import { mergeUnderLive } from './settings';
@@ -136,7 +129,15 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       session.settings = mergeUnderLive(orphan.frozen?.settings ?? orphan.session.settings, session.settings);
     }
     const { state, effects } = initialState(this.clock.now());
-    const entry: Entry = { userId: session.userId, session, state, frozen: undefined, scheduled: undefined, running: Promise.resolve(), timer: undefined };
+    const entry: Entry = {
+      userId: session.userId,
+      session,
+      state,
+      frozen: undefined,
+      scheduled: undefined,
+      running: Promise.resolve(),
+      timer: undefined,
+    };
     this.entries.set(session, entry);
     this.live.add(entry);
     this.run(entry, effects);
@@ -152,7 +153,15 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     this.stop(session);
     if (this.closedForGood) return Promise.resolve();
     const { state, effects } = initialState(this.clock.now());
-    const entry: Entry = { userId: session.userId, session, state: { ...state, restored: true }, frozen: undefined, scheduled: undefined, running: Promise.resolve(), timer: undefined };
+    const entry: Entry = {
+      userId: session.userId,
+      session,
+      state: { ...state, restored: true },
+      frozen: undefined,
+      scheduled: undefined,
+      running: Promise.resolve(),
+      timer: undefined,
+    };
     this.entries.set(session, entry);
     this.live.add(entry);
     this.run(entry, effects);

@@ -48,7 +48,10 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
       const s = manager.require(sid);
       if (manager.send(s, topic, asBuffer(body), properties)) return;
       if (s.conn.state === State.Connected) {
-        throw new RpcError(`Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`, 'BAD_ARGUMENT');
+        throw new RpcError(
+          `Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`,
+          'BAD_ARGUMENT',
+        );
       }
       throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
     },
@@ -65,6 +68,9 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),
     counts: async () => ({ ...manager.registry.counts(), detached: resume?.detached.size ?? 0 }),
-    handOver: (sid, hash) => (resume ? resume.handOver(sid, hash) : Promise.reject(new RpcError(`HandOver: resume is turned off on this gate (session ${sid})`, 'NO_SESSION'))),
+    handOver: (sid, hash) =>
+      resume
+        ? resume.handOver(sid, hash)
+        : Promise.reject(new RpcError(`HandOver: resume is turned off on this gate (session ${sid})`, 'NO_SESSION')),
   };
 }

@@ -16,9 +16,6 @@ export function copySettings(base: Readonly<Record<string, string>>): Record<str
  * unstored changes) into live ones: every key of `base`, then every key of `live` over it
  * (live keys win, as mqant's Bind merge). Returns a new frozen map; neither input changes.
  */
-export function mergeUnderLive(
-  base: Readonly<Record<string, string>>,
-  live: Readonly<Record<string, string>>,
-): Readonly<Record<string, string>> {
+export function mergeUnderLive(base: Readonly<Record<string, string>>, live: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
   return Object.freeze(Object.assign(copySettings(base), live));
 }

@@ -123,7 +123,12 @@ test('closeInBatches: batches spread over the period, 0 closes all at once', asy
   expect(closed).toEqual([1, 2, 3]);
   const times: number[] = [];
   const t0 = Date.now();
-  await closeInBatches(Array.from({ length: 10 }, (_, i) => i), 200, () => times.push(Date.now() - t0), never);
+  await closeInBatches(
+    Array.from({ length: 10 }, (_, i) => i),
+    200,
+    () => times.push(Date.now() - t0),
+    never,
+  );
   expect(times).toHaveLength(10);
   expect(times[0]).toBeLessThan(20);
   expect(times[9]).toBeGreaterThanOrEqual(190);

@@ -13,17 +13,34 @@ import { userPropertiesSize } from '../src/protocol/mqtt5';
  * Any string, lone surrogates included (both sides write them as U+FFFD); now and then one
  * of 100 to 400 characters, so that 2-byte lengths have a high byte.
  */
-const anyString = (maxLength = 30) => fc.oneof({ weight: 4, arbitrary: fc.string({ unit: 'binary', maxLength }) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 100, maxLength: 400 }) });
+const anyString = (maxLength = 30) =>
+  fc.oneof(
+    { weight: 4, arbitrary: fc.string({ unit: 'binary', maxLength }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 100, maxLength: 400 }) },
+  );
 /** Well-formed Unicode, which parses back to itself; the same lengths. */
-const text = (maxLength = 30) => fc.oneof({ weight: 4, arbitrary: fc.string({ unit: 'grapheme', maxLength }) }, { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 100, maxLength: 400 }) });
-const payload = fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: 400 }) }, { weight: 1, arbitrary: fc.integer({ min: 16_380, max: 17_000 }).map((n) => new Uint8Array(n).fill(3)) }).map((a) => Buffer.from(a));
+const text = (maxLength = 30) =>
+  fc.oneof(
+    { weight: 4, arbitrary: fc.string({ unit: 'grapheme', maxLength }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 100, maxLength: 400 }) },
+  );
+const payload = fc
+  .oneof(
+    { weight: 9, arbitrary: fc.uint8Array({ maxLength: 400 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 16_380, max: 17_000 }).map((n) => new Uint8Array(n).fill(3)) },
+  )
+  .map((a) => Buffer.from(a));
 
 /**
  * At least one name: given `{}`, mqtt-packet's generate() writes nothing at all (an empty
  * buffer) where the encoder writes the packet without pairs (checked on its own below).
  */
 const userProperties = (str: fc.Arbitrary<string>) =>
-  fc.dictionary(str.filter((k) => k !== '__proto__'), fc.oneof(str, fc.array(str, { minLength: 1, maxLength: 3 })), { minKeys: 1, maxKeys: 4 });
+  fc.dictionary(
+    str.filter((k) => k !== '__proto__'),
+    fc.oneof(str, fc.array(str, { minLength: 1, maxLength: 3 })),
+    { minKeys: 1, maxKeys: 4 },
+  );
 
 /** Properties in the encoder's order (mqtt-packet writes an object's keys in their order). */
 const properties = (str: fc.Arbitrary<string>) =>
@@ -71,12 +88,16 @@ test('QoS 0 PUBLISH (levels 3, 4): what mqtt-packet writes, for any topic and pa
 
 test('QoS 0 PUBLISH (levels 3, 4) parses back to its topic and payload', () => {
   fc.assert(
-    fc.property(text(80).filter((t) => t.length > 0), payload, (topic, body) => {
-      const [p, ...rest] = parse(encodePublishQos0(topic, body), 4);
-      expect(rest).toEqual([]);
-      expect(p).toMatchObject({ cmd: 'publish', topic, qos: 0, dup: false, retain: false });
-      expect(Buffer.from((p as mqtt.IPublishPacket).payload as Buffer).equals(body)).toBe(true);
-    }),
+    fc.property(
+      text(80).filter((t) => t.length > 0),
+      payload,
+      (topic, body) => {
+        const [p, ...rest] = parse(encodePublishQos0(topic, body), 4);
+        expect(rest).toEqual([]);
+        expect(p).toMatchObject({ cmd: 'publish', topic, qos: 0, dup: false, retain: false });
+        expect(Buffer.from((p as mqtt.IPublishPacket).payload as Buffer).equals(body)).toBe(true);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -84,7 +105,10 @@ test('QoS 0 PUBLISH (levels 3, 4) parses back to its topic and payload', () => {
 test('QoS 0 PUBLISH at level 5, with any properties: what mqtt-packet writes', () => {
   fc.assert(
     fc.property(anyString(60), payload, properties(anyString()), (topic, body, props) => {
-      const expected = mqtt.generate({ cmd: 'publish', topic, payload: body, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] }, { protocolVersion: 5 });
+      const expected = mqtt.generate(
+        { cmd: 'publish', topic, payload: body, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] },
+        { protocolVersion: 5 },
+      );
       expect(encodePublishV5(topic, body, props as PublishProperties | undefined).toString('hex')).toBe(expected.toString('hex'));
     }),
     { numRuns: 500 },
@@ -95,23 +119,35 @@ test('QoS 0 PUBLISH at level 5 parses back to its topic, payload and properties'
   fc.assert(
     // Non-empty property strings: mqtt-packet's parser folds a repeated User Property name
     // whose first value is "" into one pair (it tests the value it holds for truthiness).
-    fc.property(text(60).filter((t) => t.length > 0), payload, properties(text().filter((t) => t.length > 0)), (topic, body, props) => {
-      const [p, ...rest] = parse(encodePublishV5(topic, body, props), 5) as mqtt.IPublishPacket[];
-      expect(rest).toEqual([]);
-      expect(p).toMatchObject({ cmd: 'publish', topic, qos: 0 });
-      expect(Buffer.from(p.payload as Buffer).equals(body)).toBe(true);
-      const back = p.properties ?? {};
-      const want: Record<string, unknown> = { ...props };
-      if (props?.userProperties) want.userProperties = normalized(props.userProperties);
-      expect({ ...back, userProperties: back.userProperties && { ...back.userProperties } }).toEqual({ ...want, userProperties: want.userProperties });
-    }),
+    fc.property(
+      text(60).filter((t) => t.length > 0),
+      payload,
+      properties(text().filter((t) => t.length > 0)),
+      (topic, body, props) => {
+        const [p, ...rest] = parse(encodePublishV5(topic, body, props), 5) as mqtt.IPublishPacket[];
+        expect(rest).toEqual([]);
+        expect(p).toMatchObject({ cmd: 'publish', topic, qos: 0 });
+        expect(Buffer.from(p.payload as Buffer).equals(body)).toBe(true);
+        const back = p.properties ?? {};
+        const want: Record<string, unknown> = { ...props };
+        if (props?.userProperties) want.userProperties = normalized(props.userProperties);
+        expect({ ...back, userProperties: back.userProperties && { ...back.userProperties } }).toEqual({
+          ...want,
+          userProperties: want.userProperties,
+        });
+      },
+    ),
     { numRuns: 300 },
   );
 });
 
 test('empty User Properties: a PUBLISH without pairs, which parses back', () => {
   const bytes = encodePublishV5('a/b', Buffer.from('x'), { userProperties: {} });
-  expect(bytes.toString('hex')).toBe(mqtt.generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false }, { protocolVersion: 5 }).toString('hex'));
+  expect(bytes.toString('hex')).toBe(
+    mqtt
+      .generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false }, { protocolVersion: 5 })
+      .toString('hex'),
+  );
   expect(parse(bytes, 5)).toMatchObject([{ cmd: 'publish', topic: 'a/b' }]);
 });
 
@@ -140,7 +176,10 @@ test('the User Properties size is the pair count and the UTF-8 bytes of names an
   fc.assert(
     fc.property(userProperties(anyString()), (up) => {
       const pairs = Object.entries(up).flatMap(([k, v]) => (typeof v === 'string' ? [v] : v).map((x) => [k, x]));
-      expect(userPropertiesSize(up)).toEqual({ count: pairs.length, bytes: pairs.reduce((n, [k, x]) => n + Buffer.byteLength(k) + Buffer.byteLength(x), 0) });
+      expect(userPropertiesSize(up)).toEqual({
+        count: pairs.length,
+        bytes: pairs.reduce((n, [k, x]) => n + Buffer.byteLength(k) + Buffer.byteLength(x), 0),
+      });
       // and the packet carries them in 5 bytes of framing per pair on top (one-byte varints here)
       const { count, bytes } = userPropertiesSize(up);
       const packet = encodePublishV5('t', Buffer.alloc(0), { userProperties: up });

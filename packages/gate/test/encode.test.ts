@@ -40,15 +40,28 @@ describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol
   const cases: Array<[string, string, number, PublishProperties | undefined]> = [
     ['no properties', 'a/HD_b', 3, undefined],
     ['empty properties', 'a/HD_b', 3, {}],
-    ['reply envelope', 'some/response', 60, { payloadFormatIndicator: true, contentType: 'application/json', correlationData: Buffer.from([0, 1, 255]) }],
+    [
+      'reply envelope',
+      'some/response',
+      60,
+      { payloadFormatIndicator: true, contentType: 'application/json', correlationData: Buffer.from([0, 1, 255]) },
+    ],
     ['push with expiry', 'push/x', 20_000, { messageExpiryInterval: 3600, contentType: 'text/plain' }],
-    ['user properties, repeated name', 'r', 1, { payloadFormatIndicator: true, contentType: 'application/json', userProperties: { a: '1', b: ['x', 'yé'] } }],
+    [
+      'user properties, repeated name',
+      'r',
+      1,
+      { payloadFormatIndicator: true, contentType: 'application/json', userProperties: { a: '1', b: ['x', 'yé'] } },
+    ],
     ['four-byte length', 't', 2_100_000, { payloadFormatIndicator: true, correlationData: Buffer.alloc(300, 1) }],
     ['utf-8 topic and content type', 'chät/✓', 5, { contentType: 'tëxt' }],
   ];
   test.each(cases)('QoS 0 PUBLISH v5, %s', (_name, topic, size, props) => {
     const payload = Buffer.alloc(size, 7);
-    const expected = mqtt.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] }, V5);
+    const expected = mqtt.generate(
+      { cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties: props as mqtt.IPublishPacket['properties'] },
+      V5,
+    );
     expect(encodePublishV5(topic, payload, props).toString('hex')).toBe(expected.toString('hex'));
   });
 
@@ -63,7 +76,9 @@ describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol
   ] as const)('%s with a reason code', (cmd, byte) => {
     for (const id of [1, 256, 65535]) {
       for (const reasonCode of [0x00, 0x97, 0x99]) {
-        expect(encodeAckV5(byte, id, reasonCode).toString('hex')).toBe(mqtt.generate({ cmd, messageId: id, reasonCode } as mqtt.Packet, V5).toString('hex'));
+        expect(encodeAckV5(byte, id, reasonCode).toString('hex')).toBe(
+          mqtt.generate({ cmd, messageId: id, reasonCode } as mqtt.Packet, V5).toString('hex'),
+        );
       }
     }
   });
@@ -78,6 +93,8 @@ test('the reply envelope is the JSON of {Trace, Error, Result}', () => {
     ['boom "x"', null],
   ] as const) {
     expect(JSON.parse(encodeReply('tr', error, result).toString())).toEqual({ Trace: 'tr', Error: error, Result: result ?? null });
-    expect(encodeReply('tr', error, result).toString()).toBe(JSON.stringify({ Trace: 'tr', Error: error, Result: result === undefined ? null : result }));
+    expect(encodeReply('tr', error, result).toString()).toBe(
+      JSON.stringify({ Trace: 'tr', Error: error, Result: result === undefined ? null : result }),
+    );
   }
 });

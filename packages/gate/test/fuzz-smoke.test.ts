@@ -54,7 +54,22 @@ let stalled: Run;
 beforeAll(async () => {
   [clean, stalled] = await Promise.all([
     fuzz(['--seconds', '4', '--concurrency', '32', '--probe-every', '100', '--out', join(dir, 'clean')]),
-    fuzz(['--seconds', '10', '--fault', 'stall', '--fault-after', '1500', '--concurrency', '16', '--probe-timeout', '1500', '--case-timeout', '2000', '--out', join(dir, 'stalled')]),
+    fuzz([
+      '--seconds',
+      '10',
+      '--fault',
+      'stall',
+      '--fault-after',
+      '1500',
+      '--concurrency',
+      '16',
+      '--probe-timeout',
+      '1500',
+      '--case-timeout',
+      '2000',
+      '--out',
+      join(dir, 'stalled'),
+    ]),
   ]);
 }, 25_000);
 
@@ -68,7 +83,12 @@ test('a clean pass exits 0: cases over TCP and WebSocket, every probe answered, 
   expect(r.byTransport.ws.cases).toBeGreaterThan(50);
   expect(r.closedByGate).toBeGreaterThan(0);
   expect(r.probes).toBeGreaterThan(1);
-  expect({ crashes: r.crashes, hangs: r.hangs, probeFailures: r.probeFailures, connectErrors: r.connectErrors }).toEqual({ crashes: 0, hangs: 0, probeFailures: 0, connectErrors: 0 });
+  expect({ crashes: r.crashes, hangs: r.hangs, probeFailures: r.probeFailures, connectErrors: r.connectErrors }).toEqual({
+    crashes: 0,
+    hangs: 0,
+    probeFailures: 0,
+    connectErrors: 0,
+  });
   expect(r.rssBefore).toBeGreaterThan(0);
   expect(r.rssAfter).toBeGreaterThan(0);
   expect(clean.out).toMatch(/crashes\s+0\n\s+hangs\s+0\n\s+probe failures\s+0/);

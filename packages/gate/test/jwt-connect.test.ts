@@ -20,9 +20,15 @@ const ISSUER = 'mqgate-test';
 const AUDIENCE = 'devices';
 
 /** An HS256 token for `sub` from ISSUER to AUDIENCE, valid for an hour, unless `claims` / `opts` say otherwise. */
-async function token(sub: string | undefined, claims: JWTPayload = {}, opts: { alg?: string; secret?: Uint8Array; exp?: number } = {}): Promise<string> {
+async function token(
+  sub: string | undefined,
+  claims: JWTPayload = {},
+  opts: { alg?: string; secret?: Uint8Array; exp?: number } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT({ iss: ISSUER, aud: AUDIENCE, exp: opts.exp ?? now + 3600, iat: now, ...claims }).setProtectedHeader({ alg: opts.alg ?? 'HS256' });
+  const jwt = new SignJWT({ iss: ISSUER, aud: AUDIENCE, exp: opts.exp ?? now + 3600, iat: now, ...claims }).setProtectedHeader({
+    alg: opts.alg ?? 'HS256',
+  });
   if (sub !== undefined) jwt.setSubject(sub);
   return jwt.sign(opts.secret ?? key);
 }
@@ -77,11 +83,18 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
   });
 
   test('the authenticate hook runs after verification and sees the claims; its refusal stands', async () => {
-    await conns.mqtt(h.tcpUrl, { protocolVersion: v, clientId: `jwt-hook-${v}`, username: 'u', password: await token(`bob-${v}`, { role: 'admin' }) });
+    await conns.mqtt(h.tcpUrl, {
+      protocolVersion: v,
+      clientId: `jwt-hook-${v}`,
+      username: 'u',
+      password: await token(`bob-${v}`, { role: 'admin' }),
+    });
     expect(seen).toHaveLength(1);
     expect(seen[0].jwt).toMatchObject({ sub: `bob-${v}`, iss: ISSUER, aud: AUDIENCE, role: 'admin' });
     hookAnswer = false;
-    await expect(mqttConnect(h.tcpUrl, { protocolVersion: v, clientId: `jwt-hook-no-${v}`, username: 'u', password: await token(`bob-${v}`) })).rejects.toMatchObject({
+    await expect(
+      mqttConnect(h.tcpUrl, { protocolVersion: v, clientId: `jwt-hook-no-${v}`, username: 'u', password: await token(`bob-${v}`) }),
+    ).rejects.toMatchObject({
       code: refusal(v, 5),
     });
     expect(h.gate.sessionsOfUser(`bob-${v}`)).toHaveLength(1); // the first one only
@@ -91,7 +104,12 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
   test.each([
     ['a bad signature', 4, () => token('eve', {}, { secret: new TextEncoder().encode('another-secret-of-at-least-32-bytes') })],
     ['a wrong alg (HS384, not allowed)', 4, () => token('eve', {}, { alg: 'HS384' })],
-    ['alg none', 4, async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'eve', iss: ISSUER, aud: AUDIENCE })).toString('base64url')}.`],
+    [
+      'alg none',
+      4,
+      async () =>
+        `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'eve', iss: ISSUER, aud: AUDIENCE })).toString('base64url')}.`,
+    ],
     ['an expired token', 4, () => token('eve', {}, { exp: now() - 60 })],
     ['not a JWT', 4, async () => 'not.a.jwt'],
     ['an oversized token (over maxTokenBytes 8192)', 4, () => token('eve', { pad: 'x'.repeat(9000) })],
@@ -102,7 +120,9 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
     ['a sub over maxUserIdBytes (256)', 5, () => token('u'.repeat(257))],
   ] as Array<[string, 4 | 5, () => Promise<string>]>)('%s is refused with CONNACK %i', async (_name, code, make) => {
     const password = await make();
-    await expect(mqttConnect(h.tcpUrl, { protocolVersion: v, clientId: `jwt-bad-${v}`, username: 'u', password })).rejects.toMatchObject({ code: refusal(v, code) });
+    await expect(mqttConnect(h.tcpUrl, { protocolVersion: v, clientId: `jwt-bad-${v}`, username: 'u', password })).rejects.toMatchObject({
+      code: refusal(v, code),
+    });
     expect(seen).toHaveLength(0); // the hook never sees a token that did not verify
     expect(h.gate.sessionsOfUser('eve')).toHaveLength(0);
   });
@@ -121,17 +141,25 @@ describe('MQTT 5 Authentication Method JWT', () => {
       properties: { authenticationMethod: 'JWT', authenticationData: Buffer.from(await token('carol')) },
     });
     conns.clients.push(c);
-    const connack = await within(new Promise<mqtt.IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-    }), 3000, 'CONNACK');
+    const connack = await within(
+      new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+        c.once('connect', resolve);
+        c.once('error', reject);
+      }),
+      3000,
+      'CONNACK',
+    );
     expect(connack.properties?.authenticationMethod).toBe('JWT');
     expect((await request(c, 'svc/HD_whoami/1', '{}')).Result).toMatchObject({ userId: 'carol' });
   });
 
   test('another Authentication Method is refused with 0x8C', async () => {
     await expect(
-      mqttConnect(h.tcpUrl, { protocolVersion: 5, clientId: 'jwt-other-method', properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('x') } }),
+      mqttConnect(h.tcpUrl, {
+        protocolVersion: 5,
+        clientId: 'jwt-other-method',
+        properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('x') },
+      }),
     ).rejects.toMatchObject({ code: 0x8c });
   });
 });
@@ -142,7 +170,9 @@ describe('duplicate login and the store', () => {
     try {
       const first = await mqttConnect(g.tcpUrl, { clientId: 'dup-1', username: 'u', password: await token('dana') });
       for (const v of [4, 5] as const) {
-        await expect(mqttConnect(g.tcpUrl, { protocolVersion: v, clientId: `dup-2-${v}`, username: 'u', password: await token('dana') })).rejects.toMatchObject({
+        await expect(
+          mqttConnect(g.tcpUrl, { protocolVersion: v, clientId: `dup-2-${v}`, username: 'u', password: await token('dana') }),
+        ).rejects.toMatchObject({
           code: refusal(v, 5),
         });
       }

@@ -16,7 +16,11 @@ const key = new TextEncoder().encode(SECRET);
 const nowS = () => Math.floor(Date.now() / 1000);
 
 function hs256(sub: string, ttlSeconds: number): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime(nowS() + ttlSeconds).sign(key);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setExpirationTime(nowS() + ttlSeconds)
+    .sign(key);
 }
 
 const conns = new Connections();
@@ -29,21 +33,25 @@ describe('expiry and refresh', () => {
   });
   afterAll(() => h.stop());
 
-  const open = async (v: 4 | 5, sub: string, ttl: number) => conns.mqtt(h.tcpUrl, { protocolVersion: v, clientId: `${sub}-${v}`, username: 'u', password: await hs256(sub, ttl) });
+  const open = async (v: 4 | 5, sub: string, ttl: number) =>
+    conns.mqtt(h.tcpUrl, { protocolVersion: v, clientId: `${sub}-${v}`, username: 'u', password: await hs256(sub, ttl) });
 
-  test.each([4, 5] as const)('level %i: at exp the client gets gate/kick {"reason":"token expired"} and is closed (MQTT 5: DISCONNECT 0xA0)', async (v) => {
-    const c = await open(v, 'exp-user', 2);
-    const kick = nextMessage(c, 'gate/kick');
-    const disconnect = new Promise<mqtt.IDisconnectPacket>((resolve) => c.once('disconnect', resolve));
-    const closed = closeOf(c);
-    expect(JSON.parse((await within(kick, 4000, 'gate/kick')).toString())).toEqual({ reason: 'token expired' });
-    await within(closed, 2000, 'close');
-    if (v === 5) {
-      const packet = await within(disconnect, 100, 'DISCONNECT');
-      expect(packet.reasonCode).toBe(0xa0);
-      expect(packet.properties?.reasonString).toBe('token expired');
-    }
-  });
+  test.each([4, 5] as const)(
+    'level %i: at exp the client gets gate/kick {"reason":"token expired"} and is closed (MQTT 5: DISCONNECT 0xA0)',
+    async (v) => {
+      const c = await open(v, 'exp-user', 2);
+      const kick = nextMessage(c, 'gate/kick');
+      const disconnect = new Promise<mqtt.IDisconnectPacket>((resolve) => c.once('disconnect', resolve));
+      const closed = closeOf(c);
+      expect(JSON.parse((await within(kick, 4000, 'gate/kick')).toString())).toEqual({ reason: 'token expired' });
+      await within(closed, 2000, 'close');
+      if (v === 5) {
+        const packet = await within(disconnect, 100, 'DISCONNECT');
+        expect(packet.reasonCode).toBe(0xa0);
+        expect(packet.properties?.reasonString).toBe('token expired');
+      }
+    },
+  );
 
   test('a refresh with a later token for the same user moves the deadline; the connection outlives the first token', async () => {
     const c = await open(5, 'refresh-user', 2);
@@ -104,7 +112,8 @@ describe('public keys', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     const g = await startGate({ jwt: { jwksUri: `http://127.0.0.1:${port}/jwks.json`, algorithms: ['ES256'], jwksCooldown: 0 } });
-    const sign = (k: KeyLike, kid: string, sub: string) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setSubject(sub).setExpirationTime('1h').sign(k);
+    const sign = (k: KeyLike, kid: string, sub: string) =>
+      new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setSubject(sub).setExpirationTime('1h').sign(k);
     try {
       const c1 = await mqttConnect(g.tcpUrl, { username: 'u', password: await sign(a.privateKey, 'key-a', 'jwks-1') });
       const c2 = await mqttConnect(g.tcpUrl, { username: 'u', password: await sign(a.privateKey, 'key-a', 'jwks-2') });
@@ -113,7 +122,9 @@ describe('public keys', () => {
       const c3 = await mqttConnect(g.tcpUrl, { protocolVersion: 5, username: 'u', password: await sign(b.privateKey, 'key-b', 'jwks-3') });
       expect(fetches).toBe(2);
       expect(g.gate.sessionsOfUser('jwks-3')).toHaveLength(1);
-      await expect(mqttConnect(g.tcpUrl, { username: 'u', password: await sign(a.privateKey, 'key-a', 'jwks-4') })).rejects.toMatchObject({ code: 4 });
+      await expect(mqttConnect(g.tcpUrl, { username: 'u', password: await sign(a.privateKey, 'key-a', 'jwks-4') })).rejects.toMatchObject({
+        code: 4,
+      });
       await Promise.all([c1, c2, c3].map((c) => c.endAsync()));
     } finally {
       await g.stop();

@@ -48,9 +48,7 @@ test(`${CLIENTS} concurrent clients x ${REQUESTS} requests: every reply arrives 
   const inbox: Received[][] = [];
   for (let base = 0; base < CLIENTS; base += BATCH) {
     const batch = await Promise.all(
-      Array.from({ length: Math.min(BATCH, CLIENTS - base) }, (_, k) =>
-        mqttConnect(h.tcpUrl, { clientId: `load-${base + k}`, keepalive: 120 }),
-      ),
+      Array.from({ length: Math.min(BATCH, CLIENTS - base) }, (_, k) => mqttConnect(h.tcpUrl, { clientId: `load-${base + k}`, keepalive: 120 })),
     );
     for (const c of batch) {
       const i = clients.length;

@@ -75,7 +75,10 @@ describe('after a known workload', () => {
     h.gate.kick(b.sessionId, 'bye');
     await closedB;
     await expect(conns.mqtt(h.tcpUrl, { clientId: 'c', username: 'bad' })).rejects.toThrow(/Not authorized/i);
-    await waitUntil('refused close counted', async () => parseMetrics((await get(port(), '/metrics')).body).get('mqgate_connections_refused_total{code="5"}') === 1);
+    await waitUntil(
+      'refused close counted',
+      async () => parseMetrics((await get(port(), '/metrics')).body).get('mqgate_connections_refused_total{code="5"}') === 1,
+    );
     metrics = parseMetrics((await get(port(), '/metrics')).body);
   });
   afterAll(async () => {
@@ -83,7 +86,8 @@ describe('after a known workload', () => {
   });
 
   test('requests by module, handler and outcome, exactly', () => {
-    const req = (module: string, handler: string, outcome: string) => metrics.get(`mqgate_requests_total{module="${module}",handler="${handler}",outcome="${outcome}"}`);
+    const req = (module: string, handler: string, outcome: string) =>
+      metrics.get(`mqgate_requests_total{module="${module}",handler="${handler}",outcome="${outcome}"}`);
     expect(req('svc', 'HD_ok', 'ok')).toBe(3);
     expect(req('svc', 'HD_fail', 'handler_error')).toBe(2);
     expect(req('svc', 'HD_slow', 'deadline')).toBe(1);

@@ -31,7 +31,12 @@ test('failing store: set rejects STORAGE, the value stays live, storageError is 
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok); // acknowledged while healthy
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'a', '1'],
+    ])
+  ).results.forEach(ok); // acknowledged while healthy
   expect(await store.stored('u1')).toEqual({ a: '1' });
 
   store.failing = true;
@@ -105,7 +110,11 @@ test('failing query at Bind: bind rejects STORAGE but the session is bound; once
   (await p.run([['set', 'b', 'live']])).results.forEach(ok);
 
   store.failing = true;
-  const r = await p.run([['bind', 'u1'], ['isConnect', 'u1'], ['set', 'c', '3']]);
+  const r = await p.run([
+    ['bind', 'u1'],
+    ['isConnect', 'u1'],
+    ['set', 'c', '3'],
+  ]);
   expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
   expect((r.results[0] as { message: string }).message).toContain('the session is bound');
   expect(r.results[1]).toEqual({ ok: true, value: true });
@@ -134,7 +143,12 @@ test('failing query at Bind: bind rejects STORAGE but the session is bound; once
 test('a connection closed with unstored changes: the gate keeps retrying and stores them once the store is back', async () => {
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'a', '1'],
+    ])
+  ).results.forEach(ok);
   store.failing = true;
   expect((await p.run([['set', 'b', '2']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
   const gone = once(h.gate, 'disconnect');
@@ -149,7 +163,12 @@ test('a connection closed with unstored changes: the gate keeps retrying and sto
 test('a user reconnecting while the store is still down gets the unstored changes of the closed connection (live keys win)', async () => {
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p1 = await peer();
-  (await p1.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
+  (
+    await p1.run([
+      ['bind', 'u1'],
+      ['set', 'a', '1'],
+    ])
+  ).results.forEach(ok);
   store.failing = true;
   expect((await p1.run([['setBatch', { b: '2', c: 'old' }]])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
   const gone = once(h.gate, 'disconnect');
@@ -185,7 +204,12 @@ test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; 
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'v'],
+    ])
+  ).results.forEach(ok);
   store.failing = true;
   const r = await p.run([['unbind', { delete: true }]]);
   expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
@@ -199,7 +223,12 @@ test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; 
 test('a change that failed to store while bound is still stored after a plain unbind (the STORAGE error promised "the gate retries until it is stored")', async () => {
   const { store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'a', '1']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'a', '1'],
+    ])
+  ).results.forEach(ok);
   store.failing = true;
   const r = await p.run([['set', 'b', '2']]);
   expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });

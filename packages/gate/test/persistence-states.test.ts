@@ -76,16 +76,14 @@ describe('change', () => {
 describe('start, restored', () => {
   test('dirty → writing', () => expect(step(st(DIRTY), { type: 'start' })).toEqual([st(WRITING), []]));
   test('retired: stays retired (the write does nothing)', () => expect(step(st(RETIRED), { type: 'start' })).toEqual([st(RETIRED), []]));
-  test('restored sets restored, nothing else', () =>
-    expect(step(st(WRITING, { restored: false }), { type: 'restored' })).toEqual([st(WRITING), []]));
+  test('restored sets restored, nothing else', () => expect(step(st(WRITING, { restored: false }), { type: 'restored' })).toEqual([st(WRITING), []]));
 });
 
 describe('written (at now)', () => {
   const w = { type: 'written', now: T0 + 7 } as const;
   test('writing → clean, backoff reset, heartbeat clock restarted', () =>
     expect(step(st(WRITING, { backoff: 200 }), w)).toEqual([st(CLEAN, { lastHeartbeat: T0 + 7 }), []]));
-  test('writing again → dirty (the scheduled write follows)', () =>
-    expect(step(st(AGAIN), w)).toEqual([st(DIRTY, { lastHeartbeat: T0 + 7 }), []]));
+  test('writing again → dirty (the scheduled write follows)', () => expect(step(st(AGAIN), w)).toEqual([st(DIRTY, { lastHeartbeat: T0 + 7 }), []]));
   test('orphaned writing → retired [release]', () =>
     expect(step(st(WRITING, { orphaned: true }), w)).toEqual([st(RETIRED, { orphaned: true, lastHeartbeat: T0 + 7 }), ['release']]));
   test('orphaned writing again → dirty (its frozen snapshot is written once more)', () =>
@@ -145,8 +143,7 @@ describe('tick (heartbeatInterval 1000 ms, last heartbeat at T0)', () => {
     expect(step(st(CLEAN), due)).toEqual([st(CLEAN, { heartbeating: true, lastHeartbeat: T0 + 1000 }), ['heartbeat']]));
   test('not due yet: nothing', () => expect(step(st(CLEAN), { ...due, now: T0 + 999 })).toEqual([st(CLEAN), []]));
   test('no traffic since the last heartbeat: nothing', () => expect(step(st(CLEAN), { ...due, lastSeen: T0 })).toEqual([st(CLEAN), []]));
-  test('a heartbeat in flight: nothing', () =>
-    expect(step(st(CLEAN, { heartbeating: true }), due)).toEqual([st(CLEAN, { heartbeating: true }), []]));
+  test('a heartbeat in flight: nothing', () => expect(step(st(CLEAN, { heartbeating: true }), due)).toEqual([st(CLEAN, { heartbeating: true }), []]));
   test('retrying → dirty [disarm, write] (a write instead of the heartbeat)', () =>
     expect(step(st(RETRYING), due)).toEqual([st(DIRTY, { lastHeartbeat: T0 + 1000 }), ['disarm', 'write']]));
   test('dirty or writing: the write under way is the chance; the heartbeat slot is used', () => {

@@ -15,7 +15,10 @@ afterEach(stopPersistenceApps);
 test('Bind with nothing stored: one query, then one write; the Bind answer carries the live settings', async () => {
   const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
-  const r = await p.run([['set', 'x', '1'], ['bind', 'u1']]);
+  const r = await p.run([
+    ['set', 'x', '1'],
+    ['bind', 'u1'],
+  ]);
   r.results.forEach(ok);
   expect(r.session.userId).toBe('u1');
   expect(r.session.settings).toEqual({ x: '1' });
@@ -31,7 +34,10 @@ test('Restore: stored {a,b} merged at Bind, the live key wins, guest changes are
   const { h, store, peer } = await startPersistenceApp();
   await store.preload('u1', { a: '1', b: '2' });
   const p = await peer();
-  const g = await p.run([['set', 'b', 'live'], ['setBatch', { g: 'guest' }]]);
+  const g = await p.run([
+    ['set', 'b', 'live'],
+    ['setBatch', { g: 'guest' }],
+  ]);
   g.results.forEach(ok);
   expect(store.count()).toBe(0); // a guest is never stored
   const r = await p.run([['bind', 'u1']]);
@@ -70,7 +76,12 @@ test('every change while bound is stored before its verb resolves: set, setPush,
 
   // A change that changes nothing costs nothing.
   const writes = store.count('storage');
-  (await p.run([['set', 'k1', 'v1b'], ['remove', 'nope']])).results.forEach(ok);
+  (
+    await p.run([
+      ['set', 'k1', 'v1b'],
+      ['remove', 'nope'],
+    ])
+  ).results.forEach(ok);
   expect(store.count('storage')).toBe(writes);
 });
 
@@ -99,9 +110,7 @@ test('a change issued while a write is in progress gets the next write; order pr
   let laterDone = 0;
   const first = p.run([['set', 'k', '1']]).then((r) => ((firstDone = true), r));
   await waitUntil('the first write is in progress', () => store.inFlight('storage') === 1);
-  const later = [p.run([['set', 'k', '2']]), p.run([['setBatch', { k: '3', other: 'x' }]])].map((pr) =>
-    pr.then((r) => (laterDone++, r)),
-  );
+  const later = [p.run([['set', 'k', '2']]), p.run([['setBatch', { k: '3', other: 'x' }]])].map((pr) => pr.then((r) => (laterDone++, r)));
   // Both later changes are live on the gate while the first write is still held.
   await waitUntil('later changes live on the gate', () => {
     const s = h.gate.getSession(p.sid)?.settings;
@@ -112,7 +121,12 @@ test('a change issued while a write is in progress gets the next write; order pr
   const results = await Promise.all([first, ...later]);
   for (const r of results) r.results.forEach(ok);
   // The held write carried k=1; the changes made during it share one more write.
-  expect(store.calls.filter((c) => c.op === 'storage').slice(-2).map((c) => c.settings?.k)).toEqual(['1', '3']);
+  expect(
+    store.calls
+      .filter((c) => c.op === 'storage')
+      .slice(-2)
+      .map((c) => c.settings?.k),
+  ).toEqual(['1', '3']);
   expect(store.count('storage') - before).toBe(2);
   expect(await store.stored('u1')).toEqual({ k: '3', other: 'x' });
 });
@@ -126,7 +140,12 @@ test('a plain unbind keeps what is stored; unbind({delete:true}) deletes it', as
   expect(store.count('delete')).toBe(0);
   expect(await store.stored('u1')).toEqual({ k: 'v' });
 
-  (await p.run([['bind', 'u1'], ['unbind', { delete: true }]])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['unbind', { delete: true }],
+    ])
+  ).results.forEach(ok);
   expect(store.calls.filter((c) => c.op === 'delete').map((c) => [c.userId, c.ok])).toEqual([['u1', true]]);
   expect(await store.stored('u1')).toBeNull();
 });
@@ -134,7 +153,12 @@ test('a plain unbind keeps what is stored; unbind({delete:true}) deletes it', as
 test('deleteOnUnbind: true deletes on a plain unbind', async () => {
   const { store, peer } = await startPersistenceApp({ deleteOnUnbind: true });
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'v'],
+    ])
+  ).results.forEach(ok);
   expect(await store.stored('u1')).toEqual({ k: 'v' });
   (await p.run([['unbind']])).results.forEach(ok);
   expect(store.calls.filter((c) => c.op === 'delete').map((c) => [c.userId, c.ok])).toEqual([['u1', true]]);
@@ -144,7 +168,12 @@ test('deleteOnUnbind: true deletes on a plain unbind', async () => {
 test('a disconnect (socket destroyed, no DISCONNECT) neither writes nor deletes', async () => {
   const { h, store, peer } = await startPersistenceApp();
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'v'],
+    ])
+  ).results.forEach(ok);
   const calls = store.count();
   const gone = once(h.gate, 'disconnect');
   p.kill();
@@ -162,7 +191,11 @@ test('after unbind, changes are not persisted', async () => {
   const p = await peer();
   (await p.run([['bind', 'u1'], ['set', 'k', 'v'], ['unbind']])).results.forEach(ok);
   const calls = store.count();
-  const r = await p.run([['set', 'k', 'after'], ['setBatch', { z: '1' }], ['remove', 'k']]);
+  const r = await p.run([
+    ['set', 'k', 'after'],
+    ['setBatch', { z: '1' }],
+    ['remove', 'k'],
+  ]);
   r.results.forEach(ok);
   expect(r.session).toMatchObject({ userId: '', settings: { z: '1' } });
   expect(store.count()).toBe(calls);
@@ -172,7 +205,12 @@ test('after unbind, changes are not persisted', async () => {
 test('a set issued in the same tick as an unbind, and acknowledged, is stored (a resolved verb means stored)', async () => {
   const { store, peer } = await startPersistenceApp();
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'k', 'before']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'before'],
+    ])
+  ).results.forEach(ok);
   // Both verbs reach the gate before the next write runs: set first, unbind second.
   const r = await p.run([['set', 'k', 'acked'], ['unbind']], true);
   r.results.forEach(ok);
@@ -184,7 +222,12 @@ test('rebinding the connection to another user: u1 data stays as it was, u2 is r
   const { store, peer } = await startPersistenceApp();
   await store.preload('u2', { q: 'u2-stored', p: 'u2-old' });
   const p = await peer();
-  (await p.run([['bind', 'u1'], ['set', 'p', 'u1-val']])).results.forEach(ok);
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'p', 'u1-val'],
+    ])
+  ).results.forEach(ok);
   expect(await store.stored('u1')).toEqual({ p: 'u1-val' });
   const u1Writes = store.count('storage', 'u1');
 
@@ -205,7 +248,13 @@ test('rebinding the connection to another user: u1 data stays as it was, u2 is r
 test('a gate without storage: bind and set work, stats().storage is undefined', async () => {
   const { h, store, peer } = await startPersistenceApp({}, false);
   const p = await peer();
-  const r = await p.run([['set', 'a', '1'], ['bind', 'u1'], ['set', 'b', '2'], ['unbind', { delete: true }], ['bind', 'u1']]);
+  const r = await p.run([
+    ['set', 'a', '1'],
+    ['bind', 'u1'],
+    ['set', 'b', '2'],
+    ['unbind', { delete: true }],
+    ['bind', 'u1'],
+  ]);
   r.results.forEach(ok);
   expect(r.session).toMatchObject({ userId: 'u1', settings: { a: '1', b: '2' } });
   expect(h.gate.persistence).toBeUndefined();
@@ -216,7 +265,12 @@ test('a gate without storage: bind and set work, stats().storage is undefined', 
 test('reconnect within one gate: login u1, set k=v, socket destroyed, new client binds u1 → k=v is back', async () => {
   const { h, store, peer } = await startPersistenceApp();
   const p1 = await peer();
-  (await p1.run([['bind', 'u1'], ['set', 'k', 'v']])).results.forEach(ok);
+  (
+    await p1.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'v'],
+    ])
+  ).results.forEach(ok);
   const gone = once(h.gate, 'disconnect');
   p1.kill();
   await gone;

@@ -30,11 +30,7 @@ beforeEach(() => {
     warn: (_f, msg) => void logs.push(['warn', msg]),
     error: (_f, msg) => void logs.push(['error', msg]),
   };
-  persistence = new SessionPersistence(
-    store,
-    { heartbeatInterval: INTERVAL, retryInitialDelay: 50, retryMaxDelay: 200, clock },
-    () => logger,
-  );
+  persistence = new SessionPersistence(store, { heartbeatInterval: INTERVAL, retryInitialDelay: 50, retryMaxDelay: 200, clock }, () => logger);
   failures = [];
   persistence.on('storageError', (f) => failures.push(f));
 });
@@ -95,7 +91,10 @@ test('bind: query, merge (live keys win), one write; the store holds the merged 
   await store.preload('u1', { a: 'stored', b: 'stored' });
   const s = session('u1', { b: 'live' });
   await persistence.bound(s);
-  expect(store.calls.map((c) => [c.op, c.ok])).toEqual([['query', true], ['storage', true]]);
+  expect(store.calls.map((c) => [c.op, c.ok])).toEqual([
+    ['query', true],
+    ['storage', true],
+  ]);
   expect({ ...s.settings }).toEqual({ a: 'stored', b: 'live' });
   expect(await store.stored('u1')).toEqual({ a: 'stored', b: 'live' });
   expect(phase(s)).toBe('clean');
@@ -123,7 +122,12 @@ test('a change made while a write is in flight gets the next write, behind it', 
   expect(persistence.stateOf(s)?.phase).toEqual({ kind: 'writing', again: true });
   store.release();
   await Promise.all([first, second]);
-  expect(store.calls.filter((c) => c.op === 'storage').slice(-2).map((c) => c.settings?.k)).toEqual(['1', '2']);
+  expect(
+    store.calls
+      .filter((c) => c.op === 'storage')
+      .slice(-2)
+      .map((c) => c.settings?.k),
+  ).toEqual(['1', '2']);
 });
 
 test('retry with backoff: the delay doubles from retryInitialDelay to retryMaxDelay, then resets after a success', async () => {
@@ -206,7 +210,7 @@ test('a session closed with unstored changes is an orphan: its snapshot at close
   expect({ ...again.settings }).toEqual({ a: '1' });
 });
 
-test('an orphan is merged into the user\'s next bind, live keys winning, and its retries stop', async () => {
+test("an orphan is merged into the user's next bind, live keys winning, and its retries stop", async () => {
   const s1 = session('u1');
   await persistence.bound(s1);
   await change(s1, { a: '1' });
@@ -223,11 +227,7 @@ test('an orphan is merged into the user\'s next bind, live keys winning, and its
   await eventually('stored', () => phase(s2) === 'clean');
   expect(await store.stored('u1')).toEqual({ a: '1', b: '2', c: 'new' });
   expect({ ...s2.settings }).toEqual({ a: '1', b: '2', c: 'new' });
-  expect(store.calls.filter((c) => c.op === 'storage' && c.ok).map((c) => c.settings)).toEqual([
-    {},
-    { a: '1' },
-    { a: '1', b: '2', c: 'new' },
-  ]);
+  expect(store.calls.filter((c) => c.op === 'storage' && c.ok).map((c) => c.settings)).toEqual([{}, { a: '1' }, { a: '1', b: '2', c: 'new' }]);
 });
 
 test('a plain unbind awaits the write scheduled in its tick, and stores nothing after it', async () => {
@@ -367,6 +367,11 @@ test('writes for one user never overlap, whichever session they come from, and l
   store.release();
   await Promise.all([first, second]);
   expect(maxInFlight).toBe(1);
-  expect(store.calls.filter((c) => c.op === 'storage').slice(-2).map((c) => c.settings?.k)).toEqual(['old', 'new']);
+  expect(
+    store.calls
+      .filter((c) => c.op === 'storage')
+      .slice(-2)
+      .map((c) => c.settings?.k),
+  ).toEqual(['old', 'new']);
   expect(await store.stored('u1')).toEqual({ k: 'new' });
 });

@@ -76,12 +76,15 @@ describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
     ['true', () => true],
     ['a promise of true', async () => true],
     ['a promise of true resolved later', () => new Promise<AuthenticateResult>((r) => setTimeout(() => r(true), 30))],
-  ] as Array<[string, () => AuthenticateResult | Promise<AuthenticateResult>]>)('a hook answering %s accepts and requests work', async (_n, answer) => {
-    hook = answer;
-    const c = await openMqtt(h.tcpUrl, { ...mqttOpts(v), clientId: `auth-ok-${v}` });
-    const reply = await within(request(c, 'svc/HD_echo/1', '{"in":true}'), 2000, 'reply');
-    expect(reply.Result).toEqual({ in: true });
-  });
+  ] as Array<[string, () => AuthenticateResult | Promise<AuthenticateResult>]>)(
+    'a hook answering %s accepts and requests work',
+    async (_n, answer) => {
+      hook = answer;
+      const c = await openMqtt(h.tcpUrl, { ...mqttOpts(v), clientId: `auth-ok-${v}` });
+      const reply = await within(request(c, 'svc/HD_echo/1', '{"in":true}'), 2000, 'reply');
+      expect(reply.Result).toEqual({ in: true });
+    },
+  );
 
   test.each([
     ['false', 5, () => false],
@@ -89,9 +92,13 @@ describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
     ['{ returnCode: 4 }', 4, () => ({ returnCode: 4 })],
     ['a promise of false', 5, async () => false],
     ['a promise of { returnCode: 4 }', 4, async () => ({ returnCode: 4 })],
-    ['a throw', 3, () => {
-      throw new Error('auth backend down');
-    }],
+    [
+      'a throw',
+      3,
+      () => {
+        throw new Error('auth backend down');
+      },
+    ],
     ['a rejected promise', 3, () => Promise.reject(new Error('auth backend down'))],
   ] as Array<[string, number, () => AuthenticateResult | Promise<AuthenticateResult>]>)(
     'a hook answering %s refuses: MQTT.js gets a connect error with code %i',
@@ -112,9 +119,13 @@ describe('raw client: CONNACK return code, then the gate closes the socket', () 
     ['{ returnCode: 4 }', 4, () => ({ returnCode: 4 })],
     ['an async false', 5, async () => false],
     ['an async { returnCode: 4 }', 4, async () => ({ returnCode: 4 })],
-    ['a throw', 3, () => {
-      throw new Error('boom');
-    }],
+    [
+      'a throw',
+      3,
+      () => {
+        throw new Error('boom');
+      },
+    ],
     ['a rejected promise', 3, () => Promise.reject(new Error('boom'))],
   ] as Array<[string, number, () => AuthenticateResult | Promise<AuthenticateResult>]>)('%s → return code %i and close', async (_n, code, answer) => {
     hook = answer;

@@ -93,10 +93,12 @@ describe('CONNECT must come first, in time (MQTT-3.1.0-1)', () => {
 
 // MQTT 5 sends DISCONNECT 0x82 first: protocol-v5-disconnect.test.ts.
 describe('a second CONNECT closes the connection (MQTT-3.1.0-2)', () => {
-  test.each(V3_VERSIONS.flatMap((v) => [
-    [v, 'the same client id'],
-    [v, 'another client id'],
-  ]) as Array<[3 | 4, string]>)('level %i, second CONNECT with %s: closed, no second CONNACK, no session left', async (v, which) => {
+  test.each(
+    V3_VERSIONS.flatMap((v) => [
+      [v, 'the same client id'],
+      [v, 'another client id'],
+    ]) as Array<[3 | 4, string]>,
+  )('level %i, second CONNECT with %s: closed, no second CONNACK, no session left', async (v, which) => {
     const sessions: string[] = [];
     const onConnect = (s: SessionData) => sessions.push(s.sessionId);
     h.gate.on('connect', onConnect);

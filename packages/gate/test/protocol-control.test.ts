@@ -33,11 +33,7 @@ const openMqtt = (opts: mqtt.IClientOptions, url = h.tcpUrl) => conns.mqtt(url, 
 describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
   test('SUBSCRIBE to several topics gets a SUBACK granting each requested QoS', async () => {
     const c = await openMqtt({ ...mqttOpts(v), clientId: `sub-${v}` });
-    const granted = await within(
-      c.subscribeAsync({ 'a/b': { qos: 0 }, 'c/+/d': { qos: 1 }, 'e/#': { qos: 2 } }),
-      2000,
-      'SUBACK',
-    );
+    const granted = await within(c.subscribeAsync({ 'a/b': { qos: 0 }, 'c/+/d': { qos: 1 }, 'e/#': { qos: 2 } }), 2000, 'SUBACK');
     expect(granted.map((g) => [g.topic, g.qos])).toEqual([
       ['a/b', 0],
       ['c/+/d', 1],
@@ -152,7 +148,11 @@ describe('raw client', () => {
       else dying.destroy();
       await within(lost, 2000, 'disconnect event');
       watcher.send({ cmd: 'publish', topic: `svc/HD_echo/sync-${end}`, payload: Buffer.from('{}'), qos: 0, dup: false, retain: false });
-      await within(watcher.next('publish', (p) => (p as IPublishPacket).topic === `svc/HD_echo/sync-${end}`), 2000, 'sync');
+      await within(
+        watcher.next('publish', (p) => (p as IPublishPacket).topic === `svc/HD_echo/sync-${end}`),
+        2000,
+        'sync',
+      );
       expect(calls.get(willTopic)).toBeUndefined();
     }
     expect(watcher.packets).toEqual([]);

@@ -135,7 +135,10 @@ describe('malformed input closes that connection only', () => {
     ['a PUBLISH whose topic length runs past the packet', Buffer.from([0x30, 0x03, 0x00, 0x10, 0x61])],
     // MQTT-1.5.3-1: ill-formed UTF-8 (here 0xff 0xfe 0xfd, and an encoded surrogate U+D800) MUST close.
     ['a PUBLISH topic that is not UTF-8', Buffer.from([0x30, 0x05, 0x00, 0x03, 0xff, 0xfe, 0xfd])],
-    ['a PUBLISH topic holding an encoded surrogate', publishWithTopicBytes(Buffer.concat([Buffer.from('svc/HD_echo/'), Buffer.from([0xed, 0xa0, 0x80])]))],
+    [
+      'a PUBLISH topic holding an encoded surrogate',
+      publishWithTopicBytes(Buffer.concat([Buffer.from('svc/HD_echo/'), Buffer.from([0xed, 0xa0, 0x80])])),
+    ],
     // MQTT-1.5.3-2, MQTT-4.7.3-2: U+0000 in a topic MUST close.
     ['a PUBLISH topic holding U+0000', publishWithTopicBytes(Buffer.from('svc/HD_echo/a\u0000b'))],
   ])('%s', async (_n, bytes) => {

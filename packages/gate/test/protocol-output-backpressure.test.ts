@@ -13,7 +13,8 @@ import WebSocket from 'ws';
 import { startGate, RawClient, type Harness } from './helpers/harness';
 import { within } from './helpers/waiters';
 
-const CONNECT = (clientId: string) => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
+const CONNECT = (clientId: string) =>
+  mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
 /** 32 768 PINGREQs in one buffer. */
 const PINGS = Buffer.alloc(64 * 1024, Buffer.from([0xc0, 0x00]));
 const SLOW_TIMEOUT = 3000;

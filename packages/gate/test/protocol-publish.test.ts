@@ -63,7 +63,11 @@ function publish(topic: string, payload: string, qos: 0 | 1 | 2, messageId?: num
 async function sync(raw: RawClient, tag: string): Promise<void> {
   const topic = `svc/HD_echo/sync-${tag}`;
   raw.send(publish(topic, '{"sync":1}', 0));
-  await within(raw.next('publish', (p) => (p as IPublishPacket).topic === topic), 2000, 'sync reply');
+  await within(
+    raw.next('publish', (p) => (p as IPublishPacket).topic === topic),
+    2000,
+    'sync reply',
+  );
 }
 
 describe.each(VERSIONS)('MQTT.js at level %i', (v) => {
@@ -139,7 +143,15 @@ describe('raw client', () => {
     const replies: string[] = [];
     for (const topic of [...topics].reverse()) {
       hold(topic).resolve();
-      replies.push(((await within(raw.next('publish', (p) => (p as IPublishPacket).topic === topic), 2000, 'reply')) as IPublishPacket).topic);
+      replies.push(
+        (
+          (await within(
+            raw.next('publish', (p) => (p as IPublishPacket).topic === topic),
+            2000,
+            'reply',
+          )) as IPublishPacket
+        ).topic,
+      );
     }
     expect(replies).toEqual([...topics].reverse());
   });
@@ -149,7 +161,11 @@ describe('raw client', () => {
     const topic = 'svc/HD_count/raw-q2';
     raw.send(publish(topic, '{}', 2, 7));
     expect(await within(raw.next('pubrec'), 2000, 'PUBREC')).toMatchObject({ messageId: 7 });
-    const first = (await within(raw.next('publish', (p) => (p as IPublishPacket).topic === topic), 2000, 'reply')) as IPublishPacket;
+    const first = (await within(
+      raw.next('publish', (p) => (p as IPublishPacket).topic === topic),
+      2000,
+      'reply',
+    )) as IPublishPacket;
     expect(JSON.parse(first.payload.toString()).Result).toBe(1);
 
     raw.send(publish(topic, '{}', 2, 7, true));
@@ -163,7 +179,11 @@ describe('raw client', () => {
     // After PUBREL the identifier is free: a new message with id 7 is a new message.
     raw.send(publish(topic, '{}', 2, 7));
     expect(await within(raw.next('pubrec'), 2000, 'PUBREC for the reused id')).toMatchObject({ messageId: 7 });
-    const second = (await within(raw.next('publish', (p) => (p as IPublishPacket).topic === topic), 2000, 'second reply')) as IPublishPacket;
+    const second = (await within(
+      raw.next('publish', (p) => (p as IPublishPacket).topic === topic),
+      2000,
+      'second reply',
+    )) as IPublishPacket;
     expect(JSON.parse(second.payload.toString()).Result).toBe(2);
     raw.send({ cmd: 'pubrel', messageId: 7 });
     expect(await within(raw.next('pubcomp'), 2000, 'second PUBCOMP')).toMatchObject({ messageId: 7 });

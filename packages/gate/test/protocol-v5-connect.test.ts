@@ -101,7 +101,15 @@ describe('CONNECT v5 properties (rule 1)', () => {
     const got = (await within(raw.next('publish'), 2000, 'small push')) as IPublishPacket;
     expect(got.topic).toBe('push/small');
     // A reply over the limit is dropped too: the connection stays up.
-    raw.send({ cmd: 'publish', topic: 'svc/HD_echo', payload: Buffer.from(JSON.stringify({ p: 'x'.repeat(400) })), qos: 0, dup: false, retain: false, properties: { responseTopic: 'r' } });
+    raw.send({
+      cmd: 'publish',
+      topic: 'svc/HD_echo',
+      payload: Buffer.from(JSON.stringify({ p: 'x'.repeat(400) })),
+      qos: 0,
+      dup: false,
+      retain: false,
+      properties: { responseTopic: 'r' },
+    });
     await within(
       (async () => {
         while (h.gate.stats().droppedOversize < before + 2) await new Promise((r) => setImmediate(r));
@@ -141,12 +149,30 @@ describe('CONNECT v5 properties (rule 1)', () => {
   test('Request Problem Information 0: a refused PUBLISH gets its reason code without a Reason String (MQTT-3.1.2-29)', async () => {
     const quiet = await peers.connected(h.tcpPort, { clientId: 'rpi-0', properties: { requestProblemInformation: false } });
     const refuse = { userProperties: { a: '1', b: '2', c: '3' } };
-    quiet.send({ cmd: 'publish', topic: 'svc/HD_echo', payload: Buffer.from('{}'), qos: 1, messageId: 5, dup: false, retain: false, properties: refuse });
+    quiet.send({
+      cmd: 'publish',
+      topic: 'svc/HD_echo',
+      payload: Buffer.from('{}'),
+      qos: 1,
+      messageId: 5,
+      dup: false,
+      retain: false,
+      properties: refuse,
+    });
     const ack = (await within(quiet.next('puback'), 2000, 'PUBACK')) as { reasonCode: number; properties?: object };
     expect(ack.reasonCode).toBe(0x97);
     expect(ack.properties).toBeUndefined();
     const loud = await peers.connected(h.tcpPort, { clientId: 'rpi-1' });
-    loud.send({ cmd: 'publish', topic: 'svc/HD_echo', payload: Buffer.from('{}'), qos: 1, messageId: 5, dup: false, retain: false, properties: refuse });
+    loud.send({
+      cmd: 'publish',
+      topic: 'svc/HD_echo',
+      payload: Buffer.from('{}'),
+      qos: 1,
+      messageId: 5,
+      dup: false,
+      retain: false,
+      properties: refuse,
+    });
     const ack2 = (await within(loud.next('puback'), 2000, 'PUBACK')) as { reasonCode: number; properties?: { reasonString?: string } };
     expect(ack2.reasonCode).toBe(0x97);
     expect(ack2.properties?.reasonString).toMatch(/maxUserProperties/);
@@ -176,7 +202,9 @@ describe('authentication (rules 1 and 2)', () => {
   }
 
   test('the hook sees the protocol level and the CONNECT User Properties', async () => {
-    expect((await connack({ clientId: 'up', username: 'u', properties: { userProperties: { tenant: 'acme', tag: ['a', 'b'] } } })).reasonCode).toBe(0);
+    expect((await connack({ clientId: 'up', username: 'u', properties: { userProperties: { tenant: 'acme', tag: ['a', 'b'] } } })).reasonCode).toBe(
+      0,
+    );
     expect(seen.at(-1)).toMatchObject({ protocolVersion: 5, userProperties: { tenant: 'acme', tag: ['a', 'b'] } });
   });
 
@@ -192,8 +220,12 @@ describe('authentication (rules 1 and 2)', () => {
   });
 
   test('an Authentication Method is accepted only when the hook accepts it, else 0x8C; no AUTH exchange', async () => {
-    expect((await connack({ clientId: 'am-ok', properties: { authenticationMethod: 'token', authenticationData: Buffer.from('good') } })).reasonCode).toBe(0);
-    expect((await connack({ clientId: 'am-no', properties: { authenticationMethod: 'token', authenticationData: Buffer.from('bad') } })).reasonCode).toBe(0x8c);
+    expect(
+      (await connack({ clientId: 'am-ok', properties: { authenticationMethod: 'token', authenticationData: Buffer.from('good') } })).reasonCode,
+    ).toBe(0);
+    expect(
+      (await connack({ clientId: 'am-no', properties: { authenticationMethod: 'token', authenticationData: Buffer.from('bad') } })).reasonCode,
+    ).toBe(0x8c);
   });
 
   test('without an authenticate hook an Authentication Method gets 0x8C (Bad authentication method)', async () => {

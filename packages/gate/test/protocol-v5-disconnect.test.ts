@@ -102,7 +102,8 @@ test('0x97 Quota exceeded: a slow consumer past maxBufferedBytes gets DISCONNECT
     const raw = await peers.connected(own.tcpPort, { clientId: 'slow5' });
     const gone = new Promise<string>((resolve) => own.gate.on('disconnect', (_s, reason) => resolve(reason)));
     raw.socket?.pause();
-    for (let i = 0; i < 2000; i++) raw.send({ cmd: 'publish', topic: `svc/HD_big/${i}`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+    for (let i = 0; i < 2000; i++)
+      raw.send({ cmd: 'publish', topic: `svc/HD_big/${i}`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
     expect(await within(gone, 5000, 'slow consumer close')).toMatch(/slow consumer/);
     raw.socket?.resume();
     expect((await codeOf(raw)).reasonCode).toBe(0x97);

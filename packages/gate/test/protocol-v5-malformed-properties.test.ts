@@ -23,7 +23,10 @@ afterAll(() => h.stop());
 test.each([
   ['CONNECT with a User Property value that runs past the packet', hex('10 14 00044d515454 05 02 003c 06 26 0001 6b ffff 0001 63')],
   ['PUBLISH with a User Property value that runs past the packet', Buffer.concat([CONNECT_V5, hex('30 0a 0001 61 06 26 0001 6b ffff')])],
-  ['PUBLISH with a repeated User Property whose second value runs past', Buffer.concat([CONNECT_V5, hex('30 10 0001 61 0c 26 0001 6b 0001 76 26 0001 6b ffff')])],
+  [
+    'PUBLISH with a repeated User Property whose second value runs past',
+    Buffer.concat([CONNECT_V5, hex('30 10 0001 61 0c 26 0001 6b 0001 76 26 0001 6b ffff')]),
+  ],
   ['PUBLISH with a Response Topic that runs past the packet', Buffer.concat([CONNECT_V5, hex('30 07 0001 61 03 08 ffff')])],
   ['PUBLISH with Correlation Data that runs past the packet', Buffer.concat([CONNECT_V5, hex('30 07 0001 61 03 09 ffff')])],
   ['PUBLISH with the Response Topic twice', Buffer.concat([CONNECT_V5, hex('30 0e 0001 61 08 08 0001 62 08 0001 62 7b7d')])],

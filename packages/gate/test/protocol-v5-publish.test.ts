@@ -20,7 +20,8 @@ beforeAll(async () => {
     if (fn === 'HD_bytes') return Buffer.from([0xde, 0xad]);
     if (fn === 'HD_fail') throw new RpcError('handler says no', 'REMOTE');
     if (fn === 'HD_slow') return new Promise(() => undefined);
-    if (fn === 'HD_props') return replyWithProperties({ ok: true }, { userProperties: { served: 'yes', tags: ['a', 'b'] }, contentType: 'application/vnd.x+json' });
+    if (fn === 'HD_props')
+      return replyWithProperties({ ok: true }, { userProperties: { served: 'yes', tags: ['a', 'b'] }, contentType: 'application/vnd.x+json' });
     return args[1];
   });
 });
@@ -54,15 +55,18 @@ function nextOn(c: mqtt.MqttClient, topic: string): Promise<IPublishPacket> {
 }
 
 describe('request/response by Response Topic and Correlation Data (rule 4)', () => {
-  test.each(['tcp', 'websocket'] as const)('MQTT.js v5 over %s: the reply comes on the Response Topic with the Correlation Data, unsubscribed', async (network) => {
-    const c = await conns.mqtt(network === 'tcp' ? h.tcpUrl : h.wsUrl, mqtt5());
-    const reply = nextOn(c, 'my/replies');
-    c.publish('svc/HD_echo', '{"a":1}', { qos: 1, properties: { responseTopic: 'my/replies', correlationData: Buffer.from([0, 1, 2, 255]) } });
-    const p = await within(reply, 2000, 'reply');
-    expect(envelopeOf(p)).toEqual({ Trace: expect.any(String), Error: '', Result: { a: 1 } });
-    expect(p.qos).toBe(0);
-    expect(p.properties).toEqual({ correlationData: Buffer.from([0, 1, 2, 255]), contentType: 'application/json', payloadFormatIndicator: true });
-  });
+  test.each(['tcp', 'websocket'] as const)(
+    'MQTT.js v5 over %s: the reply comes on the Response Topic with the Correlation Data, unsubscribed',
+    async (network) => {
+      const c = await conns.mqtt(network === 'tcp' ? h.tcpUrl : h.wsUrl, mqtt5());
+      const reply = nextOn(c, 'my/replies');
+      c.publish('svc/HD_echo', '{"a":1}', { qos: 1, properties: { responseTopic: 'my/replies', correlationData: Buffer.from([0, 1, 2, 255]) } });
+      const p = await within(reply, 2000, 'reply');
+      expect(envelopeOf(p)).toEqual({ Trace: expect.any(String), Error: '', Result: { a: 1 } });
+      expect(p.qos).toBe(0);
+      expect(p.properties).toEqual({ correlationData: Buffer.from([0, 1, 2, 255]), contentType: 'application/json', payloadFormatIndicator: true });
+    },
+  );
 
   test('without Correlation Data the reply has none; a bytes result goes out raw, without Content Type', async () => {
     const raw = await peers.connected(h.tcpPort, { clientId: 'nocd' });
@@ -135,7 +139,12 @@ describe('request/response by Response Topic and Correlation Data (rule 4)', () 
 describe('handlers see the MQTT 5 context and set reply properties (rule 5)', () => {
   test('User Properties, Content Type and Correlation Data reach the handler in the session snapshot', async () => {
     const raw = await peers.connected(h.tcpPort, { clientId: 'ctx' });
-    const props = { responseTopic: 'ctx/r', correlationData: Buffer.from('id-9'), contentType: 'application/json', userProperties: { lang: 'fr', k: ['1', '2'] } };
+    const props = {
+      responseTopic: 'ctx/r',
+      correlationData: Buffer.from('id-9'),
+      contentType: 'application/json',
+      userProperties: { lang: 'fr', k: ['1', '2'] },
+    };
     await within(raw.ask('svc/HD_echo', '{}', props, 'ctx/r'), 2000, 'reply');
     const s = received.at(-1) as SessionData;
     expect(s.protocolVersion).toBe(5);
@@ -169,8 +178,14 @@ describe('handlers see the MQTT 5 context and set reply properties (rule 5)', ()
     const v4 = await conns.mqtt(h.tcpUrl, { protocolVersion: 4, clientId: 'push4' });
     const p5 = nextOn(v5, 'news');
     const p4 = nextOn(v4, 'news');
-    expect(h.gate.broadcast('news', '{"n":1}', { userProperties: { from: 'ops' }, contentType: 'application/json', messageExpiryInterval: 60 })).toBeGreaterThanOrEqual(2);
-    expect((await within(p5, 2000, 'v5 push')).properties).toEqual({ messageExpiryInterval: 60, contentType: 'application/json', userProperties: { from: 'ops' } });
+    expect(
+      h.gate.broadcast('news', '{"n":1}', { userProperties: { from: 'ops' }, contentType: 'application/json', messageExpiryInterval: 60 }),
+    ).toBeGreaterThanOrEqual(2);
+    expect((await within(p5, 2000, 'v5 push')).properties).toEqual({
+      messageExpiryInterval: 60,
+      contentType: 'application/json',
+      userProperties: { from: 'ops' },
+    });
     const got4 = await within(p4, 2000, 'v4 push');
     expect(got4.payload.toString()).toBe('{"n":1}');
   });
@@ -215,7 +230,11 @@ describe('inbound PUBLISH v5 (rule 3)', () => {
     ok.send({ cmd: 'pubrel', messageId: 1 });
     await ok.next('pubcomp');
     ok.send(pub('svc/HD_none', undefined, { qos: 2, messageId: 4 }));
-    await within(ok.next('pubrec', (p) => (p as { messageId: number }).messageId === 4), 2000, 'PUBREC 4 after a PUBREL');
+    await within(
+      ok.next('pubrec', (p) => (p as { messageId: number }).messageId === 4),
+      2000,
+      'PUBREC 4 after a PUBREL',
+    );
     const over = await peers.connected(h.tcpPort, { clientId: 'rm-over' });
     for (const id of [1, 2, 3, 4]) over.send(pub('svc/HD_none', undefined, { qos: 2, messageId: id }));
     expect(await disconnectCode(over)).toBe(0x93);
@@ -225,7 +244,12 @@ describe('inbound PUBLISH v5 (rule 3)', () => {
     ['Payload Format Indicator 1 with bytes that are not UTF-8', { payloadFormatIndicator: true }, Buffer.from([0xff, 0xfe]), 0x99],
     ['a Response Topic over maxResponseTopicLength', { responseTopic: 'r/'.repeat(40) }, Buffer.from('{}'), 0x97],
     ['Correlation Data over maxCorrelationDataLength', { responseTopic: 'r', correlationData: Buffer.alloc(17) }, Buffer.from('{}'), 0x97],
-    ['User Properties over maxUserProperties', { userProperties: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, Buffer.from('{}'), 0x97],
+    [
+      'User Properties over maxUserProperties',
+      { userProperties: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) },
+      Buffer.from('{}'),
+      0x97,
+    ],
     ['User Properties over maxUserPropertyBytes', { userProperties: { big: 'x'.repeat(5000) } }, Buffer.from('{}'), 0x97],
   ])('%s is refused: PUBACK / PUBREC with the reason code and a Reason String, not dispatched', async (_name, properties, payload, code) => {
     const raw = await peers.connected(h.tcpPort, { clientId: `refuse-${code}-${_name.length}` });
@@ -251,7 +275,15 @@ describe('inbound PUBLISH v5 (rule 3)', () => {
 describe('SUBSCRIBE / UNSUBSCRIBE v5 (rule 7) and WebSocket (rule 8)', () => {
   test('SUBACK grants the QoS; shared subscriptions are granted; a Subscription Identifier gets 0xA1; UNSUBACK 0x00 each', async () => {
     const raw = await peers.connected(h.tcpPort, { clientId: 'subs' });
-    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/#', qos: 0 }, { topic: '$share/g/b', qos: 1 }, { topic: 'c', qos: 2 }] } as never);
+    raw.send({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [
+        { topic: 'a/#', qos: 0 },
+        { topic: '$share/g/b', qos: 1 },
+        { topic: 'c', qos: 2 },
+      ],
+    } as never);
     expect(((await raw.next('suback')) as ISubackPacket).granted).toEqual([0, 1, 2]);
     raw.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'd', qos: 1 }], properties: { subscriptionIdentifier: 5 } } as never);
     expect(((await raw.next('suback')) as ISubackPacket).granted).toEqual([0xa1]);
@@ -270,6 +302,3 @@ describe('SUBSCRIBE / UNSUBSCRIBE v5 (rule 7) and WebSocket (rule 8)', () => {
     expect((await within(ws.disconnected(), 2000, 'DISCONNECT')).reasonCode).toBe(0x94);
   });
 });
-
-
-

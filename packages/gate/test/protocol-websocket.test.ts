@@ -117,7 +117,12 @@ describe('frames', () => {
     await within(ws.next('publish'), 2000, 'large reply');
     // Three requests in one frame: three replies, three frames.
     ws.sendBytes(Buffer.concat([1, 2, 3].map((i) => publishBytes(`svc/HD_echo/burst-${i}`, `{"i":${i}}`))));
-    for (let i = 1; i <= 3; i++) await within(ws.next('publish', (p) => (p as IPublishPacket).topic === `svc/HD_echo/burst-${i}`), 2000, `burst reply ${i}`);
+    for (let i = 1; i <= 3; i++)
+      await within(
+        ws.next('publish', (p) => (p as IPublishPacket).topic === `svc/HD_echo/burst-${i}`),
+        2000,
+        `burst reply ${i}`,
+      );
 
     expect(ws.frames).toHaveLength(6);
     expect(ws.frames[0].bytes).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x00]));

@@ -20,11 +20,16 @@ import { MAX_V1_HEADER, MAX_V2_HEADER, parseProxyHeader, ProxyHeaderError } from
 import { startGate, type Harness } from './helpers/harness';
 import { nextSession, within } from './helpers/waiters';
 
-const CONNECT = (clientId: string) => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 });
+const CONNECT = (clientId: string) =>
+  mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 });
 
 const v4 = (src: [number, number, number, number], command = Command.PROXY) =>
   Buffer.from(
-    new V2ProxyProtocol(command, TransportProtocol.STREAM, new IPv4ProxyAddress(new IPv4Address(src), 50000, new IPv4Address([10, 0, 0, 1]), 3563)).build(),
+    new V2ProxyProtocol(
+      command,
+      TransportProtocol.STREAM,
+      new IPv4ProxyAddress(new IPv4Address(src), 50000, new IPv4Address([10, 0, 0, 1]), 3563),
+    ).build(),
   );
 const v6 = (src: number[]) =>
   Buffer.from(
@@ -39,7 +44,10 @@ const v1 = (line: string) => Buffer.from(`${line}\r\n`);
 describe('parseProxyHeader', () => {
   const mqtt = Buffer.from([0x10, 0x0c]);
   test('v1 TCP4 / TCP6 / UNKNOWN, the bytes after the header kept', () => {
-    expect(parseProxyHeader(Buffer.concat([v1('PROXY TCP4 203.0.113.7 10.0.0.1 56324 3563'), mqtt]), true)).toEqual({ remoteAddress: '203.0.113.7', head: mqtt });
+    expect(parseProxyHeader(Buffer.concat([v1('PROXY TCP4 203.0.113.7 10.0.0.1 56324 3563'), mqtt]), true)).toEqual({
+      remoteAddress: '203.0.113.7',
+      head: mqtt,
+    });
     expect(parseProxyHeader(v1('PROXY TCP6 2001:db8::7 2001:db8::1 56324 3563'), true)?.remoteAddress).toBe('2001:db8::7');
     expect(parseProxyHeader(v1('PROXY UNKNOWN'), true)).toEqual({ remoteAddress: undefined, head: Buffer.alloc(0) });
   });
@@ -100,7 +108,11 @@ describe('a gate with tcp.proxyProtocol', () => {
 
   test.each([
     ['v1 in one write', [Buffer.concat([v1('PROXY TCP4 203.0.113.7 10.0.0.1 56324 3563'), CONNECT('p1')])], '203.0.113.7'],
-    ['v1 split across writes', [Buffer.from('PROXY TCP4 203.0.1'), Buffer.from('13.8 10.0.0.1 5 3563\r'), Buffer.concat([Buffer.from('\n'), CONNECT('p2')])], '203.0.113.8'],
+    [
+      'v1 split across writes',
+      [Buffer.from('PROXY TCP4 203.0.1'), Buffer.from('13.8 10.0.0.1 5 3563\r'), Buffer.concat([Buffer.from('\n'), CONNECT('p2')])],
+      '203.0.113.8',
+    ],
     ['v2 IPv4 then CONNECT', [v4([198, 51, 100, 9]), CONNECT('p3')], '198.51.100.9'],
     ['v2 LOCAL: the peer address', [Buffer.concat([v4([198, 51, 100, 9], Command.LOCAL), CONNECT('p4')])], '127.0.0.1'],
     ['no header at all', [CONNECT('p5')], '127.0.0.1'],

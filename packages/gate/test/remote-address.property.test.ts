@@ -7,13 +7,20 @@ import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { normalizeIp, resolveRemoteAddress, trustedSet } from '../src/wire/remote-address';
 
-const ip = fc.oneof(fc.ipV4(), fc.ipV6(), fc.ipV4().map((a) => `::ffff:${a}`));
+const ip = fc.oneof(
+  fc.ipV4(),
+  fc.ipV6(),
+  fc.ipV4().map((a) => `::ffff:${a}`),
+);
 const junk = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('unknown', '', ' ', '1.2.3', '[::1]', '1.2.3.4:80', '::ffff:'));
 const hop = fc.oneof({ weight: 3, arbitrary: ip }, { weight: 1, arbitrary: junk });
 const header = fc.oneof(
   fc.array(hop, { maxLength: 6 }).map((h) => h.join(',')),
   fc.array(hop, { maxLength: 6 }).map((h) => h.join(' , ')),
-  fc.array(fc.array(hop, { maxLength: 3 }).map((h) => h.join(',')), { maxLength: 3 }),
+  fc.array(
+    fc.array(hop, { maxLength: 3 }).map((h) => h.join(',')),
+    { maxLength: 3 },
+  ),
   fc.constant(undefined),
 );
 
@@ -46,9 +53,14 @@ test('the socket address unless the socket is a trusted proxy; then a header add
 
 test('arbitrary strings as peer and header never throw and give a string', () => {
   fc.assert(
-    fc.property(fc.option(fc.string(), { nil: undefined }), fc.option(fc.oneof(fc.string(), fc.array(fc.string())), { nil: undefined }), fc.array(fc.string(), { maxLength: 3 }), (peer, forwarded, proxies) => {
-      expect(typeof resolveRemoteAddress(peer, forwarded, trustedSet(proxies))).toBe('string');
-    }),
+    fc.property(
+      fc.option(fc.string(), { nil: undefined }),
+      fc.option(fc.oneof(fc.string(), fc.array(fc.string())), { nil: undefined }),
+      fc.array(fc.string(), { maxLength: 3 }),
+      (peer, forwarded, proxies) => {
+        expect(typeof resolveRemoteAddress(peer, forwarded, trustedSet(proxies))).toBe('string');
+      },
+    ),
     { numRuns: 1000 },
   );
 });

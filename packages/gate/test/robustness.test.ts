@@ -74,7 +74,14 @@ test('two logins pipelined on one session: the last wins and the first leaves no
   raw.sendBytes(
     Buffer.concat(
       ['alice', 'bob'].map((u, i) =>
-        mqttPacket.generate({ cmd: 'publish', topic: `user/HD_login/${i}`, payload: Buffer.from(JSON.stringify({ userId: u })), qos: 0, dup: false, retain: false }),
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: `user/HD_login/${i}`,
+          payload: Buffer.from(JSON.stringify({ userId: u })),
+          qos: 0,
+          dup: false,
+          retain: false,
+        }),
       ),
     ),
   );
@@ -92,10 +99,15 @@ test('a port already in use rejects start() and the process keeps running', asyn
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as { port: number }).port;
   try {
-    for (const opts of [{ tcp: { port, host: '127.0.0.1' }, websocket: false as const }, { tcp: false as const, websocket: { port, host: '127.0.0.1' } }]) {
+    for (const opts of [
+      { tcp: { port, host: '127.0.0.1' }, websocket: false as const },
+      { tcp: false as const, websocket: { port, host: '127.0.0.1' } },
+    ]) {
       const gate = new Gate(opts);
       const { InProcessTransport, silentLogger } = await import('@mqgate/rpc');
-      await expect(gate.start({ transport: new InProcessTransport(), logger: silentLogger, userIndex: new MemoryUserIndex() })).rejects.toThrow(/EADDRINUSE/);
+      await expect(gate.start({ transport: new InProcessTransport(), logger: silentLogger, userIndex: new MemoryUserIndex() })).rejects.toThrow(
+        /EADDRINUSE/,
+      );
     }
   } finally {
     blocker.close();

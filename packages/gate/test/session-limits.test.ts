@@ -102,9 +102,7 @@ describe('ill-formed Unicode (a lone surrogate) → BAD_ARGUMENT: Go protobuf wo
 
 test('what the StorageHandler returns at Bind is cut to the limits; live keys are kept first', async () => {
   // Stored by an earlier, unlimited gate: 5 keys, one key too long, one value too long.
-  await storage.storage(
-    makeSessionData({ userId: 'stored-1', settings: { a: '1', b: '2', longkey12: 'x', big: 'v'.repeat(40), c: '3', d: '4' } }),
-  );
+  await storage.storage(makeSessionData({ userId: 'stored-1', settings: { a: '1', b: '2', longkey12: 'x', big: 'v'.repeat(40), c: '3', d: '4' } }));
   const p = await peer();
   expect(await call(p, 'Set', 'live', 'L')).toMatchObject({ ok: true });
   const o = await call(p, 'Bind', 'stored-1');

@@ -108,8 +108,16 @@ test('a client certificate of another subject is refused by the hook (CONNACK 5)
 
 test('a changed certificate file is reloaded: new handshakes get it, open connections stay', async () => {
   const before = await handshake(port(h, 'mqtts'));
-  const tcpClient = await conns.mqtt(`mqtts://127.0.0.1:${port(h, 'mqtts')}`, { ca: pki.read(pki.caCert), servername: 'localhost', clientId: 'stay-tls' });
-  const wsClient = await conns.mqtt(`wss://127.0.0.1:${port(h, 'wss')}/mqtt`, { ca: pki.read(pki.caCert), servername: 'localhost', clientId: 'stay-wss' });
+  const tcpClient = await conns.mqtt(`mqtts://127.0.0.1:${port(h, 'mqtts')}`, {
+    ca: pki.read(pki.caCert),
+    servername: 'localhost',
+    clientId: 'stay-tls',
+  });
+  const wsClient = await conns.mqtt(`wss://127.0.0.1:${port(h, 'wss')}/mqtt`, {
+    ca: pki.read(pki.caCert),
+    servername: 'localhost',
+    clientId: 'stay-wss',
+  });
   const rotated = pki.issue('rotated', '/O=rotated/CN=localhost', SERVER_CERT_EXTENSIONS);
   const reloaded = new Promise<TlsReload[]>((resolve) => {
     const ok: TlsReload[] = [];

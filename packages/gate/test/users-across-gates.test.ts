@@ -96,7 +96,9 @@ describe('kick-old', () => {
     const k = await kick;
     expect(k.reason).toMatch(/logged in elsewhere/);
     await k.closed;
-    expect(await p.users.locate('amy')).toEqual([{ serverId: 'gate@b', sessionId: (reply.Result as { sessionId: string }).sessionId, since: expect.any(Number) }]);
+    expect(await p.users.locate('amy')).toEqual([
+      { serverId: 'gate@b', sessionId: (reply.Result as { sessionId: string }).sessionId, since: expect.any(Number) },
+    ]);
     expect(p.a.counts().bound).toBe(0);
     expect(p.b.counts().bound).toBe(1);
   });
@@ -110,7 +112,9 @@ describe('kick-old', () => {
       // both binds answered; the index holds exactly one session, and the other client is closed
       const where = await p.users.locate(userId);
       expect(where).toHaveLength(1);
-      const survivors = replies.filter((r, n) => r.Error === '' && (r.Result as { sessionId: string }).sessionId === where[0].sessionId && [x, y][n].connected);
+      const survivors = replies.filter(
+        (r, n) => r.Error === '' && (r.Result as { sessionId: string }).sessionId === where[0].sessionId && [x, y][n].connected,
+      );
       expect(survivors).toHaveLength(1);
       await Promise.race(closes);
       expect([x, y].filter((c) => c.connected)).toHaveLength(1);

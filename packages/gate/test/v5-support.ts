@@ -96,7 +96,12 @@ export class RawV5 extends RawPeer {
   }
 
   /** Publishes at QoS 0 and resolves with the next PUBLISH received on `replyTopic`. */
-  async ask(topic: string, payload: string | Buffer, properties: mqttPacket.IPublishPacket['properties'], replyTopic: string): Promise<mqttPacket.IPublishPacket> {
+  async ask(
+    topic: string,
+    payload: string | Buffer,
+    properties: mqttPacket.IPublishPacket['properties'],
+    replyTopic: string,
+  ): Promise<mqttPacket.IPublishPacket> {
     const reply = this.next('publish', (p) => (p as mqttPacket.IPublishPacket).topic === replyTopic);
     this.send({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false, properties });
     return (await reply) as mqttPacket.IPublishPacket;

@@ -204,7 +204,8 @@ export class Caller {
       nc.publish(subject, bytes, { reply, headers: h });
     } catch (err) {
       const message = (err as Error).message;
-      if (/payload/i.test(message)) throw new RpcError(`request of ${bytes.length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
+      if (/payload/i.test(message))
+        throw new RpcError(`request of ${bytes.length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
       throw this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
     }
   }

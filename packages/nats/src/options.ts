@@ -80,12 +80,16 @@ export interface ResolvedNatsOptions {
 export function resolveNatsOptions(o: NatsTransportOptions): ResolvedNatsOptions {
   const registryTtl = positive('registryTtl', o.registryTtl ?? NATS_DEFAULTS.registryTtl);
   const registryInterval = positive('registryInterval', o.registryInterval ?? NATS_DEFAULTS.registryInterval(registryTtl));
-  if (registryInterval >= registryTtl) throw new RangeError(`NatsTransport: registryInterval (${registryInterval} ms) must be below registryTtl (${registryTtl} ms)`);
+  if (registryInterval >= registryTtl)
+    throw new RangeError(`NatsTransport: registryInterval (${registryInterval} ms) must be below registryTtl (${registryTtl} ms)`);
   const maxConcurrent = positive('maxConcurrent', o.maxConcurrent ?? NATS_DEFAULTS.maxConcurrent);
   if (!Number.isInteger(maxConcurrent)) throw new RangeError(`NatsTransport: maxConcurrent must be an integer, got ${maxConcurrent}`);
   const prefix = o.prefix ?? NATS_DEFAULTS.prefix;
-  if (!/^[^\s.*>]+(\.[^\s.*>]+)*$/.test(prefix)) throw new TypeError(`NatsTransport: prefix must be dot-separated tokens without *, > or spaces, got ${JSON.stringify(prefix)}`);
-  const servers = (Array.isArray(o.servers) ? o.servers : (o.servers ?? NATS_DEFAULTS.servers.join(',')).split(',')).map((s) => s.trim()).filter(Boolean);
+  if (!/^[^\s.*>]+(\.[^\s.*>]+)*$/.test(prefix))
+    throw new TypeError(`NatsTransport: prefix must be dot-separated tokens without *, > or spaces, got ${JSON.stringify(prefix)}`);
+  const servers = (Array.isArray(o.servers) ? o.servers : (o.servers ?? NATS_DEFAULTS.servers.join(',')).split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (servers.length === 0) throw new TypeError('NatsTransport: servers names no URL');
   return {
     servers,

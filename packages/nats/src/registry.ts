@@ -93,5 +93,7 @@ export class NatsRegistry {
 }
 
 function copy(info: ServerInfo): ServerInfo {
-  return info.meta ? { serverId: info.serverId, moduleType: info.moduleType, meta: { ...info.meta } } : { serverId: info.serverId, moduleType: info.moduleType };
+  return info.meta
+    ? { serverId: info.serverId, moduleType: info.moduleType, meta: { ...info.meta } }
+    : { serverId: info.serverId, moduleType: info.moduleType };
 }

@@ -305,7 +305,8 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
       const answers = await nc.requestMany(this.subjects.who, undefined, { strategy: 'stall', stall: this.o.discoveryStall, maxWait: 2_000 });
       for await (const m of answers) {
         if (m.headers?.code === 503 || m.data.length === 0) break;
-        for (const ev of JSON.parse(new TextDecoder().decode(m.data)) as RegistryEvent[]) this.registry.apply(ev, this.servers_.has(ev.info?.serverId));
+        for (const ev of JSON.parse(new TextDecoder().decode(m.data)) as RegistryEvent[])
+          this.registry.apply(ev, this.servers_.has(ev.info?.serverId));
       }
     } catch {
       // no responders (nobody serves yet) or the connection dropped: the events fill the cache

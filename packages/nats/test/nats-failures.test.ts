@@ -145,7 +145,11 @@ describe('NatsTransport during a NATS outage', () => {
     expect(during).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/^NATS is unreachable \(nats:\/\/127\.0\.0\.1:\d+\)/) });
     expect(Date.now() - t0).toBeLessThan(200);
     await own.restart();
-    const back = await within(retryUntilOk(() => caller.call({ moduleType: 'm' }, 'echo', [3], { timeout: 1000 })), 10_000, 'calls to work again');
+    const back = await within(
+      retryUntilOk(() => caller.call({ moduleType: 'm' }, 'echo', [3], { timeout: 1000 })),
+      10_000,
+      'calls to work again',
+    );
     expect(back).toBe(3);
   });
 

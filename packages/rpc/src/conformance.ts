@@ -123,11 +123,28 @@ function callTests(ctx: Ctx): void {
     const server = await ctx.make();
     const caller = await ctx.make();
     const seen: { fn: string; args: RpcValue[]; deadline: number }[] = [];
-    await ctx.serve(server, 'echo@1', (fn, args, c) => {
-      seen.push({ fn, args, deadline: c.deadline });
-      return args;
-    }, [caller]);
-    const args: RpcValue[] = [null, true, false, 0, -1.5, 2 ** 53 - 1, '', 'héllo ✓', new Uint8Array([0, 1, 255]), [1, 'two', null], { a: { b: [1, 2] }, s: 'x' }];
+    await ctx.serve(
+      server,
+      'echo@1',
+      (fn, args, c) => {
+        seen.push({ fn, args, deadline: c.deadline });
+        return args;
+      },
+      [caller],
+    );
+    const args: RpcValue[] = [
+      null,
+      true,
+      false,
+      0,
+      -1.5,
+      2 ** 53 - 1,
+      '',
+      'héllo ✓',
+      new Uint8Array([0, 1, 255]),
+      [1, 'two', null],
+      { a: { b: [1, 2] }, s: 'x' },
+    ];
     const before = Date.now();
     const result = await caller.call({ moduleType: 'echo' }, 'HD_echo', args, { timeout: 4000 });
     expect(seen).toHaveLength(1);
@@ -149,11 +166,16 @@ function callTests(ctx: Ctx): void {
   it('a handler error reaches the caller with its code and message; a plain Error becomes REMOTE', async () => {
     const server = await ctx.make();
     const caller = await ctx.make();
-    await ctx.serve(server, 'err@1', (fn) => {
-      if (fn === 'coded') throw new RpcError('no such room', APP_CODE);
-      if (fn === 'async') return Promise.reject(new Error('async boom'));
-      throw new Error('plain boom');
-    }, [caller]);
+    await ctx.serve(
+      server,
+      'err@1',
+      (fn) => {
+        if (fn === 'coded') throw new RpcError('no such room', APP_CODE);
+        if (fn === 'async') return Promise.reject(new Error('async boom'));
+        throw new Error('plain boom');
+      },
+      [caller],
+    );
     await expect(caller.call({ moduleType: 'err' }, 'coded', [])).rejects.toMatchObject({ code: APP_CODE, message: 'no such room' });
     const plain = await caller.call({ moduleType: 'err' }, 'plain', []).catch((e: unknown) => e);
     expect(plain).toBeInstanceOf(RpcError);
@@ -167,12 +189,17 @@ function callTests(ctx: Ctx): void {
     const got: RpcValue[] = [];
     let signal!: () => void;
     const twoRuns = new Promise<void>((resolve) => (signal = resolve));
-    await ctx.serve(server, 'nr@1', (fn, args) => {
-      got.push(args[0]);
-      if (got.length === 2) signal();
-      if (fn === 'fail') throw new Error('dropped');
-      return 'dropped too';
-    }, [caller]);
+    await ctx.serve(
+      server,
+      'nr@1',
+      (fn, args) => {
+        got.push(args[0]);
+        if (got.length === 2) signal();
+        if (fn === 'fail') throw new Error('dropped');
+        return 'dropped too';
+      },
+      [caller],
+    );
     await expect(caller.callNR({ moduleType: 'nr' }, 'fail', ['a'])).resolves.toBeUndefined();
     await expect(caller.callNR({ serverId: 'nr@1' }, 'ok', ['b'])).resolves.toBeUndefined();
     await within(twoRuns, 5000, 'two fire-and-forget calls to run');
@@ -329,11 +356,16 @@ function lifecycleTests(ctx: Ctx): void {
     let started = 0;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const handle = await ctx.serve(server, 'drain@1', async () => {
-      started++;
-      await gate;
-      return 'finished';
-    }, [caller]);
+    const handle = await ctx.serve(
+      server,
+      'drain@1',
+      async () => {
+        started++;
+        await gate;
+        return 'finished';
+      },
+      [caller],
+    );
     const running = caller.call({ serverId: 'drain@1' }, 'f', [], { timeout: 5000 });
     await until(() => started === 1, 5000, 'the call to start');
     const closing = handle.close();
@@ -349,10 +381,15 @@ function lifecycleTests(ctx: Ctx): void {
     const server = await ctx.make();
     const caller = await ctx.make();
     let started = false;
-    await ctx.serve(server, 'hang@1', () => {
-      started = true;
-      return new Promise<RpcValue>(() => undefined);
-    }, [caller]);
+    await ctx.serve(
+      server,
+      'hang@1',
+      () => {
+        started = true;
+        return new Promise<RpcValue>(() => undefined);
+      },
+      [caller],
+    );
     const pending = caller.call({ moduleType: 'hang' }, 'f', [], { timeout: 10_000 }).catch((e: unknown) => e);
     await until(() => started, 5000, 'the call to reach the handler');
     const t0 = Date.now();
@@ -385,12 +422,17 @@ function volumeTests(ctx: Ctx): void {
     const server = await ctx.make();
     const caller = await ctx.make();
     const seen = new Map<number, number>();
-    await ctx.serve(server, 'many@1', async (_fn, args) => {
-      const n = args[0] as number;
-      seen.set(n, (seen.get(n) ?? 0) + 1);
-      await Promise.resolve();
-      return n * 2;
-    }, [caller]);
+    await ctx.serve(
+      server,
+      'many@1',
+      async (_fn, args) => {
+        const n = args[0] as number;
+        seen.set(n, (seen.get(n) ?? 0) + 1);
+        await Promise.resolve();
+        return n * 2;
+      },
+      [caller],
+    );
     const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => caller.call({ moduleType: 'many' }, 'f', [i], { timeout: 15_000 })));
     expect(results).toEqual(Array.from({ length: 1000 }, (_, i) => i * 2));
     expect(seen.size).toBe(1000);

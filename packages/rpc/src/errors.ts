@@ -38,9 +38,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export type AnyErrorCode = ErrorCode | (string & Record<never, never>);
 
 /** The codes as constants, `ErrorCodes.NO_SESSION === 'NO_SESSION'`. */
-export const ErrorCodes = Object.freeze(
-  Object.fromEntries(Object.keys(ERROR_CODES).map((k) => [k, k])) as { readonly [K in ErrorCode]: K },
-);
+export const ErrorCodes = Object.freeze(Object.fromEntries(Object.keys(ERROR_CODES).map((k) => [k, k])) as { readonly [K in ErrorCode]: K });
 
 /** Base class of every mqgate error: something went wrong in or behind an RPC call. */
 export class RpcError extends Error {

@@ -227,7 +227,8 @@ function counts(value: RpcValue): SessionCounts {
   if (typeof c !== 'object' || c === null || typeof c.total !== 'number' || typeof c.bound !== 'number' || typeof c.guests !== 'number') {
     throw new BadReplyError(`expected {total, bound, guests}, got ${describeValue(value)}`);
   }
-  if (c.detached !== undefined && typeof c.detached !== 'number') throw new BadReplyError(`expected a number of detached sessions, got ${describeValue(c.detached)}`);
+  if (c.detached !== undefined && typeof c.detached !== 'number')
+    throw new BadReplyError(`expected a number of detached sessions, got ${describeValue(c.detached)}`);
   return c as SessionCounts;
 }
 
@@ -252,12 +253,15 @@ function handOverResult(value: RpcValue): HandedOverSession {
   };
   if (!Array.isArray(value) || value.length !== 6) return bad();
   const [userId, traceId, map, lost, hash, list] = value;
-  if (typeof userId !== 'string' || typeof traceId !== 'string' || typeof lost !== 'number' || !(hash instanceof Uint8Array) || !Array.isArray(list)) return bad();
+  if (typeof userId !== 'string' || typeof traceId !== 'string' || typeof lost !== 'number' || !(hash instanceof Uint8Array) || !Array.isArray(list))
+    return bad();
   if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array) return bad();
   const pushes: BufferedPush[] = list.map((p) => {
     if (!Array.isArray(p) || typeof p[0] !== 'string' || !(p[1] instanceof Uint8Array)) return bad();
     const props = p[2];
-    return props === null || props === undefined ? { topic: p[0], body: p[1] } : { topic: p[0], body: p[1], properties: props as Mqtt5PushProperties };
+    return props === null || props === undefined
+      ? { topic: p[0], body: p[1] }
+      : { topic: p[0], body: p[1], properties: props as Mqtt5PushProperties };
   });
   return { userId, traceId, settings: map as Record<string, string>, lost, tokenHash: hash, pushes };
 }
@@ -397,9 +401,7 @@ for (const verb of Object.keys(GATE_VERBS) as GateVerb[]) {
   const codec = GATE_VERBS[verb] as VerbCodec<GateVerb>;
   Object.defineProperty(GateClientStub.prototype, verb, {
     value(this: GateClientStub, ...args: unknown[]): Promise<unknown> {
-      return this.transport
-        .call({ serverId: this.serverId }, codec.fn, codec.encode(args as never), this.callOptions)
-        .then((r) => codec.result(r));
+      return this.transport.call({ serverId: this.serverId }, codec.fn, codec.encode(args as never), this.callOptions).then((r) => codec.result(r));
     },
   });
 }

@@ -222,7 +222,7 @@ export class InProcessTransport implements RpcTransport {
   }
 
   servers(moduleType?: string): ServerInfo[] {
-    const entries = moduleType === undefined ? [...this.byId.values()] : this.byType.get(moduleType) ?? [];
+    const entries = moduleType === undefined ? [...this.byId.values()] : (this.byType.get(moduleType) ?? []);
     return entries.map((e) => ({ ...e.info }));
   }
 

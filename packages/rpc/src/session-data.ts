@@ -175,7 +175,8 @@ function toWireMqtt5(m: Mqtt5Request): WireMqtt5 {
 
 function fromWireMqtt5(w: WireMqtt5): Mqtt5Request {
   const out: { userProperties?: UserProperties; contentType?: string; correlationData?: Uint8Array } = {};
-  if (w.UserProperties && w.UserProperties.length > 0) out.userProperties = collectUserProperties(w.UserProperties.map((p) => [p.Key ?? '', p.Value ?? '']));
+  if (w.UserProperties && w.UserProperties.length > 0)
+    out.userProperties = collectUserProperties(w.UserProperties.map((p) => [p.Key ?? '', p.Value ?? '']));
   if (w.ContentType) out.contentType = w.ContentType;
   if (w.CorrelationData && w.CorrelationData.length > 0) out.correlationData = Buffer.from(w.CorrelationData);
   return out;
@@ -229,7 +230,8 @@ export function decodeSession(bytes: Uint8Array): SessionData {
   const view = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   const m = type().decode(view) as unknown as Partial<WireSession>;
   const carrier = m.Carrier && Object.keys(m.Carrier).length > 0 ? { ...m.Carrier } : undefined;
-  const resume = m.ResumeTokenHash && m.ResumeTokenHash.length > 0 ? { tokenHash: Buffer.from(m.ResumeTokenHash), expiresAt: m.ResumeExpiresAt ?? 0 } : undefined;
+  const resume =
+    m.ResumeTokenHash && m.ResumeTokenHash.length > 0 ? { tokenHash: Buffer.from(m.ResumeTokenHash), expiresAt: m.ResumeExpiresAt ?? 0 } : undefined;
   return makeSessionData({
     carrier,
     resume,

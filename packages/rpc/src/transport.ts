@@ -6,15 +6,7 @@ import type { SessionData } from './session-data';
  * Values are treated as immutable once sent: the in-process transport passes them by
  * reference, the Redis one copies them.
  */
-export type RpcValue =
-  | null
-  | boolean
-  | number
-  | string
-  | Uint8Array
-  | SessionData
-  | RpcValue[]
-  | { [key: string]: unknown };
+export type RpcValue = null | boolean | number | string | Uint8Array | SessionData | RpcValue[] | { [key: string]: unknown };
 
 /**
  * Where a call goes. `serverId` names one server (mqant's `moduleType@id`, as in a topic

@@ -53,7 +53,13 @@ export class UserDirectory {
     const bytes = pushBytes(body);
     const [bound, detached] = await Promise.all([this.locate(userId), this.index.locate(detachedKey(userId), this.gates())]);
     const byGate = group([...bound, ...detached]);
-    const counts = await Promise.all([...byGate].map(([serverId, ids]) => this.gate(serverId).sendBatch(ids, topic, bytes, properties).catch(() => 0)));
+    const counts = await Promise.all(
+      [...byGate].map(([serverId, ids]) =>
+        this.gate(serverId)
+          .sendBatch(ids, topic, bytes, properties)
+          .catch(() => 0),
+      ),
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 
@@ -84,7 +90,13 @@ export class UserDirectory {
   /** Pushes to every session on every live gate; `properties` reach MQTT 5 clients only. Resolves with how many got it. */
   async broadcast(topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
     const bytes = pushBytes(body);
-    const counts = await Promise.all(this.gates().map(({ serverId }) => this.gate(serverId).broadcast(topic, bytes, properties).catch(() => 0)));
+    const counts = await Promise.all(
+      this.gates().map(({ serverId }) =>
+        this.gate(serverId)
+          .broadcast(topic, bytes, properties)
+          .catch(() => 0),
+      ),
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 

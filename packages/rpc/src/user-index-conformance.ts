@@ -110,7 +110,9 @@ export function describeUserIndex(name: string, factory: UserIndexFactory): void
     it('20 racing reject-new claims from 20 gates: exactly one is accepted', async () => {
       const ids = Array.from({ length: 20 }, (_, i) => `gate@${i}`);
       const all = gates(...ids);
-      const results = await Promise.all(ids.map((g, i) => (i % 2 ? u.other : u.index).claim('hal', at(g, `s${i}`, t0 + 1), { policy: 'reject-new' }, all)));
+      const results = await Promise.all(
+        ids.map((g, i) => (i % 2 ? u.other : u.index).claim('hal', at(g, `s${i}`, t0 + 1), { policy: 'reject-new' }, all)),
+      );
       expect(results.filter((r) => !r.rejected)).toHaveLength(1);
       expect(await u.index.locate('hal', all)).toHaveLength(1);
     });

@@ -43,7 +43,17 @@ function memoryGate(): { service: GateService; seen: Array<[string, unknown[]]> 
     isConnect: rec('isConnect', true),
     close: rec('close', undefined),
     counts: rec('counts', { total: 2, bound: 1, guests: 1 }),
-    handOver: rec('handOver', { userId: 'u1', traceId: 't1', settings: { a: '1' }, lost: 2, tokenHash: Buffer.from([1, 2]), pushes: [{ topic: 'p/1', body: Buffer.from('x') }, { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } }] }),
+    handOver: rec('handOver', {
+      userId: 'u1',
+      traceId: 't1',
+      settings: { a: '1' },
+      lost: 2,
+      tokenHash: Buffer.from([1, 2]),
+      pushes: [
+        { topic: 'p/1', body: Buffer.from('x') },
+        { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } },
+      ],
+    }),
   };
   return { service, seen };
 }
@@ -89,7 +99,17 @@ describe('gateClient → wire (mqant positional forms) → serveGateService', ()
       'HandOver',
       ['s1', Buffer.from([1, 2])],
       ['s1', Buffer.from([1, 2])],
-      { userId: 'u1', traceId: 't1', settings: { a: '1' }, lost: 2, tokenHash: Buffer.from([1, 2]), pushes: [{ topic: 'p/1', body: Buffer.from('x') }, { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } }] },
+      {
+        userId: 'u1',
+        traceId: 't1',
+        settings: { a: '1' },
+        lost: 2,
+        tokenHash: Buffer.from([1, 2]),
+        pushes: [
+          { topic: 'p/1', body: Buffer.from('x') },
+          { topic: 'p/2', body: Buffer.from('y'), properties: { contentType: 'text/plain' } },
+        ],
+      },
     ],
   ])('%s', async (_name, run, fn, wireArgs, typedArgs, result) => {
     const out = await run(gateClient(transport, 'gate@t'));
@@ -164,7 +184,7 @@ describe('the client stub checks results', () => {
     await expect(run(gateClient(transport, 'gate@bad'))).rejects.toMatchObject({ code: 'BAD_REPLY' });
   });
 
-  test("counts of an older gate, without `detached`, are accepted", async () => {
+  test('counts of an older gate, without `detached`, are accepted', async () => {
     await transport.serve({ serverId: 'gate@old', moduleType: 'gate' }, () => ({ total: 3, bound: 2, guests: 1 }));
     expect(await gateClient(transport, 'gate@old').counts()).toEqual({ total: 3, bound: 2, guests: 1 });
   });

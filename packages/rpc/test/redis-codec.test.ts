@@ -18,14 +18,46 @@ function roundTrip(args: unknown[]): RpcValue[] {
 
 describe('RedisTransport codec (proto/rpc.proto)', () => {
   it('round-trips the request envelope', () => {
-    const bytes = encodeRequest({ id: 4_000_000_000, fn: 'HD_login', args: [], replyTo: 'mqgate:rpc:reply:ab', deadline: 1_700_000_000_123, caller: 'h/1/ab' });
+    const bytes = encodeRequest({
+      id: 4_000_000_000,
+      fn: 'HD_login',
+      args: [],
+      replyTo: 'mqgate:rpc:reply:ab',
+      deadline: 1_700_000_000_123,
+      caller: 'h/1/ab',
+    });
     expect(Buffer.isBuffer(bytes)).toBe(true);
-    expect(decodeRequest(bytes)).toEqual({ id: 4_000_000_000, fn: 'HD_login', args: [], replyTo: 'mqgate:rpc:reply:ab', deadline: 1_700_000_000_123, caller: 'h/1/ab' });
+    expect(decodeRequest(bytes)).toEqual({
+      id: 4_000_000_000,
+      fn: 'HD_login',
+      args: [],
+      replyTo: 'mqgate:rpc:reply:ab',
+      deadline: 1_700_000_000_123,
+      caller: 'h/1/ab',
+    });
   });
 
   it('keeps the type of every value', () => {
     const session = makeSessionData({ userId: 'u1', sessionId: 's1', settings: { room: 'r' }, topic: 'chat/HD_say/1' });
-    const values: unknown[] = [null, undefined, true, false, 0, -1.5, 2 ** 53, NaN, Infinity, '', 'héllo ✓', Buffer.from([0, 255]), Uint8Array.from([1, 2]), session, { a: 1, b: [true, null], c: { d: 'x' } }, [1, 'two', { three: 3 }], []];
+    const values: unknown[] = [
+      null,
+      undefined,
+      true,
+      false,
+      0,
+      -1.5,
+      2 ** 53,
+      NaN,
+      Infinity,
+      '',
+      'héllo ✓',
+      Buffer.from([0, 255]),
+      Uint8Array.from([1, 2]),
+      session,
+      { a: 1, b: [true, null], c: { d: 'x' } },
+      [1, 'two', { three: 3 }],
+      [],
+    ];
     const back = roundTrip(values);
     expect(back.slice(0, 11)).toEqual([null, null, true, false, 0, -1.5, 2 ** 53, NaN, Infinity, '', 'héllo ✓']);
     expect(Buffer.isBuffer(back[11])).toBe(true);
@@ -63,7 +95,10 @@ describe('RedisTransport codec (proto/rpc.proto)', () => {
     const ok = decodeResponse(encodeResponse({ id: 3, result: { n: 1 } }));
     expect(ok).toEqual({ id: 3, result: { n: 1 } });
     expect(decodeResponse(encodeResponse({ id: 4, result: null }))).toEqual({ id: 4, result: null });
-    expect(decodeResponse(encodeResponse({ id: 5, error: { code: 'NO_SESSION', message: 'gone' } }))).toEqual({ id: 5, error: { code: 'NO_SESSION', message: 'gone' } });
+    expect(decodeResponse(encodeResponse({ id: 5, error: { code: 'NO_SESSION', message: 'gone' } }))).toEqual({
+      id: 5,
+      error: { code: 'NO_SESSION', message: 'gone' },
+    });
     const bad = decodeResponse(encodeResponse({ id: 6, result: 5n as unknown as RpcValue }));
     expect(bad).toEqual({ id: 6, error: { code: 'ENCODE', message: 'result: cannot encode a value of type bigint' } });
   });

@@ -26,14 +26,26 @@ describe('package entries', () => {
     const { ioredis, exports } = load('@mqgate/rpc');
     expect(ioredis).toEqual([]);
     expect(exports).toEqual(expect.arrayContaining(['InProcessTransport', 'pickSticky', 'encodeRequest', 'MemoryUserIndex']));
-    for (const name of ['RedisTransport', 'RedisUserIndex', 'RedisRegistry', 'RedisUnavailableError', 'quitRedis', 'rpcListKeys']) expect(exports).not.toContain(name);
+    for (const name of ['RedisTransport', 'RedisUserIndex', 'RedisRegistry', 'RedisUnavailableError', 'quitRedis', 'rpcListKeys'])
+      expect(exports).not.toContain(name);
   });
 
   it("require('@mqgate/rpc/redis') loads ioredis and exports every Redis-backed name", () => {
     const { ioredis, exports } = load('@mqgate/rpc/redis');
     expect(ioredis.length).toBeGreaterThan(0);
     expect(exports).toEqual(
-      expect.arrayContaining(['RedisTransport', 'RedisUserIndex', 'RedisRegistry', 'RedisUnavailableError', 'quitRedis', 'createRedis', 'CONNECTION_POLICY', 'rpcListKeys', 'registryKeys', 'KEY_SCHEMA']),
+      expect.arrayContaining([
+        'RedisTransport',
+        'RedisUserIndex',
+        'RedisRegistry',
+        'RedisUnavailableError',
+        'quitRedis',
+        'createRedis',
+        'CONNECTION_POLICY',
+        'rpcListKeys',
+        'registryKeys',
+        'KEY_SCHEMA',
+      ]),
     );
   });
 });

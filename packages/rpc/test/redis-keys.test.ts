@@ -29,7 +29,12 @@ describe('the Redis key schema (keys.ts)', () => {
     expect(DEFAULT_KEY_PREFIX).toBe('mqgate:');
     expect(rpcListKeys('p:', 'chat', 'chat@1')).toEqual({ type: 'p:rpc:{chat}:type', server: 'p:rpc:{chat}:server:chat@1' });
     expect(replyChannel('p:', 'ab12')).toBe('p:rpc:reply:ab12');
-    expect(registryKeys('p:')).toEqual({ servers: 'p:{registry}:servers', info: 'p:{registry}:info', events: 'p:registry:events', heartbeat: 'p:registry:heartbeat' });
+    expect(registryKeys('p:')).toEqual({
+      servers: 'p:{registry}:servers',
+      info: 'p:{registry}:info',
+      events: 'p:registry:events',
+      heartbeat: 'p:registry:heartbeat',
+    });
     expect(userKey('p:', 'u1')).toBe('p:user:{u1}');
     expect(sessionPrefix('p:')).toBe('p:session:');
     expect(sessionKey(sessionPrefix('p:'), 'u1')).toBe('p:session:u1');

@@ -40,7 +40,10 @@ interface ModuleProcess {
 }
 
 /** Starts a module process serving `serverId` of type `proc` (registry TTL / interval as given, default 1 000 / 300 ms); resolves once it prints "ready". */
-async function startModule(serverId: string, registry: { REGISTRY_TTL?: string; REGISTRY_INTERVAL?: string } = { REGISTRY_TTL: '1000', REGISTRY_INTERVAL: '300' }): Promise<ModuleProcess> {
+async function startModule(
+  serverId: string,
+  registry: { REGISTRY_TTL?: string; REGISTRY_INTERVAL?: string } = { REGISTRY_TTL: '1000', REGISTRY_INTERVAL: '300' },
+): Promise<ModuleProcess> {
   const child = spawn(process.execPath, [FIXTURE], {
     env: { ...process.env, REDIS_URL: kit.redis.url, PREFIX: kit.prefix, SERVER_ID: serverId, MODULE_TYPE: 'proc', ...registry },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,7 +88,9 @@ describe('RedisTransport with module processes', () => {
     for (const err of errors) {
       expect(err).toBeInstanceOf(ServerLostError);
       expect(err).toMatchObject({ code: 'NO_SERVER' });
-      expect((err as Error).message).toMatch(/^module unavailable: server proc@1 \(type proc\) stopped answering \(no heartbeat for 1000 ms\) while call hang was in flight/);
+      expect((err as Error).message).toMatch(
+        /^module unavailable: server proc@1 \(type proc\) stopped answering \(no heartbeat for 1000 ms\) while call hang was in flight/,
+      );
     }
     expect(left.map((l) => l.info.serverId)).toEqual(['proc@1']);
     expect(left[0].at - killedAt).toBeLessThan(1600);

@@ -55,7 +55,14 @@ describe('RedisTransport registry', () => {
     expect(chat).toEqual({
       serverId: 'chat@1',
       moduleType: 'chat',
-      meta: { host: expect.any(String), pid: String(process.pid), version: '0.1.0', startedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), heartbeat: '250', zone: 'eu' },
+      meta: {
+        host: expect.any(String),
+        pid: String(process.pid),
+        version: '0.1.0',
+        startedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        heartbeat: '250',
+        zone: 'eu',
+      },
     });
     expect(handle.info).toEqual(chat);
     expect(observer.servers().map((i) => i.serverId)).toEqual(['chat@1', 'user@1']);

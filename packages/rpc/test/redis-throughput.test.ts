@@ -48,7 +48,9 @@ async function run(caller: RedisTransport, address: { moduleType: string }): Pro
 }
 
 function report(what: string, r: { rate: number; p50: number; p99: number }): void {
-  process.stdout.write(`RedisTransport throughput (${what}): ${CALLS} calls, ${IN_FLIGHT} in flight: ${r.rate} calls/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+  process.stdout.write(
+    `RedisTransport throughput (${what}): ${CALLS} calls, ${IN_FLIGHT} in flight: ${r.rate} calls/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`,
+  );
 }
 
 describe('RedisTransport throughput (printed, not asserted)', () => {

@@ -37,7 +37,19 @@ describe('RedisTransport calls', () => {
       return fn === 'echo' ? args : (args[Number(fn)] as RpcValue);
     });
     const session = makeSessionData({ userId: 'u1', sessionId: 's1', serverId: 'gate@1', settings: { room: 'r1' }, topic: 'm/HD_x/1' });
-    const args: RpcValue[] = [null, true, false, 0, -2.5, 'héllo', Buffer.from('bytes'), Uint8Array.from([7, 8]), session, { a: { b: [1, 'x'] } }, [1, 2, 3]];
+    const args: RpcValue[] = [
+      null,
+      true,
+      false,
+      0,
+      -2.5,
+      'héllo',
+      Buffer.from('bytes'),
+      Uint8Array.from([7, 8]),
+      session,
+      { a: { b: [1, 'x'] } },
+      [1, 2, 3],
+    ];
     const before = Date.now();
     const echoed = (await caller.call({ moduleType: 'm' }, 'echo', args, { timeout: 2000 })) as RpcValue[];
 
@@ -164,7 +176,12 @@ describe('RedisTransport calls', () => {
     await expect(caller.callNR({ moduleType: 'm' }, 'notify', ['a', 1])).resolves.toBeUndefined();
     await expect(caller.callNR({ serverId: 'm@1' }, 'notify', ['b', 2])).resolves.toBeUndefined();
     await waitFor(() => got.length === 2, 'both notifications');
-    expect(got).toEqual(expect.arrayContaining([['a', 1], ['b', 2]]));
+    expect(got).toEqual(
+      expect.arrayContaining([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    );
     expect(caller.stats()).toMatchObject({ callsNR: 2, pending: 0, lateReplies: 0 });
   });
 });
@@ -312,7 +329,9 @@ describe('RedisTransport during a Redis outage', () => {
     const err: unknown = await t.call({ moduleType: 'm' }, 'f', [], { timeout: 300 }).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(1000);
     expect(err).toBeInstanceOf(RedisUnavailableError);
-    expect((err as Error).message).toMatch(/^Redis unavailable: call f not sent within 300 ms \(the registry was never read\) \(command connection \w+; last error: connect ECONNREFUSED/);
+    expect((err as Error).message).toMatch(
+      /^Redis unavailable: call f not sent within 300 ms \(the registry was never read\) \(command connection \w+; last error: connect ECONNREFUSED/,
+    );
     expect(t.servers()).toEqual([]);
     const closing = Date.now();
     await t.close();
@@ -380,7 +399,9 @@ describe('RedisTransport during a Redis outage', () => {
       expect(Date.now() - started).toBeLessThan(100);
       expect(err).toBeInstanceOf(RedisUnavailableError);
       expect((err as RpcError).code).toBe('UNAVAILABLE');
-      expect((err as Error).message).toMatch(/^Redis unavailable: call f: no live server of m is known and the registry cannot be read \(command connection \w+; last error: /);
+      expect((err as Error).message).toMatch(
+        /^Redis unavailable: call f: no live server of m is known and the registry cannot be read \(command connection \w+; last error: /,
+      );
       await proxy.restart();
       await waitForServers(caller, 'm', 1, 10_000);
       await expect(caller.call({ moduleType: 'm' }, 'f', [], { timeout: 2000 })).resolves.toBe('ok');

@@ -67,7 +67,7 @@ describe('session codec', () => {
     expect(decodeSession(encodeSession(makeSessionData({ sessionId: 'x' }))).carrier).toBeUndefined();
   });
 
-  it('carries the protocol level (field 11) and the MQTT 5 request context (field 12), outside mqant\'s fields 1..10', () => {
+  it("carries the protocol level (field 11) and the MQTT 5 request context (field 12), outside mqant's fields 1..10", () => {
     const s = makeSessionData({
       sessionId: 'sid',
       protocolVersion: 5,

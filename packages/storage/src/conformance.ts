@@ -197,7 +197,7 @@ export function describeStorageHandler(name: string, factory: StorageHandlerFact
           '../../etc/passwd',
           'a/b\\c',
           '%2F%00',
-          "quote'\"`",
+          'quote\'"`',
           'Case',
           'case',
           'CASE',

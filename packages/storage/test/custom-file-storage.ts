@@ -11,7 +11,10 @@ import { StorageError, type StorageHandler } from '@mqgate/storage';
  */
 export class FileStorage implements StorageHandler {
   private seq = 0;
-  constructor(private readonly dir: string, private readonly ttl = 86_400_000) {}
+  constructor(
+    private readonly dir: string,
+    private readonly ttl = 86_400_000,
+  ) {}
 
   async storage(session: SessionData): Promise<void> {
     await this.guard('storage', session.userId, () => this.write(session.userId, encodeSession(session)));

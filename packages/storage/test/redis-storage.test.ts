@@ -140,75 +140,71 @@ describe('RedisStorage', () => {
       await proxy?.stop();
     });
 
-    it(
-      'fails each call within commandTimeout with a StorageError, recovers when Redis is back, and never applies a failed write later',
-      async () => {
-        const connectionErrors: Error[] = [];
-        const storage = new RedisStorage({
-          url: target.url,
-          prefix: uniquePrefix('outage'),
-          ttl: 30_000,
-          commandTimeout: 500,
-          onError: (e) => connectionErrors.push(e),
-        });
-        // A second instance closed in the middle of the outage must not hang.
-        const idle = new RedisStorage({ url: target.url, prefix: uniquePrefix('outage-idle'), commandTimeout: 500 });
-        const userId = 'outage user';
-        try {
-          await storage.storage(makeSessionData({ userId, settings: { v: 'before' } }));
-          await idle.query(userId);
+    it('fails each call within commandTimeout with a StorageError, recovers when Redis is back, and never applies a failed write later', async () => {
+      const connectionErrors: Error[] = [];
+      const storage = new RedisStorage({
+        url: target.url,
+        prefix: uniquePrefix('outage'),
+        ttl: 30_000,
+        commandTimeout: 500,
+        onError: (e) => connectionErrors.push(e),
+      });
+      // A second instance closed in the middle of the outage must not hang.
+      const idle = new RedisStorage({ url: target.url, prefix: uniquePrefix('outage-idle'), commandTimeout: 500 });
+      const userId = 'outage user';
+      try {
+        await storage.storage(makeSessionData({ userId, settings: { v: 'before' } }));
+        await idle.query(userId);
 
-          await target.stop();
-          const timings: number[] = [];
-          for (const [op, call] of [
-            ['delete', () => storage.delete(makeSessionData({ userId }))],
-            ['query', () => storage.query(userId)],
-            ['heartbeat', () => storage.heartbeat(makeSessionData({ userId, settings: { v: 'during' } }))],
-            ['storage', () => storage.storage(makeSessionData({ userId, settings: { v: 'during' } }))],
-          ] as const) {
-            const started = Date.now();
-            const err = await rejection(call());
-            timings.push(Date.now() - started);
-            expect(err).toBeInstanceOf(StorageError);
-            expect((err as StorageError).operation).toBe(op);
-            expect((err as StorageError).userId).toBe(userId);
-            expect((err as StorageError).message).toMatch(new RegExp(`^${op}\\("outage user"\\) failed: \\S`));
-          }
-          expect(Math.max(...timings)).toBeLessThan(1_500);
-          expect(connectionErrors.length).toBeGreaterThan(0);
-          expect(storage.client.status).not.toBe('ready');
-
-          const closeStarted = Date.now();
-          await idle.close();
-          expect(Date.now() - closeStarted).toBeLessThan(1_500);
-
-          await target.restart();
-          // Reconnection backoff is capped at 2 s: retry for up to ~6 s.
-          let recovered = false;
-          for (let attempt = 0; attempt < 30 && !recovered; attempt++) {
-            recovered = await storage.query(userId).then(
-              () => true,
-              () => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 200)),
-            );
-          }
-          expect(recovered).toBe(true);
-          expect(storage.client.status).toBe('ready');
-          // The writes that failed during the outage were not replayed on reconnection.
-          // (An owned server restarts empty; through the proxy, the value from before the
-          // outage is still there.)
-          const after = await storage.query(userId);
-          expect(after === null ? null : decodeSession(after).settings).toEqual(redis.owned ? null : { v: 'before' });
-
-          await storage.storage(makeSessionData({ userId, settings: { v: 'after' } }));
-          expect(decodeSession((await storage.query(userId)) as Uint8Array).settings).toEqual({ v: 'after' });
-          await storage.delete(makeSessionData({ userId }));
-          expect(await storage.query(userId)).toBeNull();
-        } finally {
-          await storage.close();
-          await idle.close();
+        await target.stop();
+        const timings: number[] = [];
+        for (const [op, call] of [
+          ['delete', () => storage.delete(makeSessionData({ userId }))],
+          ['query', () => storage.query(userId)],
+          ['heartbeat', () => storage.heartbeat(makeSessionData({ userId, settings: { v: 'during' } }))],
+          ['storage', () => storage.storage(makeSessionData({ userId, settings: { v: 'during' } }))],
+        ] as const) {
+          const started = Date.now();
+          const err = await rejection(call());
+          timings.push(Date.now() - started);
+          expect(err).toBeInstanceOf(StorageError);
+          expect((err as StorageError).operation).toBe(op);
+          expect((err as StorageError).userId).toBe(userId);
+          expect((err as StorageError).message).toMatch(new RegExp(`^${op}\\("outage user"\\) failed: \\S`));
         }
-      },
-      20_000,
-    );
+        expect(Math.max(...timings)).toBeLessThan(1_500);
+        expect(connectionErrors.length).toBeGreaterThan(0);
+        expect(storage.client.status).not.toBe('ready');
+
+        const closeStarted = Date.now();
+        await idle.close();
+        expect(Date.now() - closeStarted).toBeLessThan(1_500);
+
+        await target.restart();
+        // Reconnection backoff is capped at 2 s: retry for up to ~6 s.
+        let recovered = false;
+        for (let attempt = 0; attempt < 30 && !recovered; attempt++) {
+          recovered = await storage.query(userId).then(
+            () => true,
+            () => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 200)),
+          );
+        }
+        expect(recovered).toBe(true);
+        expect(storage.client.status).toBe('ready');
+        // The writes that failed during the outage were not replayed on reconnection.
+        // (An owned server restarts empty; through the proxy, the value from before the
+        // outage is still there.)
+        const after = await storage.query(userId);
+        expect(after === null ? null : decodeSession(after).settings).toEqual(redis.owned ? null : { v: 'before' });
+
+        await storage.storage(makeSessionData({ userId, settings: { v: 'after' } }));
+        expect(decodeSession((await storage.query(userId)) as Uint8Array).settings).toEqual({ v: 'after' });
+        await storage.delete(makeSessionData({ userId }));
+        expect(await storage.query(userId)).toBeNull();
+      } finally {
+        await storage.close();
+        await idle.close();
+      }
+    }, 20_000);
   });
 });

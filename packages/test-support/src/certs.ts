@@ -37,7 +37,23 @@ export function makeTestPki(): TestPki {
   const issue = (name: string, subject: string, extensions: string) => {
     writeFileSync(join(dir, `${name}.ext`), extensions);
     ssl('req', ...newKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      `${name}.crt`,
+      '-extfile',
+      `${name}.ext`,
+    );
     return { key: join(dir, `${name}.key`), cert: join(dir, `${name}.crt`) };
   };
   const server = issue('server', '/CN=localhost', SERVER_EXT);

@@ -446,7 +446,11 @@ export class MqttConnection<S = unknown> implements WireSink {
     } else if (this.state === State.Connected && this.pausedBy & PAUSE_OUTPUT) {
       if (now - this.outputPausedAt > this.limits.slowConsumerTimeout) {
         const backlog = this.wire.bufferedBytes();
-        this.fail(ReasonCode.QuotaExceeded, `slow consumer: ${backlog} bytes unread for over slowConsumerTimeout ${this.limits.slowConsumerTimeout} ms`, 'destroy');
+        this.fail(
+          ReasonCode.QuotaExceeded,
+          `slow consumer: ${backlog} bytes unread for over slowConsumerTimeout ${this.limits.slowConsumerTimeout} ms`,
+          'destroy',
+        );
       }
     } else if (this.state === State.Connected && this.pausedBy === 0 && now - this.lastSeen > this.idleLimit) {
       this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24)');

@@ -128,7 +128,8 @@ export function propertiesProblem(properties: unknown): { code: number; what: st
       if (typeof value !== 'object') return { code: ReasonCode.MalformedPacket, what: 'User Property list is malformed' };
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         const values = Array.isArray(v) ? v : [v];
-        if (values.some((x) => typeof x !== 'string')) return { code: ReasonCode.MalformedPacket, what: `User Property ${JSON.stringify(k.slice(0, 40))} runs past the end of the packet` };
+        if (values.some((x) => typeof x !== 'string'))
+          return { code: ReasonCode.MalformedPacket, what: `User Property ${JSON.stringify(k.slice(0, 40))} runs past the end of the packet` };
       }
       continue;
     }

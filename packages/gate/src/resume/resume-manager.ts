@@ -145,7 +145,13 @@ export class ResumeManager {
     const { index, liveGates } = this.d.users;
     const remote = (await index.locate(detachedKey(userId), liveGates()).catch(() => [])).filter((l) => l.serverId !== this.d.serverId);
     const timeout = gateCallTimeout(this.d.transport);
-    await Promise.all(remote.map((l) => gateClient(this.d.transport, l.serverId, { timeout }).close(l.sessionId).catch(() => undefined)));
+    await Promise.all(
+      remote.map((l) =>
+        gateClient(this.d.transport, l.serverId, { timeout })
+          .close(l.sessionId)
+          .catch(() => undefined),
+      ),
+    );
   }
 
   /** Gate stop: every detached session dropped. */
@@ -195,7 +201,10 @@ export class ResumeManager {
    */
   async handle(guest: GateSession, packet: IPublishPacket): Promise<void> {
     const props = packet.properties;
-    const to: ReplyTo = props?.responseTopic !== undefined ? { topic: props.responseTopic, correlationData: props.correlationData } : { topic: packet.topic, correlationData: props?.correlationData };
+    const to: ReplyTo =
+      props?.responseTopic !== undefined
+        ? { topic: props.responseTopic, correlationData: props.correlationData }
+        : { topic: packet.topic, correlationData: props?.correlationData };
     const fail = (message: string): void => this.d.router.reply(guest, to, message, null);
     if (this.d.policy.resumeWindow === 0) return fail('resume is turned off on this gate (resumeWindow 0)');
     const body = decodePayload(packet.payload as Buffer);
@@ -220,15 +229,29 @@ export class ResumeManager {
     }
     this.attach(guest, session);
     if (source !== 'local') this.adopt(session);
-    const result: ResumeResult = { userId: session.userId, sessionId: session.sessionId, settings: { ...session.settings }, recovered: lost === 0 && !found.fromStore, replayed: pushes.length, lost };
+    const result: ResumeResult = {
+      userId: session.userId,
+      sessionId: session.sessionId,
+      settings: { ...session.settings },
+      recovered: lost === 0 && !found.fromStore,
+      replayed: pushes.length,
+      lost,
+    };
     this.d.router.reply(session, to, '', result as never);
     for (const p of pushes) session.conn.publish(p.topic, Buffer.from(p.body), p.properties);
     session.conn.publish(SESSION_TOPIC, this.issue(session, true));
-    this.d.emit('resume', session.snapshot(), { recovered: result.recovered, replayed: result.replayed, lost, from: source === 'local' || source === 'store' ? source : source.serverId });
+    this.d.emit('resume', session.snapshot(), {
+      recovered: result.recovered,
+      replayed: result.replayed,
+      lost,
+      from: source === 'local' || source === 'store' ? source : source.serverId,
+    });
   }
 
   /** This gate's detached (or still attached) session named by the token, taken when the token matches. */
-  private takeLocal(ref: TokenRef): { session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined {
+  private takeLocal(
+    ref: TokenRef,
+  ): { session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined {
     if (this.get(ref.sessionId)?.userId !== ref.userId && this.d.registry.get(ref.sessionId)?.userId !== ref.userId) return undefined;
     const wasDetached = this.detached.get(ref.sessionId) !== undefined;
     const session = this.claimLocal(ref.sessionId, ref.hash);
@@ -272,26 +295,47 @@ export class ResumeManager {
     this.d.persistence?.closed(session);
     const key = wasDetached ? detachedKey(session.userId) : session.userId;
     await this.d.users.index.release(key, this.d.serverId, sessionId).catch(() => this.d.sessions.release(session, key));
-    return { userId: session.userId, traceId: session.traceId, settings: { ...session.settings }, pushes: buffer?.drain() ?? [], lost: buffer?.lost ?? 0, tokenHash: Buffer.from(tokenHash) };
+    return {
+      userId: session.userId,
+      traceId: session.traceId,
+      settings: { ...session.settings },
+      pushes: buffer?.drain() ?? [],
+      lost: buffer?.lost ?? 0,
+      tokenHash: Buffer.from(tokenHash),
+    };
   }
 
   /**
    * A session detached elsewhere: from its owner gate (found in the user index) over the
    * transport, else (owner gone or not answering) from the StorageHandler record.
    */
-  private async takeRemote(conn: MqttConnection<GateSession>, ref: TokenRef): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
+  private async takeRemote(
+    conn: MqttConnection<GateSession>,
+    ref: TokenRef,
+  ): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
     const users = this.d.users;
     const live = users.liveGates();
     const [detached, bound] = await Promise.all([users.index.locate(detachedKey(ref.userId), live), users.index.locate(ref.userId, live)]);
     const owner = [...detached, ...bound].find((l) => l.sessionId === ref.sessionId && l.serverId !== this.d.serverId);
     if (owner) {
       try {
-        const h = await gateClient(this.d.transport, owner.serverId, { timeout: gateCallTimeout(this.d.transport) }).handOver(ref.sessionId, ref.hash);
-        const session = new GateSession(conn, this.d.serverId, { sessionId: ref.sessionId, traceId: h.traceId, userId: h.userId, settings: Object.freeze({ ...h.settings }) });
+        const h = await gateClient(this.d.transport, owner.serverId, { timeout: gateCallTimeout(this.d.transport) }).handOver(
+          ref.sessionId,
+          ref.hash,
+        );
+        const session = new GateSession(conn, this.d.serverId, {
+          sessionId: ref.sessionId,
+          traceId: h.traceId,
+          userId: h.userId,
+          settings: Object.freeze({ ...h.settings }),
+        });
         return { session, pushes: h.pushes, lost: h.lost, source: { serverId: owner.serverId }, fromStore: false };
       } catch (err) {
         if (err instanceof RpcError && err.code === 'NO_SESSION') return undefined;
-        this.d.logger.warn({ owner: owner.serverId, error: (err as Error).message }, 'resume: the owner gate did not answer; trying the session store');
+        this.d.logger.warn(
+          { owner: owner.serverId, error: (err as Error).message },
+          'resume: the owner gate did not answer; trying the session store',
+        );
         return this.fromStore(conn, ref, new Set());
       }
     }
@@ -304,7 +348,11 @@ export class ResumeManager {
    * would have answered). Two gates racing here: the user index's atomic claim under
    * `reject-new` on a per-session lock key lets exactly one through.
    */
-  private async fromStore(conn: MqttConnection<GateSession>, ref: TokenRef, liveOwners: ReadonlySet<string>): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
+  private async fromStore(
+    conn: MqttConnection<GateSession>,
+    ref: TokenRef,
+    liveOwners: ReadonlySet<string>,
+  ): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
     const store = this.d.storage;
     if (!store) return undefined;
     let record: SessionData | undefined;
@@ -317,10 +365,23 @@ export class ResumeManager {
     if (!record || record.sessionId !== ref.sessionId || !record.resume || record.resume.expiresAt < Date.now()) return undefined;
     if (!sameHash(record.resume.tokenHash, ref.hash) || record.serverId === this.d.serverId || liveOwners.has(record.serverId)) return undefined;
     const lock = `\u0000resume\u0000${ref.sessionId}`;
-    const claim = await this.d.users.index.claim(lock, { serverId: this.d.serverId, sessionId: ref.sessionId, since: Date.now() }, { policy: 'reject-new' }, this.d.users.liveGates());
+    const claim = await this.d.users.index.claim(
+      lock,
+      { serverId: this.d.serverId, sessionId: ref.sessionId, since: Date.now() },
+      { policy: 'reject-new' },
+      this.d.users.liveGates(),
+    );
     if (claim.rejected) return undefined;
-    setTimeout(() => void this.d.users.index.release(lock, this.d.serverId, ref.sessionId).catch(() => undefined), record.resume.expiresAt - Date.now()).unref();
-    const session = new GateSession(conn, this.d.serverId, { sessionId: ref.sessionId, traceId: record.traceId, userId: ref.userId, settings: Object.freeze({ ...record.settings }) });
+    setTimeout(
+      () => void this.d.users.index.release(lock, this.d.serverId, ref.sessionId).catch(() => undefined),
+      record.resume.expiresAt - Date.now(),
+    ).unref();
+    const session = new GateSession(conn, this.d.serverId, {
+      sessionId: ref.sessionId,
+      traceId: record.traceId,
+      userId: ref.userId,
+      settings: Object.freeze({ ...record.settings }),
+    });
     return { session, pushes: [], lost: 0, source: 'store', fromStore: true };
   }
 

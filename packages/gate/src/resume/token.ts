@@ -44,7 +44,13 @@ export function parseToken(token: unknown): TokenRef | string {
   if (typeof token !== 'string' || token === '') return 'resume token missing: send {"token": "<the token from gate/session>"}';
   if (token.length > MAX_TOKEN_LENGTH) return `malformed resume token: longer than ${MAX_TOKEN_LENGTH} characters`;
   const parts = token.split('.');
-  if (parts.length !== 4 || parts[0] !== PREFIX || !/^[0-9a-f]{32}$/.test(parts[2]) || !/^[A-Za-z0-9_-]{32}$/.test(parts[3]) || !/^[A-Za-z0-9_-]+$/.test(parts[1])) {
+  if (
+    parts.length !== 4 ||
+    parts[0] !== PREFIX ||
+    !/^[0-9a-f]{32}$/.test(parts[2]) ||
+    !/^[A-Za-z0-9_-]{32}$/.test(parts[3]) ||
+    !/^[A-Za-z0-9_-]+$/.test(parts[1])
+  ) {
     return 'malformed resume token';
   }
   return { userId: Buffer.from(parts[1], 'base64url').toString('utf8'), sessionId: parts[2], hash: hashToken(token) };

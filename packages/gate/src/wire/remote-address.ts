@@ -13,11 +13,7 @@ export function normalizeIp(ip: string | undefined): string {
  * Fixes mqant, which trusts the header from any private address and cuts IPv6 at the
  * first colon (utils/ip/iptool.go). No port, in either case.
  */
-export function resolveRemoteAddress(
-  peer: string | undefined,
-  forwardedFor: string | string[] | undefined,
-  trusted: ReadonlySet<string>,
-): string {
+export function resolveRemoteAddress(peer: string | undefined, forwardedFor: string | string[] | undefined, trusted: ReadonlySet<string>): string {
   const socketIp = normalizeIp(peer);
   if (!forwardedFor || !trusted.has(socketIp)) return socketIp;
   const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor;

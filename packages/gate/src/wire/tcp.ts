@@ -104,9 +104,7 @@ export interface TcpListenOptions extends ListenOptions {
 export function listenTcp(opts: TcpListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
   const server = createServer({ noDelay: true }, (socket) => {
     if (!opts.proxyProtocol) return wireSocket(socket, accept);
-    readProxyHeader(socket, opts.trustedProxies ?? NO_PROXIES, opts.headerTimeout ?? 10_000, (found) =>
-      wireSocket(socket, accept, found),
-    );
+    readProxyHeader(socket, opts.trustedProxies ?? NO_PROXIES, opts.headerTimeout ?? 10_000, (found) => wireSocket(socket, accept, found));
   });
   return listenOn(server, opts);
 }

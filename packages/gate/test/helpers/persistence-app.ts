@@ -37,18 +37,41 @@ async function runStep(s: Session, [verb, ...a]: Step): Promise<Outcome> {
   try {
     let value: unknown = null;
     switch (verb) {
-      case 'bind': await s.bind(a[0] as string); break;
-      case 'unbind': await s.unbind((a[0] ?? {}) as { delete?: boolean }); break;
-      case 'set': await s.set(a[0] as string, a[1] as string); break;
-      case 'setPush': await s.setPush(a[0] as string, a[1] as string); break;
-      case 'setBatch': await s.setBatch(a[0] as Record<string, string>); break;
-      case 'remove': await s.remove(a[0] as string); break;
-      case 'setLocal': s.setLocal(a[0] as string, a[1] as string); break;
-      case 'removeLocal': s.removeLocal(a[0] as string); break;
-      case 'push': await s.push(); break;
-      case 'update': await s.update(); break;
-      case 'isConnect': value = await s.isConnect(a[0] as string); break;
-      default: throw new Error(`unknown step ${verb}`);
+      case 'bind':
+        await s.bind(a[0] as string);
+        break;
+      case 'unbind':
+        await s.unbind((a[0] ?? {}) as { delete?: boolean });
+        break;
+      case 'set':
+        await s.set(a[0] as string, a[1] as string);
+        break;
+      case 'setPush':
+        await s.setPush(a[0] as string, a[1] as string);
+        break;
+      case 'setBatch':
+        await s.setBatch(a[0] as Record<string, string>);
+        break;
+      case 'remove':
+        await s.remove(a[0] as string);
+        break;
+      case 'setLocal':
+        s.setLocal(a[0] as string, a[1] as string);
+        break;
+      case 'removeLocal':
+        s.removeLocal(a[0] as string);
+        break;
+      case 'push':
+        await s.push();
+        break;
+      case 'update':
+        await s.update();
+        break;
+      case 'isConnect':
+        value = await s.isConnect(a[0] as string);
+        break;
+      default:
+        throw new Error(`unknown step ${verb}`);
     }
     return { ok: true, value };
   } catch (err) {

@@ -283,6 +283,7 @@ export class Caller {
 /** An error message for a failed send; ioredis's own for a dropped connection is cryptic. */
 function sendFailure(err: unknown): string {
   const message = messageOf(err);
-  if (/max retries per request|Connection is closed/i.test(message)) return 'the connection to Redis dropped before it answered (the request may or may not have been queued)';
+  if (/max retries per request|Connection is closed/i.test(message))
+    return 'the connection to Redis dropped before it answered (the request may or may not have been queued)';
   return message;
 }

@@ -134,7 +134,8 @@ export class Consumer {
         throw new RedisUnavailableError(`serve ${full.serverId}: registering failed: ${messageOf(err)} (${health.describe()})`);
       }
       if (!s.open || this.ctx.isClosed()) throw new TransportClosedError();
-      if (!added) this.ctx.logger.warn({ serverId: full.serverId }, 'server id was already registered (a restart within the registry TTL, or a duplicate id)');
+      if (!added)
+        this.ctx.logger.warn({ serverId: full.serverId }, 'server id was already registered (a restart within the registry TTL, or a duplicate id)');
       registry.noteLocalJoin(full);
       s.blocking = this.ctx.duplicate(`blocking ${full.serverId}`);
       s.loopDone = this.loop(s);

@@ -82,5 +82,8 @@ export async function within(p: Promise<unknown>, ms: number): Promise<boolean> 
 
 /** Waits for `p` at most `ms`; never rejects. */
 export async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
-  await within(p.catch(() => undefined), ms);
+  await within(
+    p.catch(() => undefined),
+    ms,
+  );
 }

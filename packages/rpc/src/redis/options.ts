@@ -103,9 +103,14 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
     throw new RangeError(`RedisTransport: registryInterval (${registryInterval} ms) must be below registryTtl (${registryTtl} ms)`);
   }
   const heartbeatTimeout = positive('heartbeatTimeout', options.heartbeatTimeout ?? TRANSPORT_DEFAULTS.heartbeatTimeout(registryTtl));
-  const heartbeatInterval = positive('heartbeatInterval', options.heartbeatInterval ?? Math.min(TRANSPORT_DEFAULTS.heartbeatInterval, Math.max(1, Math.floor(heartbeatTimeout / 4))));
+  const heartbeatInterval = positive(
+    'heartbeatInterval',
+    options.heartbeatInterval ?? Math.min(TRANSPORT_DEFAULTS.heartbeatInterval, Math.max(1, Math.floor(heartbeatTimeout / 4))),
+  );
   if (heartbeatInterval >= heartbeatTimeout || heartbeatTimeout > registryTtl) {
-    throw new RangeError(`RedisTransport: need heartbeatInterval (${heartbeatInterval} ms) < heartbeatTimeout (${heartbeatTimeout} ms) <= registryTtl (${registryTtl} ms)`);
+    throw new RangeError(
+      `RedisTransport: need heartbeatInterval (${heartbeatInterval} ms) < heartbeatTimeout (${heartbeatTimeout} ms) <= registryTtl (${registryTtl} ms)`,
+    );
   }
   if (options.redis && options.url !== undefined) throw new TypeError('RedisTransport: give url or redis, not both');
   return {

@@ -109,7 +109,8 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
   if (conn.state !== State.Connecting) return; // closed while authenticating
   const code = typeof verdict === 'number' ? verdict : verdict.reasonCode;
   if (code !== 0) {
-    const text = typeof verdict === 'object' && verdict.reasonString ? verdict.reasonString : `CONNECT refused with reason code 0x${code.toString(16)}`;
+    const text =
+      typeof verdict === 'object' && verdict.reasonString ? verdict.reasonString : `CONNECT refused with reason code 0x${code.toString(16)}`;
     return refuse(conn, conn.v5 ? code : toReturnCode(code), text);
   }
   conn.state = State.Connected;

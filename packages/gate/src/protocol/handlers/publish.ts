@@ -114,7 +114,8 @@ function refusalOf(conn: MqttConnection, packet: IPublishPacket): [number, strin
   }
   if (p.responseTopic !== undefined) {
     const n = Buffer.byteLength(p.responseTopic, 'utf8');
-    if (n > l.maxResponseTopicLength) return [ReasonCode.QuotaExceeded, `Response Topic of ${n} bytes exceeds maxResponseTopicLength ${l.maxResponseTopicLength}`];
+    if (n > l.maxResponseTopicLength)
+      return [ReasonCode.QuotaExceeded, `Response Topic of ${n} bytes exceeds maxResponseTopicLength ${l.maxResponseTopicLength}`];
   }
   const cd = p.correlationData;
   if (cd !== undefined && cd.length > l.maxCorrelationDataLength) {
