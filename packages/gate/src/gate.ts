@@ -1,3 +1,5 @@
+// Just over 400 lines: the Gate class is the one lifecycle (start, accept, authenticate, connect,
+// close, drain, stop) and its public API; listeners, runtime, protocol and sessions are elsewhere.
 import { EventEmitter } from 'node:events';
 import type { IConnectPacket } from 'mqtt-packet';
 import {

@@ -1,3 +1,5 @@
+// Just over 400 lines: the effects of the persistence state machine (store calls, timers, retries,
+// per-user write chains, orphans) on one entry type; the transitions are in persistence-state.ts.
 import { EventEmitter } from 'node:events';
 import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';

@@ -1,3 +1,5 @@
+// Just over 400 lines: the NatsTransport facade (serve, call, callNR, registry wiring, outage handling)
+// is one lifecycle; subjects, headers and the registry live in their own files.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';

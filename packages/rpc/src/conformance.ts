@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: describeRpcTransport is one suite, every behaviour a transport must
+// have in one file so that a new transport runs it whole (like describeStorageHandler).
 import { DeadlineError, NoServerError, RpcError, TransportClosedError } from './errors';
 import type { RpcHandler, RpcTransport, RpcValue, ServerInfo } from './transport';
 

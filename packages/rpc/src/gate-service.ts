@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the one typed contract of the gate's session service and the one
+// codec of every verb, side by side, so that adding a verb is one line here and one in the gate.
 import { BadArgumentError, BadReplyError, FunctionNotFoundError, describeValue } from './errors';
 import { GateFunctions, type GateFunction } from './gate-api';
 import { checkPushProperties, type Mqtt5PushProperties } from './mqtt5';

@@ -1,3 +1,6 @@
+// Over 400 lines on purpose: one MQTT connection's state machine (parse at packet boundaries,
+// dispatch, timers, the write path with its backpressure) shares per-connection state that a split
+// would expose; every packet type's rules live in ./handlers, MQTT 5 state in ./mqtt5.ts.
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from './encode';

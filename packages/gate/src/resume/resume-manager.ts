@@ -1,3 +1,5 @@
+// Just over 400 lines: the resume lifecycle (detach, buffer, token, resume here or by hand-over,
+// expiry) shares one per-session record; the store, buffer and token have files of their own.
 import type { IPublishPacket } from 'mqtt-packet';
 import {
   RpcError,
