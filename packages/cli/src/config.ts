@@ -111,12 +111,16 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   };
 }
 
-/** A URL with its password replaced by `****` (`****` for what is not a URL). */
+/**
+ * A URL with its password replaced by `****`, or its user name when it has no password (a
+ * token in the user part: `nats://TOKEN@host`); `****` for what is not a URL.
+ */
 function maskUrl(v: string): string {
   try {
     const u = new URL(v);
-    if (!u.password) return v;
-    u.password = '****';
+    if (u.password) u.password = '****';
+    else if (u.username) u.username = '****';
+    else return v;
     return u.toString();
   } catch {
     return '****';

@@ -129,9 +129,12 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     m?.topicSeen(p.topic);
     // Answered by the gate itself, never routed (a client cannot reach the session service).
     if (isResumeTopic(p.topic)) return resume.handle(s, p);
-    return router.route(s, p).finally(() => resume.requestDone(s.conn.session ?? s));
+    return router.route(s, p);
   };
   const jwt = o.jwt && new JwtConnect({ options: o.jwt, sessions, registry, serverId, logger });
-  const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route);
+  // After each request: the resume token a bind during it left pending (see ResumeManager.bound).
+  const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route, (s) =>
+    resume.requestDone(s.conn.session ?? s),
+  );
   return { transport, logger, sessions, persistence, router, scheduler, jwt, resume };
 }

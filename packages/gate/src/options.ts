@@ -344,7 +344,7 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
       o.jwt === undefined
         ? undefined
         : resolveJwtOptions(o.jwt, DEFAULTS.jwt, nonNegative('maxUserIdBytes', o.maxUserIdBytes ?? DEFAULTS.maxUserIdBytes)),
-    resumeWindow: nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow),
+    resumeWindow: upTo('resumeWindow', nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow), 2_147_483_647),
     resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
     resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
   };

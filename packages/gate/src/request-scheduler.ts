@@ -53,6 +53,7 @@ export class RequestQueue implements RequestSink {
 
   private done(): void {
     this.running--;
+    this.scheduler.afterEach?.(this.session);
     const next = this.waiting?.shift();
     if (next) this.start(next);
     if (this.load < this.scheduler.maxInflight) this.session.conn.resume();
@@ -71,10 +72,15 @@ export class RequestScheduler {
   readonly concurrency: number;
   private idleWaiters: Array<() => void> = [];
 
+  /**
+   * @param afterEach called when each request of a session has finished (before the next one
+   *   starts), e.g. to send what a request left pending; no extra promise per request.
+   */
   constructor(
     readonly maxInflight: number,
     ordered: boolean,
     readonly run: RunRequest,
+    readonly afterEach?: (session: GateSession) => void,
   ) {
     this.concurrency = ordered ? 1 : maxInflight;
   }

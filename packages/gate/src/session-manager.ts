@@ -112,6 +112,16 @@ export class SessionManager {
     return s;
   }
 
+  /**
+   * A connected session (not a detached one: Bind and UnBind need the connection).
+   * @throws SessionNotFoundError (code NO_SESSION) otherwise.
+   */
+  requireConnected(sessionId: string): GateSession {
+    const s = this.registry.get(sessionId);
+    if (!s) throw new SessionNotFoundError(sessionId);
+    return s;
+  }
+
   /** A live or detached session of this gate, or undefined. */
   find(sessionId: string): GateSession | undefined {
     return this.registry.get(sessionId) ?? this.detached?.get(sessionId);

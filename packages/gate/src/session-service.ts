@@ -20,12 +20,12 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
   return {
     update: async (sid) => manager.require(sid).snapshot(),
     bind: async (sid, userId) => {
-      const s = manager.require(sid);
+      const s = manager.requireConnected(sid);
       await manager.bind(s, userId);
       return s.snapshot();
     },
     unbind: async (sid, deleteStored) => {
-      const s = manager.require(sid);
+      const s = manager.requireConnected(sid);
       await manager.unbind(s, deleteStored);
       return s.snapshot();
     },

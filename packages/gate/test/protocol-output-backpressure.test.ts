@@ -108,6 +108,27 @@ test('TCP: the PINGRESPs of one read batch leave in one write, and every PINGREQ
   s.destroy();
 });
 
+test('TCP: a QoS 1 PUBLISH and a DISCONNECT in one write: the PUBACK still goes out before the close', async () => {
+  const s: Socket = netConnect(h.tcpPort, '127.0.0.1');
+  await once(s, 'connect');
+  s.write(CONNECT('ack-then-bye'));
+  await once(s, 'data');
+  const received: Buffer[] = [];
+  s.on('data', (d: Buffer) => received.push(d));
+  const publish = mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'x/HD_y',
+    payload: Buffer.from('{}'),
+    qos: 1,
+    messageId: 7,
+    dup: false,
+    retain: false,
+  });
+  s.write(Buffer.concat([publish, mqttPacket.generate({ cmd: 'disconnect' })]));
+  await within(once(s, 'close'), 3000, 'close after DISCONNECT');
+  expect(Buffer.concat(received).subarray(0, 4).toString('hex')).toBe('40020007'); // PUBACK for id 7
+});
+
 test('WebSocket: the same flood over WebSocket is stopped too, and others are served', async () => {
   const other = await RawClient.open(h.tcpPort);
   await other.connect({ clientId: 'other-ws' });

@@ -203,6 +203,35 @@ describe('resume on the same gate', () => {
     await waitUntil('detached', () => h.gate.counts().detached === 1);
   });
 
+  test('not kept: a session closed by a module or the gate (Close without a reason, gate.kick): its token is refused', async () => {
+    const h = await gate();
+    const c = await open(h);
+    await c.login('kim');
+    const token = await c.nextToken();
+    const sid = h.gate.sessionsOfUser('kim')[0].sessionId;
+    await gateClient(h.transport, h.gate.serverId).close(sid); // mqant's Close(sessionId): no reason
+    await c.closed;
+    await waitUntil('closed', () => h.gate.counts().total === 0);
+    expect(h.gate.counts().detached).toBe(0);
+    const again = await open(h);
+    expect((await again.resume(token.token)).Error).not.toBe('');
+  });
+
+  test('Bind and UnBind of a detached session fail with NO_SESSION and leave the user able to log in', async () => {
+    const h = await gate();
+    const c = await open(h);
+    await c.login('lee');
+    await c.nextToken();
+    const sid = h.gate.sessionsOfUser('lee')[0].sessionId;
+    await c.drop();
+    await waitUntil('detached', () => h.gate.counts().detached === 1);
+    const svc = gateClient(h.transport, h.gate.serverId);
+    await expect(svc.unbind(sid, false)).rejects.toMatchObject({ code: 'NO_SESSION' });
+    await expect(svc.bind(sid, 'other')).rejects.toMatchObject({ code: 'NO_SESSION' });
+    const again = await open(h);
+    expect((await again.login('lee')).Error).toBe('');
+  });
+
   test('resumeWindow 0 turns resume off: no token, and a resume request is refused', async () => {
     const h = await gate({ resumeWindow: 0 });
     const c = await open(h);

@@ -68,6 +68,10 @@ test('mqtts: MQTT.js connects with the CA, requests are routed, the hook sees se
 test('mqtts offers ALPN "mqtt" and still accepts a client that offers none', async () => {
   expect((await handshake(port(h, 'mqtts'), ['mqtt'])).alpn).toBe('mqtt');
   expect((await handshake(port(h, 'mqtts'))).alpn).toBe(false);
+  // a client offering only other protocols (AWS IoT's) is accepted too, with the one it offered
+  expect((await handshake(port(h, 'mqtts'), ['x-amzn-mqtt-ca'])).alpn).toBe('x-amzn-mqtt-ca');
+  // wss: a browser offers h2 and http/1.1; the handshake must not fail with no_application_protocol
+  expect((await handshake(port(h, 'wss'), ['h2', 'http/1.1'])).alpn).toBe('http/1.1');
 });
 
 test('wss: MQTT.js over secure WebSocket; network websocket, secure: true', async () => {

@@ -159,7 +159,8 @@ export class Caller {
     if (p.to.serverId === undefined && p.to.key === undefined && p.to.moduleType && registry.anyBusy(p.to.moduleType)) {
       // Every server of the type has left the queue group for now: wait in line, as on Redis.
       p.waitingFree = true;
-      setTimeout(() => this.pending.get(id) === p && this.send(id, p), BUSY_RETRY_MS).unref();
+      // Unless a `free` event has re-sent it meanwhile (send() clears waitingFree): never twice.
+      setTimeout(() => this.pending.get(id) === p && p.waitingFree && this.send(id, p), BUSY_RETRY_MS).unref();
       return;
     }
     if (p.to.serverId !== undefined || p.to.key !== undefined) {

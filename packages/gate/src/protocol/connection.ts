@@ -143,9 +143,10 @@ export class MqttConnection<S = unknown> implements WireSink {
   data(chunk: Buffer): void {
     if (this.state === State.Closed) return;
     if (this.hooks.traffic) this.hooks.traffic.bytesIn += chunk.length;
-    if (this.held) {
-      // Reading is paused: keep what the socket had already delivered, in order.
-      this.held = Buffer.concat([this.held, chunk]);
+    if (this.held || this.pausedBy !== 0) {
+      // Reading is paused: keep what the wire had already delivered (a paused WebSocket still
+      // hands over the frames it had received), in order, until resume().
+      this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
       return;
     }
     this.feed(chunk);
@@ -417,6 +418,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** Closes after flushing what was written. */
   close(reason: string): void {
     if (this.state === State.Closed) return;
+    this.flushControl(); // the acks of packets handled before the close go out first
+    if ((this.state as State) === State.Closed) return; // the flush found a slow consumer
     // A paused socket would never read the peer's FIN / close frame; input is ignored from here on.
     this.wire.resume();
     this.wire.end();
@@ -447,7 +450,9 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.state === State.New || this.state === State.Connecting) {
       if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
     } else if (this.state === State.Connected && this.pausedBy & PAUSE_OUTPUT) {
-      if (now - this.outputPausedAt > this.limits.slowConsumerTimeout) {
+      // A socket emits 'drain' only after a write it refused; resume here if it drained without one.
+      if (this.wire.bufferedBytes() <= this.limits.outputHighWaterMark) this.resume(PAUSE_OUTPUT);
+      else if (now - this.outputPausedAt > this.limits.slowConsumerTimeout) {
         const backlog = this.wire.bufferedBytes();
         this.fail(
           ReasonCode.QuotaExceeded,

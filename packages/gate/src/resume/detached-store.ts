@@ -36,7 +36,7 @@ export function windowOf(conn: MqttConnection<GateSession>, policy: DetachPolicy
  */
 export function keepsSession(session: GateSession, reason: string, policy: DetachPolicy): number {
   if (session.userId === '' || session.resumeHash === undefined) return 0;
-  if (reason.startsWith('kicked:')) return 0;
+  if (reason.startsWith('kicked:') || reason.startsWith('closed by server')) return 0;
   const window = windowOf(session.conn, policy);
   if (window === 0) return 0;
   if (!session.conn.v5 && reason.startsWith('client disconnect')) return 0;

@@ -222,8 +222,8 @@ export class ResumeManager {
     if (!found) return fail(RESUME_EXPIRED);
     const { session, pushes, lost, source } = found;
     const conn = guest.conn;
-    if (conn.state !== State.Connected || this.d.registry.get(guest.sessionId) !== guest) {
-      // The new connection dropped meanwhile: the session stays detached here, for another try.
+    if (conn.state !== State.Connected || this.d.registry.get(guest.sessionId) !== guest || guest.userId !== '') {
+      // The new connection dropped (or logged in) meanwhile: the session stays detached here, for another try.
       this.detached.add(session, windowOf(conn, this.d.policy) || this.d.policy.resumeWindow, (d) => this.expire(d));
       for (const p of pushes) session.replay?.push(p.topic, p.body, p.properties);
       if (session.replay) session.replay.lost += lost;
@@ -334,11 +334,27 @@ export class ResumeManager {
         return { session, pushes: h.pushes, lost: h.lost, source: { serverId: owner.serverId }, fromStore: false };
       } catch (err) {
         if (err instanceof RpcError && err.code === 'NO_SESSION') return undefined;
+        // The owner is gone (crashed, or stopped meanwhile): the stored record is all there is.
+        const gone = !this.d.users.liveGates().some((g) => g.serverId === owner.serverId);
+        if (gone || (err instanceof RpcError && (err.code === 'NO_SERVER' || err.code === 'CLOSED'))) {
+          return this.fromStore(
+            conn,
+            ref,
+            new Set(
+              this.d.users
+                .liveGates()
+                .map((g) => g.serverId)
+                .filter((id) => id !== owner.serverId),
+            ),
+          );
+        }
+        // The owner is live but did not hand the session over (busy, deadline): it may still hold
+        // the session, so rebuilding it from the store would let one token resume twice.
         this.d.logger.warn(
-          { owner: owner.serverId, error: (err as Error).message },
-          'resume: the owner gate did not answer; trying the session store',
+          { owner: owner.serverId, code: (err as RpcError).code, error: (err as Error).message },
+          'resume: the live owner gate did not hand the session over',
         );
-        return this.fromStore(conn, ref, new Set());
+        throw new RpcError('the gate holding this session did not answer: try again', 'UNAVAILABLE');
       }
     }
     return this.fromStore(conn, ref, new Set(live.map((g) => g.serverId)));

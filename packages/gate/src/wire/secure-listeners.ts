@@ -35,7 +35,7 @@ export async function openSecureListeners(
   try {
     if (o.mqtts) mqtts = await listenTls(o.mqtts, accept);
     if (o.wss) {
-      const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true));
+      const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
       wss = (await listenWebSocket({ ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls }, accept)) as HttpsServer;
     }
   } catch (err) {

@@ -31,8 +31,18 @@ export interface TlsListenOptions extends ListenOptions {
   watch?: boolean;
 }
 
-/** ALPN protocol offered on mqtts (IANA registry: "mqtt"); clients offering none are accepted too. */
+/**
+ * ALPN protocol chosen on mqtts when the client offers it (IANA registry: "mqtt"). A client
+ * offering none is accepted without one; a client offering only others (e.g. AWS IoT's
+ * `x-amzn-mqtt-ca`) gets its first, and speaks MQTT all the same: Node would otherwise end
+ * such a handshake with `no_application_protocol`.
+ */
 export const ALPN_PROTOCOLS = ['mqtt'];
+
+function pickAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  // Node refuses the handshake when this returns undefined: take what the client offered.
+  return protocols.find((p) => ALPN_PROTOCOLS.includes(p)) ?? protocols[0];
+}
 
 function paths(o: TlsListenOptions): string[] {
   const all = [o.key, o.cert, ...(o.ca === undefined ? [] : Array.isArray(o.ca) ? o.ca : [o.ca])];
@@ -76,13 +86,16 @@ export function verifiedCertificate(socket: TLSSocket): ClientCertificate | unde
   };
 }
 
-/** Server options of a TLS listener from its loaded credentials. */
-export function serverTlsOptions(o: TlsListenOptions, ctx: SecureContextOptions): SecureContextOptions & Record<string, unknown> {
+/**
+ * Server options of a TLS listener from its loaded credentials. `alpn`: choose `mqtt` when
+ * offered (mqtts); off for wss, whose browsers offer `h2` / `http/1.1` and would be refused.
+ */
+export function serverTlsOptions(o: TlsListenOptions, ctx: SecureContextOptions, alpn = true): SecureContextOptions & Record<string, unknown> {
   return {
     ...ctx,
     requestCert: o.requestCert ?? false,
     rejectUnauthorized: o.requestCert ? (o.rejectUnauthorized ?? true) : false,
-    ALPNProtocols: ALPN_PROTOCOLS,
+    ...(alpn ? { ALPNCallback: pickAlpn } : {}),
   };
 }
 

@@ -325,7 +325,9 @@ export class RedisRegistry {
     if (old && old.info.moduleType === info.moduleType) {
       old.expiresAt = expiresAt;
       old.info = info;
-      old.beats = info.meta?.[HEARTBEAT_META] !== undefined;
+      const beats = info.meta?.[HEARTBEAT_META] !== undefined;
+      if (beats && !old.beats) old.beatAt = Date.now(); // judged by heartbeats from now, not from when it was first seen
+      old.beats = beats;
       return;
     }
     if (old) this.remove(info.serverId);
