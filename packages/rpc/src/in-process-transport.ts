@@ -43,6 +43,47 @@ interface Job {
   /** Settles the call with an error (deadline, close); false once it has started. */
   fail(err: RpcError): void;
   started: boolean;
+  /** Links of the transport's list of unsettled calls (see JobList). */
+  prev: Job | undefined;
+  next: Job | undefined;
+  listed: boolean;
+}
+
+/**
+ * The unsettled calls, for close(): an intrusive doubly linked list, O(1) in and out with no
+ * allocation. (A Set of a thousand calls in flight, added and deleted on every call, kept
+ * rehashing its table: a third of this transport's time went to the garbage collector.)
+ */
+class JobList {
+  private head: Job | undefined;
+
+  add(job: Job): void {
+    job.listed = true;
+    job.prev = undefined;
+    job.next = this.head;
+    if (this.head) this.head.prev = job;
+    this.head = job;
+  }
+
+  delete(job: Job): void {
+    if (!job.listed) return;
+    job.listed = false;
+    if (job.prev) job.prev.next = job.next;
+    else this.head = job.next;
+    if (job.next) job.next.prev = job.prev;
+    job.prev = job.next = undefined;
+  }
+
+  has(job: Job): boolean {
+    return job.listed;
+  }
+
+  /** A copy of the list, newest first. */
+  all(): Job[] {
+    const out: Job[] = [];
+    for (let j = this.head; j; j = j.next) out.push(j);
+    return out;
+  }
 }
 
 /**
@@ -61,7 +102,7 @@ export class InProcessTransport implements RpcTransport {
   private readonly byType = new Map<string, Entry[]>();
   /** Calls to a module type waiting for any of its servers. */
   private readonly typeWaiting = new Map<string, Job[]>();
-  private readonly pending = new Set<Job>();
+  private readonly pending = new JobList();
   private rotation = 0;
   private closed = false;
 
@@ -173,6 +214,9 @@ export class InProcessTransport implements RpcTransport {
         args,
         deadline,
         started: false,
+        prev: undefined,
+        next: undefined,
+        listed: false,
         fail: (err) => settle(err),
         run: (entry) => {
           Promise.resolve()
@@ -204,6 +248,9 @@ export class InProcessTransport implements RpcTransport {
       args,
       deadline,
       started: false,
+      prev: undefined,
+      next: undefined,
+      listed: false,
       fail: () => this.pending.delete(job),
       run: (entry) => {
         this.pending.delete(job);
@@ -230,7 +277,7 @@ export class InProcessTransport implements RpcTransport {
     this.closed = true;
     for (const e of [...this.byId.values()]) this.remove(e);
     this.typeWaiting.clear();
-    for (const job of [...this.pending]) job.fail(new TransportClosedError());
+    for (const job of this.pending.all()) job.fail(new TransportClosedError());
   }
 }
 
