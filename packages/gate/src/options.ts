@@ -200,7 +200,7 @@ export interface GateOptions {
   /**
    * ms a bound session whose connection dropped (no clean DISCONNECT) is kept detached for a
    * resume (`gate/HD_resume` with its token, issue 10); an MQTT 5 client's Session Expiry
-   * Interval, capped by this, wins. 0 turns resume off (no tokens either). Default 120 000.
+   * Interval, capped by this, wins. 0 turns resume off (no tokens either). At most 2 147 483 647 (Node's longest timer). Default 120 000.
    */
   resumeWindow?: number;
   /** Pushes kept per detached session; past it the oldest are dropped and counted (`lost`). Default 50. */

@@ -130,20 +130,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       this.apply(orphan, { type: 'drop' });
       session.settings = mergeUnderLive(orphan.frozen?.settings ?? orphan.session.settings, session.settings);
     }
-    const { state, effects } = initialState(this.clock.now());
-    const entry: Entry = {
-      userId: session.userId,
-      session,
-      state,
-      frozen: undefined,
-      scheduled: undefined,
-      running: Promise.resolve(),
-      timer: undefined,
-    };
-    this.entries.set(session, entry);
-    this.live.add(entry);
-    this.run(entry, effects);
-    return entry.scheduled ?? Promise.resolve();
+    return this.track(session, false);
   }
 
   /**
@@ -154,11 +141,16 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   adopted(session: GateSession): Promise<void> {
     this.stop(session);
     if (this.closedForGood) return Promise.resolve();
+    return this.track(session, true);
+  }
+
+  /** Starts an entry for a bound session; `restored`: its stored settings need no query. Resolves once stored. */
+  private track(session: GateSession, restored: boolean): Promise<void> {
     const { state, effects } = initialState(this.clock.now());
     const entry: Entry = {
       userId: session.userId,
       session,
-      state: { ...state, restored: true },
+      state: restored ? { ...state, restored: true } : state,
       frozen: undefined,
       scheduled: undefined,
       running: Promise.resolve(),

@@ -5,7 +5,7 @@
  * detached sessions. Real sockets, MQTT.js clients.
  */
 import { GateFunctions, MemoryUserIndex, detachedKey, gateClient, type SessionData } from '@mqgate/rpc';
-import type { GateOptions } from '@mqgate/gate';
+import { resolveOptions, type GateOptions } from '@mqgate/gate';
 import { startGate, type Harness } from './helpers/harness';
 import { RecordingPeer, type Envelope, type Msg } from './helpers/peer';
 import { waitUntil } from './helpers/waiters';
@@ -240,4 +240,9 @@ describe('resume on the same gate', () => {
     expect((await d.resume('r1.x.y.z')).Error).toMatch(/turned off/);
     expect(c.msgs.some((m) => m.topic === 'gate/session')).toBe(false);
   });
+});
+
+test('resumeWindow is at most 2 147 483 647 ms (the longest Node timer: a longer one would fire at once)', () => {
+  expect(resolveOptions({ resumeWindow: 2_147_483_647 }).resumeWindow).toBe(2_147_483_647);
+  expect(() => resolveOptions({ resumeWindow: 2_147_483_648 })).toThrow(/gate option resumeWindow must be at most 2147483647/);
 });

@@ -18,7 +18,8 @@ export interface MemoryStorageOptions {
   /**
    * Most entries held; storing one more drops the entry written or heartbeaten longest ago
    * (counted in {@link MemoryStorage.evicted}), so an embedded default store cannot grow
-   * without bound. A positive integer; default 100_000.
+   * without bound. A positive integer; default 100_000: a gate's worth of users (about
+   * 100 MB at 1 KiB of settings each), far above what a demo or test holds.
    */
   maxEntries?: number;
 }
