@@ -21,6 +21,7 @@ import { SessionManager, type UserIndexLink } from './session-manager';
 import { SessionPersistence } from './session-persistence';
 import { ResumeManager, isResumeTopic } from './resume/resume-manager';
 import type { SessionRegistry } from './session-registry';
+import { createWarnLog, type WarnLog } from './warn-log';
 
 /**
  * What a started gate works with, built once at `start(ctx)` with every dependency known
@@ -29,6 +30,8 @@ import type { SessionRegistry } from './session-registry';
 export interface GateRuntime {
   readonly transport: RpcTransport;
   readonly logger: Logger;
+  /** Rate-limited warn lines per kind (slow consumers, limit hits, EMFILE, stalls): see warn-log.ts. */
+  readonly warn: WarnLog;
   readonly sessions: SessionManager;
   readonly persistence: SessionPersistence | undefined;
   readonly router: Router;
@@ -136,5 +139,5 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route, (s) =>
     resume.requestDone(s.conn.session ?? s),
   );
-  return { transport, logger, sessions, persistence, router, scheduler, jwt, resume };
+  return { transport, logger, warn: createWarnLog(logger), sessions, persistence, router, scheduler, jwt, resume };
 }
