@@ -3,7 +3,11 @@ import { createWarnLog } from '../src/warn-log';
 test('one warn line per kind per interval; the next line carries the number suppressed', () => {
   const lines: Array<[object, string]> = [];
   let t = 1000;
-  const warn = createWarnLog({ debug: () => undefined, info: () => undefined, error: () => undefined, warn: (f, m) => lines.push([f, m]) }, 10_000, () => t);
+  const warn = createWarnLog(
+    { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (f, m) => lines.push([f, m]) },
+    10_000,
+    () => t,
+  );
   warn('slow-consumer', { ip: '10.0.0.1' }, 'closed a slow consumer');
   warn('slow-consumer', { ip: '10.0.0.2' }, 'closed a slow consumer');
   warn('slow-consumer', { ip: '10.0.0.3' }, 'closed a slow consumer');
