@@ -4,7 +4,7 @@
  * {@link App} that starts a gate and modules on one transport.
  */
 export { SessionVerbError } from './errors';
-export { Session, type GuestRule, type MessageBody, type SessionOptions } from './session';
+export { Session, type GuestRule, type MessageBody, type PushOptions, type SessionOptions } from './session';
 export {
   defineModule,
   type Handler,

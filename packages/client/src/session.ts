@@ -13,6 +13,7 @@ import {
   type GateClient,
   type Logger,
   type Mqtt5PushProperties,
+  type PushQos,
   type RpcTransport,
   type SessionData,
 } from '@mqgate/rpc';
@@ -47,9 +48,23 @@ export interface SessionOptions {
   logger?: Logger;
 }
 
-/** Checks push properties for a verb. @throws TypeError naming the verb. */
-function pushProperties(verb: string, properties: unknown): Mqtt5PushProperties | undefined {
-  return checkPushProperties(`Session.${verb}`, properties);
+/**
+ * What a push verb takes after the body: the MQTT 5 properties of the PUBLISH, and `qos`
+ * (issue 10, rule 7): 0, the default, at most once (as mqant); 1, at least once: the gate
+ * keeps the push until the client's PUBACK, at most the gate's maxOutboundInflight (or the
+ * MQTT 5 client's Receive Maximum) unacknowledged at once with the rest queued in order, and
+ * resends the unacknowledged ones with DUP 1 when the session resumes on a new connection.
+ */
+export type PushOptions = Mqtt5PushProperties & { qos?: PushQos };
+
+/** Checks push options for a verb: the properties, and qos 0 or 1. @throws TypeError naming the verb. */
+function pushOptions(verb: string, options: unknown): { props: Mqtt5PushProperties | undefined; qos: PushQos } {
+  if (options === undefined || options === null || typeof options !== 'object' || !('qos' in options)) {
+    return { props: checkPushProperties(`Session.${verb}`, options), qos: 0 };
+  }
+  const { qos, ...rest } = options as { qos?: unknown };
+  if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`Session.${verb}: qos must be 0 or 1, got ${describe(qos)}`);
+  return { props: Object.keys(rest).length > 0 ? checkPushProperties(`Session.${verb}`, rest) : undefined, qos: qos === 1 ? 1 : 0 };
 }
 
 /** One call of the gate's session service, given the stub and this session's id. */
@@ -340,18 +355,21 @@ export class Session {
   // ---- RPC verbs that do not change the session -----------------------------------------
 
   /**
-   * Pushes a message to this client (gate `Send(sessionId, topic, body[, properties])`) and
-   * waits for the gate to accept it. `properties` (User Properties, Content Type, Message
-   * Expiry Interval) go on the PUBLISH to an MQTT 5 client and are dropped for 3.1 / 3.1.1.
-   * @throws TypeError for a bad topic (empty, or holding `+`/`#`), body or properties;
-   *   SessionVerbError when the call fails (e.g. `NO_SESSION` once the client has gone,
-   *   `BAD_ARGUMENT` when the push exceeds the MQTT 5 client's Maximum Packet Size).
+   * Pushes a message to this client (gate `Send(sessionId, topic, body[, properties[, qos]])`)
+   * and waits for the gate to accept it. The properties of `options` (User Properties,
+   * Content Type, Message Expiry Interval) go on the PUBLISH to an MQTT 5 client and are
+   * dropped for 3.1 / 3.1.1; `options.qos` 1 delivers at least once ({@link PushOptions}):
+   * the call resolves once the gate holds the push, not at the PUBACK.
+   * @throws TypeError for a bad topic (empty, or holding `+`/`#`), body, properties, or a qos
+   *   other than 0 or 1; SessionVerbError when the call fails (e.g. `NO_SESSION` once the client
+   *   has gone, `BAD_ARGUMENT` when the push exceeds the MQTT 5 client's Maximum Packet Size,
+   *   `LIMIT` when a QoS 1 push finds the gate's maxOutboundQueue or maxBufferedBytes full).
    */
-  async send(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<void> {
+  async send(topic: string, body: MessageBody, options?: PushOptions): Promise<void> {
     checkTopic('send', topic);
     const bytes = encodeBody('send', body);
-    const props = pushProperties('send', properties);
-    await this.call('send', quote(topic), (g, sid) => g.send(sid, topic, bytes, props));
+    const { props, qos } = pushOptions('send', options);
+    await this.call('send', quote(topic), (g, sid) => g.send(sid, topic, bytes, props, qos));
   }
 
   /**
@@ -359,13 +377,13 @@ export class Session {
    * once. Never throws: bad arguments and delivery failures are dropped and reported to
    * the session's logger at `debug`. Use {@link send} to learn the outcome.
    */
-  sendNR(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): void {
+  sendNR(topic: string, body: MessageBody, options?: PushOptions): void {
     try {
       checkTopic('sendNR', topic);
       const bytes = encodeBody('sendNR', body);
-      const props = pushProperties('sendNR', properties);
+      const { props, qos } = pushOptions('sendNR', options);
       this.gate()
-        .sendNR(this.data.sessionId, topic, bytes, props)
+        .sendNR(this.data.sessionId, topic, bytes, props, qos)
         .catch((err: unknown) => this.reportDropped(topic, err));
     } catch (err) {
       this.reportDropped(topic, err);
@@ -376,10 +394,10 @@ export class Session {
    * Pushes one message to several sessions of this session's gate (gate
    * `SendBatch("id1,id2,…", topic, body)`); resolves with how many were delivered.
    * Ids the gate does not hold are skipped. An empty list resolves 0 without a call.
-   * `properties` as for {@link send}.
-   * @throws TypeError for a bad id, topic, body or properties; SessionVerbError when the call fails.
+   * `options` as for {@link send}.
+   * @throws TypeError for a bad id, topic, body or options; SessionVerbError when the call fails.
    */
-  async sendBatch(sessionIds: readonly string[], topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<number> {
+  async sendBatch(sessionIds: readonly string[], topic: string, body: MessageBody, options?: PushOptions): Promise<number> {
     if (!Array.isArray(sessionIds)) throw new TypeError(`Session.sendBatch: sessionIds must be an array of strings, got ${describe(sessionIds)}`);
     sessionIds.forEach((id: unknown, i) => {
       if (typeof id !== 'string' || id === '' || id.includes(',')) {
@@ -388,23 +406,23 @@ export class Session {
     });
     checkTopic('sendBatch', topic);
     const bytes = encodeBody('sendBatch', body);
-    const props = pushProperties('sendBatch', properties);
+    const { props, qos } = pushOptions('sendBatch', options);
     if (sessionIds.length === 0) return 0;
     const text = `${sessionIds.length} ids, ${quote(topic)}`;
-    return this.call('sendBatch', text, (g) => g.sendBatch(sessionIds, topic, bytes, props));
+    return this.call('sendBatch', text, (g) => g.sendBatch(sessionIds, topic, bytes, props, qos));
   }
 
   /**
    * Pushes one message to every connection on this session's gate (gate
    * `BroadCast(topic, body)`; mqant has no Session method for it); resolves with how many
-   * were delivered. `properties` as for {@link send}.
-   * @throws TypeError for a bad topic, body or properties; SessionVerbError when the call fails.
+   * were delivered. `options` as for {@link send}.
+   * @throws TypeError for a bad topic, body or options; SessionVerbError when the call fails.
    */
-  async broadcast(topic: string, body: MessageBody, properties?: Mqtt5PushProperties): Promise<number> {
+  async broadcast(topic: string, body: MessageBody, options?: PushOptions): Promise<number> {
     checkTopic('broadcast', topic);
     const bytes = encodeBody('broadcast', body);
-    const props = pushProperties('broadcast', properties);
-    return this.call('broadcast', quote(topic), (g) => g.broadcast(topic, bytes, props));
+    const { props, qos } = pushOptions('broadcast', options);
+    return this.call('broadcast', quote(topic), (g) => g.broadcast(topic, bytes, props, qos));
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   type AppComponent,
   type AppContext,
   type Mqtt5PushProperties,
+  type PushQos,
   type RpcServerHandle,
   type SessionCounts,
   type SessionData,
@@ -223,17 +224,22 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   /**
-   * Pushes to one session from the gate's own process; `properties` reach MQTT 5 clients only.
-   * Returns false when it is not connected, or the push exceeds the client's Maximum Packet Size.
+   * Pushes to one session from the gate's own process; `properties` reach MQTT 5 clients only;
+   * `qos` 1 delivers at least once (kept until PUBACK, resent on resume; issue 10 rule 7).
+   * Returns false when it is not connected, the push exceeds the client's Maximum Packet Size,
+   * or a QoS 1 push finds maxOutboundQueue / maxBufferedBytes full.
+   * @throws TypeError for a qos other than 0 or 1.
    */
-  send(sessionId: string, topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): boolean {
+  send(sessionId: string, topic: string, body: Buffer | string, properties?: Mqtt5PushProperties, qos: PushQos = 0): boolean {
+    checkQos('Gate.send', qos);
     const s = this.runtime?.sessions.find(sessionId);
-    return s ? (this.runtime as GateRuntime).sessions.send(s, topic, typeof body === 'string' ? Buffer.from(body) : body, properties) : false;
+    return s ? (this.runtime as GateRuntime).sessions.send(s, topic, typeof body === 'string' ? Buffer.from(body) : body, properties, qos) : false;
   }
 
-  /** Pushes to every session on this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */
-  broadcast(topic: string, body: Buffer | string, properties?: Mqtt5PushProperties): number {
-    return this.runtime?.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body, properties) ?? 0;
+  /** Pushes to every session on this gate; `properties` reach MQTT 5 clients only; `qos` as {@link send}. Returns how many got it. */
+  broadcast(topic: string, body: Buffer | string, properties?: Mqtt5PushProperties, qos: PushQos = 0): number {
+    checkQos('Gate.broadcast', qos);
+    return this.runtime?.sessions.broadcast(topic, typeof body === 'string' ? Buffer.from(body) : body, properties, qos) ?? 0;
   }
 
   /** Closes a session, telling the client why on `gate/kick` first. Returns false when unknown. */
@@ -419,4 +425,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 /** Creates a gate; see {@link GateOptions} for the options and their defaults. */
 export function createGate(options?: GateOptions): Gate {
   return new Gate(options);
+}
+
+/** Outbound QoS 1 (issue 10, rule 7): the push QoS a caller may ask for. @throws TypeError for anything but 0 or 1. */
+function checkQos(where: string, qos: unknown): void {
+  if (qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }

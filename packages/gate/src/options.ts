@@ -207,6 +207,20 @@ export interface GateOptions {
   resumeBufferMessages?: number;
   /** Bytes of pushes kept per detached session (bodies + topics + 64 each); past it the oldest are dropped. Default 65 536. */
   resumeBufferBytes?: number;
+  // Outbound QoS 1 (issue 10, rule 7: `session.send(topic, body, { qos: 1 })`)
+  /**
+   * QoS 1 pushes a connection may hold unacknowledged (no PUBACK yet); further ones queue.
+   * An MQTT 5 client's Receive Maximum, when lower, wins (MQTT-3.3.4-7). 1..65 535 (packet
+   * identifiers, MQTT-2.3.1-1). Default 32, EMQX's `mqtt.max_inflight`.
+   */
+  maxOutboundInflight?: number;
+  /**
+   * QoS 1 pushes a connection may queue behind that window, in order; one more is dropped,
+   * counted in mqgate_messages_dropped_total, and `Send` rejects with LIMIT. Pushes held
+   * (in flight and queued, body + topic + 64 bytes each) are bounded by maxBufferedBytes too.
+   * 0 = no queue. Default 1000, EMQX's `mqtt.max_mqueue_len`.
+   */
+  maxOutboundQueue?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
@@ -269,6 +283,9 @@ export const DEFAULTS = {
   resumeWindow: 120_000,
   resumeBufferMessages: 50,
   resumeBufferBytes: 65_536,
+  // Outbound QoS 1 (issue 10, rule 7)
+  maxOutboundInflight: 32,
+  maxOutboundQueue: 1000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -347,5 +364,18 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     resumeWindow: upTo('resumeWindow', nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow), 2_147_483_647),
     resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
     resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
+    // Outbound QoS 1 (issue 10, rule 7)
+    maxOutboundInflight: upTo(
+      'maxOutboundInflight',
+      positiveInteger('maxOutboundInflight', o.maxOutboundInflight ?? DEFAULTS.maxOutboundInflight),
+      0xffff,
+    ),
+    maxOutboundQueue: nonNegative('maxOutboundQueue', o.maxOutboundQueue ?? DEFAULTS.maxOutboundQueue),
   };
+}
+
+// Outbound QoS 1 (issue 10, rule 7)
+function positiveInteger(name: string, v: number): number {
+  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`gate option ${name} must be an integer ≥ 1, got ${v}`);
+  return v;
 }

@@ -6,6 +6,7 @@ import {
   type LiveGate,
   type Logger,
   type Mqtt5PushProperties,
+  type PushQos,
   type SessionData,
   type UserIndex,
   type UserLocation,
@@ -302,23 +303,35 @@ export class SessionManager {
   }
 
   /**
-   * Pushes a QoS 0 PUBLISH to one session; `properties` reach an MQTT 5 client only.
-   * Returns false when its connection is closing or the push exceeds the MQTT 5 client's
-   * Maximum Packet Size (dropped and counted, MQTT-3.1.2-25).
+   * Pushes a PUBLISH to one session; `properties` reach an MQTT 5 client only; `qos` 1 is
+   * kept until the client's PUBACK and resent on resume (MqttConnection.publishQos1; the
+   * body is copied, as the gate holds it). Returns false when its connection is closing,
+   * the push exceeds the MQTT 5 client's Maximum Packet Size (dropped and counted,
+   * MQTT-3.1.2-25), or a QoS 1 push is refused (`session.conn.outbound.refusal`).
    */
-  send(session: GateSession, topic: string, body: Buffer, properties?: Mqtt5PushProperties): boolean {
-    if (session.replay) return session.replay.push(topic, Buffer.from(body), properties);
+  send(session: GateSession, topic: string, body: Buffer, properties?: Mqtt5PushProperties, qos: PushQos = 0): boolean {
+    if (session.replay) return session.replay.push(topic, Buffer.from(body), properties, qos);
+    if (qos === 1) return session.conn.publishQos1(topic, Buffer.from(body), properties);
     return session.conn.publish(topic, body, properties);
   }
 
-  /** Pushes to every live session of this gate; `properties` reach MQTT 5 clients only. Returns how many got it. */
-  broadcast(topic: string, body: Buffer, properties?: Mqtt5PushProperties): number {
+  /** Pushes to every live session of this gate; `properties` reach MQTT 5 clients only; `qos` as {@link send}. Returns how many got it. */
+  broadcast(topic: string, body: Buffer, properties?: Mqtt5PushProperties, qos: PushQos = 0): number {
+    if (qos === 1) return this.broadcastQos1(topic, Buffer.from(body), properties);
     let n = 0;
     for (const s of this.registry.all()) if (s.conn.publish(topic, body, properties)) n++;
     if (this.detached) {
       const copy = Buffer.from(body);
       for (const s of this.detached.sessions()) if (s.replay?.push(topic, copy, properties)) n++;
     }
+    return n;
+  }
+
+  /** A QoS 1 broadcast: each session's own packet identifier, so one PUBLISH per session (`copy` shared, never written to). */
+  private broadcastQos1(topic: string, copy: Buffer, properties: Mqtt5PushProperties | undefined): number {
+    let n = 0;
+    for (const s of this.registry.all()) if (s.conn.publishQos1(topic, copy, properties)) n++;
+    if (this.detached) for (const s of this.detached.sessions()) if (s.replay?.push(topic, copy, properties, 1)) n++;
     return n;
   }
 

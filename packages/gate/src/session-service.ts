@@ -44,9 +44,13 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
       await manager.changeSettings(s, {}, keys, `Remove(${keyList(keys)})`);
       return s.snapshot();
     },
-    send: async (sid, topic, body, properties) => {
+    send: async (sid, topic, body, properties, qos) => {
       const s = manager.require(sid);
-      if (manager.send(s, topic, asBuffer(body), properties)) return;
+      if (manager.send(s, topic, asBuffer(body), properties, qos)) return;
+      const refusal = qos === 1 ? s.conn.outbound?.refusal : undefined;
+      if (s.conn.state === State.Connected && refusal) {
+        throw new RpcError(`Send: ${refusal} for session ${sid}; dropped (QoS 1, issue 10 rule 7)`, 'LIMIT');
+      }
       if (s.conn.state === State.Connected) {
         throw new RpcError(
           `Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`,
@@ -55,16 +59,16 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
       }
       throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
     },
-    sendBatch: async (ids, topic, body, properties) => {
+    sendBatch: async (ids, topic, body, properties, qos) => {
       const bytes = asBuffer(body);
       let n = 0;
       for (const id of ids) {
         const s = manager.find(id);
-        if (s && manager.send(s, topic, bytes, properties)) n++;
+        if (s && manager.send(s, topic, bytes, properties, qos)) n++;
       }
       return n;
     },
-    broadcast: async (topic, body, properties) => manager.broadcast(topic, asBuffer(body), properties),
+    broadcast: async (topic, body, properties, qos) => manager.broadcast(topic, asBuffer(body), properties, qos),
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),
     counts: async () => ({ ...manager.registry.counts(), detached: resume?.detached.size ?? 0 }),

@@ -26,7 +26,21 @@ export interface BufferedPush {
   topic: string;
   body: Uint8Array;
   properties?: Mqtt5PushProperties;
+  /** 1 for a QoS 1 push (issue 10, rule 7); absent = QoS 0. */
+  qos?: 1;
+  /**
+   * The packet identifier of a QoS 1 push that was written and not acknowledged: resent
+   * with DUP 1 under this identifier (MQTT-4.4.0-1). Absent for one never written.
+   */
+  messageId?: number;
 }
+
+/**
+ * QoS of a push (`Send`, `SendBatch`, `BroadCast`): 0, the default, at most once (as mqant);
+ * 1, at least once: the gate keeps it until the client's PUBACK and resends it on resume
+ * (issue 10, rule 7).
+ */
+export type PushQos = 0 | 1;
 
 /**
  * What a gate hands over of a detached session (`handOver`): enough for another gate to
@@ -75,15 +89,17 @@ export interface GateService {
   /** Removes keys (wire `Remove(sessionId, key | keys[])`: one key travels as a string). */
   remove(sessionId: string, keys: readonly string[]): Promise<SessionData>;
   /**
-   * Pushes a QoS 0 PUBLISH to the session (wire `Send(sessionId, topic, body[, properties])`);
-   * `properties` reach an MQTT 5 client only (an extra positional argument mqant's gate ignores).
-   * @throws NO_SESSION once the connection is closing; BAD_ARGUMENT when the push exceeds the MQTT 5 client's Maximum Packet Size.
+   * Pushes a PUBLISH to the session (wire `Send(sessionId, topic, body[, properties[, qos]])`);
+   * `properties` reach an MQTT 5 client only, `qos` 1 delivers at least once ({@link PushQos});
+   * both are extra positional arguments mqant's gate ignores (`properties` null when only `qos` is given).
+   * @throws NO_SESSION once the connection is closing; BAD_ARGUMENT when the push exceeds the MQTT 5 client's
+   *   Maximum Packet Size, or `qos` is not 0 or 1; LIMIT when a QoS 1 push finds maxOutboundQueue or maxBufferedBytes full.
    */
-  send(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<void>;
-  /** Pushes to several sessions of the gate; resolves with how many got it (wire `SendBatch("id1,id2", topic, body[, properties])`). */
-  sendBatch(sessionIds: readonly string[], topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<number>;
-  /** Pushes to every session of the gate; resolves with how many got it (wire `BroadCast(topic, body[, properties])`). */
-  broadcast(topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<number>;
+  send(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<void>;
+  /** Pushes to several sessions of the gate; resolves with how many got it (wire `SendBatch("id1,id2", topic, body[, properties[, qos]])`). */
+  sendBatch(sessionIds: readonly string[], topic: string, body: Uint8Array, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<number>;
+  /** Pushes to every session of the gate; resolves with how many got it (wire `BroadCast(topic, body[, properties[, qos]])`). */
+  broadcast(topic: string, body: Uint8Array, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<number>;
   /**
    * True when the user has a bound session on any live gate (wire `IsConnect(sessionId, userId)`).
    * `sessionId` is the asking session, mqant's positional argument; the gate ignores it.
@@ -183,9 +199,21 @@ function pushProps(fn: string, args: RpcValue[], i: number): Mqtt5PushProperties
   }
 }
 
-/** Appends the push properties to wire arguments when given (mqant callers never send them). */
-function withProps(args: RpcValue[], props: Mqtt5PushProperties | undefined): RpcValue[] {
-  if (props !== undefined) args.push(props as RpcValue);
+/** The optional QoS of a push (after the properties): absent or null = 0; else 0 or 1. */
+function pushQos(fn: string, args: RpcValue[], i: number): PushQos {
+  const v = args[i];
+  if (v === undefined || v === null || v === 0) return 0;
+  if (v === 1) return 1;
+  throw new BadArgumentError(fn, `argument ${i} (qos) must be 0 or 1, got ${describeValue(v)}`);
+}
+
+/**
+ * Appends the push properties and a QoS of 1 to wire arguments when given (mqant callers
+ * never send them; QoS 0 is sent as nothing, so an old gate sees the call it knows).
+ */
+function withProps(args: RpcValue[], props: Mqtt5PushProperties | undefined, qos?: PushQos): RpcValue[] {
+  if (props !== undefined || qos === 1) args.push((props ?? null) as RpcValue);
+  if (qos === 1) args.push(1);
   return args;
 }
 
@@ -242,10 +270,15 @@ function bytes(fn: string, args: RpcValue[], i: number, name: string): Uint8Arra
 
 /**
  * A hand-over travels as a list (bytes survive only in lists, see rpc-codec):
- * `[userId, traceId, settings, lost, tokenHash, [[topic, body, properties | null], ...]]`.
+ * `[userId, traceId, settings, lost, tokenHash, [[topic, body, properties | null(, 1, messageId | 0)], ...]]`;
+ * a QoS 1 push carries two more elements, which a gate older than QoS 1 ignores.
  */
 function encodeHandOver(h: HandedOverSession): RpcValue {
-  const pushes: RpcValue[] = h.pushes.map((p) => [p.topic, p.body, (p.properties ?? null) as RpcValue]);
+  const pushes: RpcValue[] = h.pushes.map((p) => {
+    const item: RpcValue[] = [p.topic, p.body, (p.properties ?? null) as RpcValue];
+    if (p.qos === 1) item.push(1, p.messageId ?? 0);
+    return item;
+  });
   return [h.userId, h.traceId, h.settings, h.lost, h.tokenHash, pushes];
 }
 
@@ -261,9 +294,11 @@ function handOverResult(value: RpcValue): HandedOverSession {
   const pushes: BufferedPush[] = list.map((p) => {
     if (!Array.isArray(p) || typeof p[0] !== 'string' || !(p[1] instanceof Uint8Array)) return bad();
     const props = p[2];
-    return props === null || props === undefined
-      ? { topic: p[0], body: p[1] }
-      : { topic: p[0], body: p[1], properties: props as Mqtt5PushProperties };
+    const push: BufferedPush =
+      props === null || props === undefined ? { topic: p[0], body: p[1] } : { topic: p[0], body: p[1], properties: props as Mqtt5PushProperties };
+    if (p[3] === 1) push.qos = 1;
+    if (p[3] === 1 && typeof p[4] === 'number' && Number.isInteger(p[4]) && p[4] >= 1 && p[4] <= 0xffff) push.messageId = p[4];
+    return push;
   });
   return { userId, traceId, settings: map as Record<string, string>, lost, tokenHash: hash, pushes };
 }
@@ -314,20 +349,26 @@ export const GATE_VERBS: { readonly [K in GateVerb]: VerbCodec<K> } = {
   },
   send: {
     fn: F.Send,
-    encode: ([sid, t, b, p]) => withProps([sid, t, b], p),
-    decode: (a) => [str(F.Send, a, 0, 'sessionId'), topic(F.Send, a, 1), body(F.Send, a, 2), pushProps(F.Send, a, 3)],
+    encode: ([sid, t, b, p, q]) => withProps([sid, t, b], p, q),
+    decode: (a) => [str(F.Send, a, 0, 'sessionId'), topic(F.Send, a, 1), body(F.Send, a, 2), pushProps(F.Send, a, 3), pushQos(F.Send, a, 4)],
     result: nothing,
   },
   sendBatch: {
     fn: F.SendBatch,
-    encode: ([list, t, b, p]) => withProps([list.join(','), t, b], p),
-    decode: (a) => [ids(F.SendBatch, a, 0), topic(F.SendBatch, a, 1), body(F.SendBatch, a, 2), pushProps(F.SendBatch, a, 3)],
+    encode: ([list, t, b, p, q]) => withProps([list.join(','), t, b], p, q),
+    decode: (a) => [
+      ids(F.SendBatch, a, 0),
+      topic(F.SendBatch, a, 1),
+      body(F.SendBatch, a, 2),
+      pushProps(F.SendBatch, a, 3),
+      pushQos(F.SendBatch, a, 4),
+    ],
     result: count,
   },
   broadcast: {
     fn: F.BroadCast,
-    encode: ([t, b, p]) => withProps([t, b], p),
-    decode: (a) => [topic(F.BroadCast, a, 0), body(F.BroadCast, a, 1), pushProps(F.BroadCast, a, 2)],
+    encode: ([t, b, p, q]) => withProps([t, b], p, q),
+    decode: (a) => [topic(F.BroadCast, a, 0), body(F.BroadCast, a, 1), pushProps(F.BroadCast, a, 2), pushQos(F.BroadCast, a, 3)],
     result: count,
   },
   isConnect: {
@@ -385,7 +426,7 @@ export interface GateClient extends GateService {
   /** The gate called. */
   readonly serverId: string;
   /** Fire and forget `Send` (mqant SendNR): resolves once handed to the transport; rejects only when no server matches. */
-  sendNR(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): Promise<void>;
+  sendNR(sessionId: string, topic: string, body: Uint8Array, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<void>;
 }
 
 class GateClientStub {
@@ -395,8 +436,8 @@ class GateClientStub {
     readonly callOptions: CallOptions | undefined,
   ) {}
 
-  sendNR(sessionId: string, t: string, b: Uint8Array, p?: Mqtt5PushProperties): Promise<void> {
-    return this.transport.callNR({ serverId: this.serverId }, F.Send, GATE_VERBS.send.encode([sessionId, t, b, p]));
+  sendNR(sessionId: string, t: string, b: Uint8Array, p?: Mqtt5PushProperties, q?: PushQos): Promise<void> {
+    return this.transport.callNR({ serverId: this.serverId }, F.Send, GATE_VERBS.send.encode([sessionId, t, b, p, q]));
   }
 }
 for (const verb of Object.keys(GATE_VERBS) as GateVerb[]) {

@@ -3,10 +3,11 @@
 // would expose; every packet type's rules live in ./handlers, MQTT 5 state in ./mqtt5.ts.
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
-import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
+import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
+import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import { State } from './state';
 import type { Traffic } from '../metrics';
 
@@ -75,6 +76,11 @@ export interface ProtocolLimits {
   outputHighWaterMark: number;
   /** ms a connection may stay stopped on its unsent output (the client does not read) before it is closed. */
   slowConsumerTimeout: number;
+  // Outbound QoS 1 (issue 10, rule 7)
+  /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-7). */
+  maxOutboundInflight: number;
+  /** QoS 1 pushes queued behind that window; one more is refused. */
+  maxOutboundQueue: number;
 }
 
 /** Why reading is paused: the request queue is full, or the client does not read its answers. */
@@ -120,6 +126,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   refused: { code: number; v5: boolean } | undefined;
   /** The MQTT 5 state, set by a level-5 CONNECT; undefined for 3.1 / 3.1.1. */
   v5: Mqtt5State | undefined;
+  /** Outbound QoS 1 pushes in flight and queued, made at the first one; kept after the close for a resume to take. */
+  outbound: OutboundInflight | undefined;
 
   private readonly parser: ReturnType<typeof mqtt.parser>;
   private readonly guard: FrameGuard;
@@ -365,6 +373,68 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (t && sent) t.sent++;
     else if (t) t.dropped++;
     return sent;
+  }
+
+  /**
+   * A QoS 1 push (issue 10, rule 7): written at once under a packet identifier of the gate's
+   * when the inflight window has room, else queued behind it, in order; kept until the
+   * client's PUBACK ({@link acked}). `carried` is a push from an earlier connection of the
+   * session (a resume): resent with DUP 1 and, when free, its identifier (MQTT-4.4.0-1).
+   * Returns false when nothing was kept: not connected, larger than the MQTT 5 client's
+   * Maximum Packet Size (MQTT-3.1.2-25, `hooks.dropped`), or refused at maxOutboundQueue /
+   * maxBufferedBytes (`outbound.refusal` says which). Counted as sent or dropped.
+   */
+  publishQos1(topic: string, payload: Buffer, props?: PublishProperties, carried = 0): boolean {
+    const t = this.hooks.traffic;
+    if (this.outbound) this.outbound.refusal = '';
+    if (this.state !== State.Connected) {
+      if (t) t.dropped++;
+      return false;
+    }
+    const v5 = this.v5;
+    if (v5 && v5.maximumPacketSize !== Infinity) {
+      let size: number;
+      try {
+        size = encodePublishQos1(topic, payload, 1, false, true, props).length;
+      } catch {
+        if (t) t.dropped++;
+        return false;
+      }
+      if (size > v5.maximumPacketSize) {
+        if (t) t.dropped++;
+        this.hooks.dropped(this, size);
+        return false;
+      }
+    }
+    const out = (this.outbound ??= new OutboundInflight({
+      window: Math.min(this.limits.maxOutboundInflight, v5 ? v5.receiveMaximum : 0xffff),
+      maxQueue: this.limits.maxOutboundQueue,
+      maxBytes: this.limits.maxBufferedBytes,
+    }));
+    const push = out.admit({ topic, body: payload, properties: props, messageId: carried, dup: carried !== 0 });
+    if (push === 'refused') {
+      if (t) t.dropped++;
+      return false;
+    }
+    if (push !== 'queued') this.writeQos1(push);
+    return true;
+  }
+
+  /** A PUBACK from the client: frees its identifier and writes the queued QoS 1 pushes the window now has room for. */
+  acked(messageId: number): void {
+    const out = this.outbound;
+    if (!out?.ack(messageId)) return;
+    for (let p = out.next(); p && this.state === State.Connected; p = out.next()) this.writeQos1(p);
+  }
+
+  private writeQos1(p: OutboundPush): void {
+    let bytes: Buffer;
+    try {
+      bytes = encodePublishQos1(p.topic, p.body, p.messageId, p.dup, this.v5 !== undefined, p.properties);
+    } catch {
+      return; // checked by publishQos1 before it was taken
+    }
+    if (this.write(bytes) && this.hooks.traffic) this.hooks.traffic.sent++;
   }
 
   private publishQos0(topic: string, payload: Buffer, props: PublishProperties | undefined): boolean {

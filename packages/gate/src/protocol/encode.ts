@@ -185,3 +185,39 @@ export function encodeAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, rea
 
 /** PINGRESP. */
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
+
+/**
+ * A QoS 1 PUBLISH, retain 0 (issue 10, rule 7): fixed header 0x32, 0x3A with DUP 1 (a
+ * re-delivery, MQTT-3.3.1-1), then topic, packet identifier (MQTT-2.3.1-1: 1..65 535) and,
+ * at level 5 (`v5`), the properties as {@link encodePublishV5}. Opt-in per push, so the QoS 0
+ * encoders above stay as they are.
+ * @throws RangeError as {@link encodePublishQos0} / {@link encodePublishV5}.
+ */
+export function encodePublishQos1(
+  topic: string,
+  payload: Buffer,
+  messageId: number,
+  dup: boolean,
+  v5: boolean,
+  props: PublishProperties | undefined,
+): Buffer {
+  const topicLength = Buffer.byteLength(topic, 'utf8');
+  if (topicLength > 0xffff) throw new RangeError(`topic of ${topicLength} bytes exceeds 65535 (MQTT-1.5.3)`);
+  const propsLength = v5 && props !== undefined ? propertiesSize(props) : 0;
+  const remaining = 4 + topicLength + (v5 ? varintSize(propsLength) + propsLength : 0) + payload.length;
+  if (remaining > 268_435_455) throw new RangeError(`PUBLISH of ${remaining} bytes exceeds the MQTT maximum`);
+  const out = Buffer.allocUnsafe(1 + varintSize(remaining) + remaining);
+  out[0] = dup ? 0x3a : 0x32;
+  let pos = writeVarint(out, 1, remaining);
+  out[pos++] = topicLength >> 8;
+  out[pos++] = topicLength & 0xff;
+  pos += out.write(topic, pos, 'utf8');
+  out[pos++] = messageId >> 8;
+  out[pos++] = messageId & 0xff;
+  if (v5) {
+    pos = writeVarint(out, pos, propsLength);
+    if (props !== undefined) pos = writeProperties(out, pos, props);
+  }
+  payload.copy(out, pos);
+  return out;
+}

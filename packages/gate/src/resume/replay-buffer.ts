@@ -30,14 +30,21 @@ export class ReplayBuffer {
     return this.items.length - this.head;
   }
 
-  /** Appends a push (the body is kept as given: callers hand over buffers they do not reuse). Always true: the push is kept for the client. */
-  push(topic: string, body: Uint8Array, properties?: Mqtt5PushProperties): boolean {
+  /**
+   * Appends a push (the body is kept as given: callers hand over buffers they do not reuse).
+   * Always true: the push is kept for the client. `qos` 1 and `messageId` (a QoS 1 push
+   * written and not acknowledged on an earlier connection) travel with it to the resume.
+   */
+  push(topic: string, body: Uint8Array, properties?: Mqtt5PushProperties, qos: 0 | 1 = 0, messageId?: number): boolean {
     const size = cost(topic, body);
     if (size > this.maxBytes || this.maxMessages === 0) {
       this.lost++;
       return true;
     }
-    this.items.push(properties === undefined ? { topic, body } : { topic, body, properties });
+    const item: BufferedPush = properties === undefined ? { topic, body } : { topic, body, properties };
+    if (qos === 1) item.qos = 1;
+    if (qos === 1 && messageId !== undefined) item.messageId = messageId;
+    this.items.push(item);
     this.bytes += size;
     while (this.length > this.maxMessages || this.bytes > this.maxBytes) {
       const old = this.items[this.head++];

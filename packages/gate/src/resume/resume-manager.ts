@@ -24,6 +24,7 @@ import type { EmitSessionEvent, SessionManager, UserIndexLink } from '../session
 import type { SessionPersistence } from '../session-persistence';
 import type { SessionRegistry } from '../session-registry';
 import { DetachedStore, keepsSession, windowOf, type Detached, type DetachPolicy } from './detached-store';
+import { replayPushes, takeUnacked } from './replay-pushes';
 import { issueToken, parseToken, sameHash, type TokenRef } from './token';
 
 /** Topic of the resume request a client sends on a new connection: `gate/HD_resume/<msgid>` `{"token"}`. */
@@ -225,7 +226,7 @@ export class ResumeManager {
     if (conn.state !== State.Connected || this.d.registry.get(guest.sessionId) !== guest || guest.userId !== '') {
       // The new connection dropped (or logged in) meanwhile: the session stays detached here, for another try.
       this.detached.add(session, windowOf(conn, this.d.policy) || this.d.policy.resumeWindow, (d) => this.expire(d));
-      for (const p of pushes) session.replay?.push(p.topic, p.body, p.properties);
+      for (const p of pushes) session.replay?.push(p.topic, p.body, p.properties, p.qos, p.messageId);
       if (session.replay) session.replay.lost += lost;
       return;
     }
@@ -240,7 +241,7 @@ export class ResumeManager {
       lost,
     };
     this.d.router.reply(session, to, '', result as never);
-    for (const p of pushes) session.conn.publish(p.topic, Buffer.from(p.body), p.properties);
+    replayPushes(session.conn, pushes);
     session.conn.publish(SESSION_TOPIC, this.issue(session, true));
     this.d.emit('resume', session.snapshot(), {
       recovered: result.recovered,
@@ -261,7 +262,13 @@ export class ResumeManager {
     if (wasDetached) this.moveEntry(session, detachedKey(session.userId), session.userId);
     const buffer = session.replay;
     session.replay = undefined;
-    return { session, pushes: buffer?.drain() ?? [], lost: buffer?.lost ?? 0, source: 'local', fromStore: false };
+    return {
+      session,
+      pushes: [...takeUnacked(session.conn), ...(buffer?.drain() ?? [])],
+      lost: buffer?.lost ?? 0,
+      source: 'local',
+      fromStore: false,
+    };
   }
 
   /**
@@ -301,7 +308,7 @@ export class ResumeManager {
       userId: session.userId,
       traceId: session.traceId,
       settings: { ...session.settings },
-      pushes: buffer?.drain() ?? [],
+      pushes: [...takeUnacked(session.conn), ...(buffer?.drain() ?? [])],
       lost: buffer?.lost ?? 0,
       tokenHash: Buffer.from(tokenHash),
     };

@@ -1,6 +1,6 @@
 import type { Packet } from 'mqtt-packet';
 import type { MqttConnection } from '../connection';
-import { ignoreAck } from './acks';
+import { handlePuback, ignoreAck } from './acks';
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { handleDisconnect } from './disconnect';
@@ -25,7 +25,7 @@ export const packetHandlers: Partial<Record<Packet['cmd'], Handler>> = {
   unsubscribe: handleUnsubscribe,
   pingreq: handlePingreq,
   disconnect: handleDisconnect,
-  puback: ignoreAck,
+  puback: handlePuback,
   pubrec: ignoreAck,
   pubcomp: ignoreAck,
   auth: handleAuth,
