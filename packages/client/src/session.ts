@@ -63,7 +63,8 @@ function pushOptions(verb: string, options: unknown): { props: Mqtt5PushProperti
     return { props: checkPushProperties(`Session.${verb}`, options), qos: 0 };
   }
   const { qos, ...rest } = options as { qos?: unknown };
-  if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`Session.${verb}: qos must be 0 or 1, got ${JSON.stringify(qos) ?? String(qos)}`);
+  if (qos !== undefined && qos !== 0 && qos !== 1)
+    throw new TypeError(`Session.${verb}: qos must be 0 or 1, got ${JSON.stringify(qos) ?? String(qos)}`);
   return { props: Object.keys(rest).length > 0 ? checkPushProperties(`Session.${verb}`, rest) : undefined, qos: qos === 1 ? 1 : 0 };
 }
 

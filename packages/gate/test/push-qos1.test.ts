@@ -10,8 +10,19 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import * as mqttPacket from 'mqtt-packet';
 import { Session } from '@mqgate/client';
-import { GATE_VERBS, GateFunctions, RpcError, gateClient, type RpcValue, type SessionData } from '@mqgate/rpc';
-import { resolveOptions, type GateOptions } from '@mqgate/gate';
+import {
+  GATE_VERBS,
+  GateFunctions,
+  InProcessTransport,
+  MemoryUserIndex,
+  RpcError,
+  gateClient,
+  silentLogger,
+  type RpcHandler,
+  type RpcValue,
+  type SessionData,
+} from '@mqgate/rpc';
+import { Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
 import { encodePublishQos1 } from '../src/protocol/encode';
 import { startGate, type Harness } from './helpers/harness';
 import { RawPeer } from './helpers/raw-peer';
@@ -220,7 +231,8 @@ describe('QoS 1 pushes', () => {
   test('a qos other than 0 or 1 is a bad argument: BAD_ARGUMENT on the wire, TypeError from Session.send and Gate.send', async () => {
     const h = await gate();
     const { sid } = await raw(h);
-    const wire = (qos: RpcValue) => h.transport.call({ serverId: h.gate.serverId }, GateFunctions.Send, [sid, 'x', 'b', null, qos]).catch((e: unknown) => e);
+    const wire = (qos: RpcValue) =>
+      h.transport.call({ serverId: h.gate.serverId }, GateFunctions.Send, [sid, 'x', 'b', null, qos]).catch((e: unknown) => e);
     for (const bad of [2, -1, '1', true, 0.5] as RpcValue[]) {
       const e = (await wire(bad)) as RpcError;
       expect(e.code).toBe('BAD_ARGUMENT');
@@ -317,4 +329,118 @@ describe('QoS 1 from a module', () => {
     expect(() => resolveOptions({ maxOutboundInflight: 65_536 })).toThrow(/maxOutboundInflight must be at most 65535/);
     expect(() => resolveOptions({ maxOutboundQueue: -1 })).toThrow(/maxOutboundQueue/);
   });
+});
+
+describe('QoS 1 and resume', () => {
+  /** A 'user' module whose HD_login binds the session (as in resume.test.ts). */
+  async function serveLogin(h: { serve: Harness['serve']; transport: Harness['transport'] }): Promise<void> {
+    await h.serve('user', async (_fn, args) => {
+      const s = args[0] as SessionData;
+      const { userId } = args[1] as { userId: string };
+      const bound = await gateClient(h.transport, s.serverId).bind(s.sessionId, userId);
+      return { sessionId: bound.sessionId };
+    });
+  }
+
+  /** A raw client logs in as `userId`; resolves with its session id and resume token. */
+  async function login(r: Raw, userId: string): Promise<{ sessionId: string; token: string }> {
+    r.request('user/HD_login/1', { userId });
+    const reply = JSON.parse((await r.publishOn('user/HD_login/1')).payload.toString()) as { Error: string; Result: { sessionId: string } };
+    expect(reply.Error).toBe('');
+    const token = (JSON.parse((await r.publishOn('gate/session')).payload.toString()) as { token: string }).token;
+    return { sessionId: reply.Result.sessionId, token };
+  }
+
+  test.each([4, 5] as const)(
+    'level %i: unacknowledged pushes come again on resume with DUP 1 and their ids, then the queued one, then those buffered while detached',
+    async (v) => {
+      const h = await gate({ maxOutboundInflight: 3, resumeWindow: 60_000 });
+      await serveLogin(h);
+      const first = await raw(h, v, v === 5 ? { sessionExpiryInterval: 60 } : undefined);
+      const { sessionId, token } = await login(first.r, 'qos-user');
+      for (let i = 1; i <= 5; i++) expect(h.gate.send(sessionId, 'q', `m${i}`, undefined, 1)).toBe(true);
+      await settled(h, first.r, sessionId);
+      const sent = first.r.take();
+      expect(bodies(sent)).toEqual(['m1', 'm2', 'm3']);
+      first.r.puback(sent[0].messageId as number); // m1 acknowledged: not resent; m4 goes out, unacknowledged
+      const m4 = await first.r.publishOn('q');
+      expect(m4.payload.toString()).toBe('m4');
+      const ids = new Map([...sent.slice(1), m4].map((p) => [p.payload.toString(), p.messageId]));
+      const gone = new Promise<void>((resolve) => h.gate.on('disconnect', (s) => s.sessionId === sessionId && resolve()));
+      first.r.socket.destroy();
+      await gone;
+      await waitUntil('detached', () => h.gate.counts().detached === 1);
+      expect(h.gate.send(sessionId, 'b', 'zero')).toBe(true); // QoS 0, buffered
+      expect(h.gate.send(sessionId, 'b', 'one', undefined, 1)).toBe(true); // QoS 1, buffered
+
+      const second = await raw(h, v);
+      second.r.request('gate/HD_resume/1', { token });
+      const answer = JSON.parse((await second.r.publishOn('gate/HD_resume/1')).payload.toString()) as { Error: string; Result: unknown };
+      expect(answer).toMatchObject({ Error: '', Result: { sessionId, replayed: 6, lost: 0 } });
+      await second.r.publishOn('gate/session');
+      await settled(h, second.r, sessionId);
+      // window 3: m2, m3, m4 resent (DUP 1, same ids); m5 and "one" wait behind them; "zero" is QoS 0
+      const resent = second.r.take().filter((p) => p.topic !== 'marker');
+      expect(resent.map((p) => [p.topic, p.payload.toString(), p.qos, p.dup])).toEqual([
+        ['q', 'm2', 1, true],
+        ['q', 'm3', 1, true],
+        ['q', 'm4', 1, true],
+        ['b', 'zero', 0, false],
+      ]);
+      for (const p of resent.slice(0, 3)) expect(p.messageId).toBe(ids.get(p.payload.toString()));
+      for (const p of resent.slice(0, 3)) second.r.puback(p.messageId as number);
+      const m5 = await second.r.publishOn('q');
+      const one = await second.r.publishOn('b');
+      expect([m5.payload.toString(), m5.qos, m5.dup, one.payload.toString(), one.qos, one.dup]).toEqual(['m5', 1, false, 'one', 1, false]);
+      expect(m5.messageId).not.toBe(one.messageId); // both in flight at once
+    },
+  );
+
+  test('a session detached on gate A resumes on gate B: the unacknowledged QoS 1 pushes travel with the hand-over and come again with DUP 1 and their ids', async () => {
+    const transport = new InProcessTransport();
+    const index = new MemoryUserIndex();
+    const opts = { tcp: { port: 0, host: '127.0.0.1' }, websocket: false as const, userIndex: index, maxOutboundInflight: 4 };
+    const a = new Gate({ ...opts, serverId: 'gate@qa' });
+    const b = new Gate({ ...opts, serverId: 'gate@qb' });
+    await a.start({ transport, logger: silentLogger, userIndex: index });
+    await b.start({ transport, logger: silentLogger, userIndex: index });
+    const ha = {
+      gate: a,
+      transport,
+      serve: (t: string, fn: RpcHandler) => transport.serve({ serverId: `${t}@q`, moduleType: t }, fn).then(() => undefined),
+    };
+    harnesses.push({ stop: async () => Promise.all([a.stop(), b.stop()]).then(() => transport.close()) } as unknown as Harness);
+    await serveLogin(ha as unknown as Harness);
+    const onA = await rawOn(a);
+    const { sessionId, token } = await login(onA.r, 'roamer');
+    for (let i = 1; i <= 2; i++) expect(a.send(sessionId, 'q', `m${i}`, { contentType: 'x' }, 1)).toBe(true);
+    const p1 = await onA.r.publishOn('q');
+    const p2 = await onA.r.publishOn('q');
+    const gone = new Promise<void>((resolve) => a.on('disconnect', (s) => s.sessionId === sessionId && resolve()));
+    onA.r.socket.destroy();
+    await gone;
+    await waitUntil('detached on A', () => a.counts().detached === 1);
+
+    const onB = await rawOn(b);
+    onB.r.request('gate/HD_resume/1', { token });
+    const answer = JSON.parse((await onB.r.publishOn('gate/HD_resume/1')).payload.toString()) as { Error: string; Result: unknown };
+    expect(answer).toMatchObject({ Error: '', Result: { sessionId, replayed: 2 } });
+    const r1 = await onB.r.publishOn('q');
+    const r2 = await onB.r.publishOn('q');
+    expect([r1, r2].map((p) => [p.payload.toString(), p.qos, p.dup])).toEqual([
+      ['m1', 1, true],
+      ['m2', 1, true],
+    ]);
+    expect([r1.messageId, r2.messageId]).toEqual([p1.messageId, p2.messageId]);
+    expect(r1.properties).toBeUndefined(); // a 3.1.1 client: no properties
+    expect(a.counts().detached).toBe(0);
+  });
+
+  async function rawOn(g: Gate): Promise<{ r: Raw; sid: string }> {
+    const session = new Promise<string>((resolve) => g.once('connect', (s: SessionData) => resolve(s.sessionId)));
+    const r = await Raw.open(g.addresses().tcp!.port);
+    raws.push(r);
+    await r.connect();
+    return { r, sid: await session };
+  }
 });
