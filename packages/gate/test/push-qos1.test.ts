@@ -290,7 +290,8 @@ describe('QoS 1 from a module', () => {
     expect(GATE_VERBS.send.encode(['s', 't', b, undefined, 1])).toEqual(['s', 't', b, null, 1]);
     expect(GATE_VERBS.send.encode(['s', 't', b, { contentType: 'c' }, 1])).toEqual(['s', 't', b, { contentType: 'c' }, 1]);
     expect(GATE_VERBS.broadcast.encode(['t', b, undefined, 1])).toEqual(['t', b, null, 1]);
-    expect(GATE_VERBS.send.decode(['s', 't', b])).toEqual(['s', 't', b, undefined, 0]);
+    expect(GATE_VERBS.send.decode(['s', 't', b])).toEqual(['s', 't', b, undefined, undefined]);
+    expect(GATE_VERBS.send.decode(['s', 't', b, null, 0])).toEqual(['s', 't', b, undefined, 0]);
     expect(GATE_VERBS.send.decode(['s', 't', b, null, 1])).toEqual(['s', 't', b, undefined, 1]);
     // a hand-over carries a QoS 1 push's qos and identifier; a QoS 0 push's shape is as before
     const h = { userId: 'u', traceId: 't', settings: {}, lost: 0, tokenHash: Buffer.alloc(32, 1) };

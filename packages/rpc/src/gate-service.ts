@@ -199,11 +199,11 @@ function pushProps(fn: string, args: RpcValue[], i: number): Mqtt5PushProperties
   }
 }
 
-/** The optional QoS of a push (after the properties): absent or null = 0; else 0 or 1. */
-function pushQos(fn: string, args: RpcValue[], i: number): PushQos {
+/** The optional QoS of a push (after the properties): absent or null = undefined (QoS 0); else 0 or 1. */
+function pushQos(fn: string, args: RpcValue[], i: number): PushQos | undefined {
   const v = args[i];
-  if (v === undefined || v === null || v === 0) return 0;
-  if (v === 1) return 1;
+  if (v === undefined || v === null) return undefined;
+  if (v === 0 || v === 1) return v;
   throw new BadArgumentError(fn, `argument ${i} (qos) must be 0 or 1, got ${describeValue(v)}`);
 }
 
