@@ -16,6 +16,7 @@ import {
   InProcessTransport,
   MemoryUserIndex,
   RpcError,
+  UserDirectory,
   gateClient,
   silentLogger,
   type RpcHandler,
@@ -421,11 +422,14 @@ describe('QoS 1 and resume', () => {
     onA.r.socket.destroy();
     await gone;
     await waitUntil('detached on A', () => a.counts().detached === 1);
+    const users = new UserDirectory(transport, index);
+    expect(await users.sendToUser('roamer', 'u', 'later', undefined, 1)).toBe(1); // buffered on A at QoS 1
+    await expect(users.sendToUser('roamer', 'u', 'x', undefined, 2 as never)).rejects.toThrow(TypeError);
 
     const onB = await rawOn(b);
     onB.r.request('gate/HD_resume/1', { token });
     const answer = JSON.parse((await onB.r.publishOn('gate/HD_resume/1')).payload.toString()) as { Error: string; Result: unknown };
-    expect(answer).toMatchObject({ Error: '', Result: { sessionId, replayed: 2 } });
+    expect(answer).toMatchObject({ Error: '', Result: { sessionId, replayed: 3 } });
     const r1 = await onB.r.publishOn('q');
     const r2 = await onB.r.publishOn('q');
     expect([r1, r2].map((p) => [p.payload.toString(), p.qos, p.dup])).toEqual([
@@ -434,6 +438,8 @@ describe('QoS 1 and resume', () => {
     ]);
     expect([r1.messageId, r2.messageId]).toEqual([p1.messageId, p2.messageId]);
     expect(r1.properties).toBeUndefined(); // a 3.1.1 client: no properties
+    const later = await onB.r.publishOn('u');
+    expect([later.payload.toString(), later.qos, later.dup]).toEqual(['later', 1, false]);
     expect(a.counts().detached).toBe(0);
   });
 

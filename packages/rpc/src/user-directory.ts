@@ -1,5 +1,5 @@
 import { GATE_MODULE_TYPE } from './gate-api';
-import { gateClient, type GateClient, type SessionCounts } from './gate-service';
+import { gateClient, type GateClient, type PushQos, type SessionCounts } from './gate-service';
 import type { Mqtt5PushProperties } from './mqtt5';
 import type { RpcTransport } from './transport';
 import { detachedKey, liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
@@ -47,16 +47,19 @@ export class UserDirectory {
 
   /**
    * Pushes to every session of the user on every gate, detached ones included (they keep it
-   * for a resume); `properties` reach MQTT 5 clients only. Resolves with how many got it.
+   * for a resume); `properties` reach MQTT 5 clients only; `qos` 1 delivers at least once
+   * (see {@link PushQos}). Resolves with how many got it.
+   * @throws TypeError for a qos other than 0 or 1.
    */
-  async sendToUser(userId: string, topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
+  async sendToUser(userId: string, topic: string, body: PushBody, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<number> {
+    checkQos('UserDirectory.sendToUser', qos);
     const bytes = pushBytes(body);
     const [bound, detached] = await Promise.all([this.locate(userId), this.index.locate(detachedKey(userId), this.gates())]);
     const byGate = group([...bound, ...detached]);
     const counts = await Promise.all(
       [...byGate].map(([serverId, ids]) =>
         this.gate(serverId)
-          .sendBatch(ids, topic, bytes, properties)
+          .sendBatch(ids, topic, bytes, properties, qos)
           .catch(() => 0),
       ),
     );
@@ -87,13 +90,14 @@ export class UserDirectory {
     return done.reduce<number>((a, b) => a + b, 0);
   }
 
-  /** Pushes to every session on every live gate; `properties` reach MQTT 5 clients only. Resolves with how many got it. */
-  async broadcast(topic: string, body: PushBody, properties?: Mqtt5PushProperties): Promise<number> {
+  /** Pushes to every session on every live gate; `properties` reach MQTT 5 clients only; `qos` as {@link sendToUser}. Resolves with how many got it. */
+  async broadcast(topic: string, body: PushBody, properties?: Mqtt5PushProperties, qos?: PushQos): Promise<number> {
+    checkQos('UserDirectory.broadcast', qos);
     const bytes = pushBytes(body);
     const counts = await Promise.all(
       this.gates().map(({ serverId }) =>
         this.gate(serverId)
-          .broadcast(topic, bytes, properties)
+          .broadcast(topic, bytes, properties, qos)
           .catch(() => 0),
       ),
     );
@@ -139,4 +143,9 @@ function group(locations: UserLocation[]): Map<string, string[]> {
     m.set(l.serverId, list);
   }
   return m;
+}
+
+/** Outbound QoS 1 (issue 10, rule 7). @throws TypeError for a qos other than undefined, 0 or 1. */
+function checkQos(where: string, qos: unknown): void {
+  if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }
