@@ -137,7 +137,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.transportReady = true;
       this.service = await ctx.transport.serve(
         { serverId: this.serverId, moduleType: GATE_MODULE_TYPE },
-        serveGateService(gateService(runtime.sessions, runtime.resume)),
+        serveGateService(gateService(runtime.sessions, runtime.resume, runtime.warn)),
       );
       await this.endpoints.open(
         this.options,

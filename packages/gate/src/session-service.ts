@@ -2,6 +2,7 @@ import { RpcError, type GateService } from '@mqgate/rpc';
 import { State } from './protocol/state';
 import type { ResumeManager } from './resume/resume-manager';
 import type { SessionManager } from './session-manager';
+import type { WarnLog } from './warn-log';
 
 function keyList(keys: readonly string[]): string {
   return keys.map((k) => JSON.stringify(k)).join(', ');
@@ -14,9 +15,10 @@ function asBuffer(body: Uint8Array): Buffer {
 /**
  * The gate's side of {@link GateService}: each verb run on the SessionManager. Arguments
  * arrive decoded and checked (`serveGateService` in rpc); an unknown session id fails with
- * NO_SESSION; the gate itself never fails for a bad call.
+ * NO_SESSION; the gate itself never fails for a bad call. A QoS 1 push refused at a limit is
+ * reported to `warn` (rate-limited, kind `limit:outboundQos1`).
  */
-export function gateService(manager: SessionManager, resume?: ResumeManager): GateService {
+export function gateService(manager: SessionManager, resume?: ResumeManager, warn?: WarnLog): GateService {
   return {
     update: async (sid) => manager.require(sid).snapshot(),
     bind: async (sid, userId) => {
@@ -49,6 +51,7 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
       if (manager.send(s, topic, asBuffer(body), properties, qos)) return;
       const refusal = qos === 1 ? s.conn.outbound?.refusal : undefined;
       if (s.conn.state === State.Connected && refusal) {
+        warn?.('limit:outboundQos1', { sessionId: sid, clientId: s.clientId }, `QoS 1 push dropped: ${refusal}`);
         throw new RpcError(`Send: ${refusal} for session ${sid}; dropped (QoS 1, issue 10 rule 7)`, 'LIMIT');
       }
       if (s.conn.state === State.Connected) {

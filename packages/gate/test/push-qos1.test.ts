@@ -191,7 +191,9 @@ describe('QoS 1 pushes', () => {
   });
 
   test('past maxOutboundQueue a QoS 1 push is refused: Send rejects with LIMIT, gate.send answers false, nothing else changes', async () => {
-    const h = await gate({ maxOutboundInflight: 1, maxOutboundQueue: 2 });
+    const warns: Array<[object, string]> = [];
+    const logger = { ...silentLogger, warn: (f: object, m: string) => void warns.push([f, m]) };
+    const h = await gate({ maxOutboundInflight: 1, maxOutboundQueue: 2, logger });
     const { r, sid } = await raw(h);
     const g = gateClient(h.transport, h.gate.serverId);
     await g.send(sid, 'lim', Buffer.from('a'), undefined, 1);
@@ -201,6 +203,9 @@ describe('QoS 1 pushes', () => {
     expect(err).toBeInstanceOf(RpcError);
     expect(err.code).toBe('LIMIT');
     expect(err.message).toMatch(/maxOutboundQueue 2/);
+    expect(warns).toEqual([
+      [expect.objectContaining({ kind: 'limit:outboundQos1', sessionId: sid }), expect.stringMatching(/^QoS 1 push dropped: /)],
+    ]);
     expect(h.gate.send(sid, 'lim', 'e', undefined, 1)).toBe(false);
     // QoS 0 is not held behind them
     expect(h.gate.send(sid, 'lim0', 'zero')).toBe(true);
