@@ -18,8 +18,11 @@ const GATE_OPTIONS = {};
 /** The resume buffer's default bounds (packages/gate/src/options.ts DEFAULTS): what "full" fills. */
 const BUFFER_MESSAGES = 50;
 const BUFFER_BYTES = 65_536;
-/** Bytes a buffered push is charged besides its body (replay-buffer.ts): topic + 64. */
+/** The topic of the mqgate bench server's pushes. */
 const PUSH_TOPIC = 'bench/push';
+/** Bytes a buffered push is charged besides its body (replay-buffer.ts): topic + 64. */
+const charge = (body) => body + PUSH_TOPIC.length + 64;
+/** The body size that fills both bounds at once: BUFFER_MESSAGES pushes of it come to just under BUFFER_BYTES. */
 const FULL_BODY = Math.floor(BUFFER_BYTES / BUFFER_MESSAGES) - PUSH_TOPIC.length - 64;
 
 /** Polls the gate's counts until `check(counts)` holds (or throws after `ms`). */
@@ -144,6 +147,7 @@ export function resumeMemory(scale) {
             bufferMessages: BUFFER_MESSAGES,
             bufferBytes: BUFFER_BYTES,
             pushBody: FULL_BODY,
+            charged: BUFFER_MESSAGES * charge(FULL_BODY),
             base,
             ...rows,
           },
