@@ -28,6 +28,7 @@ import { connectionRate, connectionRateWithRedis } from './scenarios/connection-
 import { fanOut } from './scenarios/fan-out.mjs';
 import { profileScenarios } from './scenarios/profile.mjs';
 import { idleMemoryScenarios } from './scenarios/idle-memory.mjs';
+import { resumeScenarios } from './scenarios/resume.mjs';
 import { redisStorageInProcess, redisStorageOverTransport } from './scenarios/redis-storage.mjs';
 import { natsTransportRequestReply, redisTransportRequestReply } from './scenarios/redis-transport.mjs';
 
@@ -104,6 +105,7 @@ const plan = [
   teardown(),
   ...profileScenarios(SCALE),
   ...idleMemoryScenarios(SCALE),
+  ...resumeScenarios(SCALE),
   connectionRateWithRedis(SCALE),
   redisStorageInProcess(SCALE),
   redisTransportRequestReply(SCALE),

@@ -314,6 +314,8 @@ export function renderMarkdown(results, cells) {
     L.push('');
   }
 
+  resumeSection(L, results);
+
   const st = data(results, 'redis storage');
   L.push('### Redis: session persistence');
   L.push('');
@@ -404,4 +406,61 @@ export function writeMarkdown(path, md) {
     text = `# mqgate benchmarks\n\nHow to run: \`npm run bench\` (full, < 10 min), \`npm run bench -- --quick\` (< 2 min), \`node bench/run.mjs --smoke\`.\n\n## Results\n\n${gen}\n`;
   }
   writeFileSync(path, text);
+}
+
+/** The resume scenarios (bench/scenarios/resume.mjs): latency, memory per detached session, fan-out cost. */
+function resumeSection(L, results) {
+  const same = data(results, 'resume latency, same gate');
+  const across = data(results, 'resume latency across gates');
+  const mem = data(results, 'resume memory');
+  const fan = data(results, 'resume buffer cost');
+  if (![same, across, mem, fan].some((x) => x?.status === 'ok')) return;
+  L.push('### Resume after a dropped connection');
+  L.push('');
+  L.push(
+    'Bound sessions (`sess/HD_login`) dropped without DISCONNECT; once the gate holds them detached, each is resumed on a new connection: latency = TCP connect → CONNECT → CONNACK → `gate/HD_resume` → Result received, a few resumes at a time.',
+  );
+  L.push('');
+  L.push('| setup | resumed on | sessions | at a time | ms p50 / p99 / p99.9 / max | failed |');
+  L.push('|---|---|---|---|---|---|');
+  if (same?.status === 'ok')
+    L.push(
+      `| one process, in-process transport | the same gate | ${same.data.resumed}/${same.data.attempted} | ${same.data.concurrency} | ${ms(same.data.latency)} | ${same.data.failed} |`,
+    );
+  if (across?.status === 'ok') {
+    const d = across.data;
+    const setup = '2 gate processes + 1 module process, Redis transport, Redis user index';
+    L.push(`| ${setup} | the same gate (half) | ${d.resumedSame} | ${d.concurrency} | ${ms(d.sameGate)} | ${d.failed} (both halves) |`);
+    L.push(`| ${setup} | the other gate, \`HandOver\` over Redis (half) | ${d.resumedOther} | ${d.concurrency} | ${ms(d.otherGate)} | |`);
+  } else if (across) L.push(`| 2 gate processes over Redis | | | | ${across.status}: ${across.note ?? across.error} | |`);
+  L.push('');
+  if (mem?.status === 'ok') {
+    const d = mem.data;
+    L.push(
+      `Gate memory per session (after two forced GCs; deltas from a base taken after ${d.sessions.toLocaleString('en-US')} connections were opened and closed once, ÷ ${d.sessions.toLocaleString('en-US')}). Full buffer = the default bounds: ${d.bufferMessages} pushes of ${d.pushBody} B body (${d.charged.toLocaleString('en-US')} B charged of the ${d.bufferBytes.toLocaleString('en-US')} B bound).`,
+    );
+    L.push('');
+    L.push('| sessions are | RSS / session (KiB) | heap / session (KiB) | external / session (KiB) |');
+    L.push('|---|---|---|---|');
+    for (const [label, k] of [
+      ['bound, connected', 'boundConnected'],
+      ['detached, empty buffer', 'detachedEmpty'],
+      ['detached, full buffer', 'detachedFull'],
+    ])
+      L.push(`| ${label} | ${kib(d[k].rss)} | ${kib(d[k].heap)} | ${kib(d[k].external)} |`);
+    L.push('');
+  }
+  if (fan?.status === 'ok') {
+    L.push(
+      "The buffer on the push path: one `echo/HD_broadcast` request makes the gate push to every session; with some detached, their pushes go into their buffers. Time until the last live session has the push (median of rounds), and gate CPU per fan-out (the gate process over the whole run of rounds, with the trigger connection's setup and the 100 ms gaps, ÷ rounds; /proc resolution 10 ms).",
+    );
+    L.push('');
+    L.push('| sessions | detached | live | time to last live (ms) | gate CPU / fan-out (ms) | rounds (last, ms) |');
+    L.push('|---|---|---|---|---|---|');
+    for (const o of fan.data)
+      L.push(
+        `| ${o.sessions.toLocaleString('en-US')} | ${o.detached.toLocaleString('en-US')} | ${o.live.toLocaleString('en-US')} | ${num(o.lastMs)} | ${num(o.gateCpuMsPerFanout, 1)} | ${o.rounds.map((r) => (r.timedOut ? `timeout (${r.received}/${r.expected})` : r.lastMs)).join(', ')} |`,
+      );
+    L.push('');
+  }
 }

@@ -19,6 +19,7 @@ export const SCALES = {
     profile: { warmupMs: 500, measureMs: 5000 },
     idle: { counts: [10_000, 50_000] },
     redis: { users: 1000, settings: 3, heartbeatMs: 2000, windowMs: 8000, restoreUsers: 500 },
+    resume: { users: 1000, concurrency: 10, memorySessions: 2000, fanoutSessions: 10_000, fanoutRounds: 5, detachedShare: 0.1 },
   },
   quick: {
     scenarioLimitMs: 60_000,
@@ -38,6 +39,7 @@ export const SCALES = {
     profile: { warmupMs: 300, measureMs: 1500 },
     idle: { counts: [1000, 5000] },
     redis: { users: 100, settings: 3, heartbeatMs: 500, windowMs: 1000, restoreUsers: 100 },
+    resume: { users: 200, concurrency: 10, memorySessions: 500, fanoutSessions: 2000, fanoutRounds: 3, detachedShare: 0.1 },
   },
   smoke: {
     scenarioLimitMs: 60_000,
@@ -57,5 +59,6 @@ export const SCALES = {
     profile: { warmupMs: 100, measureMs: 500 },
     idle: { counts: [20, 50] },
     redis: { users: 10, settings: 2, heartbeatMs: 300, windowMs: 900, restoreUsers: 10 },
+    resume: { users: 20, concurrency: 4, memorySessions: 20, fanoutSessions: 50, fanoutRounds: 2, detachedShare: 0.1 },
   },
 };

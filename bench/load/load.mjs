@@ -8,6 +8,7 @@ import { idleCommands } from './modes/idle.mjs';
 import { connrate } from './modes/connection-rate.mjs';
 import { fanout } from './modes/fan-out.mjs';
 import { sessionCommands } from './modes/sessions.mjs';
+import { resumeCommands } from './modes/resume.mjs';
 
-serveIpc({ rr, open, ...idleCommands(), connrate, fanout, ...sessionCommands(), mem: () => process.memoryUsage() });
+serveIpc({ rr, open, ...idleCommands(), connrate, fanout, ...sessionCommands(), ...resumeCommands(), mem: () => process.memoryUsage() });
 process.send({ type: 'ready', pid: process.pid });

@@ -1,6 +1,8 @@
 // mqgate under test: a Gate + an in-process echo module (createApp + defineModule), or, with
 // config.transport === 'redis' or 'nats', one half (gate or module) of a two-process app over
-// RedisTransport (config.transportRedis) or NatsTransport (config.transportNats).
+// RedisTransport (config.transportRedis) or NatsTransport (config.transportNats). config.gate:
+// more gate options (e.g. resume's); config.userIndexRedis: a RedisUserIndex on that URL (prefix
+// config.userIndexPrefix), shared by the gate processes of one app.
 import { createRequire } from 'node:module';
 import { config, serveIpc, serverCommands } from '../lib/common.mjs';
 
@@ -45,6 +47,7 @@ async function main() {
   const gateOptions = {
     tcp: cfg.tcp === false ? false : { port: 0, host: '127.0.0.1' },
     websocket: cfg.ws === false ? false : { port: 0, host: '127.0.0.1' },
+    ...cfg.gate,
   };
   if (cfg.authRedis) {
     const { Redis } = require('ioredis');
@@ -71,7 +74,12 @@ async function main() {
     const { NatsTransport } = require('../../packages/nats/dist/index.js');
     transport = new NatsTransport({ servers: cfg.transportNats });
   }
-  const app = createApp(transport ? { transport } : {});
+  let userIndex;
+  if (cfg.userIndexRedis) {
+    userIndex = new rpc.RedisUserIndex({ url: cfg.userIndexRedis, prefix: cfg.userIndexPrefix });
+    closers.push(() => userIndex.close());
+  }
+  const app = createApp({ ...(transport ? { transport } : {}), ...(userIndex ? { userIndex } : {}) });
   const role = cfg.role || 'both';
   if (role !== 'gate') app.module(echoModule).module(sessModule);
   let gate;
@@ -85,6 +93,13 @@ async function main() {
     serverCommands(
       {
         stats: () => (gate ? { ...gate.stats(), counts: gate.counts() } : {}),
+        // `count` pushes of `size` bytes to each session (a detached one buffers them); how many were taken.
+        fill: ({ sessionIds, count, size, topic = PUSH_TOPIC }) => {
+          const body = Buffer.alloc(size, 120);
+          let taken = 0;
+          for (const sid of sessionIds) for (let i = 0; i < count; i++) if (gate.send(sid, topic, body)) taken++;
+          return { taken };
+        },
       },
       async () => {
         await app.stop().catch(() => undefined);

@@ -79,6 +79,10 @@ test('every scenario ran and produced numbers (or was skipped for a missing bina
     'connection rate with a Redis',
     'redis storage',
     'redis transport',
+    'resume latency, same gate',
+    'resume latency across gates',
+    'resume memory',
+    'resume buffer cost',
   ]) {
     expect(names.some((n) => n.startsWith(prefix))).toBe(true);
   }
