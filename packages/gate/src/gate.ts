@@ -314,7 +314,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       if (v === true) return 0;
       if (typeof v === 'object' && v !== null) {
         const o = v as { returnCode?: number; reasonCode?: number; reasonString?: string; userId?: unknown };
-        if (typeof o.userId === 'string' && o.returnCode === undefined && o.reasonCode === undefined) return o.userId === '' ? 0 : { reasonCode: 0, userId: o.userId };
+        if (typeof o.userId === 'string' && o.returnCode === undefined && o.reasonCode === undefined)
+          return o.userId === '' ? 0 : { reasonCode: 0, userId: o.userId };
         if (typeof o.reasonCode === 'number' && o.reasonCode >= 0x80 && o.reasonCode <= 0xff)
           return { reasonCode: o.reasonCode, reasonString: o.reasonString };
         if (o.returnCode === 4) return ReasonCode.BadUserNameOrPassword;
@@ -333,7 +334,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private onConnected(conn: Conn): void {
     const r = this.runtime as GateRuntime;
     const older = this.registry.byClientId(conn.clientId);
-    if (older && older !== conn.session) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
+    if (older && older !== conn.session)
+      r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
     // With `jwt` the session was made, and bound, before the CONNACK; a resume at CONNECT (rule 6) attached one.
     const session = conn.session ?? new GateSession(conn, this.serverId);
     conn.session = session;

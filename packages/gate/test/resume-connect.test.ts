@@ -89,7 +89,7 @@ async function detached(g: Gate, userId: string, clientId: string, v: 4 | 5 = 4)
   expect(present).toBe(false);
   const sessionId = ((await c.login(userId)).Result as { sessionId: string }).sessionId;
   const { token } = await c.token();
-  const before = g.counts().detached;
+  const before = g.counts().detached ?? 0;
   await c.drop();
   await waitUntil('detached', () => g.counts().detached === before + 1);
   return { sessionId, token };
@@ -208,7 +208,10 @@ test('Clean Session 1 on gate B of the identified user discards the session of t
 
 describe('JWT at CONNECT', () => {
   const jwt = (sub: string) =>
-    new SignJWT({ exp: Math.floor(Date.now() / 1000) + 3600 }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).sign(new TextEncoder().encode(SECRET));
+    new SignJWT({ exp: Math.floor(Date.now() / 1000) + 3600 })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(sub)
+      .sign(new TextEncoder().encode(SECRET));
 
   test('a JWT session (bound before the CONNACK) gets its resume token right after the CONNACK', async () => {
     const a = await gate('gate@a', { jwt: { secret: SECRET }, authenticate: undefined });

@@ -479,10 +479,7 @@ export class ResumeManager {
    * A session detached elsewhere: from its owner gate (found in the user index) over the
    * transport, else (owner gone or not answering) from the StorageHandler record.
    */
-  private async takeRemote(
-    conn: MqttConnection<GateSession>,
-    ref: TokenRef,
-  ): Promise<Found | undefined> {
+  private async takeRemote(conn: MqttConnection<GateSession>, ref: TokenRef): Promise<Found | undefined> {
     const users = this.d.users;
     const live = users.liveGates();
     const [detached, bound] = await Promise.all([users.index.locate(detachedKey(ref.userId), live), users.index.locate(ref.userId, live)]);
@@ -529,11 +526,7 @@ export class ResumeManager {
    * would have answered). Two gates racing here: the user index's atomic claim under
    * `reject-new` on a per-session lock key lets exactly one through.
    */
-  private async fromStore(
-    conn: MqttConnection<GateSession>,
-    ref: TokenRef,
-    liveOwners: ReadonlySet<string>,
-  ): Promise<Found | undefined> {
+  private async fromStore(conn: MqttConnection<GateSession>, ref: TokenRef, liveOwners: ReadonlySet<string>): Promise<Found | undefined> {
     const store = this.d.storage;
     if (!store) return undefined;
     let record: SessionData | undefined;
