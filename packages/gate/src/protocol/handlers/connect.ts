@@ -25,6 +25,9 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  *   Backends learn of a lost connection from the gate's `disconnect` event instead;
  * - the authenticate hook decides (return codes 4, 5; 3 if it fails; level 5: reason codes
  *   0x86, 0x87, 0x88, or the hook's own);
+ * - CONNACK Session Present is 1 only when the gate resumed a session at CONNECT (the
+ *   verdict's `sessionPresent`: Clean Session / Clean Start 0, issue 10 rule 6), else 0
+ *   (MQTT-3.2.2-1..3, MQTT 5.0 §3.2.2.1.1);
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
  *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
