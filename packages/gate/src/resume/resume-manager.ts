@@ -1,5 +1,6 @@
-// Just over 400 lines: the resume lifecycle (detach, buffer, token, resume here or by hand-over,
-// expiry) shares one per-session record; the store, buffer and token have files of their own.
+// About 590 lines: the resume lifecycle (detach, buffer, token, resume by token or at CONNECT,
+// here or by hand-over, re-detach, expiry) shares one per-session record and the same take /
+// hand-over steps; the store, buffer and token have files of their own.
 import type { IPublishPacket } from 'mqtt-packet';
 import {
   RpcError,
