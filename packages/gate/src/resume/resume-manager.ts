@@ -154,7 +154,11 @@ export class ResumeManager {
     const s = f.session;
     this.detached.add(s, windowOf(conn, this.d.policy) || this.d.policy.resumeWindow, (d) => this.expire(d));
     this.refill(s, f);
-    if (f.source === 'local') return this.moveEntry(s, s.userId, detachedKey(s.userId));
+    if (f.source === 'local') {
+      this.moveEntry(s, s.userId, detachedKey(s.userId));
+      this.d.persistence?.changed(s).catch(() => undefined); // the record's expiry: the new window's end
+      return;
+    }
     const entry = { serverId: this.d.serverId, sessionId: s.sessionId, since: Date.now() };
     this.d.users.index.claim(detachedKey(s.userId), entry, { policy: 'allow' }, this.d.users.liveGates()).catch((err: unknown) => {
       this.d.logger.warn({ userId: s.userId, error: (err as Error).message }, 'resume: user index update failed');
