@@ -113,6 +113,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
       emit(event, ...(args as GateEvents[typeof event]));
     },
   });
+  const warn = createWarnLog(logger);
   const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
   const resume = new ResumeManager({
     serverId,
@@ -126,6 +127,8 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     router,
     logger,
     emit: (event, ...args) => emit(event, ...(args as GateEvents[typeof event])),
+    warn,
+    droppedAtCap: m && (() => m.detachedDropped++),
   });
   if (o.resumeWindow > 0) sessions.detached = resume;
   const route: RunRequest = (s: GateSession, p: IPublishPacket) => {
@@ -134,10 +137,19 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     if (isResumeTopic(p.topic)) return resume.handle(s, p);
     return router.route(s, p);
   };
-  const jwt = o.jwt && new JwtConnect({ options: o.jwt, sessions, registry, serverId, logger });
+  const jwt =
+    o.jwt &&
+    new JwtConnect({
+      options: o.jwt,
+      sessions,
+      registry,
+      serverId,
+      logger,
+      resumeAtConnect: (conn, userId, clean) => resume.atConnect(conn, userId, clean),
+    });
   // After each request: the resume token a bind during it left pending (see ResumeManager.bound).
   const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route, (s) =>
     resume.requestDone(s.conn.session ?? s),
   );
-  return { transport, logger, warn: createWarnLog(logger), sessions, persistence, router, scheduler, jwt, resume };
+  return { transport, logger, warn, sessions, persistence, router, scheduler, jwt, resume };
 }

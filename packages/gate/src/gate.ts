@@ -278,7 +278,19 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (this.phase !== 'running') return { reasonCode: ReasonCode.ServerUnavailable, reasonString: STOP_REASON };
     const jwt = this.runtime?.jwt;
     if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
-    return this.runHook(conn, packet, undefined);
+    const verdict = this.runHook(conn, packet, undefined);
+    return verdict instanceof Promise ? verdict.then((v) => this.resumeAtConnect(conn, packet, v)) : this.resumeAtConnect(conn, packet, verdict);
+  }
+
+  /**
+   * Rule 6 of issue 10: a CONNECT the hook accepted with `{ userId }` resumes that user's
+   * detached session of this client id (Clean Session / Clean Start 0, Session Present 1)
+   * or discards it (1); see ResumeManager.atConnect.
+   */
+  private resumeAtConnect(conn: Conn, packet: IConnectPacket, verdict: ConnectVerdict): ConnectVerdict | Promise<ConnectVerdict> {
+    const userId = typeof verdict === 'object' ? verdict.userId : undefined;
+    if (userId === undefined || !this.runtime) return verdict;
+    return this.runtime.resume.atConnect(conn, userId, packet.clean !== false).then((present) => ({ reasonCode: 0, sessionPresent: present }));
   }
 
   /** The authenticate hook's verdict; with `jwt`, the token (and its Authentication Method) has passed and `claims` are its claims. */
@@ -307,7 +319,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const toCode = (v: unknown): ConnectVerdict => {
       if (v === true) return 0;
       if (typeof v === 'object' && v !== null) {
-        const o = v as { returnCode?: number; reasonCode?: number; reasonString?: string };
+        const o = v as { returnCode?: number; reasonCode?: number; reasonString?: string; userId?: unknown };
+        if (typeof o.userId === 'string' && o.returnCode === undefined && o.reasonCode === undefined)
+          return o.userId === '' ? 0 : { reasonCode: 0, userId: o.userId };
         if (typeof o.reasonCode === 'number' && o.reasonCode >= 0x80 && o.reasonCode <= 0xff)
           return { reasonCode: o.reasonCode, reasonString: o.reasonString };
         if (o.returnCode === 4) return ReasonCode.BadUserNameOrPassword;
@@ -326,14 +340,16 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private onConnected(conn: Conn): void {
     const r = this.runtime as GateRuntime;
     const older = this.registry.byClientId(conn.clientId);
-    if (older) r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
-    // With `jwt` the session was made, and bound, before the CONNACK.
+    if (older && older !== conn.session)
+      r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
+    // With `jwt` the session was made, and bound, before the CONNACK; a resume at CONNECT (rule 6) attached one.
     const session = conn.session ?? new GateSession(conn, this.serverId);
     conn.session = session;
     conn.requests = r.scheduler.open(session);
     this.registry.add(session);
     if (this.phase !== 'running') conn.freeze();
     this.safeEmit('connect', session.snapshot());
+    r.resume.connected(session);
   }
 
   private onClosed(conn: Conn, reason: string): void {

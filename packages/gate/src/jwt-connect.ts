@@ -51,6 +51,11 @@ export interface JwtConnectDeps {
   readonly registry: SessionRegistry;
   readonly serverId: string;
   readonly logger: Logger;
+  /**
+   * Resume at CONNECT (issue 10, rule 6): resumes the detached session of the token's user
+   * with this client id and registers it; true when it did (ResumeManager.atConnect).
+   */
+  readonly resumeAtConnect?: (conn: Conn, userId: string, clean: boolean) => Promise<boolean>;
 }
 
 /** Runs the gate's authenticate hook with the verified claims (gate.ts). */
@@ -78,7 +83,9 @@ export class JwtConnect {
    * Method is `JWT` (no AUTH exchange, MQTT 5.0 §4.12), else the Password (any User Name; at
    * 3.1.1 a User Name must come with it, MQTT-3.1.2-22). Another Authentication Method is
    * refused with 0x8C. On success the session exists, is registered and bound when this
-   * resolves to 0; `conn.session` is set, and gate.ts's `connected` hook takes it over.
+   * resolves to 0; `conn.session` is set, and gate.ts's `connected` hook takes it over. With
+   * Clean Session 0 / Clean Start 0 the user's detached session of this client id is resumed
+   * instead of a bind (Session Present 1, issue 10 rule 6).
    * @returns 0, or a refusal: see {@link JwtVerifier.verify}; 0x87 with a Reason String when
    *   the duplicate-login policy rejects the login (`reject-new`); 0x88 when the user index
    *   fails; the hook's own refusal.
@@ -99,6 +106,13 @@ export class JwtConnect {
     const verdict = await hook(verified.claims);
     if (codeOf(verdict) !== 0) return verdict;
     if (conn.state !== State.Connecting) return ReasonCode.ServerUnavailable; // gone while verifying
+    // Clean Session 0 / Clean Start 0: the token's user's detached session of this client id, if any (no bind: it is bound).
+    // Clean 1 needs nothing here: the bind below discards the user's detached sessions.
+    if (packet.clean === false && (await this.deps.resumeAtConnect?.(conn, verified.userId, false)) && conn.session) {
+      this.tracked.set(conn.session, { userId: verified.userId, deadline: verified.deadline, lastRefresh: 0 });
+      return { reasonCode: 0, sessionPresent: true };
+    }
+    if (conn.state !== State.Connecting) return ReasonCode.ServerUnavailable;
     const session = new GateSession(conn, this.deps.serverId);
     conn.session = session;
     // Registered by session id only: the client id index (takeover) is updated at CONNACK.

@@ -91,6 +91,8 @@ export class GateMetrics {
   readonly traffic: Traffic = { bytesIn: 0, bytesOut: 0, sent: 0, dropped: 0, pauses: 0, packetsIn: {} };
   /** False from a failed StorageHandler call until the next one that succeeds. */
   storageOk = true;
+  /** Detached sessions dropped at the gate option maxDetached (issue 10): `mqgate_detached_dropped_total`. */
+  detachedDropped = 0;
   private readonly modules: LabelCap;
   private readonly handlers = new Map<string, LabelCap>();
   private readonly accepted: Counter;
@@ -195,6 +197,11 @@ export class GateMetrics {
     fromTraffic('mqgate_messages_sent_total', 'PUBLISH packets written to clients (replies and pushes)', () => t.sent);
     fromTraffic('mqgate_messages_dropped_total', 'PUBLISH packets to clients dropped (not connected, slow consumer)', () => t.dropped);
     fromTraffic('mqgate_read_pauses_total', 'Times a connection stopped reading (maxInflight requests running, or a stop)', () => t.pauses);
+    fromTraffic(
+      'mqgate_detached_dropped_total',
+      'Detached sessions dropped before their window ended, the gate holding maxDetached',
+      () => this.detachedDropped,
+    );
     new Counter({
       name: 'mqgate_packets_received_total',
       help: 'MQTT packets received, by type',

@@ -45,8 +45,15 @@ export interface ConnectInfo {
  * CONNACK reason code ≥ 0x80 (MQTT 5.0 §3.2.2.2) and a Reason String an MQTT 5 client sees;
  * a 3.1 / 3.1.1 client gets 4 for 0x86, 3 for 0x88 / 0x89, else 5.
  * A hook that throws or rejects refuses with 3 / 0x88 (server unavailable).
+ *
+ * `{ userId }` accepts and names the client's user (it does not bind: a module's Bind does).
+ * It lets a CONNECT with Clean Session 0 (3.1.1) / Clean Start 0 (5) resume the detached
+ * session of that user with the same client id (CONNACK Session Present 1, issue 10
+ * rule 6; MQTT-3.2.2-2, MQTT 5.0 §3.2.2.1.1), and a CONNECT with Clean Session 1 /
+ * Clean Start 1 discard it (MQTT-3.1.2-6). With the gate option `jwt` the token names the
+ * user instead, and this field is ignored. An empty `userId` is the same as `true`.
  */
-export type AuthenticateResult = boolean | { returnCode: 4 | 5 } | { reasonCode: number; reasonString?: string };
+export type AuthenticateResult = boolean | { returnCode: 4 | 5 } | { reasonCode: number; reasonString?: string } | { userId: string };
 
 export interface ListenOptions {
   /** TCP port; 0 picks a free one (see `Gate.addresses()`). */
@@ -221,6 +228,15 @@ export interface GateOptions {
    * 0 = no queue. Default 1000, EMQX's `mqtt.max_mqueue_len`.
    */
   maxOutboundQueue?: number;
+  // --- resume at CONNECT and its limits (issue 10, rule 6) ---
+  /**
+   * Detached sessions this gate holds at once; at the cap the oldest one is dropped (its
+   * window ends early: freed, its user-index entry removed, counted in
+   * `mqgate_detached_dropped_total`, a rate-limited warn `limit:maxDetached`). Each holds
+   * up to resumeBufferBytes of pushes: at the defaults at most 10 000 × 64 KiB ≈ 655 MB.
+   * 0 = no cap. Default 10 000.
+   */
+  maxDetached?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
@@ -286,6 +302,8 @@ export const DEFAULTS = {
   // Outbound QoS 1 (issue 10, rule 7)
   maxOutboundInflight: 32,
   maxOutboundQueue: 1000,
+  // resume at CONNECT and its limits (issue 10, rule 6)
+  maxDetached: 10_000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -371,6 +389,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
       0xffff,
     ),
     maxOutboundQueue: nonNegative('maxOutboundQueue', o.maxOutboundQueue ?? DEFAULTS.maxOutboundQueue),
+    // resume at CONNECT and its limits (issue 10, rule 6)
+    maxDetached: nonNegative('maxDetached', o.maxDetached ?? DEFAULTS.maxDetached),
   };
 }
 

@@ -32,6 +32,8 @@ export class GateSession {
   resumeHash: Buffer | undefined;
   /** Resume: the pushes missed while detached; set only while the session is detached. */
   replay: ReplayBuffer | undefined;
+  /** Resume: while detached (and after), epoch ms at which its window ends; the stored record's resume expiry. Cleared on attach. */
+  resumeUntil: number | undefined;
 
   /**
    * @param restored a session resumed from another gate or the store: same ids, user and
@@ -60,16 +62,18 @@ export class GateSession {
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
     this.replay = undefined;
+    this.resumeUntil = undefined;
   }
 
   /**
    * What the gate gives its StorageHandler: the snapshot plus the resume token's hash and
-   * until when the stored record may resume it (`now + window` ms, window the session's
-   * resume window), so a resume still works when this gate is gone.
+   * until when the stored record may resume it: for a detached session the end of its
+   * window (detach time + window, {@link resumeUntil}), else `now + window` ms (window the
+   * gate's resume window), so a resume still works when this gate is gone.
    */
   record(window: number): SessionData {
     const s = this.snapshot();
-    if (this.resumeHash && window > 0) s.resume = { tokenHash: this.resumeHash, expiresAt: Date.now() + window };
+    if (this.resumeHash && window > 0) s.resume = { tokenHash: this.resumeHash, expiresAt: this.resumeUntil ?? Date.now() + window };
     return s;
   }
 

@@ -4,7 +4,7 @@
  * the gate and a counting decorator around a real MemoryStorage.
  */
 import { once } from 'node:events';
-import type { SessionData } from '@mqgate/rpc';
+import { decodeSession, type SessionData } from '@mqgate/rpc';
 import { ok, startPersistenceApp, stopPersistenceApps, type Step } from './helpers/persistence-app';
 import { waitUntil } from './helpers/waiters';
 
@@ -165,8 +165,8 @@ test('deleteOnUnbind: true deletes on a plain unbind', async () => {
   expect(await store.stored('u1')).toBeNull();
 });
 
-test('a disconnect (socket destroyed, no DISCONNECT) neither writes nor deletes', async () => {
-  const { h, store, peer } = await startPersistenceApp();
+test('a disconnect (socket destroyed, no DISCONNECT) with resume off neither writes nor deletes', async () => {
+  const { h, store, peer } = await startPersistenceApp({ resumeWindow: 0 });
   const p = await peer();
   (
     await p.run([
@@ -184,6 +184,30 @@ test('a disconnect (socket destroyed, no DISCONNECT) neither writes nor deletes'
   expect(await other.request('HD_echo')).toBe('pong');
   expect(store.count()).toBe(calls);
   expect(await store.stored('u1')).toEqual({ k: 'v' });
+});
+
+test('with resume on, a disconnect that detaches the session writes its record once (resume expiry = detach time + window), deletes nothing', async () => {
+  const { h, store, peer } = await startPersistenceApp({ resumeWindow: 60_000 });
+  const p = await peer();
+  (
+    await p.run([
+      ['bind', 'u1'],
+      ['set', 'k', 'v'],
+    ])
+  ).results.forEach(ok);
+  const before = store.calls.length;
+  const gone = once(h.gate, 'disconnect');
+  p.kill();
+  await gone;
+  const dropped = Date.now();
+  const other = await peer();
+  expect(await other.request('HD_echo')).toBe('pong');
+  await waitUntil('the record rewritten', () => store.calls.slice(before).some((c) => c.op === 'storage'));
+  expect(store.calls.slice(before).map((c) => [c.op, c.userId])).toEqual([['storage', 'u1']]);
+  expect(await store.stored('u1')).toEqual({ k: 'v' });
+  const record = decodeSession((await store.query('u1'))!);
+  expect(record.resume?.expiresAt).toBeGreaterThanOrEqual(dropped - 1000 + 60_000);
+  expect(record.resume?.expiresAt).toBeLessThanOrEqual(Date.now() + 60_000);
 });
 
 test('after unbind, changes are not persisted', async () => {

@@ -113,8 +113,11 @@ export interface GateService {
    * mqgate's own (issue 10): releases the detached session `sessionId`, whose resume token
    * hashes (SHA-256) to `tokenHash`, and returns it, atomically: of two calls with the same
    * token exactly one gets it (wire `HandOver(sessionId, tokenHash)`). A session still
-   * attached is taken over (its connection closed). @throws NO_SESSION when the session is
-   * unknown, expired or the hash does not match (nothing changes).
+   * attached is taken over (its connection closed). For a resume at CONNECT (issue 10 rule 6)
+   * `tokenHash` is instead the gate's connect proof of the user and client id
+   * (gate/src/resume/token.ts connectProof), matched by detached sessions only; the result's
+   * `tokenHash` is then the session's own. @throws NO_SESSION when the session is unknown,
+   * expired or the hash does not match (nothing changes).
    */
   handOver(sessionId: string, tokenHash: Uint8Array): Promise<HandedOverSession>;
 }

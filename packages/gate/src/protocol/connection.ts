@@ -33,7 +33,12 @@ export interface ProtocolHooks<S = unknown> {
 }
 
 /** The authenticate hook's answer: a CONNACK reason code, or one with a Reason String for an MQTT 5 client. */
-export type ConnectVerdict = number | { reasonCode: number; reasonString?: string };
+/**
+ * A CONNECT's outcome: a reason code, or one with a Reason String; accepted (0) with
+ * `sessionPresent` when a session was resumed (CONNACK Session Present 1, MQTT-3.2.2-2),
+ * `userId` when the authenticate hook named the client's user (gate.ts, issue 10 rule 6).
+ */
+export type ConnectVerdict = number | { reasonCode: number; reasonString?: string; sessionPresent?: boolean; userId?: string };
 
 /**
  * Where a connection's client PUBLISHes go once it is connected: the gate's request queue

@@ -8,6 +8,8 @@ export interface DetachPolicy {
   resumeWindow: number;
   resumeBufferMessages: number;
   resumeBufferBytes: number;
+  /** Gate option maxDetached: detached sessions held at once; at the cap the oldest is dropped. 0 = no cap. */
+  maxDetached: number;
 }
 
 /** One detached session: kept until `expiresAt` (ms since epoch). */
@@ -52,18 +54,36 @@ export class DetachedStore {
   private readonly bySession = new Map<string, Detached>();
   private readonly byUser = new Map<string, Set<string>>();
 
-  constructor(private readonly policy: DetachPolicy) {}
+  /**
+   * @param evicted called with the oldest detached session when an add finds the store at
+   *   `maxDetached` (already taken out of the store; the caller frees it).
+   */
+  constructor(
+    private readonly policy: DetachPolicy,
+    private readonly evicted: (d: Detached) => void = () => undefined,
+  ) {}
 
   get size(): number {
     return this.bySession.size;
   }
 
-  /** Detaches `session` for `window` ms; `expire` runs when the window ends (unless taken first). */
+  /**
+   * Detaches `session` for `window` ms; `expire` runs when the window ends (unless taken
+   * first). At `maxDetached` the oldest detached session (first detached: the Map keeps
+   * insertion order) is taken out and handed to `evicted` first.
+   */
   add(session: GateSession, window: number, expire: (d: Detached) => void): Detached {
+    const cap = this.policy.maxDetached;
+    while (cap > 0 && this.bySession.size >= cap) {
+      const oldest = this.take(this.bySession.keys().next().value as string);
+      if (oldest) this.evicted(oldest);
+    }
     session.replay = new ReplayBuffer(this.policy.resumeBufferMessages, this.policy.resumeBufferBytes);
+    const expiresAt = Date.now() + window;
+    session.resumeUntil = expiresAt;
     const d: Detached = {
       session,
-      expiresAt: Date.now() + window,
+      expiresAt,
       timer: setTimeout(() => {
         if (this.take(session.sessionId) === d) expire(d);
       }, window).unref(),

@@ -1,5 +1,6 @@
-// Just over 400 lines: the resume lifecycle (detach, buffer, token, resume here or by hand-over,
-// expiry) shares one per-session record; the store, buffer and token have files of their own.
+// About 590 lines: the resume lifecycle (detach, buffer, token, resume by token or at CONNECT,
+// here or by hand-over, re-detach, expiry) shares one per-session record and the same take /
+// hand-over steps; the store, buffer and token have files of their own.
 import type { IPublishPacket } from 'mqtt-packet';
 import {
   RpcError,
@@ -25,7 +26,8 @@ import type { SessionPersistence } from '../session-persistence';
 import type { SessionRegistry } from '../session-registry';
 import { DetachedStore, keepsSession, windowOf, type Detached, type DetachPolicy } from './detached-store';
 import { replayPushes, takeUnacked } from './replay-pushes';
-import { issueToken, parseToken, sameHash, type TokenRef } from './token';
+import { connectProof, issueToken, parseToken, sameHash, type TokenRef } from './token';
+import type { WarnLog } from '../warn-log';
 
 /** Topic of the resume request a client sends on a new connection: `gate/HD_resume/<msgid>` `{"token"}`. */
 export const RESUME_TOPIC = 'gate/HD_resume';
@@ -69,6 +71,19 @@ export interface ResumeDeps {
   readonly router: Router;
   readonly logger: Logger;
   readonly emit: EmitSessionEvent;
+  /** Rate-limited warn lines (kind `limit:maxDetached`). */
+  readonly warn: WarnLog;
+  /** A detached session dropped at maxDetached (the gate's metrics count it). */
+  readonly droppedAtCap?: () => void;
+}
+
+/** A session taken for a resume, with what it missed and where it came from. */
+interface Found {
+  session: GateSession;
+  pushes: BufferedPush[];
+  lost: number;
+  source: ResumeSource;
+  fromStore: boolean;
 }
 
 /**
@@ -84,9 +99,22 @@ export class ResumeManager {
   private readonly moving = new Set<GateSession>();
   /** Token pushes waiting for the end of the request during which the bind happened. */
   private readonly pendingToken = new WeakMap<GateSession, Buffer>();
+  /** Sessions resumed at CONNECT (rule 6), by connection, until their CONNACK is sent: their pushes go out after it. */
+  private readonly atConnack = new WeakMap<MqttConnection<GateSession>, Found>();
 
   constructor(private readonly d: ResumeDeps) {
-    this.detached = new DetachedStore(d.policy);
+    this.detached = new DetachedStore(d.policy, (old) => this.droppedAtCap(old));
+  }
+
+  /** The store was at maxDetached: its oldest session's window ends now. */
+  private droppedAtCap(old: Detached): void {
+    this.d.droppedAtCap?.();
+    this.d.warn(
+      'limit:maxDetached',
+      { maxDetached: this.d.policy.maxDetached, userId: old.session.userId, sessionId: old.session.sessionId },
+      'maxDetached reached: the oldest detached session was dropped',
+    );
+    this.expire(old);
   }
 
   /**
@@ -98,8 +126,45 @@ export class ResumeManager {
     const window = keepsSession(session, reason, this.d.policy);
     if (window === 0) return false;
     this.detached.add(session, window, (d) => this.expire(d));
+    const early = this.atConnack.get(session.conn);
+    if (early) {
+      // Resumed at CONNECT, closed before its CONNACK: what it had not got yet stays buffered.
+      this.atConnack.delete(session.conn);
+      this.refill(session, early);
+    }
     this.moveEntry(session, session.userId, detachedKey(session.userId));
+    // The stored record's resume expiry becomes detach time + window (GateSession.resumeUntil).
+    this.d.persistence?.changed(session).catch(() => undefined);
     return true;
+  }
+
+  /** Puts a taken session's pushes back into its (new) replay buffer. */
+  private refill(session: GateSession, f: Found): void {
+    const replay = session.replay;
+    if (!replay) return;
+    for (const p of f.pushes) replay.push(p.topic, p.body, p.properties, p.qos, p.messageId);
+    replay.lost += f.lost;
+  }
+
+  /**
+   * A session taken for a resume whose new connection closed meanwhile: detached again here,
+   * for a fresh window, with its pushes, findable from every gate (the user index's
+   * detachedKey) and, for one from elsewhere, persisted by this gate from now on.
+   */
+  private redetach(conn: MqttConnection<GateSession>, f: Found): void {
+    const s = f.session;
+    this.detached.add(s, windowOf(conn, this.d.policy) || this.d.policy.resumeWindow, (d) => this.expire(d));
+    this.refill(s, f);
+    if (f.source === 'local') {
+      this.moveEntry(s, s.userId, detachedKey(s.userId));
+      this.d.persistence?.changed(s).catch(() => undefined); // the record's expiry: the new window's end
+      return;
+    }
+    const entry = { serverId: this.d.serverId, sessionId: s.sessionId, since: Date.now() };
+    this.d.users.index.claim(detachedKey(s.userId), entry, { policy: 'allow' }, this.d.users.liveGates()).catch((err: unknown) => {
+      this.d.logger.warn({ userId: s.userId, error: (err as Error).message }, 'resume: user index update failed');
+    });
+    this.d.persistence?.adopted(s).catch(() => undefined);
   }
 
   /**
@@ -109,9 +174,12 @@ export class ResumeManager {
   private moveEntry(session: GateSession, from: string, to: string): void {
     const { index, liveGates } = this.d.users;
     const entry = { serverId: this.d.serverId, sessionId: session.sessionId, since: Date.now() };
+    // Claim first, then release: in between, another gate's lookup (which reads both keys)
+    // still finds this gate as the owner; the other order left a gap where a resume on
+    // another gate found no owner and was refused, and a sendToUser was lost.
     index
-      .release(from, entry.serverId, entry.sessionId)
-      .then(() => index.claim(to, entry, { policy: 'allow' }, liveGates()))
+      .claim(to, entry, { policy: 'allow' }, liveGates())
+      .then(() => index.release(from, entry.serverId, entry.sessionId))
       .catch((err: unknown) => this.d.logger.warn({ userId: session.userId, error: (err as Error).message }, 'resume: user index update failed'));
   }
 
@@ -167,8 +235,12 @@ export class ResumeManager {
     this.pendingToken.set(session, this.issue(session, false));
   }
 
-  /** A bind completed: its token is pushed after the current request's reply (or now, outside one). */
+  /**
+   * A bind completed: its token is pushed after the current request's reply (or now, outside
+   * one); a bind before the CONNACK (JWT at CONNECT) waits for {@link connected}.
+   */
   bound(session: GateSession): void {
+    if (session.conn.state !== State.Connected) return;
     const queue = session.conn.requests as RequestQueue | undefined;
     if (!queue || queue.load === 0) this.requestDone(session);
   }
@@ -185,6 +257,108 @@ export class ResumeManager {
     if (!body) return;
     this.pendingToken.delete(session);
     session.conn.publish(SESSION_TOPIC, body);
+  }
+
+  /**
+   * The CONNACK of the connection of `session` was sent: a session resumed at CONNECT gets
+   * its missed pushes, then its new token, and the `resume` event fires; a session bound
+   * before the CONNACK (JWT) gets its token push.
+   */
+  connected(session: GateSession): void {
+    const conn = session.conn;
+    const f = this.atConnack.get(conn);
+    if (!f) return this.requestDone(session);
+    this.atConnack.delete(conn);
+    replayPushes(conn, f.pushes);
+    conn.publish(SESSION_TOPIC, this.issue(session, true));
+    const recovered = f.lost === 0 && !f.fromStore;
+    this.d.emit('resume', session.snapshot(), {
+      recovered,
+      replayed: f.pushes.length,
+      lost: f.lost,
+      from: f.source === 'local' || f.source === 'store' ? f.source : f.source.serverId,
+    });
+  }
+
+  /**
+   * Rule 6, MQTT-native persistent sessions: a CONNECT whose user the authenticate hook (or
+   * the JWT) identified. Clean Session 0 / Clean Start 0: the detached session of that user
+   * with this client id (on this gate, a live one here with the same client id taken over,
+   * or one detached on another gate through `handOver`) is attached to `conn` and registered;
+   * its pushes and new token follow the CONNACK ({@link connected}). Clean 1: that detached
+   * session is discarded (MQTT-3.1.2-6). Bounded by the gate call timeout; never rejects.
+   * @returns true when a session was resumed: the CONNACK says Session Present 1 (MQTT-3.2.2-2).
+   */
+  async atConnect(conn: MqttConnection<GateSession>, userId: string, clean: boolean): Promise<boolean> {
+    if (this.d.policy.resumeWindow === 0 || userId === '') return false;
+    const clientId = conn.clientId;
+    let found: Found | undefined;
+    try {
+      if (clean) {
+        for (const d of this.detached.ofUser(userId)) if (d.session.clientId === clientId) this.discard(d.session);
+        await this.takeRemoteByClient(conn, userId, clientId); // handed over and dropped: discarded there
+        return false;
+      }
+      found = this.takeByClient(userId, clientId) ?? (await this.takeRemoteByClient(conn, userId, clientId));
+    } catch (err) {
+      this.d.logger.warn({ userId, clientId, error: (err as Error).message }, 'resume at CONNECT failed: a fresh session');
+      return false;
+    }
+    if (!found) return false;
+    if (conn.state !== State.Connecting) {
+      this.redetach(conn, found);
+      return false;
+    }
+    const session = found.session;
+    session.attach(conn);
+    conn.session = session;
+    const r = this.d.registry;
+    session.userId = '';
+    r.add(session, false); // the client id index (takeover) is set at CONNACK
+    r.setUser(session, userId);
+    if (found.source !== 'local') this.adopt(session);
+    this.atConnack.set(conn, found);
+    return true;
+  }
+
+  /** This gate's detached session of `userId` with `clientId`, or its live one with that client id (taken over). */
+  private takeByClient(userId: string, clientId: string): Found | undefined {
+    const d = this.detached.ofUser(userId).find((x) => x.session.clientId === clientId);
+    const live = this.d.registry.byClientId(clientId);
+    const session = d?.session ?? (live?.userId === userId ? live : undefined);
+    if (!session || session.resumeHash === undefined) return undefined;
+    return this.takeLocal({ userId, sessionId: session.sessionId, hash: session.resumeHash });
+  }
+
+  /** A session of `userId` with `clientId` detached on another gate, handed over (`handOver` with a {@link connectProof}). */
+  private async takeRemoteByClient(conn: MqttConnection<GateSession>, userId: string, clientId: string): Promise<Found | undefined> {
+    const users = this.d.users;
+    const remote = (await users.index.locate(detachedKey(userId), users.liveGates())).filter((l) => l.serverId !== this.d.serverId);
+    const proof = connectProof(userId, clientId);
+    const timeout = gateCallTimeout(this.d.transport);
+    for (const l of remote) {
+      try {
+        const h = await gateClient(this.d.transport, l.serverId, { timeout }).handOver(l.sessionId, proof);
+        return { session: this.restored(conn, l.sessionId, h), pushes: h.pushes, lost: h.lost, source: { serverId: l.serverId }, fromStore: false };
+      } catch (err) {
+        if (!(err instanceof RpcError && err.code === 'NO_SESSION')) {
+          this.d.logger.warn({ owner: l.serverId, userId, error: (err as Error).message }, 'resume at CONNECT: the owner gate did not hand over');
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** A session handed over by another gate, re-created under its session id with the token hash it had. */
+  private restored(conn: MqttConnection<GateSession>, sessionId: string, h: HandedOverSession): GateSession {
+    const session = new GateSession(conn, this.d.serverId, {
+      sessionId,
+      traceId: h.traceId,
+      userId: h.userId,
+      settings: Object.freeze({ ...h.settings }),
+    });
+    session.resumeHash = Buffer.from(h.tokenHash);
+    return session;
   }
 
   /** Issues a new token (the old one stops working) and stores its hash; returns the `gate/session` push body. */
@@ -214,7 +388,7 @@ export class ResumeManager {
     const ref = parseToken(Buffer.isBuffer(body) ? undefined : body.token);
     if (typeof ref === 'string') return fail(ref);
     if (guest.userId !== '') return fail('resume: this connection is logged in already; resume on a new connection, before any login');
-    let found: { session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined;
+    let found: Found | undefined;
     try {
       found = this.takeLocal(ref) ?? (await this.takeRemote(guest.conn, ref));
     } catch (err) {
@@ -225,10 +399,7 @@ export class ResumeManager {
     const conn = guest.conn;
     if (conn.state !== State.Connected || this.d.registry.get(guest.sessionId) !== guest || guest.userId !== '') {
       // The new connection dropped (or logged in) meanwhile: the session stays detached here, for another try.
-      this.detached.add(session, windowOf(conn, this.d.policy) || this.d.policy.resumeWindow, (d) => this.expire(d));
-      for (const p of pushes) session.replay?.push(p.topic, p.body, p.properties, p.qos, p.messageId);
-      if (session.replay) session.replay.lost += lost;
-      return;
+      return this.redetach(conn, found);
     }
     this.attach(guest, session);
     if (source !== 'local') this.adopt(session);
@@ -252,9 +423,7 @@ export class ResumeManager {
   }
 
   /** This gate's detached (or still attached) session named by the token, taken when the token matches. */
-  private takeLocal(
-    ref: TokenRef,
-  ): { session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined {
+  private takeLocal(ref: TokenRef): Found | undefined {
     if (this.get(ref.sessionId)?.userId !== ref.userId && this.d.registry.get(ref.sessionId)?.userId !== ref.userId) return undefined;
     const wasDetached = this.detached.get(ref.sessionId) !== undefined;
     const session = this.claimLocal(ref.sessionId, ref.hash);
@@ -274,14 +443,16 @@ export class ResumeManager {
   /**
    * Takes a session of this gate for a resume when `hash` is its token's: a detached one
    * leaves the store; an attached one is taken over (its connection closed with 0x8E).
-   * Synchronous, so two resumes with one token cannot both get it.
+   * Synchronous, so two resumes with one token cannot both get it. A detached one also
+   * matches the {@link connectProof} of its user and client id (rule 6), an attached one never.
    */
   private claimLocal(sessionId: string, hash: Uint8Array): GateSession | undefined {
     const d = this.detached.get(sessionId);
     if (d) {
-      if (!sameHash(d.session.resumeHash, hash)) return undefined;
+      const s = d.session;
+      if (!sameHash(s.resumeHash, hash) && !sameHash(connectProof(s.userId, s.clientId), hash)) return undefined;
       this.detached.take(sessionId);
-      return d.session;
+      return s;
     }
     const live = this.d.registry.get(sessionId);
     if (!live || !sameHash(live.resumeHash, hash)) return undefined;
@@ -294,7 +465,12 @@ export class ResumeManager {
     return live;
   }
 
-  /** The `handOver` verb: releases this gate's session to the gate a client resumes it on. @throws RpcError NO_SESSION (nothing changes). */
+  /**
+   * The `handOver` verb: releases this gate's session to the gate a client resumes it on;
+   * `tokenHash` is the token's hash, or for a detached session the {@link connectProof} of a
+   * CONNECT resume (rule 6). The result's tokenHash is the session's token hash.
+   * @throws RpcError NO_SESSION (nothing changes).
+   */
   async handOver(sessionId: string, tokenHash: Uint8Array): Promise<HandedOverSession> {
     const wasDetached = this.detached.get(sessionId) !== undefined;
     const session = this.claimLocal(sessionId, tokenHash);
@@ -310,7 +486,7 @@ export class ResumeManager {
       settings: { ...session.settings },
       pushes: [...takeUnacked(session.conn), ...(buffer?.drain() ?? [])],
       lost: buffer?.lost ?? 0,
-      tokenHash: Buffer.from(tokenHash),
+      tokenHash: Buffer.from(session.resumeHash ?? tokenHash),
     };
   }
 
@@ -318,10 +494,7 @@ export class ResumeManager {
    * A session detached elsewhere: from its owner gate (found in the user index) over the
    * transport, else (owner gone or not answering) from the StorageHandler record.
    */
-  private async takeRemote(
-    conn: MqttConnection<GateSession>,
-    ref: TokenRef,
-  ): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
+  private async takeRemote(conn: MqttConnection<GateSession>, ref: TokenRef): Promise<Found | undefined> {
     const users = this.d.users;
     const live = users.liveGates();
     const [detached, bound] = await Promise.all([users.index.locate(detachedKey(ref.userId), live), users.index.locate(ref.userId, live)]);
@@ -332,12 +505,7 @@ export class ResumeManager {
           ref.sessionId,
           ref.hash,
         );
-        const session = new GateSession(conn, this.d.serverId, {
-          sessionId: ref.sessionId,
-          traceId: h.traceId,
-          userId: h.userId,
-          settings: Object.freeze({ ...h.settings }),
-        });
+        const session = this.restored(conn, ref.sessionId, h);
         return { session, pushes: h.pushes, lost: h.lost, source: { serverId: owner.serverId }, fromStore: false };
       } catch (err) {
         if (err instanceof RpcError && err.code === 'NO_SESSION') return undefined;
@@ -373,11 +541,7 @@ export class ResumeManager {
    * would have answered). Two gates racing here: the user index's atomic claim under
    * `reject-new` on a per-session lock key lets exactly one through.
    */
-  private async fromStore(
-    conn: MqttConnection<GateSession>,
-    ref: TokenRef,
-    liveOwners: ReadonlySet<string>,
-  ): Promise<{ session: GateSession; pushes: BufferedPush[]; lost: number; source: ResumeSource; fromStore: boolean } | undefined> {
+  private async fromStore(conn: MqttConnection<GateSession>, ref: TokenRef, liveOwners: ReadonlySet<string>): Promise<Found | undefined> {
     const store = this.d.storage;
     if (!store) return undefined;
     let record: SessionData | undefined;
@@ -407,6 +571,7 @@ export class ResumeManager {
       userId: ref.userId,
       settings: Object.freeze({ ...record.settings }),
     });
+    session.resumeHash = ref.hash;
     return { session, pushes: [], lost: 0, source: 'store', fromStore: true };
   }
 

@@ -61,3 +61,14 @@ export function sameHash(a: Uint8Array | undefined, b: Uint8Array | undefined): 
   if (!a || !b || a.length !== b.length) return false;
   return timingSafeEqual(a, b);
 }
+
+/**
+ * What a gate presents to the `handOver` verb for an MQTT-native resume (rule 6, a CONNECT
+ * with Clean Session 0 / Clean Start 0 and no token): SHA-256 of `mqgate-connect`, the user
+ * id and the client id, NUL-separated. The owner gate matches it against its detached
+ * sessions only (never an attached one). It proves nothing a gate could not compute: gates
+ * trust each other's calls, as they do for every session verb.
+ */
+export function connectProof(userId: string, clientId: string): Buffer {
+  return createHash('sha256').update(`mqgate-connect\u0000${userId}\u0000${clientId}`, 'utf8').digest();
+}

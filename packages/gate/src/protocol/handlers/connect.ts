@@ -25,6 +25,9 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  *   Backends learn of a lost connection from the gate's `disconnect` event instead;
  * - the authenticate hook decides (return codes 4, 5; 3 if it fails; level 5: reason codes
  *   0x86, 0x87, 0x88, or the hook's own);
+ * - CONNACK Session Present is 1 only when the gate resumed a session at CONNECT (the
+ *   verdict's `sessionPresent`: Clean Session / Clean Start 0, issue 10 rule 6), else 0
+ *   (MQTT-3.2.2-1..3, MQTT 5.0 §3.2.2.1.1);
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
  *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
@@ -114,8 +117,10 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
     return refuse(conn, conn.v5 ? code : toReturnCode(code), text);
   }
   conn.state = State.Connected;
-  if (conn.v5) conn.send(connackV5(conn, extras));
-  else conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
+  // Session Present 1 only for a resumed session (MQTT-3.2.2-2; the gate never resumes at Clean Session 1, MQTT-3.2.2-1).
+  const present = typeof verdict === 'object' && verdict.sessionPresent === true;
+  if (conn.v5) conn.send(connackV5(conn, extras, present));
+  else conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: present });
   conn.hooks.connected(conn);
   conn.flushPending();
 }
@@ -125,9 +130,10 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
  * Maximum = maxInflight, Maximum Packet Size = maxPacketSize, Topic Alias Maximum, no
  * retained messages, wildcard subscriptions granted, no Subscription Identifiers, no shared
  * subscriptions; Server Keep Alive, Assigned Client Identifier, Response Information and the
- * Authentication Method when they apply. Session Present is 0: no session is resumed (MQTT-3.2.2-2).
+ * Authentication Method when they apply. Session Present is 1 only when a session was resumed
+ * at CONNECT (Clean Start 0, issue 10 rule 6; MQTT 5.0 §3.2.2.1.1).
  */
-function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket {
+function connackV5(conn: MqttConnection, extras: ConnackExtras, sessionPresent: boolean): IConnackPacket {
   const l = conn.limits;
   const properties: NonNullable<IConnackPacket['properties']> = {
     receiveMaximum: Math.min(0xffff, l.maxInflight),
@@ -142,7 +148,7 @@ function connackV5(conn: MqttConnection, extras: ConnackExtras): IConnackPacket 
   if (extras.assigned) properties.assignedClientIdentifier = conn.clientId;
   if (extras.authenticationMethod !== undefined) properties.authenticationMethod = extras.authenticationMethod;
   if (conn.v5?.responseInformation) properties.responseInformation = RESPONSE_INFORMATION_PREFIX + conn.clientId;
-  return { cmd: 'connack', reasonCode: 0, sessionPresent: false, properties };
+  return { cmd: 'connack', reasonCode: 0, sessionPresent, properties };
 }
 
 /** CONNACK refusing the CONNECT (a return code, or for MQTT 5 a reason code with the reason as Reason String, MQTT-3.2.2-6), then close. */

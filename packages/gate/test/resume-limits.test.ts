@@ -1,0 +1,193 @@
+/**
+ * Resume's limits and loose ends (issue 10): the maxDetached cap (oldest dropped, freed,
+ * out of the user index, counted, warned); a session handed over to gate B while B's new
+ * connection closes is detached again on B, findable from every gate, its token still good;
+ * the stored record's resume expiry is the detach time + window (not the last write), so
+ * gate B's fallback to the store works after gate A died. Two gates in one process on the
+ * in-process transport, real sockets, MQTT.js clients.
+ */
+import {
+  InProcessTransport,
+  MemoryUserIndex,
+  decodeSession,
+  detachedKey,
+  gateClient,
+  silentLogger,
+  type LiveGate,
+  type Logger,
+  type SessionData,
+  type UserLocation,
+} from '@mqgate/rpc';
+import { MemoryStorage } from '@mqgate/storage';
+import { DEFAULTS, Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
+import { RecordingPeer, type Envelope } from './helpers/peer';
+import { waitUntil } from './helpers/waiters';
+
+class Client extends RecordingPeer {
+  private seq = 0;
+  login(userId: string): Promise<Envelope> {
+    return this.request(`user/HD_login/${++this.seq}`, JSON.stringify({ userId }));
+  }
+  resume(token: string): Promise<Envelope> {
+    return this.request(`gate/HD_resume/${++this.seq}`, JSON.stringify({ token }));
+  }
+  async token(): Promise<string> {
+    const m = await this.next((x) => x.topic === 'gate/session');
+    return (JSON.parse(m.payload.toString()) as { token: string }).token;
+  }
+  drop(): Promise<void> {
+    this.client.stream.destroy();
+    return this.closed;
+  }
+}
+
+const EXPIRED = 'resume token expired or already used: log in again';
+let transport: InProcessTransport;
+let index: MemoryUserIndex;
+const gates: Gate[] = [];
+const peers: Client[] = [];
+const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
+const LIVE: LiveGate[] = [
+  { serverId: 'gate@a', startedAt: 0 },
+  { serverId: 'gate@b', startedAt: 0 },
+];
+
+beforeEach(async () => {
+  transport = new InProcessTransport();
+  index = new MemoryUserIndex();
+  await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, args) => {
+    const s = args[0] as SessionData;
+    const bound = await gateClient(transport, s.serverId).bind(s.sessionId, (args[1] as { userId: string }).userId);
+    return { sessionId: bound.sessionId };
+  });
+});
+
+afterEach(async () => {
+  await Promise.all(peers.splice(0).map((p) => p.client.endAsync(true)));
+  await Promise.all(gates.splice(0).map((g) => g.stop()));
+  await transport.close();
+});
+
+async function gate(serverId: string, options: GateOptions = {}): Promise<Gate> {
+  const g = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, websocket: false, userIndex: index, serverId, ...options });
+  gates.push(g);
+  await g.start({ transport, logger: silentLogger, userIndex: index });
+  return g;
+}
+
+async function open(g: Gate): Promise<Client> {
+  const c = await Client.open(url(g));
+  peers.push(c);
+  return c;
+}
+
+/** Logs `userId` in on `g`, drops the connection; resolves once `g` holds it detached. */
+async function detached(g: Gate, userId: string): Promise<{ token: string; sessionId: string }> {
+  const c = await open(g);
+  const sessionId = ((await c.login(userId)).Result as { sessionId: string }).sessionId;
+  const token = await c.token();
+  const gone = new Promise<void>((resolve) => g.on('disconnect', (s) => s.sessionId === sessionId && resolve()));
+  await c.drop();
+  await gone;
+  return { token, sessionId };
+}
+
+describe('maxDetached', () => {
+  test('default 10 000, 0 = no cap, a negative or fractional value is a RangeError naming it', () => {
+    expect(DEFAULTS.maxDetached).toBe(10_000);
+    expect(resolveOptions({}).maxDetached).toBe(10_000);
+    expect(resolveOptions({ maxDetached: 0 }).maxDetached).toBe(0);
+    expect(() => resolveOptions({ maxDetached: -1 })).toThrow(/maxDetached/);
+    expect(() => resolveOptions({ maxDetached: 1.5 })).toThrow(RangeError);
+  });
+
+  test('at the cap the oldest detached session is dropped: freed, out of the user index, counted, warned once per interval', async () => {
+    const warns: Array<[Record<string, unknown>, string]> = [];
+    const logger: Logger = { ...silentLogger, warn: (fields, msg) => void warns.push([fields as Record<string, unknown>, msg]) };
+    const a = await gate('gate@a', { maxDetached: 2, metricsPort: 0, metricsHost: '127.0.0.1', logger });
+    const first = await detached(a, 'u1');
+    const second = await detached(a, 'u2');
+    expect(a.counts().detached).toBe(2);
+    const third = await detached(a, 'u3');
+    expect(a.counts().detached).toBe(2);
+    await waitUntil('u1 out of the index', async () => (await index.locate(detachedKey('u1'), LIVE)).length === 0);
+    expect(await index.locate(detachedKey('u2'), LIVE)).toHaveLength(1);
+    await detached(a, 'u4'); // drops u2
+    const limitWarns = warns.filter(([f]) => f.kind === 'limit:maxDetached');
+    expect(limitWarns).toHaveLength(1); // the second within the interval is suppressed
+    expect(limitWarns[0][0]).toMatchObject({ maxDetached: 2, userId: 'u1', sessionId: first.sessionId });
+    expect((await a.metrics!.registry.getSingleMetric('mqgate_detached_dropped_total')!.get()).values[0].value).toBe(2);
+    const c = await open(a);
+    expect((await c.resume(first.token)).Error).toBe(EXPIRED);
+    expect((await c.resume(second.token)).Error).toBe(EXPIRED);
+    expect((await c.resume(third.token)).Result).toMatchObject({ sessionId: third.sessionId, userId: 'u3' });
+    expect(a.counts()).toMatchObject({ bound: 1, detached: 1 });
+  });
+});
+
+test('the new connection on gate B closes while A hands the session over: B holds it detached, findable from A, and the token still resumes it', async () => {
+  // B's view of the index answers its first locate (the resume's) only once the client is gone.
+  let release: (() => void) | undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let holds = 1;
+  const slow = {
+    claim: index.claim.bind(index),
+    release: index.release.bind(index),
+    locate: async (userId: string, live: readonly LiveGate[]): Promise<UserLocation[]> => {
+      if (holds-- > 0) await held;
+      return index.locate(userId, live);
+    },
+  };
+  const a = await gate('gate@a');
+  const b = await gate('gate@b', { userIndex: slow });
+  const { token, sessionId } = await detached(a, 'ivy');
+  a.send(sessionId, 'missed', 'one');
+  const c = await open(b);
+  const guestGone = new Promise<void>((resolve) => b.once('disconnect', () => resolve()));
+  c.publish('gate/HD_resume/1', JSON.stringify({ token }));
+  await waitUntil('B is asking the index', () => holds <= 0);
+  await c.drop();
+  await guestGone;
+  release?.();
+  await waitUntil('detached on B', () => b.counts().detached === 1);
+  expect(a.counts().detached).toBe(0);
+  await waitUntil('B in the index', async () => (await index.locate(detachedKey('ivy'), LIVE)).some((l) => l.serverId === 'gate@b'));
+  expect(await index.locate(detachedKey('ivy'), LIVE)).toEqual([expect.objectContaining({ serverId: 'gate@b', sessionId })]);
+  // resumed from A: found through the index on B, handed over back, the missed push kept
+  const events: unknown[] = [];
+  a.on('resume', (_s, info) => events.push(info));
+  const d = await open(a);
+  const answer = await d.resume(token);
+  expect(answer.Error).toBe('');
+  expect(answer.Result).toMatchObject({ sessionId, userId: 'ivy', replayed: 1, recovered: true });
+  await d.next((m) => m.topic === 'missed');
+  expect(events).toEqual([expect.objectContaining({ from: 'gate@b', replayed: 1 })]);
+  expect(b.counts().detached).toBe(0);
+});
+
+test('the stored resume expiry is the detach time + window, not the last write: gate B resumes from the store after gate A died', async () => {
+  const storage = new MemoryStorage();
+  const window = 1500;
+  const a = await gate('gate@a', { storage, resumeWindow: window });
+  const b = await gate('gate@b', { storage, resumeWindow: window });
+  const c = await open(a);
+  const sessionId = ((await c.login('jo')).Result as { sessionId: string }).sessionId;
+  const token = await c.token();
+  const written = Date.now();
+  // Time passes between the last write (the bind) and the drop: the point of this test.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const dropped = Date.now();
+  await c.drop();
+  await waitUntil('detached', () => a.counts().detached === 1);
+  const stored = async () => decodeSession((await storage.query('jo'))!).resume?.expiresAt ?? 0;
+  await waitUntil('record rewritten at detach', async () => (await stored()) >= dropped + window);
+  expect(await stored()).toBeLessThanOrEqual(Date.now() + window);
+  await a.stop();
+  // past the expiry the last write would have given
+  await waitUntil('past written + window', () => Date.now() > written + window + 50, 5000);
+  const d = await open(b);
+  const answer = await d.resume(token);
+  expect(answer.Error).toBe('');
+  expect(answer.Result).toMatchObject({ sessionId, userId: 'jo', recovered: false, replayed: 0 });
+  await storage.close();
+});
