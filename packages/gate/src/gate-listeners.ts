@@ -83,6 +83,12 @@ export class GateListeners {
     this.secure?.wss?.closeAllConnections();
   }
 
+  /** Calls `report` with every error a bound listener emits (an accept failing with EMFILE...); the listener keeps listening. */
+  onError(report: (listener: string, err: NodeJS.ErrnoException) => void): void {
+    const named = { tcp: this.tcp, websocket: this.ws, mqtts: this.secure?.mqtts, wss: this.secure?.wss };
+    for (const [name, server] of Object.entries(named)) server?.on('error', (err: NodeJS.ErrnoException) => report(name, err));
+  }
+
   private servers(): Array<NetServer | HttpServer> {
     return [this.tcp, this.ws, ...(this.secure?.servers() ?? [])].filter((s): s is NetServer | HttpServer => s !== undefined);
   }

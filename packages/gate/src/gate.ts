@@ -13,9 +13,10 @@ import {
   type SessionData,
 } from '@mqgate/rpc';
 import { closeInBatches } from './drain';
+import { watchEventLoop } from './event-loop-stall';
 import { GateListeners, type GateAddresses } from './gate-listeners';
 import { buildRuntime, type GateRuntime } from './gate-runtime';
-import { GateMetrics } from './metrics';
+import { closeReasonLabel, GateMetrics } from './metrics';
 import { OpsServer, type Readiness } from './ops-server';
 import type { JwtClaims } from './jwt';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
@@ -83,6 +84,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   /** ms over which the stop closes the sessions: drainPeriod for drain(), 0 for stop(). */
   private spread = 0;
   private hurry: (() => void) | undefined;
+  /** Stops the event-loop stall watch (while started). */
+  private unwatch: (() => void) | undefined;
 
   constructor(options: GateOptions = {}) {
     super();
@@ -148,6 +151,16 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
         },
       );
       this.listening = true;
+      this.endpoints.onError((listener, err) => {
+        const code = err.code;
+        const kind = code === 'EMFILE' || code === 'ENFILE' ? 'emfile' : 'listener-error';
+        runtime.warn(
+          kind,
+          { listener, code, error: err.message },
+          `${listener} listener: ${err.message} (that connection is lost, the listener keeps accepting)`,
+        );
+      });
+      this.unwatch = watchEventLoop(runtime.warn);
     } catch (err) {
       await this.stop();
       throw err;
@@ -332,6 +345,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private onClosed(conn: Conn, reason: string): void {
     this.metrics?.connectionClosed(reason, conn.refused);
+    this.logClose(conn, reason);
     if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
       const ip = conn.wire.remoteAddress;
       const n = (this.perIp.get(ip) ?? 1) - 1;
@@ -349,6 +363,26 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     this.registry.remove(session);
     // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
     if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
+  }
+
+  /** One debug line per closed connection: why (the metrics' `reason` label and the text), who, how long. */
+  private logClose(conn: Conn, reason: string): void {
+    const logger = this.runtime?.logger;
+    if (!logger) return;
+    const s = conn.session;
+    logger.debug(
+      {
+        reason: conn.refused ? 'refused' : closeReasonLabel(reason),
+        detail: reason,
+        clientId: conn.clientId || undefined,
+        userId: s?.userId || undefined,
+        sessionId: s?.sessionId,
+        ip: conn.wire.remoteAddress,
+        network: conn.wire.network,
+        durationMs: Date.now() - conn.openedAt,
+      },
+      'connection closed',
+    );
   }
 
   private checkTimers(): void {
@@ -410,6 +444,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     await this.service?.close();
     await closing;
     if (this.sweep) clearInterval(this.sweep);
+    this.unwatch?.();
     await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');
