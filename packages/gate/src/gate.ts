@@ -185,11 +185,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return { ...this.endpoints.addresses(), metrics: this.ops?.address() };
   }
 
-  /** What `/readyz` reports: listeners bound, transport ready, storage reachable as last seen, not draining. */
+  /** What `/readyz` reports: listeners bound, transport ready and its broker connection up now (RpcTransport.healthy), storage reachable as last seen, not draining. */
   readiness(): Readiness {
     return {
       listeners: this.listening && this.phase === 'running' && this.endpoints.allListening(),
-      transport: this.transportReady && this.service !== undefined,
+      transport: this.transportReady && this.service !== undefined && (this.runtime?.transport.healthy?.() ?? true),
       storage: this.metrics?.storageOk ?? true,
       accepting: this.phase === 'running',
     };
