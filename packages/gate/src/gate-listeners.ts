@@ -37,7 +37,12 @@ export class GateListeners {
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
     if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies }, accept);
     if (o.mqtts || o.wss) {
-      this.secure = await openSecureListeners({ mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies }, accept, onTlsReload);
+      const headerTimeout = o.connectTimeout;
+      this.secure = await openSecureListeners(
+        { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout },
+        accept,
+        onTlsReload,
+      );
     }
   }
 
