@@ -34,6 +34,9 @@ import type { Wire } from './wire/wire';
 
 export type { GateAddresses } from './gate-listeners';
 
+/** errno codes of an accept that found no file descriptor left (system errors, not mqgate error codes). */
+const FD_EXHAUSTED: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
+
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
 
@@ -153,7 +156,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.listening = true;
       this.endpoints.onError((listener, err) => {
         const code = err.code;
-        const kind = code === 'EMFILE' || code === 'ENFILE' ? 'emfile' : 'listener-error';
+        const kind = code !== undefined && FD_EXHAUSTED.has(code) ? 'emfile' : 'listener-error';
         runtime.warn(
           kind,
           { listener, code, error: err.message },
