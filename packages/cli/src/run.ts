@@ -48,6 +48,7 @@ function tlsListener(c: Config, which: 'mqtts' | 'wss'): TlsListenOptions | fals
     passphrase: c.get<string | undefined>('tls.passphrase'),
     requestCert: c.get<boolean>('tls.requestCert'),
     watch: c.get<boolean>('tls.watch'),
+    ...(which === 'mqtts' && { proxyProtocol: c.get<boolean>('mqtts.proxyProtocol') }),
   };
 }
 

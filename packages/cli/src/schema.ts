@@ -88,6 +88,7 @@ export const FIELDS: Field[] = [
   { key: 'mqtts.enabled', kind: BOOL, default: false, doc: 'MQTT over TLS listener (needs tls.key and tls.cert)' },
   { key: 'mqtts.port', kind: PORT, default: 8883, doc: 'its port' },
   { key: 'mqtts.host', kind: STR, doc: 'its interface (default: all)' },
+  { key: 'mqtts.proxyProtocol', kind: BOOL, default: false, doc: 'expect PROXY protocol v1/v2 headers before TLS from trustedProxies' },
   { key: 'wss.enabled', kind: BOOL, default: false, doc: 'MQTT over secure WebSocket listener (needs tls.key and tls.cert)' },
   { key: 'wss.port', kind: PORT, default: 8084, doc: 'its port' },
   { key: 'wss.host', kind: STR, doc: 'its interface (default: all)' },

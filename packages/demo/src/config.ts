@@ -20,6 +20,8 @@
  * | `LOG_LEVEL` | `info` | pino level |
  * | `MQGATE_JWT_SECRET` | unset | HS256 secret (≥ 32 bytes): CONNECT needs a JWT as its password and `user/HD_login` is refused; unset: the login trusts any userId a client sends |
  * | `MQGATE_RESUME_WINDOW_MS` | 120 000 | the gate's resumeWindow: ms a dropped session can be resumed (`gate/HD_resume`); 0 = off |
+ * | `MQGATE_METRICS_PORT` | 9563 | the gate's ops server (`/metrics`, `/healthz`, `/readyz`); `0`: a port the OS picks; `off`: none |
+ * | `MQGATE_METRICS_HOST` | all | its interface |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -41,6 +43,9 @@ export interface DemoConfig {
   /** HS256 secret of the gate's `jwt` option; undefined: no JWT, `user/HD_login` binds any userId. */
   jwtSecret: string | undefined;
   resumeWindow: number;
+  /** The gate's `metricsPort`: a port (0: the OS picks one) or false (`MQGATE_METRICS_PORT=off`). */
+  metricsPort: number | false;
+  metricsHost: string | undefined;
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -60,6 +65,19 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   if (raw === undefined || raw === '') return fallback;
   if (!(values as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
+}
+
+/** The demo's ops server port, the same as the `mqgate` command's (`metrics.port`). */
+export const DEFAULT_METRICS_PORT = 9563;
+
+function metricsPort(env: NodeJS.ProcessEnv): number | false {
+  const raw = env.MQGATE_METRICS_PORT;
+  if (raw === 'off') return false;
+  try {
+    return int(env, 'MQGATE_METRICS_PORT', DEFAULT_METRICS_PORT, 0, 65535);
+  } catch {
+    throw new ConfigError(`MQGATE_METRICS_PORT must be a port from 0 to 65535 or off, got ${JSON.stringify(raw)}`);
+  }
 }
 
 /** Shortest MQGATE_JWT_SECRET, bytes (RFC 7518 §3.2: an HS256 key at least as long as its hash). */
@@ -102,5 +120,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     logLevel: env.LOG_LEVEL || 'info',
     jwtSecret: jwtSecret(env),
     resumeWindow: int(env, 'MQGATE_RESUME_WINDOW_MS', 120_000, 0, 2 ** 31),
+    metricsPort: metricsPort(env),
+    metricsHost: env.MQGATE_METRICS_HOST || undefined,
   };
 }

@@ -62,6 +62,8 @@ async function main(config: DemoConfig): Promise<void> {
       duplicateLogin: { policy: config.duplicateLogin, maxSessionsPerUser: config.maxSessionsPerUser },
       jwt: config.jwtSecret === undefined ? undefined : { secret: config.jwtSecret },
       resumeWindow: config.resumeWindow,
+      metricsPort: config.metricsPort,
+      metricsHost: config.metricsHost,
     });
     app.use(gate); // last, so it stops first
   }
@@ -69,13 +71,14 @@ async function main(config: DemoConfig): Promise<void> {
 
   const where = redis ? `Redis ${config.redisUrl}` : config.transport === 'nats' ? `NATS ${config.natsUrl}` : 'this process';
   if (gate) {
-    const { tcp, websocket } = gate.addresses();
+    const { tcp, websocket, metrics } = gate.addresses();
     const shown = (h: string) => (h === '::' || h === '0.0.0.0' ? 'localhost' : h.includes(':') ? `[${h}]` : h);
     console.log(
       `mqgate demo listening: mqtt://${shown(tcp!.address)}:${tcp!.port} (MQTT over TCP), ` +
         `ws://${shown(websocket!.address)}:${websocket!.port}/mqtt (MQTT over WebSocket), ` +
         `sessions stored in ${config.redisUrl ? 'Redis' : 'memory'}, role ${config.role}, gate ${gate.serverId}, RPC over ${where}` +
-        (config.jwtSecret ? ', JWT required at CONNECT' : ''),
+        (config.jwtSecret ? ', JWT required at CONNECT' : '') +
+        (metrics ? `, metrics http://${shown(metrics.address)}:${metrics.port}/metrics` : ''),
     );
   } else {
     console.log(`mqgate demo modules ready: user, chat, echo, RPC over ${where}`);

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { call, connect, nextMessage, ok } from './helpers/client';
+import { readConfig } from '../src/config';
 import { startDemo, type DemoProcess } from './helpers/demo-process';
 
 const run = promisify(execFile);
@@ -131,4 +132,23 @@ test('mosquitto_rr, a client nobody here wrote, gets the envelope back', async (
   expect(JSON.parse(echo.stdout)).toEqual({ Trace: expect.any(String), Error: '', Result: { hello: 'world' } });
   const login = await run('mosquitto_rr', [...args, '-t', 'user/HD_login/1', '-e', 'user/HD_login/1', '-m', '{"userId":"carol"}']);
   expect(JSON.parse(login.stdout)).toMatchObject({ Error: '', Result: { userId: 'carol' } });
+});
+
+test('the demo serves /metrics, /healthz and /readyz by default (9563; the test asks for an OS port)', async () => {
+  expect(demo.metricsPort).toEqual(expect.any(Number));
+  const base = `http://127.0.0.1:${demo.metricsPort}`;
+  expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  const ready = await fetch(`${base}/readyz`);
+  expect(ready.status).toBe(200);
+  expect(await ready.json()).toEqual({ listeners: true, transport: true, storage: true, accepting: true });
+  const c = await client(demo.tcpUrl);
+  await call(c, 'echo/HD_echo', { m: 1 });
+  expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/mqgate_requests_total\{module="echo",handler="HD_echo",outcome="ok"\} [1-9]/);
+});
+
+test('MQGATE_METRICS_PORT: 9563 by default, off turns the ops server off, anything else is refused', () => {
+  expect(readConfig({}).metricsPort).toBe(9563);
+  expect(readConfig({ MQGATE_METRICS_PORT: '0' }).metricsPort).toBe(0);
+  expect(readConfig({ MQGATE_METRICS_PORT: 'off' }).metricsPort).toBe(false);
+  expect(() => readConfig({ MQGATE_METRICS_PORT: '70000' })).toThrow('MQGATE_METRICS_PORT must be a port from 0 to 65535 or off, got "70000"');
 });

@@ -22,6 +22,12 @@ afterAll(async () => {
   if (nats?.owned) await nats.stop();
 });
 
+/**
+ * A fresh prefix whose NATS subject form is the same for the demo's modules (non-word runs
+ * become `.`) and for `mqgate gate` (a trailing `:` dropped): no `:` but the last.
+ */
+const subjectSafePrefix = (label: string) => uniquePrefix(label).replace(/:(?=.)/g, '-');
+
 /** Two gate processes and one modules process over NATS on a fresh prefix. */
 function cluster(label: string, extra: Record<string, string> = {}) {
   const procs = new Tracker();
@@ -29,7 +35,7 @@ function cluster(label: string, extra: Record<string, string> = {}) {
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const s = {} as { a: DemoProcess; b: DemoProcess; procs: Tracker; ids: typeof ids; env: Record<string, string> };
   beforeAll(async () => {
-    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: uniquePrefix(label), ...extra };
+    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: subjectSafePrefix(label), ...extra };
     const [a, b] = await Promise.all([
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }),
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.b }),
@@ -138,7 +144,7 @@ describe('MQGATE_TRANSPORT=nats: the modules process dies', () => {
   afterAll(() => procs.cleanup());
 
   test('after a SIGKILL requests fail at once with "Service(type:echo) not found"; a new modules process serves again', async () => {
-    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: uniquePrefix('split-nats-kill') };
+    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: subjectSafePrefix('split-nats-kill') };
     const [gate, modules] = await Promise.all([procs.gate(env), procs.modules(env)]);
     const c = await procs.client(gate.tcpUrl);
     expect(await ok(c, 'echo/HD_echo', { n: 1 })).toEqual({ n: 1 });

@@ -37,7 +37,12 @@ export class GateListeners {
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
     if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies }, accept);
     if (o.mqtts || o.wss) {
-      this.secure = await openSecureListeners({ mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies }, accept, onTlsReload);
+      const headerTimeout = o.connectTimeout;
+      this.secure = await openSecureListeners(
+        { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout },
+        accept,
+        onTlsReload,
+      );
     }
   }
 
@@ -81,6 +86,12 @@ export class GateListeners {
   closeAllConnections(): void {
     this.ws?.closeAllConnections();
     this.secure?.wss?.closeAllConnections();
+  }
+
+  /** Calls `report` with every error a bound listener emits (an accept failing with EMFILE...); the listener keeps listening. */
+  onError(report: (listener: string, err: NodeJS.ErrnoException) => void): void {
+    const named = { tcp: this.tcp, websocket: this.ws, mqtts: this.secure?.mqtts, wss: this.secure?.wss };
+    for (const [name, server] of Object.entries(named)) server?.on('error', (err: NodeJS.ErrnoException) => report(name, err));
   }
 
   private servers(): Array<NetServer | HttpServer> {

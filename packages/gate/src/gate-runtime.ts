@@ -13,7 +13,7 @@ import type { GateMetrics } from './metrics';
 import type { ResolvedGateOptions } from './options';
 import { JwtConnect } from './jwt-connect';
 import { RequestScheduler, type RunRequest } from './request-scheduler';
-import { Router } from './router';
+import { FAILED_REQUEST_LOG_INTERVAL, Router } from './router';
 import type { GateSession } from './session';
 import type { SessionLimits } from './session-limits';
 import type { GateEvents } from './gate';
@@ -114,7 +114,12 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     },
   });
   const warn = createWarnLog(logger);
-  const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+  const router = new Router(
+    m ? m.observeTransport(transport) : transport,
+    o.handlerTimeout,
+    logger,
+    createWarnLog(logger, FAILED_REQUEST_LOG_INTERVAL),
+  );
   const resume = new ResumeManager({
     serverId,
     policy: o,

@@ -14,9 +14,10 @@ import {
   type SessionData,
 } from '@mqgate/rpc';
 import { closeInBatches } from './drain';
+import { watchEventLoop } from './event-loop-stall';
 import { GateListeners, type GateAddresses } from './gate-listeners';
 import { buildRuntime, type GateRuntime } from './gate-runtime';
-import { GateMetrics } from './metrics';
+import { closeReasonLabel, GateMetrics } from './metrics';
 import { OpsServer, type Readiness } from './ops-server';
 import type { JwtClaims } from './jwt';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
@@ -33,6 +34,9 @@ import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
 export type { GateAddresses } from './gate-listeners';
+
+/** errno codes of an accept that found no file descriptor left (system errors, not mqgate error codes). */
+const FD_EXHAUSTED: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
@@ -84,6 +88,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   /** ms over which the stop closes the sessions: drainPeriod for drain(), 0 for stop(). */
   private spread = 0;
   private hurry: (() => void) | undefined;
+  /** Stops the event-loop stall watch (while started). */
+  private unwatch: (() => void) | undefined;
 
   constructor(options: GateOptions = {}) {
     super();
@@ -149,6 +155,16 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
         },
       );
       this.listening = true;
+      this.endpoints.onError((listener, err) => {
+        const code = err.code;
+        const kind = code !== undefined && FD_EXHAUSTED.has(code) ? 'emfile' : 'listener-error';
+        runtime.warn(
+          kind,
+          { listener, code, error: err.message },
+          `${listener} listener: ${err.message} (that connection is lost, the listener keeps accepting)`,
+        );
+      });
+      this.unwatch = watchEventLoop(runtime.warn);
     } catch (err) {
       await this.stop();
       throw err;
@@ -173,11 +189,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     return { ...this.endpoints.addresses(), metrics: this.ops?.address() };
   }
 
-  /** What `/readyz` reports: listeners bound, transport ready, storage reachable as last seen, not draining. */
+  /** What `/readyz` reports: listeners bound, transport ready and its broker connection up now (RpcTransport.healthy), storage reachable as last seen, not draining. */
   readiness(): Readiness {
     return {
       listeners: this.listening && this.phase === 'running' && this.endpoints.allListening(),
-      transport: this.transportReady && this.service !== undefined,
+      transport: this.transportReady && this.service !== undefined && (this.runtime?.transport.healthy?.() ?? true),
       storage: this.metrics?.storageOk ?? true,
       accepting: this.phase === 'running',
     };
@@ -354,6 +370,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private onClosed(conn: Conn, reason: string): void {
     this.metrics?.connectionClosed(reason, conn.refused);
+    this.logClose(conn, reason);
     if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
       const ip = conn.wire.remoteAddress;
       const n = (this.perIp.get(ip) ?? 1) - 1;
@@ -371,6 +388,26 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     this.registry.remove(session);
     // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
     if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
+  }
+
+  /** One debug line per closed connection: why (the metrics' `reason` label and the text), who, how long. */
+  private logClose(conn: Conn, reason: string): void {
+    const logger = this.runtime?.logger;
+    if (!logger) return;
+    const s = conn.session;
+    logger.debug(
+      {
+        reason: conn.refused ? 'refused' : closeReasonLabel(reason),
+        detail: reason,
+        clientId: conn.clientId || undefined,
+        userId: s?.userId || undefined,
+        sessionId: s?.sessionId,
+        ip: conn.wire.remoteAddress,
+        network: conn.wire.network,
+        durationMs: Date.now() - conn.openedAt,
+      },
+      'connection closed',
+    );
   }
 
   private checkTimers(): void {
@@ -432,6 +469,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     await this.service?.close();
     await closing;
     if (this.sweep) clearInterval(this.sweep);
+    this.unwatch?.();
     await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');

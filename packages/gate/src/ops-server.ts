@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 export interface Readiness {
   /** Every configured listener is bound and the gate is running. */
   listeners: boolean;
-  /** The transport is connected and the gate's session service registered on it. */
+  /** The transport is connected, its broker connection up now (RpcTransport.healthy), and the gate's session service registered on it. */
   transport: boolean;
   /** The last StorageHandler call succeeded (true without storage or before any call). */
   storage: boolean;

@@ -9,8 +9,10 @@ import {
   type RpcValue,
   type UserProperties,
 } from '@mqgate/rpc';
+import { outcomeOf } from './metrics';
 import type { PublishProperties } from './protocol/encode';
 import type { GateSession } from './session';
+import type { WarnLog } from './warn-log';
 
 /** A parsed request topic `moduleType[@serverId]/HD_handler[/msgid]`. */
 export interface Route {
@@ -97,6 +99,14 @@ export interface RouterStats {
   errors: number;
 }
 
+/**
+ * ms between two lines of one kind of failed request (`request:handler_error`,
+ * `request:routing_error`, `request:deadline`): at most 100 lines a second each, so a storm
+ * (a module down, a client sending garbage topics in a loop) does not flood the log; the
+ * next line carries `suppressed: n`. Failures slower than that are each logged.
+ */
+export const FAILED_REQUEST_LOG_INTERVAL = 10;
+
 /** Content Type of a reply envelope to an MQTT 5 client (MQTT 5.0 §3.3.2.3.9). */
 export const ENVELOPE_CONTENT_TYPE = 'application/json';
 
@@ -126,6 +136,8 @@ export class Router {
     private readonly transport: RpcTransport,
     private readonly handlerTimeout: number,
     private readonly logger: Logger,
+    /** The warn line of each failed request (rate-limited per kind, see {@link FAILED_REQUEST_LOG_INTERVAL}). */
+    private readonly failed: WarnLog,
   ) {}
 
   async route(session: GateSession, packet: IPublishPacket): Promise<void> {
@@ -138,8 +150,10 @@ export class Router {
       this.stats.errors++;
       // A topic without two levels is answered anyway, as mqant does; otherwise only requests.
       if (replyTo === undefined && (!topic.includes('/') || topic.split('/').length > 2)) replyTo = { topic, correlationData: undefined };
-      if (replyTo) this.reply(session, replyTo, route, null);
-      else this.logger.debug({ sessionId: session.sessionId, topic, error: route }, 'unroutable notify dropped');
+      if (replyTo) {
+        this.logFailure(session, 'routing_error', topic, undefined, route);
+        this.reply(session, replyTo, route, null);
+      } else this.logger.debug({ sessionId: session.sessionId, topic, error: route }, 'unroutable notify dropped');
       return;
     }
     if (replyTo === undefined && route.msgid !== undefined) replyTo = { topic, correlationData: props?.correlationData };
@@ -156,11 +170,32 @@ export class Router {
       if (replyTo === undefined) {
         this.logger.debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
       } else {
+        this.logFailure(session, outcomeOf(err), topic, route.msgid, message, (err as { code?: unknown }).code);
         this.reply(session, replyTo, message, null);
       }
       return;
     }
     if (replyTo !== undefined) this.reply(session, replyTo, '', result);
+  }
+
+  /**
+   * One warn line per failed request, with the connection's trace id (mqant's TraceId, the
+   * reply envelope's `Trace`): with the msgid (or the topic) it names the request a client
+   * reports. Notifies that fail are logged at debug (nobody waits for them).
+   */
+  private logFailure(session: GateSession, outcome: string, topic: string, msgid: string | undefined, error: string, code?: unknown): void {
+    const fields = {
+      trace: session.traceId,
+      outcome,
+      topic,
+      msgid,
+      code: typeof code === 'string' ? code : undefined,
+      error,
+      sessionId: session.sessionId,
+      clientId: session.conn.clientId,
+      userId: session.userId || undefined,
+    };
+    this.failed(`request:${outcome}`, fields, 'request failed');
   }
 
   /** Writes a reply envelope (or a handler's bytes) to the session's client; also used by the gate's own requests (`gate/HD_resume`). */

@@ -152,6 +152,11 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
     return this.readyPromise;
   }
 
+  /** True while connected to NATS (see RpcTransport.healthy). */
+  healthy(): boolean {
+    return !this.closed && this.state === 'up';
+  }
+
   stats(): NatsTransportStats {
     let running = 0;
     for (const s of this.servers_.values()) running += s.running;

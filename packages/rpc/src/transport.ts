@@ -82,6 +82,13 @@ export interface RpcTransport {
    */
   ready?(): Promise<void>;
   /**
+   * Optional: true while the transport's connection to its broker is up now (RedisTransport:
+   * its command connection ready and none of its command, subscriber or registry connections
+   * failing; NatsTransport: connected). The gate's `/readyz` reads it on every probe, so an
+   * outage shows there at once, not at the next failed call. Absent: always healthy.
+   */
+  healthy?(): boolean;
+  /**
    * Optional: membership events, for transports whose servers come and go on their own
    * (RedisTransport). `serverJoined` / `serverLeft` get a copy of the ServerInfo when a server
    * enters / leaves what `servers()` returns. Check `typeof t.on === 'function'` first.

@@ -11,6 +11,8 @@ export interface DemoProcess {
   wsPort: number;
   tcpUrl: string;
   wsUrl: string;
+  /** The ops server's port (`/metrics`, `/readyz`), undefined with MQGATE_METRICS_PORT=off. */
+  metricsPort: number | undefined;
   /** Everything the process printed so far. */
   output(): string;
   /** Sends a signal and resolves with the exit code. */
@@ -20,7 +22,8 @@ export interface DemoProcess {
 }
 
 /**
- * Starts `node packages/demo/dist/main.js` with ports 0 and waits for its "listening" line.
+ * Starts `node packages/demo/dist/main.js` with ports 0 (metrics too, so that concurrent demos
+ * never fight for 9563) and waits for its "listening" line.
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
 export function startDemo(env: Record<string, string> = {}): Promise<DemoProcess> {
@@ -30,6 +33,8 @@ export function startDemo(env: Record<string, string> = {}): Promise<DemoProcess
       MQGATE_TCP_PORT: '0',
       MQGATE_WS_PORT: '0',
       MQGATE_HOST: '127.0.0.1',
+      MQGATE_METRICS_PORT: '0',
+      MQGATE_METRICS_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       ...env,
     },
@@ -51,12 +56,14 @@ export function startDemo(env: Record<string, string> = {}): Promise<DemoProcess
       child.stdout!.off('data', onData);
       const tcpPort = Number(m[1]);
       const wsPort = Number(m[2]);
+      const metrics = /metrics http:\/\/[^:]+:(\d+)\/metrics/.exec(out);
       resolve({
         child,
         tcpPort,
         wsPort,
         tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
         wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+        metricsPort: metrics ? Number(metrics[1]) : undefined,
         output: () => out,
         stop: (signal = 'SIGTERM') => {
           if (child.exitCode !== null || child.signalCode !== null) return exited;

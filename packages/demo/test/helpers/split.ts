@@ -1,11 +1,13 @@
 /**
- * Helpers for the split (scale-out) tests: gate processes and module processes of the built
- * demo, joined by a real Redis, driven by real MQTT clients.
+ * Helpers for the split (scale-out) tests: gate processes (the `mqgate` command, as
+ * docker-compose.yml runs them) and module processes of the built demo, joined by a real
+ * Redis (or NATS), driven by real MQTT clients.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { connect, nextMessage } from './client';
-import { DEMO_MAIN, startDemo, type DemoProcess } from './demo-process';
+import { DEMO_MAIN, type DemoProcess } from './demo-process';
 
 /** A running `MQGATE_ROLE=modules` demo process (user, chat, echo; no listeners). */
 export interface ModulesProcess {
@@ -67,9 +69,114 @@ export function startModules(env: Record<string, string>): Promise<ModulesProces
   });
 }
 
-/** Starts a `MQGATE_ROLE=gate` demo process on its own OS-chosen ports. */
+/** The `mqgate` command (packages/cli), as docker-compose.yml runs the gates. */
+export const MQGATE_BIN = join(__dirname, '..', '..', '..', 'cli', 'dist', 'bin.js');
+const EXAMPLES = join(__dirname, '..', '..', '..', '..', 'examples');
+
+/** Demo variables a split test may give a gate, and the `mqgate` config keys (as MQGATE_* variables) they become. */
+const GATE_VARIABLES: Record<string, string[]> = {
+  MQGATE_SERVER_ID: ['MQGATE_SERVER_ID'],
+  MQGATE_DUPLICATE_LOGIN: ['MQGATE_DUPLICATE_LOGIN_POLICY'],
+  MQGATE_MAX_SESSIONS_PER_USER: ['MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER'],
+  MQGATE_RPC_TIMEOUT_MS: ['MQGATE_TRANSPORT_TIMEOUT', 'MQGATE_GATE_HANDLER_TIMEOUT'],
+  MQGATE_REGISTRY_TTL_MS: ['MQGATE_TRANSPORT_REGISTRY_TTL'],
+  MQGATE_SESSION_TTL_MS: ['MQGATE_STORAGE_TTL'],
+  MQGATE_HEARTBEAT_MS: ['MQGATE_GATE_HEARTBEAT_INTERVAL'],
+  LOG_LEVEL: ['MQGATE_LOG_LEVEL'],
+};
+const SHARED_VARIABLES = new Set(['MQGATE_TRANSPORT', 'REDIS_URL', 'NATS_URL', 'MQGATE_REDIS_PREFIX']);
+
+/**
+ * The environment of `mqgate gate --config examples/gate.yaml` (gate-nats.yaml for NATS)
+ * for a gate the demo variables describe: the same transport, prefix, user index and
+ * storage as the demo's modules, the demo's defaults (duplicate login `allow`, registry TTL
+ * 3 s on NATS), listeners on OS-chosen loopback ports, no TLS, no drain spread.
+ * @throws Error for a demo variable with no `mqgate` equivalent here (add it to GATE_VARIABLES).
+ */
+export function gateCommandEnv(demo: Record<string, string>): Record<string, string> {
+  const nats = demo.MQGATE_TRANSPORT === 'nats';
+  const out: Record<string, string> = {
+    MQGATE_TRANSPORT_PREFIX: demo.MQGATE_REDIS_PREFIX ?? 'mqgate:',
+    MQGATE_USER_INDEX_URL: demo.REDIS_URL,
+    MQGATE_STORAGE_TYPE: 'redis',
+    MQGATE_TCP_PORT: '0',
+    MQGATE_TCP_HOST: '127.0.0.1',
+    MQGATE_WEBSOCKET_PORT: '0',
+    MQGATE_WEBSOCKET_HOST: '127.0.0.1',
+    MQGATE_MQTTS_ENABLED: 'false',
+    MQGATE_WSS_ENABLED: 'false',
+    MQGATE_METRICS_PORT: '0',
+    MQGATE_METRICS_HOST: '127.0.0.1',
+    MQGATE_LOG_LEVEL: 'warn',
+    MQGATE_DUPLICATE_LOGIN_POLICY: 'allow',
+    MQGATE_GATE_DRAIN_PERIOD: '0',
+    ...(nats ? { MQGATE_TRANSPORT_SERVERS: demo.NATS_URL, MQGATE_TRANSPORT_REGISTRY_TTL: '3000' } : { MQGATE_TRANSPORT_URL: demo.REDIS_URL }),
+  };
+  for (const [name, value] of Object.entries(demo)) {
+    if (SHARED_VARIABLES.has(name)) continue;
+    const keys = GATE_VARIABLES[name];
+    if (!keys) throw new Error(`split tests: no mqgate equivalent of the demo variable ${name}`);
+    for (const k of keys) out[k] = value;
+  }
+  return out;
+}
+
+/**
+ * Starts a gate of the split demo with the `mqgate` command (as docker-compose.yml does), on
+ * its own OS-chosen ports, and waits for its "mqgate gate listening" line. `env` holds demo
+ * variables (see {@link gateCommandEnv}).
+ * @throws Error with the process output when it exits or prints nothing within 15 s.
+ */
 export function startGate(env: Record<string, string>): Promise<DemoProcess> {
-  return startDemo({ ...env, MQGATE_ROLE: 'gate' });
+  const config = join(EXAMPLES, env.MQGATE_TRANSPORT === 'nats' ? 'gate-nats.yaml' : 'gate.yaml');
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MQGATE_')));
+  const child = spawn(process.execPath, [MQGATE_BIN, 'gate', '--config', config], {
+    env: { ...clean, ...gateCommandEnv(env) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mqgate gate did not report listening within 15 s; output:\n${out}`));
+    }, 15_000);
+    const onData = () => {
+      const m = /mqgate gate listening: (.*)\n/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      const addr = Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')));
+      const portOf = (a: string | undefined) => (a === undefined ? undefined : Number(a.split(':').pop()));
+      const tcpPort = portOf(addr.tcp)!;
+      const wsPort = portOf(addr.websocket)!;
+      resolve({
+        child,
+        tcpPort,
+        wsPort,
+        tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
+        wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+        metricsPort: portOf(addr.metrics),
+        output: () => out,
+        stop: (signal = 'SIGTERM') => {
+          if (alive()) child.kill(signal);
+          return exited;
+        },
+        kill: async () => {
+          if (alive()) child.kill('SIGKILL');
+          await exited;
+        },
+      });
+    };
+    child.stdout!.on('data', onData);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`mqgate gate exited with code ${code} before listening; output:\n${out}`));
+    });
+  });
 }
 
 /**

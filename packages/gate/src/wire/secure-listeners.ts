@@ -19,6 +19,8 @@ export interface SecureListenConfig {
   /** Largest WebSocket message, bytes (the gate's maxPacketSize). */
   maxPayload: number;
   trustedProxies: ReadonlySet<string>;
+  /** ms a connection has to send a PROXY header (mqtts with `proxyProtocol`; the gate's connectTimeout). Default 10 000. */
+  headerTimeout?: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function openSecureListeners(
   let mqtts: TlsServer | undefined;
   let wss: HttpsServer | undefined;
   try {
-    if (o.mqtts) mqtts = await listenTls(o.mqtts, accept);
+    if (o.mqtts) mqtts = await listenTls(o.mqtts, accept, { trustedProxies: o.trustedProxies, headerTimeout: o.headerTimeout ?? 10_000 });
     if (o.wss) {
       const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
       wss = (await listenWebSocket({ ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls }, accept)) as HttpsServer;

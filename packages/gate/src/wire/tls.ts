@@ -4,6 +4,8 @@ import type { Server as HttpsServer } from 'node:https';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { createServer, createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ListenOptions } from '../options';
+import type { Socket } from 'node:net';
+import { readProxyHeader } from './proxy-protocol';
 import { listenOn, wireSocket } from './tcp';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -29,6 +31,21 @@ export interface TlsListenOptions extends ListenOptions {
   rejectUnauthorized?: boolean;
   /** Reload the PEM files when one changes (fs.watch on their folders). Default true (no effect for bytes). */
   watch?: boolean;
+  /**
+   * mqtts only: read a PROXY protocol v1 or v2 header before the TLS ClientHello (a TCP load
+   * balancer that passes TLS through: HAProxy `send-proxy-v2` in `mode tcp`, AWS NLB), with
+   * the same rules as `tcp.proxyProtocol`: believed only from `trustedProxies`, a header from
+   * any other peer closes the connection, none is taken as is, bounded (v1 107 bytes, v2
+   * 2 048 bytes) within `connectTimeout`. Default false. Ignored on wss.
+   */
+  proxyProtocol?: boolean;
+}
+
+/** Who may send a PROXY header to a TLS listener, and how long it has to. */
+export interface TlsProxyPolicy {
+  trustedProxies: ReadonlySet<string>;
+  /** ms a connection has to send its header. */
+  headerTimeout: number;
 }
 
 /**
@@ -104,15 +121,42 @@ export function serverTlsOptions(o: TlsListenOptions, ctx: SecureContextOptions,
  * done, is read like a TCP one.
  * @throws Error when the files cannot be read or the port cannot be bound.
  */
-export async function listenTls(o: TlsListenOptions, accept: (wire: Wire) => WireSink): Promise<TlsServer> {
+export async function listenTls(o: TlsListenOptions, accept: (wire: Wire) => WireSink, proxy?: TlsProxyPolicy): Promise<TlsServer> {
   const ctx = await loadCredentials(o, true);
   const server = createServer(serverTlsOptions(o, ctx), (socket) => {
     socket.setNoDelay(true);
-    wireSocket(socket, accept, { secure: true, certificate: verifiedCertificate(socket) });
+    const remoteAddress = (socket as TLSSocket & { _parent?: ProxiedSocket })._parent?.[PROXIED_ADDRESS];
+    wireSocket(socket, accept, { secure: true, certificate: verifiedCertificate(socket), remoteAddress });
   });
   // A failed handshake (bad client certificate, plain MQTT on the TLS port) only loses that socket.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
+  if (o.proxyProtocol && proxy) readProxyHeaderFirst(server, proxy);
   return listenOn(server, o);
+}
+
+const PROXIED_ADDRESS = Symbol('proxied address');
+interface ProxiedSocket extends Socket {
+  [PROXIED_ADDRESS]?: string;
+}
+
+/**
+ * Puts a PROXY header read in front of the TLS handshake: Node's own connection listener
+ * (which wraps the socket in a TLSSocket) runs once the header is read, with the bytes past
+ * it pushed back (a TLSSocket takes the bytes its socket has buffered first). The address the
+ * header names is left on the raw socket, which the TLSSocket keeps as `_parent`.
+ */
+function readProxyHeaderFirst(server: TlsServer, proxy: TlsProxyPolicy): void {
+  const [handshake] = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeListener('connection', handshake);
+  server.on('connection', (socket: ProxiedSocket) => {
+    readProxyHeader(socket, proxy.trustedProxies, proxy.headerTimeout, (found) => {
+      if (socket.destroyed) return;
+      socket.pause();
+      socket[PROXIED_ADDRESS] = found.remoteAddress;
+      if (found.head && found.head.length > 0) socket.unshift(found.head);
+      handshake.call(server, socket);
+    });
+  });
 }
 
 /** What a reload of one listener did. */

@@ -235,6 +235,11 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     return this.readyPromise;
   }
 
+  /** True while Redis is reachable: the command connection ready, no command, subscriber or registry connection failing (see RpcTransport.healthy). */
+  healthy(): boolean {
+    return !this.closed && this.health.reachable();
+  }
+
   /** Counters since creation, plus `pending` calls and `running` handlers now. */
   stats(): RedisTransportStats {
     return { ...this.counters, pending: this.caller.size, running: this.consumer.running };
