@@ -113,7 +113,8 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
       emit(event, ...(args as GateEvents[typeof event]));
     },
   });
-  const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger);
+  const warn = createWarnLog(logger);
+  const router = new Router(m ? m.observeTransport(transport) : transport, o.handlerTimeout, logger, warn);
   const resume = new ResumeManager({
     serverId,
     policy: o,
@@ -139,5 +140,5 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route, (s) =>
     resume.requestDone(s.conn.session ?? s),
   );
-  return { transport, logger, warn: createWarnLog(logger), sessions, persistence, router, scheduler, jwt, resume };
+  return { transport, logger, warn, sessions, persistence, router, scheduler, jwt, resume };
 }

@@ -47,23 +47,21 @@ export function gateService(manager: SessionManager, resume?: ResumeManager): Ga
     send: async (sid, topic, body, properties) => {
       const s = manager.require(sid);
       if (manager.send(s, topic, asBuffer(body), properties)) return;
+      if (s.conn.state === State.Connected && s.conn.lastDrop === 'memory') {
+        throw new RpcError(
+          `Send: session ${sid}'s client is not reading its output and the gate's unsent output is over maxBufferedBytesTotal; dropped`,
+          'LIMIT',
+        );
+      }
       if (s.conn.state === State.Connected) {
         throw new RpcError(
-          `Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`,
+          `Send: the message is larger than the gate's maxPacketSize or the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-24); dropped`,
           'BAD_ARGUMENT',
         );
       }
       throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
     },
-    sendBatch: async (ids, topic, body, properties) => {
-      const bytes = asBuffer(body);
-      let n = 0;
-      for (const id of ids) {
-        const s = manager.find(id);
-        if (s && manager.send(s, topic, bytes, properties)) n++;
-      }
-      return n;
-    },
+    sendBatch: async (ids, topic, body, properties) => manager.sendBatch(ids, topic, asBuffer(body), properties),
     broadcast: async (topic, body, properties) => manager.broadcast(topic, asBuffer(body), properties),
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),

@@ -183,7 +183,7 @@ export class ResumeManager {
     const body = this.pendingToken.get(session);
     if (!body) return;
     this.pendingToken.delete(session);
-    session.conn.publish(SESSION_TOPIC, body);
+    session.conn.reply(SESSION_TOPIC, body); // part of answering a request: not dropped as a push
   }
 
   /** Issues a new token (the old one stops working) and stores its hash; returns the `gate/session` push body. */
@@ -240,8 +240,8 @@ export class ResumeManager {
       lost,
     };
     this.d.router.reply(session, to, '', result as never);
-    for (const p of pushes) session.conn.publish(p.topic, Buffer.from(p.body), p.properties);
-    session.conn.publish(SESSION_TOPIC, this.issue(session, true));
+    for (const p of pushes) session.conn.push(p.topic, Buffer.from(p.body), p.properties);
+    session.conn.reply(SESSION_TOPIC, this.issue(session, true));
     this.d.emit('resume', session.snapshot(), {
       recovered: result.recovered,
       replayed: result.replayed,
