@@ -36,7 +36,9 @@ async function ask<T>(cmd: object, ms = 120_000): Promise<T> {
 /** A raw TCP client that connects, gets its CONNACK, then never reads again. */
 function nonReader(port: number, i: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = netConnect(port, '127.0.0.1', () => s.write(mqttPacket.generate({ cmd: 'connect', clientId: `slow-${i}`, protocolVersion: 4, keepalive: 0, clean: true, protocolId: 'MQTT' })));
+    const s = netConnect(port, '127.0.0.1', () =>
+      s.write(mqttPacket.generate({ cmd: 'connect', clientId: `slow-${i}`, protocolVersion: 4, keepalive: 0, clean: true, protocolId: 'MQTT' })),
+    );
     s.once('data', () => {
       s.pause();
       resolve(s);

@@ -30,8 +30,12 @@ export class PushEncoding {
 
   /** The bytes for a target's level; null when the push cannot be encoded (a topic or property over 65 535 bytes). */
   bytesFor(target: PushTarget): Buffer | null {
-    if (target.v5) return (this.v5 ??= this.encode(true));
-    return (this.v4 ??= this.encode(false));
+    if (target.v5) {
+      if (this.v5 === undefined) this.v5 = this.encode(true);
+      return this.v5;
+    }
+    if (this.v4 === undefined) this.v4 = this.encode(false);
+    return this.v4;
   }
 
   /** Pushes to one target; false when not written (see MqttConnection.pushEncoded). */
