@@ -18,7 +18,6 @@ const BOUND = 64 * MiB;
 const SLOW = 500;
 
 let child: ChildProcessWithoutNullStreams;
-let lines: Interface | undefined;
 const answers: string[] = [];
 let waiting: ((line: string) => void) | undefined;
 
@@ -61,7 +60,7 @@ const slow: Socket[] = [];
 beforeAll(async () => {
   child = spawn(process.execPath, [join(__dirname, 'helpers/budget-gate.mjs'), String(BOUND)], { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
-  lines = createInterface({ input: child.stdout });
+  const lines: Interface = createInterface({ input: child.stdout });
   const ready = new Promise<string>((resolve) => {
     lines.on('line', (l) => {
       if (l.startsWith('BUDGET_GATE ')) return resolve(l);
