@@ -210,8 +210,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /**
    * Request counters since start, connections open (CONNECT pending included), and
-   * `droppedOversize`: replies and pushes not sent because they were larger than the MQTT 5
-   * client's Maximum Packet Size (MQTT-3.1.2-25).
+   * `droppedOversize`: replies and pushes not sent because they were larger than maxPacketSize
+   * or the MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24; a reply is answered with an
+   * Error envelope instead); `droppedMemory`: pushes dropped to slow consumers while over
+   * maxBufferedBytesTotal; `bufferedBytes`: unsent output across connections, bytes, as that
+   * bound counts it (0 when off).
    */
   stats(): RouterStats & {
     connections: number;
