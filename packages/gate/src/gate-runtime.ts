@@ -119,6 +119,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     o.handlerTimeout,
     logger,
     createWarnLog(logger, FAILED_REQUEST_LOG_INTERVAL),
+    warn,
   );
   const resume = new ResumeManager({
     serverId,

@@ -21,7 +21,8 @@ import { closeReasonLabel, GateMetrics } from './metrics';
 import { OpsServer, type Readiness } from './ops-server';
 import type { JwtClaims } from './jwt';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
-import { MqttConnection, type ConnectVerdict, type ProtocolHooks } from './protocol/connection';
+import { MqttConnection, type ConnectVerdict, type DropReason, type ProtocolHooks } from './protocol/connection';
+import { OutputBudget } from './protocol/output-budget';
 import { ReasonCode } from './protocol/mqtt5';
 import { State } from './protocol/state';
 import type { RouterStats } from './router';
@@ -77,8 +78,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private sweep: NodeJS.Timeout | undefined;
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | undefined;
-  /** Replies and pushes dropped as larger than an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-25). */
+  /** Replies and pushes not sent as larger than maxPacketSize or an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24). */
   private droppedOversize = 0;
+  /** Pushes dropped to slow consumers while the output was over maxBufferedBytesTotal (issue 11). */
+  private droppedMemory = 0;
+  /** The bound on unsent output across connections (maxBufferedBytesTotal); undefined when off. */
+  private readonly budget: OutputBudget | undefined;
   /** Prometheus metrics, with `metricsPort` only. */
   readonly metrics: GateMetrics | undefined;
   private ops: OpsServer | undefined;
@@ -98,10 +103,17 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       authenticate: (conn, packet) => this.authenticate(conn, packet),
       connected: (conn) => this.onConnected(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
-      dropped: () => void this.droppedOversize++,
+      dropped: (conn, bytes, reason) => this.onDropped(conn, bytes, reason),
     };
+    if (this.options.maxBufferedBytesTotal > 0) {
+      this.budget = new OutputBudget(this.options.maxBufferedBytesTotal, (m, unsent, total) => this.shed(m as Conn, unsent, total));
+      this.hooks.budget = this.budget;
+    }
     if (this.options.metricsPort !== false) {
-      const metrics = new GateMetrics({ connections: () => this.connections, counts: () => this.counts() }, this.options.metricsHandlerCap);
+      const metrics = new GateMetrics(
+        { connections: () => this.connections, counts: () => this.counts(), bufferedBytes: () => this.budget?.total ?? 0 },
+        this.options.metricsHandlerCap,
+      );
       this.metrics = metrics;
       this.hooks.traffic = metrics.traffic;
       this.on('connect', () => metrics.connected());
@@ -215,15 +227,27 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /**
    * Request counters since start, connections open (CONNECT pending included), and
-   * `droppedOversize`: replies and pushes not sent because they were larger than the MQTT 5
-   * client's Maximum Packet Size (MQTT-3.1.2-25).
+   * `droppedOversize`: replies and pushes not sent because they were larger than maxPacketSize
+   * or the MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24; a reply is answered with an
+   * Error envelope instead); `droppedMemory`: pushes dropped to slow consumers while over
+   * maxBufferedBytesTotal; `bufferedBytes`: unsent output across connections, bytes, as that
+   * bound counts it (0 when off).
    */
-  stats(): RouterStats & { connections: number; outstanding: number; droppedOversize: number; storage: StorageStats | undefined } {
+  stats(): RouterStats & {
+    connections: number;
+    outstanding: number;
+    droppedOversize: number;
+    droppedMemory: number;
+    bufferedBytes: number;
+    storage: StorageStats | undefined;
+  } {
     const r = this.runtime;
     return {
       ...(r ? r.router.stats : NO_REQUESTS),
       connections: this.connections.size,
       droppedOversize: this.droppedOversize,
+      droppedMemory: this.droppedMemory,
+      bufferedBytes: this.budget?.total ?? 0,
       outstanding: r ? r.scheduler.outstanding : 0,
       storage: r?.persistence ? { ...r.persistence.stats } : undefined,
     };
@@ -410,9 +434,44 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     );
   }
 
+  /** A reply or push not written (see ProtocolHooks.dropped): counted, and logged rate-limited. */
+  private onDropped(conn: Conn, bytes: number, reason: DropReason): void {
+    if (reason === 'memory') this.droppedMemory++;
+    else this.droppedOversize++;
+    this.metrics?.pushDropped(reason);
+    const fields = { clientId: conn.clientId, sessionId: conn.session?.sessionId, bytes };
+    if (reason === 'memory') {
+      const limit = this.options.maxBufferedBytesTotal;
+      this.runtime?.warn(
+        'output-budget',
+        { ...fields, unsent: conn.counted, total: this.budget?.total, limit },
+        'push dropped: the gate is over maxBufferedBytesTotal and this client is not reading',
+      );
+    } else {
+      this.runtime?.warn(
+        'packet-too-large',
+        { ...fields, limit: conn.packetLimit },
+        "PUBLISH not sent: larger than the packet limit (maxPacketSize, or the MQTT 5 client's Maximum Packet Size)",
+      );
+    }
+  }
+
+  /** The output budget's choice: a connection with one of the largest backlogs while over maxBufferedBytesTotal. */
+  private shed(conn: Conn, unsent: number, total: number): void {
+    const limit = this.options.maxBufferedBytesTotal;
+    this.runtime?.warn(
+      'slow-consumer',
+      { clientId: conn.clientId, sessionId: conn.session?.sessionId, remoteAddress: conn.wire.remoteAddress, unsent, total, limit },
+      "closing a slow consumer: the gate's unsent output is over maxBufferedBytesTotal and this connection holds one of the largest backlogs",
+    );
+    // No DISCONNECT 0x97: it would wait behind the backlog the client does not read (MQTT 5.0 §4.13: a MAY).
+    conn.destroy(`slow consumer: ${unsent} bytes unsent while the gate holds ${total}, over maxBufferedBytesTotal ${limit}`);
+  }
+
   private checkTimers(): void {
     const now = Date.now();
     for (const conn of this.connections) conn.checkTimers(now);
+    this.budget?.sweep();
     this.runtime?.jwt?.sweep(now);
     const persistence = this.runtime?.persistence;
     if (persistence) for (const s of this.registry.all()) persistence.tick(s, now);
@@ -470,6 +529,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     await closing;
     if (this.sweep) clearInterval(this.sweep);
     this.unwatch?.();
+    this.budget?.close();
     await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');

@@ -203,10 +203,10 @@ export class JwtConnect {
     const to = props?.responseTopic ?? (packet.topic === REFRESH_TOPIC ? undefined : packet.topic);
     if (to === undefined) return;
     const body = encodeReply(session.traceId, error, result);
-    if (!session.conn.v5) return void session.conn.publish(to, body);
+    if (!session.conn.v5) return void session.conn.reply(to, body);
     const properties: PublishProperties = { payloadFormatIndicator: true, contentType: ENVELOPE_CONTENT_TYPE };
     if (props?.correlationData !== undefined) properties.correlationData = props.correlationData;
-    session.conn.publish(to, body, properties);
+    session.conn.reply(to, body, properties);
   }
 
   private async refreshNow(session: GateSession, payload: Buffer): Promise<{ exp: number | null }> {

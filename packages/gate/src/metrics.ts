@@ -36,6 +36,8 @@ export interface Traffic {
 export interface GateView {
   connections(): Iterable<{ wire: { network: string }; protocolVersion: number; state: number }>;
   counts(): SessionCounts;
+  /** Unsent output bytes across connections (the output budget's total; 0 when it is off). */
+  bufferedBytes?(): number;
 }
 
 /** Why connections close, as a bounded label (matched on the close reason's text). */
@@ -104,6 +106,7 @@ export class GateMetrics {
   private readonly transportLatency: Histogram;
   private readonly storageCalls: Counter<'method' | 'outcome'>;
   private readonly storageLatency: Histogram<'method'>;
+  private readonly pushesDropped: Counter<'reason'>;
 
   constructor(
     view: GateView,
@@ -192,6 +195,20 @@ export class GateMetrics {
           this.inc(read());
         },
       });
+    this.pushesDropped = new Counter({
+      name: 'mqgate_pushes_dropped_total',
+      help: 'Replies and pushes not sent, by reason: too_large (over maxPacketSize or the MQTT 5 client Maximum Packet Size), memory (to a slow consumer while over maxBufferedBytesTotal)',
+      labelNames: ['reason'],
+      registers,
+    });
+    new Gauge({
+      name: 'mqgate_output_buffered_bytes',
+      help: 'Unsent output bytes across connections, as the maxBufferedBytesTotal bound counts them (0 when off)',
+      registers,
+      collect() {
+        this.set(view.bufferedBytes?.() ?? 0);
+      },
+    });
     fromTraffic('mqgate_received_bytes_total', 'Bytes received from clients', () => t.bytesIn);
     fromTraffic('mqgate_sent_bytes_total', 'Bytes written to clients', () => t.bytesOut);
     fromTraffic('mqgate_messages_sent_total', 'PUBLISH packets written to clients (replies and pushes)', () => t.sent);
@@ -212,6 +229,11 @@ export class GateMetrics {
         for (const [type, n] of Object.entries(t.packetsIn)) this.inc({ type }, n);
       },
     });
+  }
+
+  /** A reply or push not sent (see ProtocolHooks.dropped). */
+  pushDropped(reason: 'too_large' | 'memory'): void {
+    this.pushesDropped.inc({ reason });
   }
 
   /** A CONNACK 0 was sent (the gate's `connect` event). */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 import type { TlsListenOptions } from './wire/tls';
@@ -87,7 +88,10 @@ export interface GateOptions {
   maxIdle?: number;
   /** Largest keepalive a CONNECT may ask for, seconds; larger gets CONNACK 2. 0 = any (up to 65 535). Default 0. */
   maxKeepalive?: number;
-  /** Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered. Default 65 536. */
+  /**
+   * Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered.
+   * Also the largest the gate sends: a reply above it becomes an Error envelope reply, a push above it is dropped and counted. Default 65 536.
+   */
   maxPacketSize?: number;
   /**
    * Unsent bytes a connection may hold (replies and pushes to a client that does not read);
@@ -237,9 +241,30 @@ export interface GateOptions {
    * 0 = no cap. Default 10 000.
    */
   maxDetached?: number;
+
+  // Output bound (issue 11).
+  /**
+   * Unsent output, bytes, across all connections of the gate (replies and pushes written, not
+   * yet taken by the kernel; a Buffer shared by several connections counts once per
+   * connection). Past it: pushes (session.send, sendBatch, sendToUser, broadcast) to a
+   * connection holding more than outputHighWaterMark unsent are dropped and counted
+   * (`mqgate_pushes_dropped_total{reason="memory"}`, `gate.stats().droppedMemory`), never
+   * buffered; replies to a client's own requests still go out (bounded by maxInflight per
+   * connection); and the connections with the largest backlogs are closed first (reason
+   * `slow consumer: ...`, no DISCONNECT: it would wait behind the unread backlog; MQTT 5.0
+   * §4.13 makes it a MAY) until the total is back under. `0` or `false` turns it off.
+   * Default: a quarter of V8's heap limit (`v8.getHeapStatistics().heap_size_limit / 4`, about
+   * 1 GiB on a 4 GiB heap): output buffers are off-heap, but the heap limit is what the
+   * process was sized for (`--max-old-space-size`, the container).
+   */
+  maxBufferedBytesTotal?: number | false;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
+export type ResolvedGateOptions = Required<
+  Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt' | 'maxBufferedBytesTotal'>
+> & {
+  /** Bytes; 0 = off. */
+  maxBufferedBytesTotal: number;
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
@@ -304,6 +329,8 @@ export const DEFAULTS = {
   maxOutboundQueue: 1000,
   // resume at CONNECT and its limits (issue 10, rule 6)
   maxDetached: 10_000,
+  // Output bound (issue 11): a quarter of V8's heap limit (see GateOptions.maxBufferedBytesTotal).
+  maxBufferedBytesTotal: Math.floor(getHeapStatistics().heap_size_limit / 4),
 } as const;
 
 function positive(name: string, v: number): number {
@@ -391,6 +418,9 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxOutboundQueue: nonNegative('maxOutboundQueue', o.maxOutboundQueue ?? DEFAULTS.maxOutboundQueue),
     // resume at CONNECT and its limits (issue 10, rule 6)
     maxDetached: nonNegative('maxDetached', o.maxDetached ?? DEFAULTS.maxDetached),
+    // Output bound (issue 11).
+    maxBufferedBytesTotal:
+      o.maxBufferedBytesTotal === false ? 0 : nonNegative('maxBufferedBytesTotal', o.maxBufferedBytesTotal ?? DEFAULTS.maxBufferedBytesTotal),
   };
 }
 

@@ -138,6 +138,7 @@ export class Router {
     private readonly logger: Logger,
     /** The warn line of each failed request (rate-limited per kind, see {@link FAILED_REQUEST_LOG_INTERVAL}). */
     private readonly failed: WarnLog,
+    private readonly warn: WarnLog = () => undefined,
   ) {}
 
   async route(session: GateSession, packet: IPublishPacket): Promise<void> {
@@ -198,22 +199,45 @@ export class Router {
     this.failed(`request:${outcome}`, fields, 'request failed');
   }
 
-  /** Writes a reply envelope (or a handler's bytes) to the session's client; also used by the gate's own requests (`gate/HD_resume`). */
+  /**
+   * Writes a reply envelope (or a handler's bytes) to the session's client; also used by the
+   * gate's own requests (`gate/HD_resume`, `gate/HD_refresh`). A reply whose packet would be
+   * larger than the connection's packetLimit (the gate's maxPacketSize, or the MQTT 5
+   * client's Maximum Packet Size: MQTT-3.1.2-24 says the server must not send it) is not
+   * sent: the client gets an Error envelope instead, `reply too large: N bytes exceeds
+   * maxPacketSize M` (or `... the client's Maximum Packet Size M`), counted as dropped
+   * `too_large`; if even that does not fit, nothing is sent.
+   */
   reply(session: GateSession, to: ReplyTo, error: string, value: RpcValue): void {
     const [handlerProps, result] = unwrapReply(value);
     const body = encodeReply(session.traceId, error, result);
-    if (!session.conn.v5) {
-      session.conn.publish(to.topic, body);
-      return;
+    const conn = session.conn;
+    let properties: PublishProperties | undefined;
+    if (conn.v5) {
+      const envelope = !(error === '' && result instanceof Uint8Array);
+      properties = {};
+      if (envelope) properties.payloadFormatIndicator = true;
+      const contentType = handlerProps?.contentType ?? (envelope ? ENVELOPE_CONTENT_TYPE : undefined);
+      if (contentType !== undefined) properties.contentType = contentType;
+      if (to.correlationData !== undefined) properties.correlationData = to.correlationData;
+      if (handlerProps?.userProperties !== undefined) properties.userProperties = handlerProps.userProperties;
     }
-    const envelope = !(error === '' && result instanceof Uint8Array);
-    const properties: PublishProperties = {};
-    if (envelope) properties.payloadFormatIndicator = true;
-    const contentType = handlerProps?.contentType ?? (envelope ? ENVELOPE_CONTENT_TYPE : undefined);
-    if (contentType !== undefined) properties.contentType = contentType;
-    if (to.correlationData !== undefined) properties.correlationData = to.correlationData;
-    if (handlerProps?.userProperties !== undefined) properties.userProperties = handlerProps.userProperties;
-    session.conn.publish(to.topic, body, properties);
+    const tooLarge = conn.reply(to.topic, body, properties);
+    if (tooLarge > 0) this.replyTooLarge(session, to, tooLarge);
+  }
+
+  private replyTooLarge(session: GateSession, to: ReplyTo, bytes: number): void {
+    const conn = session.conn;
+    const limit = conn.packetLimit;
+    const what = conn.v5 && conn.v5.maximumPacketSize === limit ? "the client's Maximum Packet Size" : 'maxPacketSize';
+    const message = `reply too large: ${bytes} bytes exceeds ${what} ${limit}`;
+    this.stats.errors++;
+    conn.hooks.dropped(conn, bytes, 'too_large');
+    this.warn('reply-too-large', { sessionId: session.sessionId, topic: to.topic.slice(0, 256), bytes, limit }, message);
+    const properties: PublishProperties | undefined = conn.v5 ? { payloadFormatIndicator: true, contentType: ENVELOPE_CONTENT_TYPE } : undefined;
+    if (properties && to.correlationData !== undefined) properties.correlationData = to.correlationData;
+    const still = conn.reply(to.topic, encodeReply(session.traceId, message, null), properties);
+    if (still > 0) conn.hooks.dropped(conn, still, 'too_large');
   }
 }
 

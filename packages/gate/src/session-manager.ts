@@ -12,6 +12,7 @@ import {
   type UserLocation,
 } from '@mqgate/rpc';
 import { ReasonCode } from './protocol/mqtt5';
+import { PushEncoding } from './protocol/push-encoding';
 import { PersistenceError } from './errors';
 import type { GateSession } from './session';
 import type { SessionPersistence } from './session-persistence';
@@ -305,21 +306,52 @@ export class SessionManager {
   /**
    * Pushes a PUBLISH to one session; `properties` reach an MQTT 5 client only; `qos` 1 is
    * kept until the client's PUBACK and resent on resume (MqttConnection.publishQos1; the
-   * body is copied, as the gate holds it). Returns false when its connection is closing,
-   * the push exceeds the MQTT 5 client's Maximum Packet Size (dropped and counted,
-   * MQTT-3.1.2-25), or a QoS 1 push is refused (`session.conn.outbound.refusal`).
+   * body is copied, as the gate holds it). Returns false when its connection is closing, the
+   * push was dropped and counted (over the connection's packetLimit: maxPacketSize, or the
+   * MQTT 5 client's Maximum Packet Size, MQTT-3.1.2-24; or to a slow consumer while the gate
+   * is over maxBufferedBytesTotal), or a QoS 1 push is refused (`session.conn.outbound.refusal`).
    */
   send(session: GateSession, topic: string, body: Buffer, properties?: Mqtt5PushProperties, qos: PushQos = 0): boolean {
     if (session.replay) return session.replay.push(topic, Buffer.from(body), properties, qos);
     if (qos === 1) return session.conn.publishQos1(topic, Buffer.from(body), properties);
-    return session.conn.publish(topic, body, properties);
+    return session.conn.push(topic, body, properties);
   }
 
-  /** Pushes to every live session of this gate; `properties` reach MQTT 5 clients only; `qos` as {@link send}. Returns how many got it. */
+  /**
+   * Pushes one message to several sessions (sendBatch, sendToUser): at QoS 0 encoded once per
+   * protocol encoding, the same bytes shared by every receiver (see PushEncoding); `qos` as
+   * {@link send}. Ids not live (or detached) here are skipped. Returns how many got it.
+   */
+  sendBatch(sessionIds: Iterable<string>, topic: string, body: Buffer, properties?: Mqtt5PushProperties, qos: PushQos = 0): number {
+    if (qos === 1) {
+      let n = 0;
+      for (const id of sessionIds) {
+        const s = this.find(id);
+        if (s && this.send(s, topic, body, properties, 1)) n++;
+      }
+      return n;
+    }
+    const push = new PushEncoding(topic, body, properties);
+    let copy: Buffer | undefined;
+    let n = 0;
+    for (const id of sessionIds) {
+      const s = this.find(id);
+      if (!s) continue;
+      if (s.replay ? s.replay.push(topic, (copy ??= Buffer.from(body)), properties) : push.pushTo(s.conn)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Pushes to every live session of this gate; `properties` reach MQTT 5 clients only; `qos`
+   * as {@link send}. At QoS 0 encoded once per protocol encoding and shared by every receiver (see PushEncoding).
+   * Returns how many got it.
+   */
   broadcast(topic: string, body: Buffer, properties?: Mqtt5PushProperties, qos: PushQos = 0): number {
     if (qos === 1) return this.broadcastQos1(topic, Buffer.from(body), properties);
+    const push = new PushEncoding(topic, body, properties);
     let n = 0;
-    for (const s of this.registry.all()) if (s.conn.publish(topic, body, properties)) n++;
+    for (const s of this.registry.all()) if (push.pushTo(s.conn)) n++;
     if (this.detached) {
       const copy = Buffer.from(body);
       for (const s of this.detached.sessions()) if (s.replay?.push(topic, copy, properties)) n++;
@@ -344,7 +376,7 @@ export class SessionManager {
    */
   kick(session: GateSession, reason?: string, reasonCode: number = ReasonCode.AdministrativeAction): void {
     if (session.replay) return this.detached?.discard(session);
-    if (reason !== undefined) session.conn.publish(KICK_TOPIC, Buffer.from(JSON.stringify({ reason })));
+    if (reason !== undefined) session.conn.push(KICK_TOPIC, Buffer.from(JSON.stringify({ reason })));
     session.conn.fail(reasonCode, reason === undefined ? 'closed by server' : `kicked: ${reason}`, 'close', reason ?? 'closed by server');
   }
 

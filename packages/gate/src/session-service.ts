@@ -48,29 +48,28 @@ export function gateService(manager: SessionManager, resume?: ResumeManager, war
     },
     send: async (sid, topic, body, properties, qos) => {
       const s = manager.require(sid);
+      s.conn.lastDrop = undefined;
       if (manager.send(s, topic, asBuffer(body), properties, qos)) return;
       const refusal = qos === 1 ? s.conn.outbound?.refusal : undefined;
       if (s.conn.state === State.Connected && refusal) {
         warn?.('limit:outboundQos1', { sessionId: sid, clientId: s.clientId }, `QoS 1 push dropped: ${refusal}`);
         throw new RpcError(`Send: ${refusal} for session ${sid}; dropped (QoS 1, issue 10 rule 7)`, 'LIMIT');
       }
+      if (s.conn.state === State.Connected && s.conn.lastDrop === 'memory') {
+        throw new RpcError(
+          `Send: session ${sid}'s client is not reading its output and the gate's unsent output is over maxBufferedBytesTotal; dropped`,
+          'LIMIT',
+        );
+      }
       if (s.conn.state === State.Connected) {
         throw new RpcError(
-          `Send: the message is larger than the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-25); dropped`,
+          `Send: the message is larger than the gate's maxPacketSize or the Maximum Packet Size of session ${sid}'s MQTT 5 client (MQTT-3.1.2-24); dropped`,
           'BAD_ARGUMENT',
         );
       }
       throw new RpcError(`Send: the connection of session ${sid} is closing`, 'NO_SESSION');
     },
-    sendBatch: async (ids, topic, body, properties, qos) => {
-      const bytes = asBuffer(body);
-      let n = 0;
-      for (const id of ids) {
-        const s = manager.find(id);
-        if (s && manager.send(s, topic, bytes, properties, qos)) n++;
-      }
-      return n;
-    },
+    sendBatch: async (ids, topic, body, properties, qos) => manager.sendBatch(ids, topic, asBuffer(body), properties, qos),
     broadcast: async (topic, body, properties, qos) => manager.broadcast(topic, asBuffer(body), properties, qos),
     isConnect: (_sid, userId) => manager.isConnected(userId),
     close: async (sid, reason) => manager.kick(manager.require(sid), reason),

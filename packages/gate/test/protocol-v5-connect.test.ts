@@ -100,7 +100,7 @@ describe('CONNECT v5 properties (rule 1)', () => {
     expect(h.gate.send(id, 'push/small', 'ok')).toBe(true);
     const got = (await within(raw.next('publish'), 2000, 'small push')) as IPublishPacket;
     expect(got.topic).toBe('push/small');
-    // A reply over the limit is dropped too: the connection stays up.
+    // A reply over the limit becomes an Error envelope that fits (MQTT-3.1.2-24): the connection stays up.
     raw.send({
       cmd: 'publish',
       topic: 'svc/HD_echo',
@@ -117,6 +117,12 @@ describe('CONNECT v5 properties (rule 1)', () => {
       2000,
       'the oversize reply counted',
     );
+    const error = (await within(raw.next('publish'), 2000, 'error reply')) as IPublishPacket;
+    expect(error.topic).toBe('r');
+    expect(JSON.parse(error.payload.toString())).toMatchObject({
+      Error: expect.stringMatching(/^reply too large: \d+ bytes exceeds the client's Maximum Packet Size 200$/),
+      Result: null,
+    });
     expect(h.gate.send(id, 'push/small', 'still')).toBe(true);
     expect(((await within(raw.next('publish'), 2000, 'second push')) as IPublishPacket).payload.toString()).toBe('still');
   });

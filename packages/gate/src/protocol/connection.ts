@@ -8,6 +8,7 @@ import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
+import type { OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from '../metrics';
 
@@ -26,11 +27,20 @@ export interface ProtocolHooks<S = unknown> {
   connected(conn: MqttConnection<S>): void;
   /** The connection is closed (called once). */
   closed(conn: MqttConnection<S>, reason: string): void;
-  /** A reply or push larger than the MQTT 5 client's Maximum Packet Size was dropped (MQTT-3.1.2-25). */
-  dropped(conn: MqttConnection<S>, bytes: number): void;
+  /**
+   * A PUBLISH was not written: `too_large`, over the connection's packetLimit (the gate's
+   * maxPacketSize or the MQTT 5 client's Maximum Packet Size, MQTT-3.1.2-24); `memory`, a
+   * push to a slow connection while the gate's output is over maxBufferedBytesTotal.
+   */
+  dropped(conn: MqttConnection<S>, bytes: number, reason: DropReason): void;
   /** Counters of bytes, packets and pauses, when the gate keeps metrics (see metrics.ts). */
   traffic?: Traffic;
+  /** The gate's bound on unsent output across its connections (maxBufferedBytesTotal); undefined when off. */
+  budget?: OutputBudget;
 }
+
+/** Why a PUBLISH to a client was not written (see {@link ProtocolHooks.dropped}). */
+export type DropReason = 'too_large' | 'memory';
 
 /** The authenticate hook's answer: a CONNACK reason code, or one with a Reason String for an MQTT 5 client. */
 /**
@@ -133,6 +143,12 @@ export class MqttConnection<S = unknown> implements WireSink {
   v5: Mqtt5State | undefined;
   /** Outbound QoS 1 pushes in flight and queued, made at the first one; kept after the close for a resume to take. */
   outbound: OutboundInflight | undefined;
+  /** Bytes of this connection in the gate's output budget (0 when there is none). */
+  counted = 0;
+  /** In the output budget's set of connections with unsent bytes after their last tick. */
+  backlogged = false;
+  /** Why the last PUBLISH dropped by pushEncoded was (for the caller's error). */
+  lastDrop: DropReason | undefined;
 
   private readonly parser: ReturnType<typeof mqtt.parser>;
   private readonly guard: FrameGuard;
@@ -150,6 +166,27 @@ export class MqttConnection<S = unknown> implements WireSink {
     parser.on('packet', onParserPacket);
     parser.on('error', onParserError);
     this.parser = parser;
+    if (hooks.budget) wire.flushTo = this;
+  }
+
+  /**
+   * The largest packet this connection may be sent, bytes: the gate's maxPacketSize, or an
+   * MQTT 5 client's Maximum Packet Size when smaller (MQTT-3.1.2-24: the server must not send
+   * a packet above it).
+   */
+  get packetLimit(): number {
+    const v5 = this.v5;
+    return v5 !== undefined && v5.maximumPacketSize < this.limits.maxPacketSize ? v5.maximumPacketSize : this.limits.maxPacketSize;
+  }
+
+  /** Wire flush listener: this tick's writes went to the kernel; the budget learns what is left. */
+  flushed(): void {
+    if (this.state !== State.Closed || this.counted > 0) this.hooks.budget?.settle(this, this.wire.unsentBytes());
+  }
+
+  /** BudgetMember: what the wire holds unsent now. */
+  unsentBytes(): number {
+    return this.wire.unsentBytes();
   }
 
   /** WireSink: bytes from the client. */
@@ -203,6 +240,7 @@ export class MqttConnection<S = unknown> implements WireSink {
 
   /** WireSink: the socket has gone. */
   closed(error?: Error): void {
+    this.hooks.budget?.release(this);
     this.finish(error ? `connection lost: ${error.message}` : 'connection lost');
   }
 
@@ -361,19 +399,87 @@ export class MqttConnection<S = unknown> implements WireSink {
       return false;
     }
     this.wire.write(bytes);
+    if (this.hooks.budget) this.hooks.budget.add(this, bytes.length);
     if (this.hooks.traffic) this.hooks.traffic.bytesOut += bytes.length;
     if (this.state === State.Connected) this.checkOutput();
     return true;
   }
 
   /**
-   * Writes a QoS 0 PUBLISH: replies and pushes (mqant pushes at QoS 0, no subscription
-   * needed). `props` go out to an MQTT 5 client only (MQTT 5.0 §3.3.2.3); a PUBLISH larger
-   * than its Maximum Packet Size is dropped and reported to `hooks.dropped` (MQTT-3.1.2-25).
-   * Returns false when nothing was written (closing, oversize, or not encodable).
+   * Encodes a QoS 0 PUBLISH in this connection's protocol level: `props` go out to an MQTT 5
+   * client only (MQTT 5.0 §3.3.2.3). Returns undefined when it cannot be encoded (a topic or
+   * property over 65 535 bytes, a packet over the MQTT maximum; callers validate topics).
    */
-  publish(topic: string, payload: Buffer, props?: PublishProperties): boolean {
-    const sent = this.publishQos0(topic, payload, props);
+  encodePublish(topic: string, payload: Buffer, props: PublishProperties | undefined): Buffer | undefined {
+    try {
+      return this.v5 ? encodePublishV5(topic, payload, props) : encodePublishQos0(topic, payload);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes a QoS 0 PUBLISH answering one of this client's requests (mqant replies at QoS 0),
+   * whatever the gate's output budget says: replies are bounded by maxInflight per connection.
+   * @returns 0 when written; -1 when not (closing, not encodable); else the size, bytes, of a
+   *   packet over {@link packetLimit}: nothing is written, the caller answers with an error.
+   */
+  reply(topic: string, payload: Buffer, props?: PublishProperties): number {
+    if (this.state !== State.Connected) return this.miss();
+    const bytes = this.encodePublish(topic, payload, props);
+    if (bytes === undefined) {
+      // Over the MQTT maximum of 268 435 455 bytes (or a topic too long): report its size.
+      return payload.length > this.packetLimit ? payload.length + topic.length + 5 : this.miss();
+    }
+    if (bytes.length > this.packetLimit) return bytes.length;
+    this.writePublish(bytes);
+    return 0;
+  }
+
+  /**
+   * Writes a QoS 0 PUBLISH the client did not ask for (mqant pushes at QoS 0, no
+   * subscription needed); see {@link pushEncoded} for when it is dropped.
+   * Returns false when nothing was written.
+   */
+  push(topic: string, payload: Buffer, props?: PublishProperties): boolean {
+    const bytes = this.state === State.Connected ? this.encodePublish(topic, payload, props) : undefined;
+    if (bytes !== undefined) return this.pushEncoded(bytes);
+    this.miss();
+    return false;
+  }
+
+  /**
+   * Writes a push already encoded for this connection's protocol level (a broadcast encodes
+   * once per level and shares the Buffer, see push-encoding.ts). Dropped, counted and
+   * reported to `hooks.dropped`: when larger than {@link packetLimit} (`too_large`; MQTT 5:
+   * MQTT-3.1.2-24), or when the gate's unsent output is over maxBufferedBytesTotal and this
+   * connection holds more than outputHighWaterMark unsent (`memory`: a slow consumer gets no
+   * more pushes to buffer; the budget's sweep closes the largest backlogs).
+   * Returns false when nothing was written.
+   */
+  pushEncoded(bytes: Buffer): boolean {
+    if (this.state !== State.Connected) {
+      this.miss();
+      return false;
+    }
+    if (bytes.length > this.packetLimit) return this.drop(bytes.length, 'too_large');
+    const budget = this.hooks.budget;
+    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) {
+      return this.drop(bytes.length, 'memory');
+    }
+    return this.writePublish(bytes);
+  }
+
+  /** Reports a PUBLISH not written (too large, or memory); returns false. */
+  drop(bytes: number, reason: DropReason): false {
+    this.lastDrop = reason;
+    this.hooks.dropped(this, bytes, reason);
+    this.miss();
+    return false;
+  }
+
+  private writePublish(bytes: Buffer): boolean {
+    const sent = this.write(bytes);
     const t = this.hooks.traffic;
     if (t && sent) t.sent++;
     else if (t) t.dropped++;
@@ -385,8 +491,8 @@ export class MqttConnection<S = unknown> implements WireSink {
    * when the inflight window has room, else queued behind it, in order; kept until the
    * client's PUBACK ({@link acked}). `carried` is a push from an earlier connection of the
    * session (a resume): resent with DUP 1 and, when free, its identifier (MQTT-4.4.0-1).
-   * Returns false when nothing was kept: not connected, larger than the MQTT 5 client's
-   * Maximum Packet Size (MQTT-3.1.2-25, `hooks.dropped`), or refused at maxOutboundQueue /
+   * Returns false when nothing was kept: not connected, dropped as a push is (see
+   * {@link pushEncoded}: over {@link packetLimit}, or `memory`), or refused at maxOutboundQueue /
    * maxBufferedBytes (`outbound.refusal` says which). Counted as sent or dropped.
    */
   publishQos1(topic: string, payload: Buffer, props?: PublishProperties, carried = 0): boolean {
@@ -397,20 +503,16 @@ export class MqttConnection<S = unknown> implements WireSink {
       return false;
     }
     const v5 = this.v5;
-    if (v5 && v5.maximumPacketSize !== Infinity) {
-      let size: number;
-      try {
-        size = encodePublishQos1(topic, payload, 1, false, true, props).length;
-      } catch {
-        if (t) t.dropped++;
-        return false;
-      }
-      if (size > v5.maximumPacketSize) {
-        if (t) t.dropped++;
-        this.hooks.dropped(this, size);
-        return false;
-      }
+    let size: number;
+    try {
+      size = encodePublishQos1(topic, payload, 1, false, v5 !== undefined, props).length;
+    } catch {
+      if (t) t.dropped++;
+      return false;
     }
+    if (size > this.packetLimit) return this.drop(size, 'too_large');
+    const budget = this.hooks.budget;
+    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) return this.drop(size, 'memory');
     const out = (this.outbound ??= new OutboundInflight({
       window: Math.min(this.limits.maxOutboundInflight, v5 ? v5.receiveMaximum : 0xffff),
       maxQueue: this.limits.maxOutboundQueue,
@@ -442,20 +544,10 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.write(bytes) && this.hooks.traffic) this.hooks.traffic.sent++;
   }
 
-  private publishQos0(topic: string, payload: Buffer, props: PublishProperties | undefined): boolean {
-    if (this.state !== State.Connected) return false;
-    let bytes: Buffer;
-    const v5 = this.v5;
-    try {
-      bytes = v5 ? encodePublishV5(topic, payload, props) : encodePublishQos0(topic, payload);
-    } catch {
-      return false; // a topic or property too long to encode; callers validate topics first
-    }
-    if (v5 && bytes.length > v5.maximumPacketSize) {
-      this.hooks.dropped(this, bytes.length);
-      return false;
-    }
-    return this.write(bytes);
+  /** Counts a PUBLISH not written; returns -1. */
+  private miss(): -1 {
+    if (this.hooks.traffic) this.hooks.traffic.dropped++;
+    return -1;
   }
 
   /** True while reading is paused, for any reason. */
@@ -505,6 +597,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   destroy(reason: string): void {
     if (this.state === State.Closed) return;
     this.wire.destroy();
+    this.hooks.budget?.release(this); // what the socket held is discarded
     this.finish(reason);
   }
 

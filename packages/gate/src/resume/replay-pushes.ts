@@ -23,6 +23,6 @@ export function takeUnacked(conn: MqttConnection): BufferedPush[] {
 export function replayPushes(conn: MqttConnection, pushes: readonly BufferedPush[]): void {
   for (const p of pushes) {
     if (p.qos === 1) conn.publishQos1(p.topic, Buffer.from(p.body), p.properties, p.messageId ?? 0);
-    else conn.publish(p.topic, Buffer.from(p.body), p.properties);
+    else conn.push(p.topic, Buffer.from(p.body), p.properties);
   }
 }

@@ -256,7 +256,7 @@ export class ResumeManager {
     const body = this.pendingToken.get(session);
     if (!body) return;
     this.pendingToken.delete(session);
-    session.conn.publish(SESSION_TOPIC, body);
+    session.conn.reply(SESSION_TOPIC, body); // part of answering a request: not dropped as a push
   }
 
   /**
@@ -270,7 +270,7 @@ export class ResumeManager {
     if (!f) return this.requestDone(session);
     this.atConnack.delete(conn);
     replayPushes(conn, f.pushes);
-    conn.publish(SESSION_TOPIC, this.issue(session, true));
+    conn.reply(SESSION_TOPIC, this.issue(session, true));
     const recovered = f.lost === 0 && !f.fromStore;
     this.d.emit('resume', session.snapshot(), {
       recovered,
@@ -413,7 +413,7 @@ export class ResumeManager {
     };
     this.d.router.reply(session, to, '', result as never);
     replayPushes(session.conn, pushes);
-    session.conn.publish(SESSION_TOPIC, this.issue(session, true));
+    session.conn.reply(SESSION_TOPIC, this.issue(session, true));
     this.d.emit('resume', session.snapshot(), {
       recovered: result.recovered,
       replayed: result.replayed,

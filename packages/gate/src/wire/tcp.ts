@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from '../options';
 import { normalizeIp } from './remote-address';
-import { corkForTick, whenSocketDrained, type TickCorked } from './tick-cork';
+import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { readProxyHeader } from './proxy-protocol';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -10,6 +10,7 @@ class TcpWire implements Wire, TickCorked {
   readonly remoteAddress: string;
   corked = false;
   tickBytes = 0;
+  flushTo: FlushListener | undefined;
   constructor(
     private readonly socket: Socket,
     remoteAddress?: string,
@@ -29,6 +30,9 @@ class TcpWire implements Wire, TickCorked {
   }
   bufferedBytes(): number {
     return Math.max(0, this.socket.writableLength - this.tickBytes);
+  }
+  unsentBytes(): number {
+    return this.socket.writableLength;
   }
   whenDrained(drained: () => void): void {
     whenSocketDrained(this.socket, drained);

@@ -11,6 +11,13 @@ export interface TickCorked {
   /** Bytes written in the current tick (they are corked, not backlog). */
   tickBytes: number;
   readonly corkTarget: Corkable;
+  /** Told after each tick's uncork (the gate's output budget, issue 11); undefined: nobody. */
+  flushTo: FlushListener | undefined;
+}
+
+/** Who hears that a tick's writes were handed to the kernel (see {@link Wire.flushTo}). */
+export interface FlushListener {
+  flushed(): void;
 }
 
 /**
@@ -31,6 +38,7 @@ function uncork(wire: TickCorked): void {
   wire.corked = false;
   wire.tickBytes = 0;
   wire.corkTarget.uncork();
+  if (wire.flushTo !== undefined) wire.flushTo.flushed();
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
-import { corkForTick, whenSocketDrained, type TickCorked } from './tick-cork';
+import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -19,6 +19,7 @@ class WebSocketWire implements Wire, TickCorked {
   corked = false;
   /** Bytes written in the current tick (corked), frame headers included (at most 10 each). */
   tickBytes = 0;
+  flushTo: FlushListener | undefined;
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
@@ -41,6 +42,9 @@ class WebSocketWire implements Wire, TickCorked {
   }
   bufferedBytes(): number {
     return Math.max(0, this.ws.bufferedAmount - this.tickBytes);
+  }
+  unsentBytes(): number {
+    return this.ws.bufferedAmount;
   }
   whenDrained(drained: () => void): void {
     whenSocketDrained(this.socket, drained);

@@ -31,6 +31,13 @@ export interface Wire {
    * client reads slower than it is written to (this tick's corked writes do not count).
    */
   bufferedBytes(): number;
+  /** Bytes written and not yet handed to the kernel, this tick's corked writes included. */
+  unsentBytes(): number;
+  /**
+   * Told after the writes of each tick were handed to the kernel (it then reads
+   * `unsentBytes()`); set by the connection when the gate bounds its total output.
+   */
+  flushTo: { flushed(): void } | undefined;
   /**
    * Calls `drained` once, when everything written so far has been handed to the kernel
    * (at once, on the next tick, when nothing is waiting). Not called if the wire closes first.
