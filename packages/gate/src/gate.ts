@@ -92,6 +92,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       connected: (conn) => this.onConnected(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
       dropped: () => void this.droppedOversize++,
+      rateLimited: (conn, limit, rate) =>
+        this.runtime?.warn(
+          limit === 'messageRate' ? 'limit:messageRate' : 'limit:byteRate',
+          { clientId: conn.clientId, ip: conn.wire.remoteAddress, perSecond: rate.perSecond, burst: rate.burst },
+          `connection paused: over ${limit}; it reads again once its bucket has refilled`,
+        ),
     };
     if (this.options.metricsPort !== false) {
       const metrics = new GateMetrics({ connections: () => this.connections, counts: () => this.counts() }, this.options.metricsHandlerCap);

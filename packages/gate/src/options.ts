@@ -7,6 +7,9 @@ import type { ClientCertificate } from './wire/wire';
 export type { TlsListenOptions, PemSource } from './wire/tls';
 export type { ClientCertificate } from './wire/wire';
 import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt';
+import type { RateLimit } from './protocol/rate-limit';
+
+export type { RateLimit } from './protocol/rate-limit';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -207,15 +210,39 @@ export interface GateOptions {
   resumeBufferMessages?: number;
   /** Bytes of pushes kept per detached session (bodies + topics + 64 each); past it the oldest are dropped. Default 65 536. */
   resumeBufferBytes?: number;
+  // ---- per-connection input rates (issue 11) ----
+  /**
+   * Packets per second one connection may send, any type (PUBLISH, PINGREQ, SUBSCRIBE,
+   * PUBREL...: a PINGREQ flood counts), as a token bucket `{ perSecond, burst }` (burst
+   * defaults to twice perSecond), or `false` for no limit. At the limit the gate stops reading
+   * that connection until the bucket has refilled (EMQX's `messages_rate`): its bytes wait in
+   * the kernel and TCP flow control slows the client; it is never disconnected for its rate.
+   * Default `{ perSecond: 1000, burst: 2000 }` (a game client sends tens to a few hundred a
+   * second; benchmarks of raw throughput turn it off).
+   * @throws RangeError from the Gate constructor when perSecond or burst is not a positive number, or burst < 1.
+   */
+  messageRate?: Partial<RateLimit> | false;
+  /**
+   * Bytes per second read from one connection, as a token bucket `{ perSecond, burst }`
+   * (burst defaults to twice perSecond), or `false` for no limit; at the limit reading pauses
+   * as with messageRate. Charged per read chunk (at most 64 KiB on TCP, one WebSocket message).
+   * Default `{ perSecond: 1 048 576, burst: 2 097 152 }` (1 MiB/s, bursts of 2 MiB: 32 packets of maxPacketSize).
+   * @throws RangeError as messageRate.
+   */
+  byteRate?: Partial<RateLimit> | false;
 }
 
-export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
+export type ResolvedGateOptions = Required<
+  Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt' | 'messageRate' | 'byteRate'>
+> & {
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
   userIndex: UserIndex | undefined;
   metricsHost: string | undefined;
   jwt: ResolvedJwtOptions | undefined;
+  messageRate: RateLimit | false;
+  byteRate: RateLimit | false;
 };
 
 /** Every default in one place. */
@@ -269,6 +296,9 @@ export const DEFAULTS = {
   resumeWindow: 120_000,
   resumeBufferMessages: 50,
   resumeBufferBytes: 65_536,
+  // per-connection input rates (issue 11): above what an honest client sends
+  messageRate: { perSecond: 1000, burst: 2000 } as RateLimit | false,
+  byteRate: { perSecond: 1024 * 1024, burst: 2 * 1024 * 1024 } as RateLimit | false,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -286,6 +316,17 @@ function upTo(name: string, v: number, max: number): number {
   return v;
 }
 
+/** A token-bucket option: false, or `{ perSecond > 0, burst ≥ 1 }` (burst defaulting to twice perSecond). */
+function rateLimit(name: string, v: Partial<RateLimit> | false | undefined, fallback: RateLimit | false): RateLimit | false {
+  if (v === undefined) return fallback && { ...fallback };
+  if (v === false) return false;
+  if (typeof v !== 'object' || v === null) throw new RangeError(`gate option ${name} must be { perSecond, burst } or false, got ${String(v)}`);
+  const perSecond = positive(`${name}.perSecond`, v.perSecond as number);
+  const burst = positive(`${name}.burst`, v.burst ?? 2 * perSecond);
+  if (burst < 1) throw new RangeError(`gate option ${name}.burst must be at least 1, got ${burst}`);
+  return { perSecond, burst };
+}
+
 function port(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 65535) throw new RangeError(`gate option ${name} must be a port from 0 to 65535, got ${v}`);
   return v;
@@ -293,7 +334,8 @@ function port(name: string, v: number): number {
 
 /**
  * Fills in defaults and checks values.
- * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, or a bad `jwt` (see resolveJwtOptions).
+ * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, a bad `jwt` (see resolveJwtOptions),
+ *   or a messageRate / byteRate that is neither false nor `{ perSecond > 0, burst ≥ 1 }`.
  */
 export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
   return {
@@ -347,5 +389,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     resumeWindow: upTo('resumeWindow', nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow), 2_147_483_647),
     resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
     resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
+    // per-connection input rates (issue 11)
+    messageRate: rateLimit('messageRate', o.messageRate, DEFAULTS.messageRate),
+    byteRate: rateLimit('byteRate', o.byteRate, DEFAULTS.byteRate),
   };
 }
