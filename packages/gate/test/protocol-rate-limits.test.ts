@@ -64,10 +64,9 @@ describe('messageRate', () => {
     await fast.connect({ clientId: 'fast' });
     const other = await RawClient.open(h.tcpPort);
     await other.connect({ clientId: 'other' });
-    let disconnected = '';
-    h.gate.on('disconnect', (s, reason) => {
-      if (s.clientId === 'fast') disconnected = reason;
-    });
+    let disconnected = ''; // neither client may be closed meanwhile
+    const onDisconnect = (_s: unknown, reason: string) => (disconnected ||= reason);
+    h.gate.on('disconnect', onDisconnect);
     const N = 550; // 50 at once (the burst), then 500 at 200/s: at least 2.5 s
     const batch = Buffer.concat(
       Array.from({ length: N }, (_, i) =>
@@ -93,6 +92,7 @@ describe('messageRate', () => {
     expect(ms).toBeGreaterThanOrEqual(((N - RATE.burst) / RATE.perSecond) * 1000 - 100);
     expect(ms).toBeLessThan(15_000);
     expect(disconnected).toBe('');
+    h.gate.off('disconnect', onDisconnect);
     expect(h.gate.counts().total).toBeGreaterThanOrEqual(2);
     // Paused about every 50 ms of refill, counted by reason, and warned (kind limit:messageRate).
     expect((await readPauses(h, 'rate')) - pausesBefore).toBeGreaterThan(5);
