@@ -104,6 +104,12 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       connected: (conn) => this.onConnected(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
       dropped: (conn, bytes, reason) => this.onDropped(conn, bytes, reason),
+      rateLimited: (conn, limit, rate) =>
+        this.runtime?.warn(
+          limit === 'messageRate' ? 'limit:messageRate' : 'limit:byteRate',
+          { clientId: conn.clientId, ip: conn.wire.remoteAddress, perSecond: rate.perSecond, burst: rate.burst },
+          `connection paused: over ${limit}; it reads again once its bucket has refilled`,
+        ),
     };
     if (this.options.maxBufferedBytesTotal > 0) {
       this.budget = new OutputBudget(this.options.maxBufferedBytesTotal, (m, unsent, total) => this.shed(m as Conn, unsent, total));

@@ -10,6 +10,6 @@ export type { RouterStats } from './router';
 export { parseTopic, decodePayload, encodeReply, TOPIC_FORM_ERROR } from './router';
 export { KICK_TOPIC } from '@mqgate/rpc';
 export type { TlsReload } from './wire/tls';
-export type { TcpListenOptions, TlsListenOptions, PemSource, ClientCertificate } from './options';
+export type { TcpListenOptions, TlsListenOptions, PemSource, ClientCertificate, RateLimit } from './options';
 export type { Readiness } from './ops-server';
 export { GateMetrics, closeReasonLabel, type Traffic } from './metrics';

@@ -26,8 +26,10 @@ export interface Traffic {
   sent: number;
   /** PUBLISH packets not written: connection not connected, or closed as a slow consumer. */
   dropped: number;
-  /** Times a connection stopped reading (maxInflight reached, or a stop freezing it). */
+  /** Times a connection stopped reading (maxInflight reached, unsent output, or a stop freezing it). */
   pauses: number;
+  /** Times a connection stopped reading because it went over its messageRate or byteRate. */
+  ratePauses: number;
   /** Packets received, by mqtt-packet `cmd` (at most the 14 MQTT packet types). */
   packetsIn: Record<string, number>;
 }
@@ -90,7 +92,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  */
 export class GateMetrics {
   readonly registry = new Registry();
-  readonly traffic: Traffic = { bytesIn: 0, bytesOut: 0, sent: 0, dropped: 0, pauses: 0, packetsIn: {} };
+  readonly traffic: Traffic = { bytesIn: 0, bytesOut: 0, sent: 0, dropped: 0, pauses: 0, ratePauses: 0, packetsIn: {} };
   /** False from a failed StorageHandler call until the next one that succeeds. */
   storageOk = true;
   /** Detached sessions dropped at the gate option maxDetached (issue 10): `mqgate_detached_dropped_total`. */
@@ -213,7 +215,17 @@ export class GateMetrics {
     fromTraffic('mqgate_sent_bytes_total', 'Bytes written to clients', () => t.bytesOut);
     fromTraffic('mqgate_messages_sent_total', 'PUBLISH packets written to clients (replies and pushes)', () => t.sent);
     fromTraffic('mqgate_messages_dropped_total', 'PUBLISH packets to clients dropped (not connected, slow consumer)', () => t.dropped);
-    fromTraffic('mqgate_read_pauses_total', 'Times a connection stopped reading (maxInflight requests running, or a stop)', () => t.pauses);
+    new Counter({
+      name: 'mqgate_read_pauses_total',
+      help: 'Times a connection stopped reading, by reason: backpressure (maxInflight requests running, unsent output, a stop) or rate (messageRate / byteRate)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ reason: 'backpressure' }, t.pauses);
+        this.inc({ reason: 'rate' }, t.ratePauses);
+      },
+    });
     fromTraffic(
       'mqgate_detached_dropped_total',
       'Detached sessions dropped before their window ended, the gate holding maxDetached',

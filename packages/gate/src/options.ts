@@ -8,6 +8,9 @@ import type { ClientCertificate } from './wire/wire';
 export type { TlsListenOptions, PemSource } from './wire/tls';
 export type { ClientCertificate } from './wire/wire';
 import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt';
+import type { RateLimit } from './protocol/rate-limit';
+
+export type { RateLimit } from './protocol/rate-limit';
 
 /** What the authenticate hook sees of a CONNECT (MQTT-3.1.3). */
 export interface ConnectInfo {
@@ -258,10 +261,34 @@ export interface GateOptions {
    * process was sized for (`--max-old-space-size`, the container).
    */
   maxBufferedBytesTotal?: number | false;
+
+  // ---- per-connection input rates (issue 11) ----
+  /**
+   * Packets per second one connection may send, any type (PUBLISH, PINGREQ, SUBSCRIBE,
+   * PUBREL...: a PINGREQ flood counts), as a token bucket `{ perSecond, burst }` (burst
+   * defaults to twice perSecond), or `false` for no limit. At the limit the gate stops reading
+   * that connection until the bucket has refilled (EMQX's `messages_rate`): its bytes wait in
+   * the kernel and TCP flow control slows the client; it is never disconnected for its rate.
+   * Default `{ perSecond: 1000, burst: 2000 }` (a game client sends tens to a few hundred a
+   * second; benchmarks of raw throughput turn it off).
+   * @throws RangeError from the Gate constructor when perSecond or burst is not a positive number, or burst < 1.
+   */
+  messageRate?: Partial<RateLimit> | false;
+  /**
+   * Bytes per second read from one connection, as a token bucket `{ perSecond, burst }`
+   * (burst defaults to twice perSecond), or `false` for no limit; at the limit reading pauses
+   * as with messageRate. Charged per read chunk (at most 64 KiB on TCP, one WebSocket message).
+   * Default `{ perSecond: 1 048 576, burst: 2 097 152 }` (1 MiB/s, bursts of 2 MiB: 32 packets of maxPacketSize).
+   * @throws RangeError as messageRate.
+   */
+  byteRate?: Partial<RateLimit> | false;
 }
 
 export type ResolvedGateOptions = Required<
-  Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt' | 'maxBufferedBytesTotal'>
+  Omit<
+    GateOptions,
+    'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt' | 'maxBufferedBytesTotal' | 'messageRate' | 'byteRate'
+  >
 > & {
   /** Bytes; 0 = off. */
   maxBufferedBytesTotal: number;
@@ -271,6 +298,8 @@ export type ResolvedGateOptions = Required<
   userIndex: UserIndex | undefined;
   metricsHost: string | undefined;
   jwt: ResolvedJwtOptions | undefined;
+  messageRate: RateLimit | false;
+  byteRate: RateLimit | false;
 };
 
 /** Every default in one place. */
@@ -331,6 +360,9 @@ export const DEFAULTS = {
   maxDetached: 10_000,
   // Output bound (issue 11): a quarter of V8's heap limit (see GateOptions.maxBufferedBytesTotal).
   maxBufferedBytesTotal: Math.floor(getHeapStatistics().heap_size_limit / 4),
+  // per-connection input rates (issue 11): above what an honest client sends
+  messageRate: { perSecond: 1000, burst: 2000 } as RateLimit | false,
+  byteRate: { perSecond: 1024 * 1024, burst: 2 * 1024 * 1024 } as RateLimit | false,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -348,6 +380,17 @@ function upTo(name: string, v: number, max: number): number {
   return v;
 }
 
+/** A token-bucket option: false, or `{ perSecond > 0, burst ≥ 1 }` (burst defaulting to twice perSecond). */
+function rateLimit(name: string, v: Partial<RateLimit> | false | undefined, fallback: RateLimit | false): RateLimit | false {
+  if (v === undefined) return fallback && { ...fallback };
+  if (v === false) return false;
+  if (typeof v !== 'object' || v === null) throw new RangeError(`gate option ${name} must be { perSecond, burst } or false, got ${String(v)}`);
+  const perSecond = positive(`${name}.perSecond`, v.perSecond as number);
+  const burst = positive(`${name}.burst`, v.burst ?? 2 * perSecond);
+  if (burst < 1) throw new RangeError(`gate option ${name}.burst must be at least 1, got ${burst}`);
+  return { perSecond, burst };
+}
+
 function port(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 65535) throw new RangeError(`gate option ${name} must be a port from 0 to 65535, got ${v}`);
   return v;
@@ -355,7 +398,8 @@ function port(name: string, v: number): number {
 
 /**
  * Fills in defaults and checks values.
- * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, or a bad `jwt` (see resolveJwtOptions).
+ * @throws RangeError for a non-positive limit or timeout, topicAliasMaximum above 65 535, a bad `jwt` (see resolveJwtOptions),
+ *   or a messageRate / byteRate that is neither false nor `{ perSecond > 0, burst ≥ 1 }`.
  */
 export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
   return {
@@ -421,6 +465,9 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     // Output bound (issue 11).
     maxBufferedBytesTotal:
       o.maxBufferedBytesTotal === false ? 0 : nonNegative('maxBufferedBytesTotal', o.maxBufferedBytesTotal ?? DEFAULTS.maxBufferedBytesTotal),
+    // per-connection input rates (issue 11)
+    messageRate: rateLimit('messageRate', o.messageRate, DEFAULTS.messageRate),
+    byteRate: rateLimit('byteRate', o.byteRate, DEFAULTS.byteRate),
   };
 }
 

@@ -4,13 +4,20 @@
  * (RSS 72 → 307 MB) and stalled everyone else. Now the gate stops reading such a client once
  * its unsent output passes outputHighWaterMark (its further input waits in the kernel), coalesces
  * the control answers of a read batch into one write, and closes the client only after
- * slowConsumerTimeout.
+ * slowConsumerTimeout. These first tests turn the input rates (messageRate, byteRate) off: they
+ * would slow the flooder long before its output backs up, and this is the defence for a client
+ * that stays within its rates but never reads.
+ *
+ * The issue's proof (issue 11), with the default input rates, for TCP and WebSocket: during a
+ * PINGREQ flood from one non-reading client the process's RSS grows by less than 20 MB, and a
+ * second client's PINGRESP p99 stays under the bound during and after it.
  */
 import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import * as mqttPacket from 'mqtt-packet';
 import WebSocket from 'ws';
 import { startGate, RawClient, type Harness } from './helpers/harness';
+import type { RawPeer } from './helpers/raw-peer';
 import { within } from './helpers/waiters';
 
 const CONNECT = (clientId: string) =>
@@ -21,7 +28,7 @@ const SLOW_TIMEOUT = 3000;
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startGate({ slowConsumerTimeout: SLOW_TIMEOUT, maxBufferedBytes: 4 * 1024 * 1024 });
+  h = await startGate({ slowConsumerTimeout: SLOW_TIMEOUT, maxBufferedBytes: 4 * 1024 * 1024, messageRate: false, byteRate: false });
 });
 afterAll(() => h.stop());
 
@@ -152,4 +159,129 @@ test('WebSocket: the same flood over WebSocket is stopped too, and others are se
   await within(other.next('pingresp'), 2000, 'PINGRESP of a well-behaved client during the flood');
   ws.terminate();
   other.destroy();
+});
+
+describe('the proof of issue 11: a PINGREQ flood from one non-reading client, with the default input rates', () => {
+  /** The issue's bounds: RSS growth of the (gate's) process, and a second client's PINGRESP p99 during and after the flood. */
+  const RSS_GROWTH = 20 * 1024 * 1024;
+  const P99_MS = 50;
+  /** How long the flood goes on once the flooder's socket is backed up, ms. */
+  const FLOOD_MS = 2000;
+  let d: Harness;
+  beforeAll(async () => {
+    d = await startGate();
+  });
+  afterAll(() => d.stop());
+
+  /** A well-behaved client's pace: one PINGREQ per 5 ms at most (200/s, within its own messageRate of 1000/s). */
+  const PACE_MS = 5;
+  const paced = (t0: number) => new Promise((r) => setTimeout(r, Math.max(0, PACE_MS - (performance.now() - t0))));
+
+  /**
+   * A well-behaved client's PINGREQ / PINGRESP round trips, one after another at PACE_MS, until
+   * stopped: their times (ms), and the largest RSS of the process seen at any of them.
+   */
+  function pinger(peer: RawPeer): { stop(): Promise<number[]>; maxRss(): number } {
+    const times: number[] = [];
+    let running = true;
+    let maxRss = process.memoryUsage.rss();
+    const loop = (async () => {
+      while (running) {
+        const t0 = performance.now();
+        peer.send({ cmd: 'pingreq' });
+        await within(peer.next('pingresp'), 5000, 'PINGRESP of a well-behaved client');
+        times.push(performance.now() - t0);
+        maxRss = Math.max(maxRss, process.memoryUsage.rss());
+        await paced(t0);
+      }
+    })();
+    return {
+      stop: async () => {
+        running = false;
+        await loop;
+        return times;
+      },
+      maxRss: () => maxRss,
+    };
+  }
+
+  function p99(times: number[]): number {
+    const sorted = [...times].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
+  }
+
+  /** 300 round trips, one after another at PACE_MS: their p99 (ms). */
+  async function p99Now(peer: RawPeer): Promise<number> {
+    const times: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now();
+      peer.send({ cmd: 'pingreq' });
+      await within(peer.next('pingresp'), 5000, 'PINGRESP after the flood');
+      times.push(performance.now() - t0);
+      await paced(t0);
+    }
+    return p99(times);
+  }
+
+  /** Floods until the socket is backed up, then keeps it full for FLOOD_MS (writes that the kernel takes). */
+  async function floodFor(write: (b: Buffer) => boolean, drained: () => Promise<unknown>): Promise<number> {
+    let written = await flood(write, drained, 256 * 1024 * 1024);
+    const end = Date.now() + FLOOD_MS;
+    while (Date.now() < end) written += await flood(write, drained, PINGS.length);
+    return written;
+  }
+
+  test('TCP: RSS grows by less than 20 MB and a second client PINGRESP p99 stays under the bound during and after', async () => {
+    const other = await RawClient.open(d.tcpPort);
+    await other.connect({ clientId: 'proof-other-tcp' });
+    const s: Socket = netConnect(d.tcpPort, '127.0.0.1');
+    await once(s, 'connect');
+    s.write(CONNECT('proof-flooder-tcp'));
+    expect(((await within(once(s, 'data'), 2000, 'CONNACK'))[0] as Buffer)[0]).toBe(0x20);
+    s.pause(); // never reads again
+    s.on('error', () => undefined);
+    const rssBefore = process.memoryUsage.rss();
+    const during = pinger(other);
+    const written = await floodFor(
+      (b) => s.write(b),
+      () => once(s, 'drain'),
+    );
+    const times = await during.stop();
+    expect(written).toBeGreaterThan(PINGS.length); // it did flood
+    expect(times.length).toBeGreaterThan(10);
+    expect(during.maxRss() - rssBefore).toBeLessThan(RSS_GROWTH);
+    expect(p99(times)).toBeLessThan(P99_MS);
+    s.destroy();
+    expect(await p99Now(other)).toBeLessThan(P99_MS);
+    other.destroy();
+  });
+
+  test('WebSocket: the same over WebSocket', async () => {
+    const other = await RawClient.open(d.tcpPort);
+    await other.connect({ clientId: 'proof-other-ws' });
+    const ws = new WebSocket(`ws://127.0.0.1:${d.wsPort}/mqtt`, ['mqtt'], { perMessageDeflate: false });
+    await once(ws, 'open');
+    ws.send(CONNECT('proof-flooder-ws'));
+    await within(once(ws, 'message'), 2000, 'CONNACK');
+    ws.pause(); // never reads again
+    ws.on('error', () => undefined);
+    const raw = (ws as unknown as { _socket: Socket })._socket;
+    const rssBefore = process.memoryUsage.rss();
+    const during = pinger(other);
+    const written = await floodFor(
+      (b) => {
+        ws.send(b);
+        return raw.writableLength < 1024 * 1024;
+      },
+      () => once(raw, 'drain'),
+    );
+    const times = await during.stop();
+    expect(written).toBeGreaterThan(PINGS.length);
+    expect(times.length).toBeGreaterThan(10);
+    expect(during.maxRss() - rssBefore).toBeLessThan(RSS_GROWTH);
+    expect(p99(times)).toBeLessThan(P99_MS);
+    ws.terminate();
+    expect(await p99Now(other)).toBeLessThan(P99_MS);
+    other.destroy();
+  });
 });

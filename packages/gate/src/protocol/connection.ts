@@ -11,6 +11,7 @@ import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import type { OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from '../metrics';
+import { InputRate, type RateLimit, type RateLimitName } from './rate-limit';
 
 export { State } from './state';
 
@@ -37,6 +38,8 @@ export interface ProtocolHooks<S = unknown> {
   traffic?: Traffic;
   /** The gate's bound on unsent output across its connections (maxBufferedBytesTotal); undefined when off. */
   budget?: OutputBudget;
+  /** Reading was paused because the connection went over its messageRate or byteRate (for the warn log). */
+  rateLimited?(conn: MqttConnection<S>, limit: RateLimitName, rate: RateLimit): void;
 }
 
 /** Why a PUBLISH to a client was not written (see {@link ProtocolHooks.dropped}). */
@@ -96,11 +99,16 @@ export interface ProtocolLimits {
   maxOutboundInflight: number;
   /** QoS 1 pushes queued behind that window; one more is refused. */
   maxOutboundQueue: number;
+  /** Packets per second read from one client (any type), or false; at the limit reading pauses (rate-limit.ts). */
+  messageRate: RateLimit | false;
+  /** Bytes per second read from one client, or false; at the limit reading pauses. */
+  byteRate: RateLimit | false;
 }
 
-/** Why reading is paused: the request queue is full, or the client does not read its answers. */
+/** Why reading is paused: the request queue is full, the client does not read its answers, or it sends over its input rate. */
 const PAUSE_REQUESTS = 1;
 const PAUSE_OUTPUT = 2;
+const PAUSE_RATE = 4;
 
 /** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
 const MAX_PACKETS_BEFORE_CONNACK = 42;
@@ -152,6 +160,12 @@ export class MqttConnection<S = unknown> implements WireSink {
 
   private readonly parser: ReturnType<typeof mqtt.parser>;
   private readonly guard: FrameGuard;
+  /** messageRate / byteRate buckets; undefined when both are off. */
+  private readonly rate: InputRate | undefined;
+  /** Packets the parser has produced (counted for messageRate). */
+  parsed = 0;
+  /** Resumes reading after a rate pause (the only timer a connection holds, only while paused on its rate). */
+  private rateTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly wire: Wire,
@@ -161,6 +175,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     this.openedAt = this.lastSeen = Date.now();
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
+    this.rate = InputRate.of(limits.messageRate, limits.byteRate, this.openedAt);
     const parser = mqtt.parser() as ParserWithConnection;
     parser[CONNECTION] = this;
     parser.on('packet', onParserPacket);
@@ -210,8 +225,11 @@ export class MqttConnection<S = unknown> implements WireSink {
    */
   private feed(chunk: Buffer): void {
     let from = 0;
+    const rate = this.rate;
     while (from < chunk.length) {
-      const budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
+      let budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
+      if (rate) budget = Math.min(budget, rate.budget(Date.now()));
+      const parsedBefore = this.parsed;
       let end = from;
       for (let n = 0; end < chunk.length && n < budget; n++) {
         end = this.guard.next(chunk, end);
@@ -230,12 +248,33 @@ export class MqttConnection<S = unknown> implements WireSink {
       if (this.state === State.Closed) return;
       this.flushControl();
       this.checkOutput();
+      if (rate) this.chargeRate(rate, this.parsed - parsedBefore, end - from);
       from = end;
       if (this.readPaused && from < chunk.length) {
         this.held = chunk.subarray(from);
         return;
       }
     }
+  }
+
+  /** Charges a parse batch to the input rates; pauses reading until the buckets refill when one ran dry. */
+  private chargeRate(rate: InputRate, packets: number, bytes: number): void {
+    const now = Date.now();
+    const dry = rate.charge(packets, bytes, now);
+    if (dry === undefined || this.pausedBy & PAUSE_RATE || this.state === State.Closed) return;
+    this.pause(PAUSE_RATE);
+    this.rateTimer = setTimeout(resumeAfterRate, Math.max(1, rate.waitMs(now)), this);
+    if (this.hooks.traffic) this.hooks.traffic.ratePauses++;
+    this.hooks.rateLimited?.(this, dry, rate.limitOf(dry) as RateLimit);
+  }
+
+  /** @internal (the rate timer) Reads again once the buckets have refilled. */
+  resumeRate(): void {
+    this.rateTimer = undefined;
+    if (this.state === State.Closed) return;
+    const wait = this.rate ? this.rate.waitMs(Date.now()) : 0;
+    if (wait > 0) this.rateTimer = setTimeout(resumeAfterRate, wait, this);
+    else this.resume(PAUSE_RATE);
   }
 
   /** WireSink: the socket has gone. */
@@ -560,7 +599,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     const was = this.pausedBy;
     this.pausedBy |= reason;
     if (was !== 0) return;
-    if (this.hooks.traffic) this.hooks.traffic.pauses++;
+    if (this.hooks.traffic && reason !== PAUSE_RATE) this.hooks.traffic.pauses++; // rate pauses: ratePauses
     this.wire.pause();
   }
 
@@ -604,6 +643,8 @@ export class MqttConnection<S = unknown> implements WireSink {
   private finish(reason: string): void {
     if (this.state === State.Closed) return;
     this.state = State.Closed;
+    if (this.rateTimer) clearTimeout(this.rateTimer);
+    this.rateTimer = undefined;
     this.pending = undefined;
     this.qos2 = undefined;
     this.requests?.discard();
@@ -641,7 +682,12 @@ const PROTOCOL_V5 = { protocolVersion: 5 } as const;
 const CONNECTION = Symbol('connection');
 type ParserWithConnection = ReturnType<typeof mqtt.parser> & { [CONNECTION]: MqttConnection };
 function onParserPacket(this: ParserWithConnection, packet: mqtt.Packet): void {
-  this[CONNECTION].onPacket(packet);
+  const conn = this[CONNECTION];
+  conn.parsed++;
+  conn.onPacket(packet);
+}
+function resumeAfterRate(conn: MqttConnection): void {
+  conn.resumeRate();
 }
 function onParserError(this: ParserWithConnection, err: Error): void {
   this[CONNECTION].onParseError(err);
