@@ -98,7 +98,9 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
         .close(loc.sessionId, reason)
         .catch(() => undefined),
   };
+  const warn = createWarnLog(logger);
   const sessions = new SessionManager({
+    warn,
     registry,
     users,
     persistence,
@@ -139,5 +141,5 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   const scheduler = new RequestScheduler(o.maxInflight, o.ordered, jwt ? jwt.answeringRefresh(route) : route, (s) =>
     resume.requestDone(s.conn.session ?? s),
   );
-  return { transport, logger, warn: createWarnLog(logger), sessions, persistence, router, scheduler, jwt, resume };
+  return { transport, logger, warn, sessions, persistence, router, scheduler, jwt, resume };
 }
