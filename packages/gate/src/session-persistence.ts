@@ -262,13 +262,20 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       const pending = [...this.live].filter(isUnstored);
       const left = deadline - this.clock.now();
       if (pending.length === 0 || left <= 0) return pending.map(describeUnstored);
-      if (round > 0) await this.sleep(Math.min(pause, left));
-      await Promise.race([Promise.all(pending.map((e) => this.flushOne(e))), this.sleep(Math.max(0, deadline - this.clock.now()))]);
+      if (round > 0) await this.within(undefined, Math.min(pause, left));
+      await this.within(Promise.all(pending.map((e) => this.flushOne(e))), Math.max(0, deadline - this.clock.now()));
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  /** Resolves when `work` does (never rejects: flushOne does not), or after `ms`, whichever is first; the timer is cleared. */
+  private within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, ms);
+      void work?.then(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Cancels timers and stops every later write, retry and orphan (gate stopped). */
