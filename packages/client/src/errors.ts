@@ -24,7 +24,10 @@ export class SessionVerbError extends RpcError {
   override readonly cause: RpcError;
 
   constructor(verb: string, argsText: string, sessionId: string, cause: RpcError) {
-    super(isClientText(cause) ? cause.message : `Session.${verb}(${argsText}) failed for session ${shortId(sessionId)}: ${cause.message}`, cause.code);
+    super(
+      isClientText(cause) ? cause.message : `Session.${verb}(${argsText}) failed for session ${shortId(sessionId)}: ${cause.message}`,
+      cause.code,
+    );
     this.verb = verb;
     this.sessionId = sessionId;
     this.cause = cause;

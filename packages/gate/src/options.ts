@@ -121,7 +121,11 @@ export interface GateOptions {
   trustedProxies?: string[];
   /** Called at CONNECT; without it every CONNECT is accepted. */
   authenticate?: (info: ConnectInfo) => AuthenticateResult | Promise<AuthenticateResult>;
-  /** ms a graceful stop waits for requests in flight before closing connections. Default 10 000. */
+  /**
+   * ms a graceful stop waits for requests in flight, then for the session store to take the
+   * changes not stored yet (retried), before closing connections; users whose last change is
+   * still unstored then are logged at error. Default 10 000.
+   */
   stopTimeout?: number;
   /** Where the gate logs; pino-compatible. Default: the app's logger, else silent. */
   logger?: Logger;

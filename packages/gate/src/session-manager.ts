@@ -199,7 +199,13 @@ export class SessionManager {
     }
     this.emit('bind', session.snapshot(), userId);
     if (failure) {
-      this.logCause('storage-bind', session, userId, failure, 'Bind: bound on the gate, the session store failed (merged and stored when it is back)');
+      this.logCause(
+        'storage-bind',
+        session,
+        userId,
+        failure,
+        'Bind: bound on the gate, the session store failed (merged and stored when it is back)',
+      );
       throw new PersistenceError('STORAGE_UNAVAILABLE', CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND, failure);
     }
   }

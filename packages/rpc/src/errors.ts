@@ -40,7 +40,8 @@ export const ERROR_CODES = {
  */
 export const CLIENT_TEXTS = {
   STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE: the change is live on the gate and will be stored when the store is back',
-  STORAGE_UNAVAILABLE_BIND: 'STORAGE_UNAVAILABLE: logged in on the gate; stored settings will be merged and the session stored when the store is back',
+  STORAGE_UNAVAILABLE_BIND:
+    'STORAGE_UNAVAILABLE: logged in on the gate; stored settings will be merged and the session stored when the store is back',
   STORAGE: 'STORAGE: logged out, but the stored session could not be deleted',
   USER_INDEX: 'USER_INDEX: the login could not be made (the user index is unavailable); try again',
   DUPLICATE_LOGIN: 'DUPLICATE_LOGIN: the user is already logged in and the duplicate login policy rejects a new session',
