@@ -101,6 +101,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   const warn = createWarnLog(logger);
   const sessions = new SessionManager({
     warn,
+    userIndexCheckInterval: o.userIndexCheckInterval,
     registry,
     users,
     persistence,

@@ -355,6 +355,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const now = Date.now();
     for (const conn of this.connections) conn.checkTimers(now);
     this.runtime?.jwt?.sweep(now);
+    this.runtime?.sessions.checkIndex(now); // the user index re-asserted after an empty Redis restart
     const persistence = this.runtime?.persistence;
     if (persistence) for (const s of this.registry.all()) persistence.tick(s, now);
   }

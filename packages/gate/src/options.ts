@@ -211,6 +211,15 @@ export interface GateOptions {
   resumeBufferMessages?: number;
   /** Bytes of pushes kept per detached session (bodies + topics + 64 each); past it the oldest are dropped. Default 65 536. */
   resumeBufferBytes?: number;
+  // ---- faults (issue 11, finding 11): the user index rebuilt after an empty Redis restart
+  /**
+   * ms between two looks at the user index's epoch (`UserIndex.epoch`, RedisUserIndex: the
+   * key `<prefix>user-index:epoch`); when it changed (Redis restarted empty, flushed), the
+   * gate re-puts every bound session's entry, pipelined, so online, whisper and
+   * duplicate-login policies are right again within one interval. 0: never looks. An
+   * index without `epoch` is not looked at. Default 1 000.
+   */
+  userIndexCheckInterval?: number;
 }
 
 export type ResolvedGateOptions = Required<Omit<GateOptions, 'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt'>> & {
@@ -273,6 +282,8 @@ export const DEFAULTS = {
   resumeWindow: 120_000,
   resumeBufferMessages: 50,
   resumeBufferBytes: 65_536,
+  // faults: user index re-assert
+  userIndexCheckInterval: 1000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -351,5 +362,11 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     resumeWindow: upTo('resumeWindow', nonNegative('resumeWindow', o.resumeWindow ?? DEFAULTS.resumeWindow), 2_147_483_647),
     resumeBufferMessages: nonNegative('resumeBufferMessages', o.resumeBufferMessages ?? DEFAULTS.resumeBufferMessages),
     resumeBufferBytes: nonNegative('resumeBufferBytes', o.resumeBufferBytes ?? DEFAULTS.resumeBufferBytes),
+    // faults: user index re-assert
+    userIndexCheckInterval: upTo(
+      'userIndexCheckInterval',
+      nonNegative('userIndexCheckInterval', o.userIndexCheckInterval ?? DEFAULTS.userIndexCheckInterval),
+      2_147_483_647,
+    ),
   };
 }

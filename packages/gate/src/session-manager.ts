@@ -78,6 +78,8 @@ export interface SessionManagerDeps {
   readonly limits: SessionLimits;
   /** Rate-limited warn lines (warn-log.ts): the causes of the errors sent as client texts. Default: logger.warn. */
   readonly warn?: WarnLog;
+  /** ms between two looks at the user index's epoch (gate option userIndexCheckInterval); 0: never. Default 0. */
+  readonly userIndexCheckInterval?: number;
 }
 
 /**
@@ -95,6 +97,12 @@ export class SessionManager {
   private readonly emit: EmitSessionEvent;
   private readonly limits: SessionLimits;
   private readonly warn: WarnLog;
+  /** When each bound session claimed its index entry (ms): what a re-assert puts back. */
+  private readonly claimedAt = new WeakMap<GateSession, number>();
+  /** The user index's epoch as last seen (undefined before the first look), and the look in progress. */
+  private indexEpoch: string | undefined;
+  private indexCheck: { at: number; running: boolean } = { at: 0, running: false };
+  private readonly userIndexCheckInterval: number;
   /** The detached sessions (set at gate start when resume is on). */
   detached: DetachedSessions | undefined;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
@@ -109,6 +117,53 @@ export class SessionManager {
     this.emit = deps.emit;
     this.limits = deps.limits;
     this.warn = deps.warn ?? ((kind, fields, msg) => deps.logger.warn({ kind, ...fields }, msg));
+    this.userIndexCheckInterval = deps.userIndexCheckInterval ?? 0;
+  }
+
+  /**
+   * Called from the gate's periodic sweep (`now` in ms): at most once per
+   * userIndexCheckInterval, and one at a time, looks at the user index's epoch; when it
+   * changed since the last look (the store lost its entries: an empty Redis restart), puts
+   * back the entry of every session bound here, in one batch ({@link reassertIndex}). A
+   * failure is logged (rate-limited, kind `user-index-check`) and tried again at the next look.
+   */
+  checkIndex(now: number): void {
+    const index = this.users.index;
+    const c = this.indexCheck;
+    if (this.userIndexCheckInterval === 0 || !index.epoch || !index.reassert || c.running || now - c.at < this.userIndexCheckInterval) return;
+    c.running = true;
+    c.at = now;
+    index
+      .epoch()
+      .then(async (epoch) => {
+        if (this.indexEpoch !== undefined && epoch !== this.indexEpoch) await this.reassertIndex();
+        this.indexEpoch = epoch;
+      })
+      .catch((err: unknown) =>
+        this.warn('user-index-check', { error: err instanceof Error ? err.message : String(err) }, 'user index check failed; retried'),
+      )
+      .finally(() => (c.running = false));
+  }
+
+  /**
+   * Puts back the user index entry of every session bound on this gate (as claimed, same
+   * bind time), in one batch, then releases those that unbound or closed meanwhile.
+   * Resolves with how many were put back.
+   * @throws the index's error (the caller retries at its next look).
+   */
+  async reassertIndex(): Promise<number> {
+    const index = this.users.index;
+    if (!index.reassert) return 0;
+    const bound = [...this.registry.all()].filter((s) => s.userId !== '');
+    const entries = bound.map((s) => ({
+      userId: s.userId,
+      location: { serverId: s.serverId, sessionId: s.sessionId, since: this.claimedAt.get(s) ?? Date.now() },
+    }));
+    await index.reassert(entries);
+    for (const [i, s] of bound.entries())
+      if (s.userId !== entries[i].userId || this.registry.get(s.sessionId) !== s) this.release(s, entries[i].userId);
+    this.logger.info({ serverId: bound[0]?.serverId, entries: entries.length }, 'user index was reset: entries of the bound sessions put back');
+    return entries.length;
   }
 
   /**
@@ -219,6 +274,7 @@ export class SessionManager {
    */
   private async claim(session: GateSession, userId: string, users: UserIndexLink): Promise<void> {
     const entry = { serverId: session.serverId, sessionId: session.sessionId, since: Date.now() };
+    this.claimedAt.set(session, entry.since);
     let result;
     try {
       result = await users.index.claim(userId, entry, users.policy, users.liveGates());
