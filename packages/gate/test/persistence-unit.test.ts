@@ -398,6 +398,28 @@ test('close stops everything: timers cancelled, no later write, retry, heartbeat
   expect(persistence.stateOf(late)).toBeUndefined();
 });
 
+test('while the store is failing, a change made during a write in flight rejects when that write fails, not after its own attempt too', async () => {
+  const s = await retrying('u1', { k: '1' });
+  const pending: Array<(err?: Error) => void> = [];
+  store.storage = () => new Promise<void>((resolve, reject) => pending.push((err) => (err ? reject(err) : resolve())));
+  clock.advance(50); // the retry starts and hangs in the store
+  await eventually('the retry in flight', () => pending.length === 1);
+  let outcome: string | undefined;
+  change(s, { k: '2' }).then(
+    () => (outcome = 'stored'),
+    (err: Error) => (outcome = err.message),
+  );
+  await turns(5);
+  expect(outcome).toBeUndefined();
+  pending[0](new Error('still down'));
+  await eventually('the change answered', () => outcome !== undefined);
+  expect(outcome).toBe('still down');
+  // Its own write is scheduled behind the failed one, and still retried.
+  await eventually('the next attempt', () => pending.length === 2);
+  pending[1]();
+  await eventually('clean again', () => phase(s) === 'clean');
+});
+
 test('writes for one user never overlap, whichever session they come from, and land in order', async () => {
   const s1 = session('u1');
   const s2 = session('u1');
