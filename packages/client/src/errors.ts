@@ -1,4 +1,4 @@
-import { RpcError, describeValue } from '@mqgate/rpc';
+import { RpcError, describeValue, isClientText } from '@mqgate/rpc';
 
 /**
  * A Session verb (an RPC to the owning gate) failed.
@@ -10,7 +10,10 @@ import { RpcError, describeValue } from '@mqgate/rpc';
  *
  * The message names the verb, its key arguments (never setting values or bodies) and the
  * first 8 characters of the session id, e.g.
- * `Session.bind("u1") failed for session 3f9c01ab…: No session found: …`.
+ * `Session.bind("u1") failed for session 3f9c01ab…: No session found: …`. A cause that is a
+ * client text (its message starts with its code, e.g. `STORAGE_UNAVAILABLE: …`, rpc
+ * CLIENT_TEXTS) keeps its message as it is, so a handler passing it on sends a client neither
+ * the session id nor the verb (they are in `verb` and `sessionId`).
  */
 export class SessionVerbError extends RpcError {
   /** The verb that failed, e.g. `bind`, `push`, `send`. */
@@ -21,7 +24,10 @@ export class SessionVerbError extends RpcError {
   override readonly cause: RpcError;
 
   constructor(verb: string, argsText: string, sessionId: string, cause: RpcError) {
-    super(`Session.${verb}(${argsText}) failed for session ${shortId(sessionId)}: ${cause.message}`, cause.code);
+    super(
+      isClientText(cause) ? cause.message : `Session.${verb}(${argsText}) failed for session ${shortId(sessionId)}: ${cause.message}`,
+      cause.code,
+    );
     this.verb = verb;
     this.sessionId = sessionId;
     this.cause = cause;

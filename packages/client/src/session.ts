@@ -264,11 +264,24 @@ export class Session {
   /**
    * Binds the connection to a user (gate `Bind(sessionId, userId)`); the gate may merge
    * stored settings in. Then refreshes the local copy.
-   * @throws TypeError for an empty or non-string `userId`; SessionVerbError when the call fails.
+   *
+   * Resolves with `{}`, or with `{ warning }` when the bind was made on the gate but its
+   * session store failed (gate code `STORAGE_UNAVAILABLE`; `warning` is its client text:
+   * stored settings are merged and the session stored when the store is back). A login
+   * handler can answer with its result and that warning instead of an Error.
+   * @throws TypeError for an empty or non-string `userId`; SessionVerbError when the call
+   *   fails (not bound: DUPLICATE_LOGIN, USER_INDEX, NO_SESSION...).
    */
-  async bind(userId: string): Promise<void> {
+  async bind(userId: string): Promise<{ warning?: string }> {
     checkNonEmpty('bind', 'userId', userId);
-    await this.change('bind', quote(userId), (g, sid) => g.bind(sid, userId), []);
+    try {
+      await this.change('bind', quote(userId), (g, sid) => g.bind(sid, userId), []);
+    } catch (err) {
+      // change() has refreshed the local copy from the gate: the session is bound there.
+      if (err instanceof SessionVerbError && err.code === 'STORAGE_UNAVAILABLE' && this.data.userId === userId) return { warning: err.message };
+      throw err;
+    }
+    return {};
   }
 
   /**
@@ -488,9 +501,9 @@ export class Session {
     try {
       fresh = await this.call(verb, argsText, run);
     } catch (err) {
-      // STORAGE: the change is live on the gate, only its persistence failed. Adopt the
+      // STORAGE(_UNAVAILABLE): the change is live on the gate, only its persistence failed. Adopt the
       // gate's copy so this session agrees with the gate, then report the failure.
-      if (err instanceof SessionVerbError && err.code === 'STORAGE') {
+      if (err instanceof SessionVerbError && (err.code === 'STORAGE' || err.code === 'STORAGE_UNAVAILABLE')) {
         for (const [k, p] of before) if (this.dirty.get(k) === p) this.dirty.delete(k);
         await this.update().catch(() => undefined);
       }

@@ -178,7 +178,7 @@ describe('MQGATE_DUPLICATE_LOGIN=reject-new: two logins of one user racing on tw
       expect(winner.reply).toEqual({ Trace: expect.any(String), Error: '', Result: { userId, settings: {} } });
       expect(loser.reply).toEqual({
         Trace: expect.any(String),
-        Error: expect.stringMatching(/already logged in .*duplicate login policy \(reject-new\) rejects a new one/),
+        Error: 'DUPLICATE_LOGIN: the user is already logged in and the duplicate login policy rejects a new session',
         Result: null,
       });
       const field = await expectBound(winner, userId);

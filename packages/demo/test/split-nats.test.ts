@@ -133,7 +133,9 @@ describe('MQGATE_TRANSPORT=nats with MQGATE_DUPLICATE_LOGIN=reject-new', () => {
       const [ca, cb] = await Promise.all([s.procs.client(s.a.wsUrl), s.procs.client(s.b.tcpUrl)]);
       const replies = await Promise.all([call(ca, 'user/HD_login', { userId }), call(cb, 'user/HD_login', { userId })]);
       expect(replies.filter((r) => r.Error === '')).toHaveLength(1);
-      expect(replies.filter((r) => r.Error !== '').map((r) => r.Error)).toEqual([expect.stringMatching(/reject-new/)]);
+      expect(replies.filter((r) => r.Error !== '').map((r) => r.Error)).toEqual([
+        expect.stringMatching(/^DUPLICATE_LOGIN: .*rejects a new session$/),
+      ]);
       await Promise.all([ca.endAsync(), cb.endAsync()]);
     }
   });

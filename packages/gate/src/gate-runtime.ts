@@ -98,7 +98,10 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
         .close(loc.sessionId, reason)
         .catch(() => undefined),
   };
+  const warn = createWarnLog(logger);
   const sessions = new SessionManager({
+    warn,
+    userIndexCheckInterval: o.userIndexCheckInterval,
     registry,
     users,
     persistence,

@@ -28,7 +28,7 @@ import { State } from './protocol/state';
 import type { RouterStats } from './router';
 import { GateSession } from './session';
 import type { SessionEvents } from './session-manager';
-import type { SessionPersistence, StorageFailure, StorageStats } from './session-persistence';
+import { logUnstored, type SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
 import { SessionRegistry } from './session-registry';
 import { gateService } from './session-service';
 import type { TlsReload } from './wire/tls';
@@ -479,14 +479,18 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     for (const conn of this.connections) conn.checkTimers(now);
     this.budget?.sweep();
     this.runtime?.jwt?.sweep(now);
+    this.runtime?.sessions.checkIndex(now); // the user index re-asserted after an empty Redis restart
     const persistence = this.runtime?.persistence;
     if (persistence) for (const s of this.registry.all()) persistence.tick(s, now);
   }
 
   /**
    * Graceful stop: stops accepting connections and reading requests, waits for requests in
-   * flight (up to `stopTimeout` ms), tells every client why on `gate/kick`, closes every
-   * connection, and withdraws the session service. Idempotent.
+   * flight, then for the session store to take every change the gate promised to store
+   * (retrying; both within `stopTimeout` ms of the stop, and each user whose last change is
+   * still not stored then is logged at error: userId, sessionId, what was lost), tells every
+   * client why on `gate/kick`, closes every connection, and withdraws the session service.
+   * Idempotent.
    */
   stop(): Promise<void> {
     this.hurry?.(); // a stop during a drain closes the remaining sessions at once
@@ -509,6 +513,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private async shutdown(): Promise<void> {
     this.phase = 'stopping';
+    const deadline = Date.now() + this.options.stopTimeout;
     const closing = this.endpoints.stopAccepting();
     for (const conn of this.connections) {
       if (conn.state === State.Connected) conn.freeze();
@@ -519,11 +524,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const r = this.runtime;
     if (r) await Promise.race([r.scheduler.idle(), timedOut]);
     clearTimeout(timer);
-    if (r?.persistence) {
-      // One last attempt to store changes a failing store has not taken yet, bounded.
-      const flushed = r.persistence.flush(this.registry.all());
-      await Promise.race([flushed, new Promise((done) => setTimeout(done, Math.min(2000, this.options.stopTimeout)).unref())]);
-    }
+    // The changes a failing store has not taken yet, as promised, until the stop's deadline.
+    if (r?.persistence) logUnstored(r.logger, await r.persistence.settle(deadline));
     const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
     if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
     this.hurry = undefined;

@@ -135,7 +135,11 @@ export interface GateOptions {
   trustedProxies?: string[];
   /** Called at CONNECT; without it every CONNECT is accepted. */
   authenticate?: (info: ConnectInfo) => AuthenticateResult | Promise<AuthenticateResult>;
-  /** ms a graceful stop waits for requests in flight before closing connections. Default 10 000. */
+  /**
+   * ms a graceful stop waits for requests in flight, then for the session store to take the
+   * changes not stored yet (retried), before closing connections; users whose last change is
+   * still unstored then are logged at error. Default 10 000.
+   */
   stopTimeout?: number;
   /** Where the gate logs; pino-compatible. Default: the app's logger, else silent. */
   logger?: Logger;
@@ -282,6 +286,16 @@ export interface GateOptions {
    * @throws RangeError as messageRate.
    */
   byteRate?: Partial<RateLimit> | false;
+
+  // ---- faults (issue 11, finding 11): the user index rebuilt after an empty Redis restart
+  /**
+   * ms between two looks at the user index's epoch (`UserIndex.epoch`, RedisUserIndex: the
+   * key `<prefix>user-index:epoch`); when it changed (Redis restarted empty, flushed), the
+   * gate re-puts every bound session's entry, pipelined, so online, whisper and
+   * duplicate-login policies are right again within one interval. 0: never looks. An
+   * index without `epoch` is not looked at. Default 1 000.
+   */
+  userIndexCheckInterval?: number;
 }
 
 export type ResolvedGateOptions = Required<
@@ -363,6 +377,8 @@ export const DEFAULTS = {
   // per-connection input rates (issue 11): above what an honest client sends
   messageRate: { perSecond: 1000, burst: 2000 } as RateLimit | false,
   byteRate: { perSecond: 1024 * 1024, burst: 2 * 1024 * 1024 } as RateLimit | false,
+  // faults: user index re-assert
+  userIndexCheckInterval: 1000,
 } as const;
 
 function positive(name: string, v: number): number {
@@ -468,6 +484,12 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     // per-connection input rates (issue 11)
     messageRate: rateLimit('messageRate', o.messageRate, DEFAULTS.messageRate),
     byteRate: rateLimit('byteRate', o.byteRate, DEFAULTS.byteRate),
+    // faults: user index re-assert
+    userIndexCheckInterval: upTo(
+      'userIndexCheckInterval',
+      nonNegative('userIndexCheckInterval', o.userIndexCheckInterval ?? DEFAULTS.userIndexCheckInterval),
+      2_147_483_647,
+    ),
   };
 }
 

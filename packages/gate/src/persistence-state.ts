@@ -62,7 +62,7 @@ export interface PersistState {
  * - `retire`: unbind without delete, or the connection closed: no longer the user's;
  * - `drop`: stop without storing anything more (unbind with delete, a rebind, the orphan
  *   merged into a new bind, the gate closed);
- * - `flush`: the gate is stopping: one last attempt.
+ * - `flush`: the gate is stopping: an attempt now (repeated by SessionPersistence.settle until stored or its deadline).
  */
 export type PersistEvent =
   | { readonly type: 'change' }

@@ -1,4 +1,5 @@
 import {
+  CLIENT_TEXTS,
   KICK_TOPIC,
   RpcError,
   SessionNotFoundError,
@@ -19,6 +20,7 @@ import type { SessionPersistence } from './session-persistence';
 import type { SessionRegistry } from './session-registry';
 import { checkSettings, checkUserId, type SessionLimits } from './session-limits';
 import { copySettings } from './settings';
+import type { WarnLog } from './warn-log';
 
 /** The gate's link to the user index. */
 export interface UserIndexLink {
@@ -76,6 +78,10 @@ export interface SessionManagerDeps {
   readonly logger: Logger;
   readonly emit: EmitSessionEvent;
   readonly limits: SessionLimits;
+  /** Rate-limited warn lines (warn-log.ts): the causes of the errors sent as client texts. Default: logger.warn. */
+  readonly warn?: WarnLog;
+  /** ms between two looks at the user index's epoch (gate option userIndexCheckInterval); 0: never. Default 0. */
+  readonly userIndexCheckInterval?: number;
 }
 
 /**
@@ -92,6 +98,13 @@ export class SessionManager {
   private readonly logger: Logger;
   private readonly emit: EmitSessionEvent;
   private readonly limits: SessionLimits;
+  private readonly warn: WarnLog;
+  /** When each bound session claimed its index entry (ms): what a re-assert puts back. */
+  private readonly claimedAt = new WeakMap<GateSession, number>();
+  /** The user index's epoch as last seen (undefined before the first look), and the look in progress. */
+  private indexEpoch: string | undefined;
+  private indexCheck: { at: number; running: boolean } = { at: 0, running: false };
+  private readonly userIndexCheckInterval: number;
   /** The detached sessions (set at gate start when resume is on). */
   detached: DetachedSessions | undefined;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
@@ -105,6 +118,63 @@ export class SessionManager {
     this.logger = deps.logger;
     this.emit = deps.emit;
     this.limits = deps.limits;
+    this.warn = deps.warn ?? ((kind, fields, msg) => deps.logger.warn({ kind, ...fields }, msg));
+    this.userIndexCheckInterval = deps.userIndexCheckInterval ?? 0;
+  }
+
+  /**
+   * Called from the gate's periodic sweep (`now` in ms): at most once per
+   * userIndexCheckInterval, and one at a time, looks at the user index's epoch; when it
+   * changed since the last look (the store lost its entries: an empty Redis restart), puts
+   * back the entry of every session bound here, in one batch ({@link reassertIndex}). A
+   * failure is logged (rate-limited, kind `user-index-check`) and tried again at the next look.
+   */
+  checkIndex(now: number): void {
+    const index = this.users.index;
+    const c = this.indexCheck;
+    if (this.userIndexCheckInterval === 0 || !index.epoch || !index.reassert || c.running || now - c.at < this.userIndexCheckInterval) return;
+    c.running = true;
+    c.at = now;
+    index
+      .epoch()
+      .then(async (epoch) => {
+        if (this.indexEpoch !== undefined && epoch !== this.indexEpoch) await this.reassertIndex();
+        this.indexEpoch = epoch;
+      })
+      .catch((err: unknown) =>
+        this.warn('user-index-check', { error: err instanceof Error ? err.message : String(err) }, 'user index check failed; retried'),
+      )
+      .finally(() => (c.running = false));
+  }
+
+  /**
+   * Puts back the user index entry of every session bound on this gate (as claimed, same
+   * bind time), in one batch, then releases those that unbound or closed meanwhile.
+   * Resolves with how many were put back.
+   * @throws the index's error (the caller retries at its next look).
+   */
+  async reassertIndex(): Promise<number> {
+    const index = this.users.index;
+    if (!index.reassert) return 0;
+    const bound = [...this.registry.all()].filter((s) => s.userId !== '');
+    const entries = bound.map((s) => ({
+      userId: s.userId,
+      location: { serverId: s.serverId, sessionId: s.sessionId, since: this.claimedAt.get(s) ?? Date.now() },
+    }));
+    await index.reassert(entries);
+    for (const [i, s] of bound.entries())
+      if (s.userId !== entries[i].userId || this.registry.get(s.sessionId) !== s) this.release(s, entries[i].userId);
+    this.logger.info({ serverId: bound[0]?.serverId, entries: entries.length }, 'user index was reset: entries of the bound sessions put back');
+    return entries.length;
+  }
+
+  /**
+   * Logs the full cause of an error sent as a client text (rpc CLIENT_TEXTS): session id,
+   * user id, the session's trace id, the store's or index's own message. Rate-limited per kind.
+   */
+  private logCause(kind: string, session: GateSession, userId: string, err: unknown, msg: string, verb?: string): void {
+    const error = err instanceof Error ? err.message : String(err);
+    this.warn(kind, { userId, sessionId: session.sessionId, traceId: session.traceId, ...(verb !== undefined && { verb }), error }, msg);
   }
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
@@ -134,8 +204,9 @@ export class SessionManager {
    * first. With a StorageHandler, the stored settings are merged in (live keys win) and the
    * session is stored before this resolves.
    * @throws LimitError (code LIMIT) past maxUserIdBytes, BadArgumentError for ill-formed
-   *   Unicode (nothing changes); PersistenceError (code STORAGE) when the store failed (the
-   *   session is bound all the same).
+   *   Unicode (nothing changes); PersistenceError (code STORAGE_UNAVAILABLE, text
+   *   CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND) when the store failed: the session is bound all
+   *   the same (the cause is logged at warn, kind `storage-bind`).
    */
   bind(session: GateSession, userId: string): Promise<void> {
     try {
@@ -185,11 +256,14 @@ export class SessionManager {
     }
     this.emit('bind', session.snapshot(), userId);
     if (failure) {
-      throw new PersistenceError(
-        `Bind(${JSON.stringify(userId)}): the session is bound on the gate, but the session store failed ` +
-          '(stored settings are merged and the session stored once it is back)',
+      this.logCause(
+        'storage-bind',
+        session,
+        userId,
         failure,
+        'Bind: bound on the gate, the session store failed (merged and stored when it is back)',
       );
+      throw new PersistenceError('STORAGE_UNAVAILABLE', CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND, failure);
     }
   }
 
@@ -197,22 +271,25 @@ export class SessionManager {
    * Records the session in the user index under the duplicate-login policy, and closes the
    * sessions the policy displaces (here or on other gates) before the bind completes.
    * @throws RpcError DUPLICATE_LOGIN when the policy rejects the new bind; USER_INDEX when
-   *   the index cannot be reached; NO_SESSION when the session closed meanwhile.
+   *   the index cannot be reached (cause logged at warn, kind `user-index-claim`); NO_SESSION
+   *   when the session closed meanwhile. The first two carry CLIENT_TEXTS.
    */
   private async claim(session: GateSession, userId: string, users: UserIndexLink): Promise<void> {
     const entry = { serverId: session.serverId, sessionId: session.sessionId, since: Date.now() };
+    this.claimedAt.set(session, entry.since);
     let result;
     try {
       result = await users.index.claim(userId, entry, users.policy, users.liveGates());
     } catch (err) {
-      throw new RpcError(`Bind(${JSON.stringify(userId)}): the user index failed: ${(err as Error).message}`, 'USER_INDEX');
+      this.logCause('user-index-claim', session, userId, err, 'Bind: the user index failed; login refused');
+      throw new RpcError(CLIENT_TEXTS.USER_INDEX, 'USER_INDEX');
     }
     if (result.rejected) {
-      throw new RpcError(
-        `Bind(${JSON.stringify(userId)}): the user is already logged in with ${result.existing.length} session(s) ` +
-          `and the duplicate login policy (${users.policy.policy}) rejects a new one`,
-        'DUPLICATE_LOGIN',
+      this.logger.debug(
+        { userId, sessionId: session.sessionId, existing: result.existing.length, policy: users.policy.policy },
+        'Bind: rejected by the duplicate login policy',
       );
+      throw new RpcError(CLIENT_TEXTS.DUPLICATE_LOGIN, 'DUPLICATE_LOGIN');
     }
     await Promise.all(
       result.kick.map((loc) => {
@@ -247,7 +324,8 @@ export class SessionManager {
    * Clears the user id (mqant UnBind); settings stay with the connection and are no longer
    * persisted. With `deleteStored` (or the gate's deleteOnUnbind) what is stored for the
    * user is deleted: an explicit logout.
-   * @throws PersistenceError when the delete failed (the session is unbound all the same).
+   * @throws PersistenceError (code STORAGE, CLIENT_TEXTS.STORAGE) when the delete failed: the
+   *   session is unbound all the same (the cause is logged at warn, kind `storage-delete`).
    */
   unbind(session: GateSession, deleteStored: boolean): Promise<void> {
     return this.serially(session, () => this.unbindNow(session, deleteStored));
@@ -263,10 +341,8 @@ export class SessionManager {
     try {
       await this.persistence.unbound(session, previous, deleteStored || this.deleteOnUnbind);
     } catch (err) {
-      throw new PersistenceError(
-        `UnBind: the session is unbound, but deleting the stored session of ${JSON.stringify(previous)} failed`,
-        err as Error,
-      );
+      this.logCause('storage-delete', session, previous, err, 'UnBind: unbound, deleting the stored session failed');
+      throw new PersistenceError('STORAGE', CLIENT_TEXTS.STORAGE, err as Error);
     }
   }
 
@@ -277,8 +353,11 @@ export class SessionManager {
    * @param verb names the change in errors, e.g. `Set("level")`.
    * @throws LimitError (code LIMIT) or BadArgumentError (ill-formed Unicode) when the change
    *   would take the session past a limit (see SessionLimits): nothing changes.
-   * @throws PersistenceError (code STORAGE) when the store failed: the change is live, the
-   *   gate retries the write until it is stored.
+   * @throws PersistenceError (code STORAGE_UNAVAILABLE, CLIENT_TEXTS.STORAGE_UNAVAILABLE)
+   *   when the store failed: the change is live, the gate retries the write until it is
+   *   stored (a gate stop before that logs the user at error). The cause is logged at warn
+   *   (kind `storage-change`). While the store is failing this answers within one store
+   *   attempt (see SessionPersistence.changed).
    */
   async changeSettings(session: GateSession, set: Readonly<Record<string, string>>, remove: readonly string[] = [], verb = 'change'): Promise<void> {
     let next: Record<string, string> | undefined;
@@ -299,7 +378,8 @@ export class SessionManager {
     try {
       await this.persistence.changed(session);
     } catch (err) {
-      throw new PersistenceError(`${verb}: the change is live on the gate but not persisted (the gate retries until it is stored)`, err as Error);
+      this.logCause('storage-change', session, session.userId, err, 'settings change live on the gate, not stored yet (retried)', verb);
+      throw new PersistenceError('STORAGE_UNAVAILABLE', CLIENT_TEXTS.STORAGE_UNAVAILABLE, err as Error);
     }
   }
 

@@ -16,6 +16,33 @@ export interface StorageFailure {
   error: Error;
 }
 
+/**
+ * A session whose last change a gate stop could not store before its deadline (see
+ * {@link SessionPersistence.settle}): what the error log of the stop names.
+ */
+export interface Unstored {
+  userId: string;
+  sessionId: string;
+  /** What was lost: `settings change`, `bind` (stored settings not merged, session not stored), or `closed connection's changes`. */
+  lost: 'settings change' | 'bind' | "closed connection's changes";
+  /** Number of setting keys in the snapshot that was not stored. */
+  keys: number;
+}
+
+/** Error lines a stop writes, one per unstored user, before a single line with the count of the rest. */
+export const UNSTORED_LOG_CAP = 100;
+
+/**
+ * Logs at error what a stop could not store: one line per user (fields userId, sessionId,
+ * lost, keys) up to {@link UNSTORED_LOG_CAP}, then one line with the count of the rest.
+ */
+export function logUnstored(logger: Logger, unstored: readonly Unstored[], cap = UNSTORED_LOG_CAP): void {
+  for (const u of unstored.slice(0, cap)) logger.error({ ...u }, 'gate stopped before the session store took this change; it is lost');
+  if (unstored.length > cap) {
+    logger.error({ unstored: unstored.length, notListed: unstored.length - cap }, 'gate stopped with more unstored changes than listed');
+  }
+}
+
 /** Store calls made and failed since start. */
 export interface StorageStats {
   queries: number;
@@ -72,6 +99,8 @@ interface Entry {
   scheduled: Promise<void> | undefined;
   /** The write in flight, or the last one (never rejects). */
   running: Promise<void>;
+  /** The write in flight, or the last one, as it settled (rejects when it failed). */
+  current: Promise<void> | undefined;
   /** The retry timer while `retrying`. */
   timer: unknown;
 }
@@ -154,6 +183,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       frozen: undefined,
       scheduled: undefined,
       running: Promise.resolve(),
+      current: undefined,
       timer: undefined,
     };
     this.entries.set(session, entry);
@@ -162,12 +192,19 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     return entry.scheduled ?? Promise.resolve();
   }
 
-  /** A settings change of a bound session: resolves once it is stored. Guests: nothing to do. */
+  /**
+   * A settings change of a bound session: resolves once it is stored. Guests: nothing to do.
+   * While the store is failing and a write is in flight, rejects as soon as that write fails
+   * (the change is retried all the same): the caller hears within one store attempt, not
+   * after the one in flight and then its own.
+   */
   changed(session: GateSession): Promise<void> {
     const entry = this.entries.get(session);
     if (!entry) return Promise.resolve();
+    const inFlight = entry.state.failing && entry.state.phase.kind === 'writing' ? entry.current : undefined;
     this.apply(entry, { type: 'change' });
-    return entry.scheduled ?? Promise.resolve();
+    const own = entry.scheduled ?? Promise.resolve();
+    return inFlight ? inFlight.then(() => own) : own;
   }
 
   /**
@@ -213,17 +250,32 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   }
 
   /**
-   * Gate stop: one last attempt for every session (and orphan) with unstored changes; a
-   * write in flight counts, and is followed by one more attempt if it fails. Never rejects;
-   * the caller bounds how long it waits.
+   * Gate stop: keeps storing every session and orphan with unstored changes, as their
+   * verbs promised, until all are stored or `deadline` (ms since the epoch) passes: an
+   * attempt at once for each (a write in flight counts), then one every
+   * min(retryInitialDelay, 250) ms for those still failing. Never rejects. Resolves with
+   * those not stored by the deadline (a write still in flight then counts as not stored).
    */
-  async flush(sessions: Iterable<GateSession>): Promise<void> {
-    const entries = new Set(this.orphans.values());
-    for (const s of sessions) {
-      const entry = this.entries.get(s);
-      if (entry) entries.add(entry);
+  async settle(deadline: number): Promise<Unstored[]> {
+    const pause = Math.min(this.options.retryInitialDelay, 250);
+    for (let round = 0; ; round++) {
+      const pending = [...this.live].filter(isUnstored);
+      const left = deadline - this.clock.now();
+      if (pending.length === 0 || left <= 0) return pending.map(describeUnstored);
+      if (round > 0) await this.within(undefined, Math.min(pause, left));
+      await this.within(Promise.all(pending.map((e) => this.flushOne(e))), Math.max(0, deadline - this.clock.now()));
     }
-    await Promise.all([...entries].map((e) => this.flushOne(e)));
+  }
+
+  /** Resolves when `work` does (never rejects: flushOne does not), or after `ms`, whichever is first; the timer is cleared. */
+  private within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, ms);
+      void work?.then(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Cancels timers and stops every later write, retry and orphan (gate stopped). */
@@ -317,6 +369,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
       .then(() => {
         entry.scheduled = undefined;
         const write = this.write(entry);
+        entry.current = write;
         entry.running = write.catch(() => undefined);
         return write;
       })
@@ -396,9 +449,21 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     this.stats.errors++;
     const firstOfEpisode = entry ? this.apply(entry, { type: 'failed', op: operation }).includes('warn') : true;
     if (firstOfEpisode) {
-      this.logger().warn({ userId, sessionId: session.sessionId, operation, error: error.message }, 'session store failed');
+      this.logger().warn({ userId, sessionId: session.sessionId, traceId: session.traceId, operation, error: error.message }, 'session store failed');
     }
     this.emit('storageError', { operation, userId, sessionId: session.sessionId, error });
     return error;
   }
+}
+
+/** Changes not stored yet: a write scheduled, in flight, or waiting for its retry. */
+function isUnstored(entry: Entry): boolean {
+  const kind = entry.state.phase.kind;
+  return kind === 'dirty' || kind === 'writing' || kind === 'retrying';
+}
+
+function describeUnstored(entry: Entry): Unstored {
+  const data = entry.frozen ?? entry.session;
+  const lost = entry.state.orphaned ? "closed connection's changes" : entry.state.restored ? 'settings change' : 'bind';
+  return { userId: entry.userId, sessionId: entry.session.sessionId, lost, keys: Object.keys(data.settings).length };
 }

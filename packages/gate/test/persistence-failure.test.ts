@@ -6,6 +6,7 @@
  * broken store is a CountingStorage switched to `failing`.
  */
 import { once } from 'node:events';
+import { CLIENT_TEXTS } from '@mqgate/rpc';
 import type { StorageFailure } from '@mqgate/gate';
 import type { CountingStorage } from './helpers/counting-storage';
 import type { Harness } from './helpers/harness';
@@ -27,7 +28,7 @@ function failedWrites(store: CountingStorage, userId: string): number[] {
 
 // ---------------------------------------------------------------- a write fails
 
-test('failing store: set rejects STORAGE, the value stays live, storageError is emitted and counted, the connection keeps working, and the gate stores it once the store is back (backoff, no client action)', async () => {
+test('failing store: set rejects STORAGE_UNAVAILABLE with its client text, the value stays live, storageError is emitted and counted, the connection keeps working, and the gate stores it once the store is back (backoff, no client action)', async () => {
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
@@ -41,10 +42,12 @@ test('failing store: set rejects STORAGE, the value stays live, storageError is 
 
   store.failing = true;
   const r = await p.run([['set', 'b', '2']]);
-  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   const msg = (r.results[0] as { message: string }).message;
-  expect(msg).toContain('live on the gate but not persisted');
-  expect(msg).toContain('store down');
+  // A client text: the code, what is true, and nothing of the cause (it is in the log and the event).
+  expect(msg).toBe(CLIENT_TEXTS.STORAGE_UNAVAILABLE);
+  expect(msg).not.toContain('store down');
+  expect(msg).not.toContain(p.sid.slice(0, 8));
   // The live session keeps the value: the handler's refreshed copy, the next request's copy, the gate's.
   expect(r.session.settings).toEqual({ a: '1', b: '2' });
   expect((await p.snap()).settings).toEqual({ a: '1', b: '2' });
@@ -83,14 +86,14 @@ test('after a recovery the backoff starts again from storageRetryDelay', async (
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   store.failing = true;
-  expect((await p.run([['set', 'b', '1']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect((await p.run([['set', 'b', '1']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   await waitUntil('4 failed attempts', () => failedWrites(store, 'u1').length >= 4);
   store.failing = false;
   await waitUntil('stored', async () => (await store.stored('u1'))?.b === '1');
 
   store.failing = true;
   const before = failedWrites(store, 'u1').length;
-  expect((await p.run([['set', 'c', '1']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect((await p.run([['set', 'c', '1']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   await waitUntil('2 more failed attempts', () => failedWrites(store, 'u1').length >= before + 2);
   const at = failedWrites(store, 'u1').slice(before);
   // 50 ms again, not the 800 ms that carrying on the earlier episode's backoff would give.
@@ -102,7 +105,7 @@ test('after a recovery the backoff starts again from storageRetryDelay', async (
 
 // ---------------------------------------------------------------- the query at Bind fails
 
-test('failing query at Bind: bind rejects STORAGE but the session is bound; once the store is back the stored keys are merged before the first write, never overwritten', async () => {
+test('failing query at Bind: bind resolves with a STORAGE_UNAVAILABLE warning, the session is bound; once the store is back the stored keys are merged before the first write, never overwritten', async () => {
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   await store.preload('u1', { a: '1', b: '2' });
@@ -115,10 +118,10 @@ test('failing query at Bind: bind rejects STORAGE but the session is bound; once
     ['isConnect', 'u1'],
     ['set', 'c', '3'],
   ]);
-  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
-  expect((r.results[0] as { message: string }).message).toContain('the session is bound');
+  // Bound on the gate: Session.bind resolves, with the client text as a warning (not an error).
+  expect(r.results[0]).toEqual({ ok: true, value: { warning: CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND } });
   expect(r.results[1]).toEqual({ ok: true, value: true });
-  expect(r.results[2]).toMatchObject({ ok: false, code: 'STORAGE' }); // live, not stored yet
+  expect(r.results[2]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' }); // live, not stored yet
   expect(r.session).toMatchObject({ userId: 'u1', settings: { b: 'live', c: '3' } });
   expect(h.gate.getSession(p.sid)?.userId).toBe('u1');
   expect(h.gate.counts().bound).toBe(1);
@@ -150,7 +153,7 @@ test('a connection closed with unstored changes: the gate keeps retrying and sto
     ])
   ).results.forEach(ok);
   store.failing = true;
-  expect((await p.run([['set', 'b', '2']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect((await p.run([['set', 'b', '2']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   const gone = once(h.gate, 'disconnect');
   p.kill();
   await gone;
@@ -170,7 +173,7 @@ test('a user reconnecting while the store is still down gets the unstored change
     ])
   ).results.forEach(ok);
   store.failing = true;
-  expect((await p1.run([['setBatch', { b: '2', c: 'old' }]])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect((await p1.run([['setBatch', { b: '2', c: 'old' }]])).results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   const gone = once(h.gate, 'disconnect');
   p1.kill();
   await gone;
@@ -178,7 +181,7 @@ test('a user reconnecting while the store is still down gets the unstored change
   const p2 = await peer();
   (await p2.run([['set', 'c', 'new']])).results.forEach(ok);
   const r = await p2.run([['bind', 'u1']]);
-  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect(r.results[0]).toEqual({ ok: true, value: { warning: CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND } });
   expect(r.session).toMatchObject({ userId: 'u1', settings: { b: '2', c: 'new' } });
   store.failing = false;
   await waitUntil('the store holds b=2', async () => (await store.stored('u1'))?.b === '2', 5000);
@@ -192,7 +195,7 @@ test('stop() makes one last attempt to store unstored changes', async () => {
   const p = await peer();
   (await p.run([['bind', 'u1']])).results.forEach(ok);
   store.failing = true;
-  expect((await p.run([['set', 'k', 'v']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
+  expect((await p.run([['set', 'k', 'v']])).results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
   store.failing = false;
   expect(await p.request('HD_echo')).toBe('pong');
   expect(await store.stored('u1')).toEqual({});
@@ -200,7 +203,7 @@ test('stop() makes one last attempt to store unstored changes', async () => {
   expect(await store.stored('u1')).toEqual({ k: 'v' });
 });
 
-test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; the session is unbound all the same', async () => {
+test('a failed delete at unbind({delete:true}) rejects STORAGE (client text) and is reported; the session is unbound all the same', async () => {
   const { h, store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const events = failures(h);
   const p = await peer();
@@ -212,15 +215,14 @@ test('a failed delete at unbind({delete:true}) rejects STORAGE and is reported; 
   ).results.forEach(ok);
   store.failing = true;
   const r = await p.run([['unbind', { delete: true }]]);
-  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
-  expect((r.results[0] as { message: string }).message).toContain('store down');
+  expect(r.results[0]).toEqual({ ok: false, code: 'STORAGE', message: CLIENT_TEXTS.STORAGE });
   expect(r.session.userId).toBe('');
   expect(h.gate.counts().bound).toBe(0);
   expect(events.map((e) => [e.operation, e.userId])).toEqual([['delete', 'u1']]);
   expect(p.client.connected).toBe(true);
 });
 
-test('a change that failed to store while bound is still stored after a plain unbind (the STORAGE error promised "the gate retries until it is stored")', async () => {
+test('a change that failed to store while bound is still stored after a plain unbind (the STORAGE_UNAVAILABLE error promised "will be stored when the store is back")', async () => {
   const { store, peer } = await startPersistenceApp({ storageRetryDelay: 50 });
   const p = await peer();
   (
@@ -231,8 +233,8 @@ test('a change that failed to store while bound is still stored after a plain un
   ).results.forEach(ok);
   store.failing = true;
   const r = await p.run([['set', 'b', '2']]);
-  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE' });
-  expect((r.results[0] as { message: string }).message).toContain('the gate retries until it is stored');
+  expect(r.results[0]).toMatchObject({ ok: false, code: 'STORAGE_UNAVAILABLE' });
+  expect((r.results[0] as { message: string }).message).toContain('will be stored when the store is back');
   (await p.run([['unbind']])).results.forEach(ok); // a plain logout keeps the stored session
   store.failing = false;
   // A disconnect keeps retrying such a change (test above); a plain unbind should not lose it either.

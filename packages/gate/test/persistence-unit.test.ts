@@ -4,10 +4,10 @@
  * can be made to fail or hold writes) and a FakeClock, so no test sleeps. The real-socket
  * persistence tests and the real-Redis reconnect tests cover the same paths end to end.
  */
-import type { Logger } from '@mqgate/rpc';
+import { silentLogger as silent, type Logger } from '@mqgate/rpc';
 import type { MqttConnection } from '../src/protocol/connection';
 import { GateSession } from '../src/session';
-import { SessionPersistence, type StorageFailure } from '../src/session-persistence';
+import { SessionPersistence, UNSTORED_LOG_CAP, logUnstored, type StorageFailure } from '../src/session-persistence';
 import { CountingStorage } from './helpers/counting-storage';
 import { FakeClock, eventually } from './helpers/fake-clock';
 import { turns } from './helpers/waiters';
@@ -311,16 +311,72 @@ test('a tick due for a session with unstored changes writes instead of heartbeat
   expect(clock.pending()).toEqual([]);
 });
 
-test('flush at stop: one last attempt for live sessions and orphans with unstored changes, without waiting for their timers', async () => {
+test('settle at stop: an attempt at once for live sessions and orphans with unstored changes, without waiting for their timers', async () => {
   const live = await retryingLiveAndOrphan();
   const writes = store.count('storage');
-  await persistence.flush([live]);
+  expect(await persistence.settle(clock.now() + 1000)).toEqual([]);
   expect(store.count('storage') - writes).toBe(2);
   expect(await store.stored('u1')).toEqual({ k: 'u1' });
   expect(await store.stored('u2')).toEqual({ k: 'u2' });
   expect(clock.pending()).toEqual([]);
-  await persistence.flush([live]); // nothing left to store
+  expect(await persistence.settle(clock.now() + 1000)).toEqual([]); // nothing left to store
   expect(store.count('storage') - writes).toBe(2);
+  expect(phase(live)).toBe('clean');
+});
+
+/** Runs settle(deadline) while moving the fake clock on 10 ms at a time; `during` runs after each step. */
+async function settleDriven(deadlineIn: number, during: () => void = () => undefined) {
+  let result: Awaited<ReturnType<SessionPersistence['settle']>> | undefined;
+  void persistence.settle(clock.now() + deadlineIn).then((r) => (result = r));
+  for (let i = 0; result === undefined && i < 1000; i++) {
+    await turns(3);
+    clock.advance(10);
+    during();
+  }
+  return result;
+}
+
+test('settle retries every min(retryInitialDelay, 250) ms until the deadline, then returns exactly the sessions not stored (what was lost)', async () => {
+  const live = await retryingLiveAndOrphan();
+  const stored = session('u3');
+  await persistence.bound(stored);
+  store.failing = true;
+  const writes = store.count('storage');
+  const unstored = await settleDriven(500);
+  // An attempt at once, then one per 50 ms (retryInitialDelay) for each of the two, for 500 ms.
+  const attempts = store.count('storage') - writes;
+  expect(attempts).toBeGreaterThanOrEqual(2 * 8);
+  expect(attempts).toBeLessThanOrEqual(2 * 12);
+  expect(unstored).toEqual([
+    { userId: 'u1', sessionId: live.sessionId, lost: 'settings change', keys: 1 },
+    { userId: 'u2', sessionId: expect.any(String), lost: "closed connection's changes", keys: 1 },
+  ]);
+  expect(clock.pending().length).toBeLessThanOrEqual(2); // only the entries' own retry timers
+});
+
+test('settle: the store back before the deadline stores everything and returns []', async () => {
+  await retryingLiveAndOrphan();
+  store.failing = true;
+  let steps = 0;
+  const unstored = await settleDriven(5000, () => {
+    if (++steps === 30) store.failing = false; // 300 ms into the stop
+  });
+  expect(unstored).toEqual([]);
+  expect(steps).toBeLessThan(60);
+  expect(await store.stored('u1')).toEqual({ k: 'u1' });
+  expect(await store.stored('u2')).toEqual({ k: 'u2' });
+});
+
+test('logUnstored: one error line per user up to the cap, then one line with the count', () => {
+  const lines: Array<[object, string]> = [];
+  const logger: Logger = { ...silent, error: (f, msg) => void lines.push([f, msg]) };
+  const u = (i: number) => ({ userId: `u${i}`, sessionId: `s${i}`, lost: 'settings change' as const, keys: 1 });
+  logUnstored(logger, [u(1), u(2), u(3)], 2);
+  expect(lines.map(([f]) => f)).toEqual([u(1), u(2), { unstored: 3, notListed: 1 }]);
+  lines.length = 0;
+  logUnstored(logger, [u(1)], 2);
+  expect(lines).toHaveLength(1);
+  expect(UNSTORED_LOG_CAP).toBe(100);
 });
 
 test('close stops everything: timers cancelled, no later write, retry, heartbeat or orphan', async () => {
@@ -333,13 +389,35 @@ test('close stops everything: timers cancelled, no later write, retry, heartbeat
   (live.conn as { lastSeen: number }).lastSeen = clock.now() + 1;
   persistence.tick(live, clock.now() + INTERVAL);
   persistence.closed(live);
-  await persistence.flush([live]);
+  expect(await persistence.settle(clock.now() + 1000)).toEqual([]); // nothing live is left to store
   const late = session('u3');
   await persistence.bound(late);
   clock.advance(10 * INTERVAL);
   await turns(5);
   expect(store.count()).toBe(calls);
   expect(persistence.stateOf(late)).toBeUndefined();
+});
+
+test('while the store is failing, a change made during a write in flight rejects when that write fails, not after its own attempt too', async () => {
+  const s = await retrying('u1', { k: '1' });
+  const pending: Array<(err?: Error) => void> = [];
+  store.storage = () => new Promise<void>((resolve, reject) => pending.push((err) => (err ? reject(err) : resolve())));
+  clock.advance(50); // the retry starts and hangs in the store
+  await eventually('the retry in flight', () => pending.length === 1);
+  let outcome: string | undefined;
+  change(s, { k: '2' }).then(
+    () => (outcome = 'stored'),
+    (err: Error) => (outcome = err.message),
+  );
+  await turns(5);
+  expect(outcome).toBeUndefined();
+  pending[0](new Error('still down'));
+  await eventually('the change answered', () => outcome !== undefined);
+  expect(outcome).toBe('still down');
+  // Its own write is scheduled behind the failed one, and still retried.
+  await eventually('the next attempt', () => pending.length === 2);
+  pending[1]();
+  await eventually('clean again', () => phase(s) === 'clean');
 });
 
 test('writes for one user never overlap, whichever session they come from, and land in order', async () => {

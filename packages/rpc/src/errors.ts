@@ -28,8 +28,29 @@ export const ERROR_CODES = {
   LIMIT: 'a session verb would take the session past one of the gate limits (the message names it); nothing changed',
   DUPLICATE_LOGIN: 'the duplicate-login policy rejects a new bind of the user',
   USER_INDEX: 'the user index could not be reached during a bind',
-  STORAGE: 'the StorageHandler failed; for a session verb, the change is live and the gate retries the write',
+  STORAGE: 'a StorageHandler call failed (its StorageError); from UnBind with delete: the session is unbound, its stored copy may remain',
+  STORAGE_UNAVAILABLE:
+    'the session store could not take a Bind or a settings change: it is live on the gate and stored when the store is back (a gate stop before that logs the users)',
 } as const;
+
+/**
+ * The texts the gate's own session errors carry (what reaches an MQTT client when a handler
+ * passes the error on): short, stable, starting with their code, never a session id, a store
+ * address or a connection state. The full cause goes to the gate's log with the trace id.
+ */
+export const CLIENT_TEXTS = {
+  STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE: the change is live on the gate and will be stored when the store is back',
+  STORAGE_UNAVAILABLE_BIND:
+    'STORAGE_UNAVAILABLE: logged in on the gate; stored settings will be merged and the session stored when the store is back',
+  STORAGE: 'STORAGE: logged out, but the stored session could not be deleted',
+  USER_INDEX: 'USER_INDEX: the login could not be made (the user index is unavailable); try again',
+  DUPLICATE_LOGIN: 'DUPLICATE_LOGIN: the user is already logged in and the duplicate login policy rejects a new session',
+} as const;
+
+/** True when `err` carries a client text: its message starts with its own code and `: ` (see {@link CLIENT_TEXTS}). */
+export function isClientText(err: { code?: unknown; message: string }): boolean {
+  return typeof err.code === 'string' && err.code !== '' && err.message.startsWith(`${err.code}: `);
+}
 
 /** One of mqgate's own error codes (see {@link ERROR_CODES}). */
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -22,7 +22,8 @@ export type UserIndexFactory = () => Promise<UserIndexUnderTest>;
  * counts once; release (also of a missing entry); entries of gates not live are ignored
  * (and come back when the gate does); entries recorded before their gate's current run are
  * dropped; 20 racing `reject-new` claims from 20 gates accept exactly one; user ids with
- * `|`, `:`, `{}`, spaces and unicode. Takes well under a second.
+ * `|`, `:`, `{}`, spaces and unicode; the optional `epoch` and `reassert` (both or neither).
+ * Takes well under a second.
  */
 export function describeUserIndex(name: string, factory: UserIndexFactory): void {
   describe(`UserIndex conformance: ${name}`, () => {
@@ -121,6 +122,25 @@ export function describeUserIndex(name: string, factory: UserIndexFactory): void
       const users = ['a|b', 'a:b', '{a}', 'a b', 'ü😀', 'A|B'];
       for (const [i, user] of users.entries()) await u.index.claim(user, at('gate@a', `s${i}`, t0 + i), { policy: 'reject-new' }, live);
       for (const [i, user] of users.entries()) expect(await u.other.locate(user, live)).toEqual([at('gate@a', `s${i}`, t0 + i)]);
+    });
+
+    it('epoch and reassert (when implemented): the epoch is one string on both handles and stays while nothing is lost; reassert records entries as they are, without a policy', async () => {
+      if (!u.index.epoch || !u.index.reassert) {
+        expect(u.index.epoch ?? u.index.reassert).toBeUndefined(); // both or neither
+        return;
+      }
+      const e = await u.index.epoch();
+      expect(typeof e).toBe('string');
+      expect(e.length).toBeGreaterThan(0);
+      expect(await u.other.epoch?.()).toBe(e);
+      await u.index.claim('ivy', at('gate@a', 's1', t0 + 1), { policy: 'reject-new' }, live);
+      expect(await u.index.epoch()).toBe(e);
+      const many = Array.from({ length: 1500 }, (_, i) => ({ userId: `re${i}`, location: at('gate@b', `r${i}`, t0 + 2) }));
+      await u.index.reassert([{ userId: 'ivy', location: at('gate@b', 's2', t0 + 2) }, ...many]);
+      // No policy: ivy has two sessions now, though a reject-new claim would have refused the second.
+      expect(sorted(await u.other.locate('ivy', live))).toEqual([at('gate@a', 's1', t0 + 1), at('gate@b', 's2', t0 + 2)]);
+      expect(await u.other.locate('re1499', live)).toEqual([at('gate@b', 'r1499', t0 + 2)]);
+      await u.index.reassert([]);
     });
   });
 }

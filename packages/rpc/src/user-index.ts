@@ -79,7 +79,27 @@ export interface UserIndex {
   release(userId: string, serverId: string, sessionId: string): Promise<void>;
   /** The user's entries on live gates (current runs only). */
   locate(userId: string, liveGates: readonly LiveGate[]): Promise<UserLocation[]>;
+  /**
+   * Optional, with {@link reassert}: the identity of the index's contents, a string that
+   * changes when the store behind it lost its entries (RedisUserIndex: an empty Redis
+   * restart, a FLUSHALL). Gates poll it every `userIndexCheckInterval` ms and, when it
+   * changed since their last look, re-put the entries of their bound sessions. An index
+   * that cannot lose entries while its gates live (MemoryUserIndex) returns a constant.
+   */
+  epoch?(): Promise<string>;
+  /**
+   * Optional, with {@link epoch}: records these entries as they are, without applying a
+   * policy (a gate's own bound sessions, after the index was reset), in as few round trips
+   * as the store allows (RedisUserIndex: pipelined, 1000 entries per round trip).
+   */
+  reassert?(entries: readonly UserIndexEntry[]): Promise<void>;
   close?(): Promise<void>;
+}
+
+/** One entry of the index: a user's bound session (see {@link UserIndex.reassert}). */
+export interface UserIndexEntry {
+  userId: string;
+  location: UserLocation;
 }
 
 /**
@@ -88,6 +108,20 @@ export interface UserIndex {
  */
 export class MemoryUserIndex implements UserIndex {
   private readonly users = new Map<string, Map<string, UserLocation>>();
+  private readonly id = `memory-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+
+  /** Constant: a Map in this process loses nothing while its gates live. */
+  async epoch(): Promise<string> {
+    return this.id;
+  }
+
+  async reassert(entries: readonly UserIndexEntry[]): Promise<void> {
+    for (const { userId, location } of entries) {
+      const map = this.users.get(userId) ?? new Map<string, UserLocation>();
+      map.set(fieldOf(location.serverId, location.sessionId), { ...location });
+      this.users.set(userId, map);
+    }
+  }
 
   async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult> {
     const live = new Map(liveGates.map((g) => [g.serverId, g.startedAt]));

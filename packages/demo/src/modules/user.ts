@@ -14,12 +14,15 @@ export function createUserModule(options: { jwt?: boolean } = {}) {
   return defineModule({
     type: 'user',
     handlers: {
-      /** `{"userId"}` → `{"userId","settings"}` */
+      /**
+       * `{"userId"}` → `{"userId","settings"}`, plus `"warning"` when the login was made but
+       * the session store failed (`STORAGE_UNAVAILABLE: …`: stored settings come back once it is).
+       */
       HD_login: async (session, payload) => {
         if (options.jwt) throw new Error(LOGIN_REFUSED);
         const userId = requireString(payload, 'userId');
-        await session.bind(userId);
-        return { userId: session.userId, settings: session.settings };
+        const { warning } = await session.bind(userId);
+        return { userId: session.userId, settings: session.settings, ...(warning !== undefined && { warning }) };
       },
       /**
        * `{"delete"?: boolean}` → `{"userId": ""}`. With `"delete": true` the stored settings

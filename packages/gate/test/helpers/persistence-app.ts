@@ -38,7 +38,7 @@ async function runStep(s: Session, [verb, ...a]: Step): Promise<Outcome> {
     let value: unknown = null;
     switch (verb) {
       case 'bind':
-        await s.bind(a[0] as string);
+        value = await s.bind(a[0] as string);
         break;
       case 'unbind':
         await s.unbind((a[0] ?? {}) as { delete?: boolean });

@@ -30,6 +30,7 @@ export {
   rpcListKeys,
   sessionKey,
   sessionPrefix,
+  userIndexEpochKey,
   userKey,
   type KeyDoc,
   type RegistryKeys,

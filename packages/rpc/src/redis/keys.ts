@@ -56,6 +56,15 @@ export function userKey(prefix: string, userId: string): string {
 }
 
 /**
+ * The user index's epoch (a random id): `<prefix>user-index:epoch`. Made by the first gate
+ * that finds it missing; it changing (an empty Redis restart, a FLUSHALL) tells the gates
+ * the index lost its entries and that they must re-assert theirs (RedisUserIndex.epoch).
+ */
+export function userIndexEpochKey(prefix: string): string {
+  return `${prefix}user-index:epoch`;
+}
+
+/**
  * The prefix of stored sessions under a key prefix: `<prefix>session:`. RedisStorage's own
  * `prefix` option is this whole string (default `mqgate:session:`).
  */
@@ -92,5 +101,6 @@ export const KEY_SCHEMA: readonly KeyDoc[] = [
   { pattern: registry.events, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: registry.heartbeat, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: userKey(P, '<userId>'), type: 'hash', owner: 'RedisUserIndex' },
+  { pattern: userIndexEpochKey(P), type: 'string', owner: 'RedisUserIndex' },
   { pattern: sessionKey(sessionPrefix(P), '<userId>'), type: 'string', owner: 'RedisStorage' },
 ];

@@ -7,10 +7,23 @@ import {
   type DuplicateLoginPolicy,
   type LiveGate,
   type UserIndex,
+  type UserIndexEntry,
   type UserLocation,
 } from '../user-index';
-import { createRedis, DEFAULT_REDIS_URL, PIPELINED, quitRedis, type RedisClient } from './connection';
-import { DEFAULT_KEY_PREFIX, userKey } from './keys';
+import { randomBytes } from 'node:crypto';
+import { createRedis, DEFAULT_REDIS_URL, isCluster, PIPELINED, quitRedis, type RedisClient } from './connection';
+import { DEFAULT_KEY_PREFIX, userIndexEpochKey, userKey } from './keys';
+
+/** The epoch: the stored one, else ARGV[1], stored (no expiry). KEYS[1] the epoch key. */
+const EPOCH = `
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`;
+
+/** Entries per round trip of {@link RedisUserIndex.reassert}. */
+const REASSERT_BATCH = 1000;
 
 /** Options of {@link RedisUserIndex}. */
 export interface RedisUserIndexOptions {
@@ -98,6 +111,44 @@ export class RedisUserIndex implements UserIndex {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
     this.idleTtl = options.idleTtl ?? 86_400_000;
     this.redis.defineCommand('mqgateClaim', { numberOfKeys: 1, lua: CLAIM });
+    this.redis.defineCommand('mqgateEpoch', { numberOfKeys: 1, lua: EPOCH });
+  }
+
+  /**
+   * The index's epoch, `<prefix>user-index:epoch`: made (a random id) by the first caller
+   * that finds it missing. A Redis restarted empty, or flushed, has lost it along with every
+   * user hash: the next call makes a new one, and every gate sees it changed.
+   */
+  async epoch(): Promise<string> {
+    const candidate = randomBytes(8).toString('hex');
+    return (this.redis as unknown as { mqgateEpoch(k: string, v: string): Promise<string> }).mqgateEpoch(userIndexEpochKey(this.prefix), candidate);
+  }
+
+  /** HSET + PEXPIRE of each entry, pipelined, {@link REASSERT_BATCH} entries per round trip (no policy is applied). */
+  async reassert(entries: readonly UserIndexEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += REASSERT_BATCH) {
+      if (isCluster(this.redis)) {
+        // A Cluster pipeline must stay in one slot: the commands are sent at once instead, not one after the other.
+        const r = this.redis;
+        await Promise.all(
+          entries
+            .slice(i, i + REASSERT_BATCH)
+            .map(({ userId, location: l }) =>
+              r.hset(this.key(userId), fieldOf(l.serverId, l.sessionId), String(l.since)).then(() => r.pexpire(this.key(userId), this.idleTtl)),
+            ),
+        );
+        continue;
+      }
+      const pipe = this.redis.pipeline();
+      for (const { userId, location: l } of entries.slice(i, i + REASSERT_BATCH)) {
+        const key = this.key(userId);
+        pipe.hset(key, fieldOf(l.serverId, l.sessionId), String(l.since));
+        pipe.pexpire(key, this.idleTtl);
+      }
+      const results = (await pipe.exec()) ?? [];
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0] as Error;
+    }
   }
 
   /** The user's hash: `<prefix>user:{<userId>}`. */
