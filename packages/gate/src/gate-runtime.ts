@@ -116,7 +116,6 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
       emit(event, ...(args as GateEvents[typeof event]));
     },
   });
-  const warn = createWarnLog(logger);
   const router = new Router(
     m ? m.observeTransport(transport) : transport,
     o.handlerTimeout,
