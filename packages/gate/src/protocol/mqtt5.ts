@@ -38,9 +38,9 @@ export const ReasonCode = {
  * client asked for, and the inbound Topic Aliases it set (§3.3.2.3.4).
  */
 export class Mqtt5State {
-  /** Session Expiry Interval, seconds (§3.1.2.11.2); 0 = the session ends with the connection. Stored for session resume; no session is resumed yet. */
+  /** Session Expiry Interval, seconds (§3.1.2.11.2); 0 = the session ends with the connection. The detached session's resume window (capped by resumeWindow, issue 10). */
   sessionExpiryInterval: number;
-  /** Client's Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the gate may leave unacknowledged toward it. The gate pushes at QoS 0 only. */
+  /** Client's Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the gate may leave unacknowledged toward it (MQTT-3.3.4-7): it caps the window of QoS 1 pushes with maxOutboundInflight. */
   readonly receiveMaximum: number;
   /** Client's Maximum Packet Size, bytes (§3.1.2.11.4); Infinity when not given. Nothing larger is sent (MQTT-3.1.2-25). */
   readonly maximumPacketSize: number;
