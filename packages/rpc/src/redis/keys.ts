@@ -55,6 +55,11 @@ export function userKey(prefix: string, userId: string): string {
   return `${prefix}user:{${userId}}`;
 }
 
+/** The shared ban list (issue 11): sorted set `<kind>:<value>` → until (epoch ms), `<prefix>{bans}`. */
+export function bansKey(prefix: string): string {
+  return `${prefix}{bans}`;
+}
+
 /**
  * The prefix of stored sessions under a key prefix: `<prefix>session:`. RedisStorage's own
  * `prefix` option is this whole string (default `mqgate:session:`).
@@ -92,5 +97,6 @@ export const KEY_SCHEMA: readonly KeyDoc[] = [
   { pattern: registry.events, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: registry.heartbeat, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: userKey(P, '<userId>'), type: 'hash', owner: 'RedisUserIndex' },
+  { pattern: bansKey(P), type: 'sorted set', owner: 'RedisUserIndex' },
   { pattern: sessionKey(sessionPrefix(P), '<userId>'), type: 'string', owner: 'RedisStorage' },
 ];
