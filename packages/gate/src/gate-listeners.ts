@@ -35,9 +35,11 @@ export class GateListeners {
   async open(o: ResolvedGateOptions, accept: (wire: Wire) => WireSink, onTlsReload: (r: TlsReload) => void): Promise<void> {
     const trustedProxies = trustedSet(o.trustedProxies);
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
-    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies }, accept);
+    const connectTimeout = o.connectTimeout;
+    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout }, accept);
     if (o.mqtts || o.wss) {
-      this.secure = await openSecureListeners({ mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies }, accept, onTlsReload);
+      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout };
+      this.secure = await openSecureListeners(config, accept, onTlsReload);
     }
   }
 

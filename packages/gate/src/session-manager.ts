@@ -74,6 +74,8 @@ export interface SessionManagerDeps {
   readonly logger: Logger;
   readonly emit: EmitSessionEvent;
   readonly limits: SessionLimits;
+  /** True when a user id is banned (gate.ban, admission.ts): its Bind fails with code BANNED. */
+  readonly userBanned?: (userId: string) => boolean;
 }
 
 /**
@@ -90,6 +92,7 @@ export class SessionManager {
   private readonly logger: Logger;
   private readonly emit: EmitSessionEvent;
   private readonly limits: SessionLimits;
+  private readonly userBanned: ((userId: string) => boolean) | undefined;
   /** The detached sessions (set at gate start when resume is on). */
   detached: DetachedSessions | undefined;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
@@ -103,6 +106,7 @@ export class SessionManager {
     this.logger = deps.logger;
     this.emit = deps.emit;
     this.limits = deps.limits;
+    this.userBanned = deps.userBanned;
   }
 
   /** @throws SessionNotFoundError (code NO_SESSION) when the id is not live on this gate. */
@@ -133,7 +137,7 @@ export class SessionManager {
    * session is stored before this resolves.
    * @throws LimitError (code LIMIT) past maxUserIdBytes, BadArgumentError for ill-formed
    *   Unicode (nothing changes); PersistenceError (code STORAGE) when the store failed (the
-   *   session is bound all the same).
+   *   session is bound all the same); RpcError BANNED when the user id is banned (gate.ban).
    */
   bind(session: GateSession, userId: string): Promise<void> {
     try {
@@ -141,6 +145,7 @@ export class SessionManager {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.userBanned?.(userId)) return Promise.reject(new RpcError(`Bind(${JSON.stringify(userId.slice(0, 40))}): the user is banned`, 'BANNED'));
     return this.serially(session, () => this.bindNow(session, userId));
   }
 

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   DUPLICATE_LOGIN: 'the duplicate-login policy rejects a new bind of the user',
   USER_INDEX: 'the user index could not be reached during a bind',
   STORAGE: 'the StorageHandler failed; for a session verb, the change is live and the gate retries the write',
+  BANNED: 'a Bind of a user id that is banned (`gate.ban({ userId }, ms)`, shared across gates by the user index)',
 } as const;
 
 /** One of mqgate's own error codes (see {@link ERROR_CODES}). */

@@ -19,6 +19,8 @@ export interface SecureListenConfig {
   /** Largest WebSocket message, bytes (the gate's maxPacketSize). */
   maxPayload: number;
   trustedProxies: ReadonlySet<string>;
+  /** ms from TCP accept to CONNECT (the gate's connectTimeout), upgrade and handshake included. */
+  connectTimeout?: number;
 }
 
 /**
@@ -36,7 +38,8 @@ export async function openSecureListeners(
     if (o.mqtts) mqtts = await listenTls(o.mqtts, accept);
     if (o.wss) {
       const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
-      wss = (await listenWebSocket({ ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls }, accept)) as HttpsServer;
+      const ws = { ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls, connectTimeout: o.connectTimeout };
+      wss = (await listenWebSocket(ws, accept)) as HttpsServer;
     }
   } catch (err) {
     mqtts?.close();
