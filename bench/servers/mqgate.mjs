@@ -45,6 +45,11 @@ async function main() {
   const gateOptions = {
     tcp: cfg.tcp === false ? false : { port: 0, host: '127.0.0.1' },
     websocket: cfg.ws === false ? false : { port: 0, host: '127.0.0.1' },
+    // A bulk loopback load (every client from 127.0.0.1, thousands of connections and
+    // reconnects a second): the per-address limits at the door (issue 11) are off here, not in the defaults.
+    maxConnectionsPerIp: 0,
+    connectRate: false,
+    flapping: false,
   };
   if (cfg.authRedis) {
     const { Redis } = require('ioredis');

@@ -382,7 +382,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       const fresh = this.admission.sync(await index.bans(this.options.maxBans), readAt);
       if (this.phase === 'running') for (const b of fresh) this.enforce(b);
     } catch (err) {
-      this.runtime?.warn('ban-sync', { error: err instanceof Error ? err.message : String(err) }, 'reading the shared ban list failed; the last one read stays');
+      this.runtime?.warn(
+        'ban-sync',
+        { error: err instanceof Error ? err.message : String(err) },
+        'reading the shared ban list failed; the last one read stays',
+      );
     }
   }
 

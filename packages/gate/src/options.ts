@@ -410,7 +410,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxKeepalive: nonNegative('maxKeepalive', o.maxKeepalive ?? DEFAULTS.maxKeepalive),
     maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
     maxBufferedBytes: positive('maxBufferedBytes', o.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
-    maxConnections: (o.maxConnections ?? DEFAULTS.maxConnections) === 'auto' ? autoMaxConnections() : nonNegative('maxConnections', o.maxConnections as number),
+    maxConnections:
+      (o.maxConnections ?? DEFAULTS.maxConnections) === 'auto' ? autoMaxConnections() : nonNegative('maxConnections', o.maxConnections as number),
     maxConnectionsPerIp: nonNegative('maxConnectionsPerIp', o.maxConnectionsPerIp ?? DEFAULTS.maxConnectionsPerIp),
     maxInflight: positive('maxInflight', o.maxInflight ?? DEFAULTS.maxInflight),
     ordered: o.ordered ?? DEFAULTS.ordered,

@@ -53,7 +53,8 @@ describe('defaults (resolveOptions with no options)', () => {
   });
 
   test("maxConnections 'auto': the open-files soft limit minus max(64, L/10)", () => {
-    const limits = 'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 4096                 files     \n';
+    const limits =
+      'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 4096                 files     \n';
     expect(fileDescriptorLimit(() => limits)).toBe(1024);
     expect(fileDescriptorLimit(() => 'Max open files            unlimited            unlimited            files\n')).toBe(FALLBACK_FILE_LIMIT);
     expect(

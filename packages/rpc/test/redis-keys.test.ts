@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bansKey, DEFAULT_KEY_PREFIX, KEY_SCHEMA, registryKeys, replyChannel, rpcListKeys, sessionKey, sessionPrefix, userKey } from '@mqgate/rpc/redis';
+import {
+  bansKey,
+  DEFAULT_KEY_PREFIX,
+  KEY_SCHEMA,
+  registryKeys,
+  replyChannel,
+  rpcListKeys,
+  sessionKey,
+  sessionPrefix,
+  userKey,
+} from '@mqgate/rpc/redis';
 
 const README = join(__dirname, '..', '..', '..', 'README.md');
 
