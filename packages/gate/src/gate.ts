@@ -1,5 +1,5 @@
 // Just over 400 lines: the Gate class is the one lifecycle (start, accept, authenticate, connect,
-// close, drain, stop) and its public API; listeners, runtime, protocol and sessions are elsewhere.
+// close, drain, stop) and its public API; listeners, runtime, protocol, sessions and the door (admission, bans) are elsewhere.
 import { EventEmitter } from 'node:events';
 import type { IConnectPacket } from 'mqtt-packet';
 import {
@@ -12,9 +12,8 @@ import {
   type SessionCounts,
   type SessionData,
   type SharedBan,
-  type UserIndex,
 } from '@mqgate/rpc';
-import { Admission, type ConnectRefusal, type DoorRefusal } from './admission';
+import { Door, type BanTarget } from './door';
 import { closeInBatches } from './drain';
 import { GateListeners, type GateAddresses } from './gate-listeners';
 import { buildRuntime, type GateRuntime } from './gate-runtime';
@@ -36,15 +35,7 @@ import type { Wire } from './wire/wire';
 
 export type { GateAddresses } from './gate-listeners';
 
-/** What `gate.ban` / `gate.unban` target: a client address, an MQTT client id, or a bound user id. */
-export type BanTarget = { ip: string } | { clientId: string } | { userId: string };
-
-function banOf(t: BanTarget): [SharedBan['kind'], string] {
-  if ('ip' in t && typeof t.ip === 'string') return ['ip', t.ip];
-  if ('clientId' in t && typeof t.clientId === 'string') return ['clientId', t.clientId];
-  if ('userId' in t && typeof t.userId === 'string') return ['userId', t.userId];
-  throw new TypeError('a ban targets { ip }, { clientId } or { userId } (a string)');
-}
+export type { BanTarget } from './door';
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
@@ -77,11 +68,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly registry = new SessionRegistry();
   private runtime: GateRuntime | undefined;
   private readonly connections = new Set<Conn>();
-  /** Connection admission at accept, CONNECT and Bind: caps, rates, flapping, bans (admission.ts). */
-  private readonly admission: Admission;
-  /** The user index, once started: where bans are shared when it has `ban`. */
-  private userIndex: UserIndex | undefined;
-  private banSync: NodeJS.Timeout | undefined;
+  /** Connection admission at accept, CONNECT and Bind, and the bans (door.ts, admission.ts). */
+  private readonly door: Door;
   private readonly hooks: ProtocolHooks<GateSession>;
   private readonly endpoints = new GateListeners();
   private service: RpcServerHandle | undefined;
@@ -103,7 +91,6 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   constructor(options: GateOptions = {}) {
     super();
     this.options = resolveOptions(options);
-    this.admission = new Admission(this.options);
     this.hooks = {
       authenticate: (conn, packet) => this.authenticate(conn, packet),
       connected: (conn) => this.onConnected(conn),
@@ -116,6 +103,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.hooks.traffic = metrics.traffic;
       this.on('connect', () => metrics.connected());
     }
+    this.door = new Door({
+      options: this.options,
+      metrics: this.metrics,
+      connections: this.connections,
+      registry: this.registry,
+      runtime: () => this.runtime,
+      running: () => this.phase === 'running',
+    });
   }
 
   /** Present once started when the gate has a StorageHandler. */
@@ -142,10 +137,10 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       registry: this.registry,
       metrics: this.metrics,
       emit: (event, ...args) => this.safeEmit(event, ...args),
-      userBanned: (userId) => this.userRefused(userId),
+      userBanned: (userId) => this.door.userRefused(userId),
     });
     this.runtime = runtime;
-    this.userIndex = this.options.userIndex ?? ctx.userIndex;
+
     try {
       if (this.metrics && this.options.metricsPort !== false) {
         this.ops = new OpsServer(this.metrics.registry, () => this.readiness());
@@ -174,9 +169,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const period = Math.max(10, Math.min(500, this.options.connectTimeout / 4, this.options.maxIdle / 4));
     this.sweep = setInterval(() => this.checkTimers(), period);
     this.sweep.unref();
-    this.banSync = setInterval(() => void this.syncBans(), this.options.banSyncInterval);
-    this.banSync.unref();
-    void this.syncBans();
+    this.door.start(this.options.userIndex ?? ctx.userIndex);
     runtime.logger.info({ serverId: this.serverId, ...this.endpoints.describe() }, 'gate listening');
   }
 
@@ -272,128 +265,35 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       conn.destroy('gate is stopping');
       return conn;
     }
-    const refusal = this.admission.admit(wire.remoteAddress);
-    if (refusal) this.refuseAtDoor(conn, refusal);
-    else this.connections.add(conn);
+    if (this.door.admit(conn)) this.connections.add(conn);
     return conn;
-  }
-
-  /** Closes a connection admission refused at accept, before its CONNECT is read; counted and logged. */
-  private refuseAtDoor(conn: Conn, refusal: DoorRefusal): void {
-    const o = this.options;
-    const ip = conn.wire.remoteAddress;
-    const why: Record<DoorRefusal, string> = {
-      maxConnections: `maxConnections ${o.maxConnections} reached`,
-      maxConnectionsPerIp: `maxConnectionsPerIp ${o.maxConnectionsPerIp} reached for ${ip}`,
-      connectRate: `connectRate exceeded for ${ip}`,
-      maxTrackedIps: `maxTrackedIps ${o.maxTrackedIps} addresses tracked, none idle`,
-      bannedIp: `banned address ${ip}`,
-    };
-    conn.destroy(why[refusal]);
-    this.metrics?.refusedAtDoor(refusal);
-    this.runtime?.warn(`limit:${refusal}`, { ip }, `connection refused at accept: ${why[refusal]}`);
-  }
-
-  /** Admission at CONNECT: a banned or flapping client id gets CONNACK 0x8A Banned (3.1.1: 5). */
-  private refuseConnect(conn: Conn, packet: IConnectPacket): ConnectVerdict | undefined {
-    const refusal: ConnectRefusal | undefined = this.admission.connect(conn.clientId, (packet.clientId ?? '') !== '');
-    if (!refusal) return undefined;
-    this.metrics?.refusedAtDoor(refusal);
-    const fields = { clientId: conn.clientId, ip: conn.wire.remoteAddress };
-    if (refusal === 'flapping') {
-      const f = this.options.flapping as { maxCount: number; window: number; banTime: number };
-      this.runtime?.warn('limit:flapping', fields, `client id banned for ${f.banTime} ms: over ${f.maxCount} CONNECTs in ${f.window} ms`);
-      return { reasonCode: ReasonCode.Banned, reasonString: 'banned: the client id reconnects too often (flapping)' };
-    }
-    this.runtime?.warn('limit:bannedClientId', fields, 'CONNECT of a banned client id refused');
-    return { reasonCode: ReasonCode.Banned, reasonString: 'banned' };
-  }
-
-  /** Bind's ban check (JWT CONNECT included): counted and logged. */
-  private userRefused(userId: string): boolean {
-    if (!this.admission.userBanned(userId)) return false;
-    this.metrics?.refusedAtDoor('bannedUserId');
-    this.runtime?.warn('limit:bannedUserId', { userId }, 'Bind of a banned user id refused');
-    return true;
   }
 
   /**
    * Bans a client address (refused at accept), a client id (CONNACK 0x8A Banned / 3.1.1
    * return code 5) or a user id (Bind and JWT CONNECT fail with code BANNED) for `ms`, and
    * kicks the live sessions it matches. With a user index that shares bans (RedisUserIndex),
-   * every gate on it applies the ban within its `banSyncInterval`.
+   * every gate on it applies the ban within its `banSyncInterval`. See door.ts.
    * @throws RangeError when `ms` is not positive or maxBans bans are held; TypeError for a bad target; the user index's error.
    */
-  async ban(target: BanTarget, ms: number): Promise<void> {
-    const [kind, value] = banOf(target);
-    if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`ban: ms must be a positive number, got ${ms}`);
-    const untilMs = Date.now() + ms;
-    const index = this.userIndex?.ban ? this.userIndex : undefined;
-    const had = this.admission.isBanned(kind, value);
-    this.admission.ban(kind, value, untilMs, index !== undefined);
-    try {
-      await index?.ban?.(kind, value, untilMs);
-    } catch (err) {
-      if (!had) this.admission.unban(kind, value);
-      throw err;
-    }
-    this.enforce({ kind, value, untilMs });
+  ban(target: BanTarget, ms: number): Promise<void> {
+    return this.door.ban(target, ms);
   }
 
   /** Lifts a ban (on every gate, with a user index that shares bans). Resolves false when this gate held none. */
-  async unban(target: BanTarget): Promise<boolean> {
-    const [kind, value] = banOf(target);
-    const had = this.admission.unban(kind, value);
-    await this.userIndex?.unban?.(kind, value);
-    return had;
+  unban(target: BanTarget): Promise<boolean> {
+    return this.door.unban(target);
   }
 
   /** The bans in force on this gate (its own, flapping ones, and those shared by the user index), soonest to end first. */
   bans(): SharedBan[] {
-    return this.admission.list();
-  }
-
-  /** Kicks the live sessions (and closes the pending connections) a new ban matches. */
-  private enforce(ban: SharedBan): void {
-    const r = this.runtime;
-    if (!r) return;
-    const reason = `kicked: banned (${ban.kind})`;
-    if (ban.kind === 'ip') {
-      for (const conn of [...this.connections]) {
-        if (conn.wire.remoteAddress !== ban.value) continue;
-        if (conn.session && conn.requests) r.sessions.kick(conn.session, reason);
-        else conn.destroy(`banned address ${ban.value}`);
-      }
-    } else if (ban.kind === 'clientId') {
-      const s = this.registry.byClientId(ban.value);
-      if (s) r.sessions.kick(s, reason);
-    } else {
-      for (const s of this.registry.byUserId(ban.value)) r.sessions.kick(s, reason);
-    }
-  }
-
-  /** Reads the shared ban list (every banSyncInterval, never per connection), enforces new bans, sweeps admission's maps. */
-  private async syncBans(): Promise<void> {
-    this.admission.sweep();
-    const index = this.userIndex;
-    if (!index?.bans || this.phase !== 'running') return;
-    const readAt = Date.now();
-    try {
-      const fresh = this.admission.sync(await index.bans(this.options.maxBans), readAt);
-      if (this.phase === 'running') for (const b of fresh) this.enforce(b);
-    } catch (err) {
-      this.runtime?.warn(
-        'ban-sync',
-        { error: err instanceof Error ? err.message : String(err) },
-        'reading the shared ban list failed; the last one read stays',
-      );
-    }
+    return this.door.bans();
   }
 
   /** The authenticate hook's answer as a CONNACK reason code (MQTT 5.0 §3.2.2.2; connect.ts maps it for 3.1.1). */
   private authenticate(conn: Conn, packet: IConnectPacket): ConnectVerdict | Promise<ConnectVerdict> {
     if (this.phase !== 'running') return { reasonCode: ReasonCode.ServerUnavailable, reasonString: STOP_REASON };
-    const refused = this.refuseConnect(conn, packet);
+    const refused = this.door.connect(conn, packet);
     if (refused !== undefined) return refused;
     const jwt = this.runtime?.jwt;
     if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
@@ -457,7 +357,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   private onClosed(conn: Conn, reason: string): void {
     this.metrics?.connectionClosed(reason, conn.refused);
-    if (this.connections.delete(conn)) this.admission.released(conn.wire.remoteAddress);
+    if (this.connections.delete(conn)) this.door.released(conn);
     const session = conn.session;
     const r = this.runtime;
     if (!session || !r) return;
@@ -530,7 +430,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     await this.service?.close();
     await closing;
     if (this.sweep) clearInterval(this.sweep);
-    if (this.banSync) clearInterval(this.banSync);
+    this.door.stop();
     await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');
