@@ -7,10 +7,12 @@
  * upgrade (headers trickled byte by byte are cut); the default maxKeepalive holds.
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { SignJWT } from 'jose';
+import { makeTestPki } from '@mqgate/test-support';
 import { GateFunctions, RpcError, type SessionData } from '@mqgate/rpc';
 import { Connections } from './helpers/connections';
 import { startGate, type Harness } from './helpers/harness';
-import { waitUntil, within } from './helpers/waiters';
+import { closeOf, staysOpen, waitUntil, within } from './helpers/waiters';
 import { RawV5Peers } from './v5-support';
 
 const conns = new Connections();
@@ -192,4 +194,30 @@ test('maxKeepalive is 1200 s by default: 3.1.1 over it gets return code 2, MQTT 
   const ack = await (await v5.tcp(h.tcpPort)).connect({ clientId: 'long5', keepalive: 65535 });
   expect(ack.reasonCode).toBe(0);
   expect(ack.properties?.serverKeepAlive).toBe(1200);
+});
+
+test('ban { userId } at JWT CONNECT: the token is valid, the CONNECT gets 0x8A Banned (3.1.1: 5)', async () => {
+  const secret = 'a-test-secret-of-at-least-32-bytes!!';
+  h = await startGate({ jwt: { secret } });
+  const token = (sub: string) =>
+    new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  await h.gate.ban({ userId: 'banned-user' }, 60_000);
+  const raw = await conns.raw(h.tcpPort);
+  expect((await raw.connect({ clientId: 'j3', username: 'u', password: Buffer.from(await token('banned-user')) })).returnCode).toBe(5);
+  const ack = await (await v5.tcp(h.tcpPort)).connect({ clientId: 'j5', username: 'u', password: Buffer.from(await token('banned-user')) });
+  expect(ack.reasonCode).toBe(0x8a);
+  await conns.connectedRaw(h.tcpPort, 'j-ok', { username: 'u', password: Buffer.from(await token('fine-user')) });
+  expect(h.gate.counts().bound).toBe(1);
+});
+
+test('wss: the upgrade deadline is cleared once upgraded (a connected wss client outlives connectTimeout)', async () => {
+  const pki = makeTestPki();
+  h = await startGate({ connectTimeout: 400, wss: { port: 0, host: '127.0.0.1', key: pki.serverKey, cert: pki.serverCert } });
+  const c = await conns.mqtt(`wss://127.0.0.1:${h.gate.addresses().wss!.port}/mqtt`, {
+    ca: pki.read(pki.caCert),
+    servername: 'localhost',
+    clientId: 'wss-stays',
+  });
+  expect(await staysOpen(closeOf(c), 1500)).toBe(true);
+  expect(c.connected).toBe(true);
 });
