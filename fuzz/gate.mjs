@@ -35,6 +35,11 @@ const gate = new Gate({
   websocket: { port: 0, host: '127.0.0.1' },
   connectTimeout: Number(values['connect-timeout']),
   storage,
+  // A bulk loopback load (the fuzzer reconnects from 127.0.0.1 all the time, reusing client
+  // ids): the per-address limits and flapping detection (issue 11) are off here, not in the defaults.
+  maxConnectionsPerIp: 0,
+  connectRate: false,
+  flapping: false,
 });
 app.use(gate);
 let stopping = false;

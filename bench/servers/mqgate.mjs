@@ -53,6 +53,11 @@ async function main() {
     // So the per-connection input rates are off here.
     messageRate: false,
     byteRate: false,
+    // A bulk loopback load (every client from 127.0.0.1, thousands of connections and
+    // reconnects a second): the per-address limits at the door (issue 11) are off here, not in the defaults.
+    maxConnectionsPerIp: 0,
+    connectRate: false,
+    flapping: false,
     ...cfg.gate,
   };
   if (cfg.authRedis) {

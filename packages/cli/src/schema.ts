@@ -33,7 +33,7 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
   ['maxKeepalive', { type: 'int', min: 0, max: 65535 }, 'largest keepalive a CONNECT may ask for, s (0: any)'],
   ['maxPacketSize', { type: 'int', min: 1, max: 268_435_455 }, 'largest packet accepted, bytes'],
   ['maxBufferedBytes', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'unsent bytes per connection before it is closed as a slow consumer'],
-  ['maxConnections', COUNT, 'open connections cap (0: none)'],
+  ['maxConnections', COUNT, 'open connections cap (0: none; unset: "auto", from the open-files limit)'],
   ['maxConnectionsPerIp', COUNT, 'open connections per client address cap (0: none)'],
   ['maxInflight', { type: 'int', min: 1, max: 10_000 }, 'requests running at once per connection'],
   ['ordered', BOOL, 'one request at a time per session, in order'],

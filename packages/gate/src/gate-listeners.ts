@@ -35,14 +35,12 @@ export class GateListeners {
   async open(o: ResolvedGateOptions, accept: (wire: Wire) => WireSink, onTlsReload: (r: TlsReload) => void): Promise<void> {
     const trustedProxies = trustedSet(o.trustedProxies);
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
-    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies }, accept);
+    const connectTimeout = o.connectTimeout;
+    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout }, accept);
     if (o.mqtts || o.wss) {
       const headerTimeout = o.connectTimeout;
-      this.secure = await openSecureListeners(
-        { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout },
-        accept,
-        onTlsReload,
-      );
+      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout, connectTimeout };
+      this.secure = await openSecureListeners(config, accept, onTlsReload);
     }
   }
 

@@ -51,6 +51,8 @@ export interface RuntimeDeps {
   readonly metrics: GateMetrics | undefined;
   /** The gate's emit of its session events and `storageError` (listener exceptions caught). */
   readonly emit: <E extends keyof GateEvents>(event: E, ...args: GateEvents[E]) => void;
+  /** True when a user id is banned (admission.ts): Bind refuses it. */
+  readonly userBanned?: (userId: string) => boolean;
 }
 
 /**
@@ -108,6 +110,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     deleteOnUnbind: o.deleteOnUnbind,
     logger,
     limits,
+    userBanned: deps.userBanned,
     emit: (event, ...args) => {
       // A bind issues a resume token, an unbind voids it (issue 10).
       const s = event === 'bind' || event === 'unbind' ? registry.get((args[0] as { sessionId: string }).sessionId) : undefined;

@@ -1,5 +1,5 @@
 // Just over 400 lines: the Gate class is the one lifecycle (start, accept, authenticate, connect,
-// close, drain, stop) and its public API; listeners, runtime, protocol and sessions are elsewhere.
+// close, drain, stop) and its public API; listeners, runtime, protocol, sessions and the door (admission, bans) are elsewhere.
 import { EventEmitter } from 'node:events';
 import type { IConnectPacket } from 'mqtt-packet';
 import {
@@ -12,7 +12,9 @@ import {
   type RpcServerHandle,
   type SessionCounts,
   type SessionData,
+  type SharedBan,
 } from '@mqgate/rpc';
+import { Door, type BanTarget } from './door';
 import { closeInBatches } from './drain';
 import { watchEventLoop } from './event-loop-stall';
 import { GateListeners, type GateAddresses } from './gate-listeners';
@@ -38,6 +40,7 @@ export type { GateAddresses } from './gate-listeners';
 
 /** errno codes of an accept that found no file descriptor left (system errors, not mqgate error codes). */
 const FD_EXHAUSTED: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
+export type { BanTarget } from './door';
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
@@ -70,8 +73,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly registry = new SessionRegistry();
   private runtime: GateRuntime | undefined;
   private readonly connections = new Set<Conn>();
-  /** Open connections per client address (only with maxConnectionsPerIp). */
-  private readonly perIp = new Map<string, number>();
+  /** Connection admission at accept, CONNECT and Bind, and the bans (door.ts, admission.ts). */
+  private readonly door: Door;
   private readonly hooks: ProtocolHooks<GateSession>;
   private readonly endpoints = new GateListeners();
   private service: RpcServerHandle | undefined;
@@ -124,6 +127,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       this.hooks.traffic = metrics.traffic;
       this.on('connect', () => metrics.connected());
     }
+    this.door = new Door({
+      options: this.options,
+      metrics: this.metrics,
+      connections: this.connections,
+      registry: this.registry,
+      runtime: () => this.runtime,
+      running: () => this.phase === 'running',
+    });
   }
 
   /** Present once started when the gate has a StorageHandler. */
@@ -150,8 +161,10 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       registry: this.registry,
       metrics: this.metrics,
       emit: (event, ...args) => this.safeEmit(event, ...args),
+      userBanned: (userId) => this.door.userRefused(userId),
     });
     this.runtime = runtime;
+
     try {
       if (this.metrics && this.options.metricsPort !== false) {
         this.ops = new OpsServer(this.metrics.registry, () => this.readiness());
@@ -190,6 +203,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const period = Math.max(10, Math.min(500, this.options.connectTimeout / 4, this.options.maxIdle / 4));
     this.sweep = setInterval(() => this.checkTimers(), period);
     this.sweep.unref();
+    this.door.start(this.options.userIndex ?? ctx.userIndex);
     runtime.logger.info({ serverId: this.serverId, ...this.endpoints.describe() }, 'gate listening');
   }
 
@@ -302,26 +316,36 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       conn.destroy('gate is stopping');
       return conn;
     }
-    const { maxConnections, maxConnectionsPerIp } = this.options;
-    if (maxConnections > 0 && this.connections.size >= maxConnections) {
-      conn.destroy(`maxConnections ${maxConnections} reached`);
-      return conn;
-    }
-    if (maxConnectionsPerIp > 0) {
-      const n = this.perIp.get(wire.remoteAddress) ?? 0;
-      if (n >= maxConnectionsPerIp) {
-        conn.destroy(`maxConnectionsPerIp ${maxConnectionsPerIp} reached for ${wire.remoteAddress}`);
-        return conn;
-      }
-      this.perIp.set(wire.remoteAddress, n + 1);
-    }
-    this.connections.add(conn);
+    if (this.door.admit(conn)) this.connections.add(conn);
     return conn;
+  }
+
+  /**
+   * Bans a client address (refused at accept), a client id (CONNACK 0x8A Banned / 3.1.1
+   * return code 5) or a user id (Bind and JWT CONNECT fail with code BANNED) for `ms`, and
+   * kicks the live sessions it matches. With a user index that shares bans (RedisUserIndex),
+   * every gate on it applies the ban within its `banSyncInterval`. See door.ts.
+   * @throws RangeError when `ms` is not positive or maxBans bans are held; TypeError for a bad target; the user index's error.
+   */
+  ban(target: BanTarget, ms: number): Promise<void> {
+    return this.door.ban(target, ms);
+  }
+
+  /** Lifts a ban (on every gate, with a user index that shares bans). Resolves false when this gate held none. */
+  unban(target: BanTarget): Promise<boolean> {
+    return this.door.unban(target);
+  }
+
+  /** The bans in force on this gate (its own, flapping ones, and those shared by the user index), soonest to end first. */
+  bans(): SharedBan[] {
+    return this.door.bans();
   }
 
   /** The authenticate hook's answer as a CONNACK reason code (MQTT 5.0 §3.2.2.2; connect.ts maps it for 3.1.1). */
   private authenticate(conn: Conn, packet: IConnectPacket): ConnectVerdict | Promise<ConnectVerdict> {
     if (this.phase !== 'running') return { reasonCode: ReasonCode.ServerUnavailable, reasonString: STOP_REASON };
+    const refused = this.door.connect(conn, packet);
+    if (refused !== undefined) return refused;
     const jwt = this.runtime?.jwt;
     if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
     const verdict = this.runHook(conn, packet, undefined);
@@ -401,12 +425,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private onClosed(conn: Conn, reason: string): void {
     this.metrics?.connectionClosed(reason, conn.refused);
     this.logClose(conn, reason);
-    if (this.connections.delete(conn) && this.options.maxConnectionsPerIp > 0) {
-      const ip = conn.wire.remoteAddress;
-      const n = (this.perIp.get(ip) ?? 1) - 1;
-      if (n > 0) this.perIp.set(ip, n);
-      else this.perIp.delete(ip);
-    }
+    if (this.connections.delete(conn)) this.door.released(conn);
     const session = conn.session;
     const r = this.runtime;
     if (!session || !r) return;
@@ -538,6 +557,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (this.sweep) clearInterval(this.sweep);
     this.unwatch?.();
     this.budget?.close();
+    this.door.stop();
     await this.ops?.close();
     this.phase = 'stopped';
     r?.logger.info({ serverId: this.serverId }, 'gate stopped');

@@ -1,7 +1,16 @@
-export { Gate, createGate, STOP_REASON, type GateAddresses, type GateEvents } from './gate';
+export { Gate, createGate, STOP_REASON, type BanTarget, type GateAddresses, type GateEvents } from './gate';
 export { PersistenceError } from './errors';
 export type { StorageFailure, StorageStats } from './session-persistence';
-export { DEFAULTS, resolveOptions, type GateOptions, type ConnectInfo, type AuthenticateResult, type ListenOptions } from './options';
+export {
+  DEFAULTS,
+  autoMaxConnections,
+  fileDescriptorLimit,
+  resolveOptions,
+  type GateOptions,
+  type ConnectInfo,
+  type AuthenticateResult,
+  type ListenOptions,
+} from './options';
 export { JWT_TEXT, type JwtClaims, type JwtOptions } from './jwt';
 export { JWT_AUTH_METHOD, REFRESH_TOPIC, TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON } from './jwt-connect';
 export type { SessionEvents } from './session-manager';

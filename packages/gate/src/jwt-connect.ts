@@ -146,6 +146,7 @@ export class JwtConnect {
     if (err instanceof RpcError && err.code === 'DUPLICATE_LOGIN') {
       return { reasonCode: ReasonCode.NotAuthorized, reasonString: 'user already logged in (duplicate login policy)' };
     }
+    if (err instanceof RpcError && err.code === 'BANNED') return { reasonCode: ReasonCode.Banned, reasonString: 'banned' };
     this.deps.logger.warn({ clientId: conn.clientId, error: err instanceof Error ? err.message : String(err) }, 'JWT bind at CONNECT failed');
     return { reasonCode: ReasonCode.ServerUnavailable, reasonString: 'server unavailable' };
   }

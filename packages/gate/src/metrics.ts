@@ -54,7 +54,8 @@ const CLOSE_REASONS: [RegExp, string][] = [
   [/taken over/, 'takeover'],
   [/server shutting down|gate is stopping/, 'shutdown'],
   [/^kicked|^closed by server/, 'kick'],
-  [/^maxConnections/, 'limit'],
+  [/^(maxConnections|connectRate|maxTrackedIps)/, 'limit'],
+  [/^banned/, 'banned'],
 ];
 
 /** The `reason` label of a close reason. Anything unlisted (protocol violations) is `protocol_error`. */
@@ -101,6 +102,7 @@ export class GateMetrics {
   private readonly handlers = new Map<string, LabelCap>();
   private readonly accepted: Counter;
   private readonly refused: Counter<'code'>;
+  private readonly admissionRefused: Counter<'reason'>;
   private readonly closed: Counter<'reason'>;
   private readonly requests: Counter<'module' | 'handler' | 'outcome'>;
   private readonly latency: Histogram<'module'>;
@@ -146,6 +148,12 @@ export class GateMetrics {
       name: 'mqgate_connections_refused_total',
       help: 'CONNECTs refused, by CONNACK return code',
       labelNames: ['code'],
+      registers,
+    });
+    this.admissionRefused = new Counter({
+      name: 'mqgate_admission_refused_total',
+      help: 'Connections refused at the door (issue 11), by reason: maxConnections, maxConnectionsPerIp, connectRate, maxTrackedIps, bannedIp (closed before CONNECT is read); bannedClientId, flapping, bannedUserId (CONNACK 0x8A / 5, or Bind refused)',
+      labelNames: ['reason'],
       registers,
     });
     this.closed = new Counter({ name: 'mqgate_connections_closed_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers });
@@ -265,6 +273,11 @@ export class GateMetrics {
       return;
     }
     this.closed.inc({ reason: closeReasonLabel(reason) });
+  }
+
+  /** A connection, CONNECT or Bind refused by admission (admission.ts); `reason` is one of a fixed set. */
+  refusedAtDoor(reason: string): void {
+    this.admissionRefused.inc({ reason });
   }
 
   /** A client PUBLISH whose topic cannot be routed (counted before the router answers it). */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
+import { readFileSync } from 'node:fs';
 import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
 import type { TlsListenOptions } from './wire/tls';
@@ -89,7 +90,14 @@ export interface GateOptions {
   connectTimeout?: number;
   /** ms of silence after which a client that asked for keepalive 0 is closed. Default 60 000. */
   maxIdle?: number;
-  /** Largest keepalive a CONNECT may ask for, seconds; larger gets CONNACK 2. 0 = any (up to 65 535). Default 0. */
+  /**
+   * Largest keepalive a CONNECT may ask for, seconds. MQTT 5: a larger one is lowered to this
+   * and stated as Server Keep Alive in the CONNACK (MQTT-3.2.2-21); 3.1 / 3.1.1 cannot be told
+   * another keepalive, so a larger one gets CONNACK return code 2 (Mosquitto's max_keepalive
+   * does the same). 0 = any (up to 65 535 s, 18 h: a dead client holds its socket 27 h).
+   * Default 1200 (20 min; EMQX's and AWS IoT's caps are of that order): a half-open socket of
+   * a client gone without FIN is reclaimed within 30 min.
+   */
   maxKeepalive?: number;
   /**
    * Largest packet accepted, bytes, whole packet with header. Larger closes the connection before it is buffered.
@@ -101,9 +109,21 @@ export interface GateOptions {
    * past it the connection is closed as a slow consumer. Default 4 194 304 (4 MiB).
    */
   maxBufferedBytes?: number;
-  /** Open connections (CONNECT pending included) beyond which new ones are closed at once; 0 = no cap. Default 0. */
-  maxConnections?: number;
-  /** Open connections per client address beyond which new ones are closed at once; 0 = no cap. Default 0. */
+  /**
+   * Open connections (CONNECT pending included) beyond which a new one is closed at accept,
+   * before its CONNECT is read (counted in `mqgate_admission_refused_total{reason="maxConnections"}`).
+   * 0 = no cap. Default `'auto'`: the process's open-files soft limit L (Linux: `/proc/self/limits`
+   * "Max open files", which Node has already raised to the hard limit; elsewhere or unreadable:
+   * 10 000) minus a reserve of max(64, L / 10) descriptors for the transport, storage and
+   * metrics sockets, listeners and files: an accept loop hitting EMFILE stops serving everyone,
+   * a cap below it refuses only the newcomer (see {@link autoMaxConnections}).
+   */
+  maxConnections?: number | 'auto';
+  /**
+   * Open connections per client address (see `trustedProxies`) beyond which a new one is closed
+   * at accept. 0 = no cap. Default 1000: one host cannot take the gate's every descriptor, yet a
+   * carrier-grade NAT (RFC 6888: a public address shared by hundreds of subscribers) is not cut.
+   */
   maxConnectionsPerIp?: number;
   /** Requests running at once per connection; at the limit the gate stops reading that socket. Default 20 (mqant's ConcurrentTasks). */
   maxInflight?: number;
@@ -296,16 +316,64 @@ export interface GateOptions {
    * index without `epoch` is not looked at. Default 1 000.
    */
   userIndexCheckInterval?: number;
+
+  // --- Admission at the door (issue 11): see admission.ts ---
+  /**
+   * New connections per second per client address, a token bucket: `burst` at once, then
+   * `perSecond` (EMQX's listener `max_conn_rate`, here per address). Past it a connection is
+   * closed at accept, before CONNECT is read. `false` = no rate. Default `{ perSecond: 50, burst: 200 }`:
+   * a host in a reconnect loop is held to 50/s, while 1000 clients behind one NAT come back
+   * from a gate restart in about 16 s.
+   */
+  connectRate?: { perSecond: number; burst: number } | false;
+  /**
+   * Client addresses the per-address counts and rate buckets track. Past it the idle ones
+   * (no open connection) are evicted, oldest first; when none is idle among the oldest 64, a
+   * connection from a new address is refused (reason `maxTrackedIps`). Default 100 000 (a few MB).
+   */
+  maxTrackedIps?: number;
+  /**
+   * Flapping detection (EMQX's `flapping_detect`): a client id that CONNECTs more than
+   * `maxCount` times within `window` ms is banned for `banTime` ms (CONNACK 0x8A Banned /
+   * 3.1.1 return code 5). By client id, not address: many clients share an address, which
+   * `connectRate` covers. EMQX counts disconnects; counting CONNECTs stops the loop one
+   * round earlier. `false` = off. Default `{ maxCount: 15, window: 60 000, banTime: 300 000 }` (EMQX's).
+   */
+  flapping?: { maxCount: number; window: number; banTime: number } | false;
+  /** Client ids the flapping detection tracks at once; past it the oldest is forgotten. Default 100 000. */
+  maxTrackedClientIds?: number;
+  /**
+   * Bans held (`gate.ban`, flapping); a `gate.ban` past it throws RangeError, a flapping ban
+   * past it is not made (and logged). Expired bans do not count. Default 10 000.
+   */
+  maxBans?: number;
+  /**
+   * ms between two reads of the shared ban list from the user index (when it supports bans,
+   * like RedisUserIndex): a ban made on another gate takes effect here within this. Never read
+   * per connection. Default 5000.
+   */
+  banSyncInterval?: number;
 }
 
 export type ResolvedGateOptions = Required<
   Omit<
     GateOptions,
-    'authenticate' | 'logger' | 'storage' | 'userIndex' | 'metricsHost' | 'jwt' | 'maxBufferedBytesTotal' | 'messageRate' | 'byteRate'
+    | 'authenticate'
+    | 'logger'
+    | 'storage'
+    | 'userIndex'
+    | 'metricsHost'
+    | 'jwt'
+    | 'maxBufferedBytesTotal'
+    | 'messageRate'
+    | 'byteRate'
+    | 'maxConnections'
   >
 > & {
   /** Bytes; 0 = off. */
   maxBufferedBytesTotal: number;
+  /** Resolved: `'auto'` is replaced by {@link autoMaxConnections}. */
+  maxConnections: number;
   authenticate: GateOptions['authenticate'];
   logger: Logger | undefined;
   storage: StorageHandler | undefined;
@@ -322,11 +390,11 @@ export const DEFAULTS = {
   websocket: { port: 3653 } as ListenOptions,
   connectTimeout: 10_000,
   maxIdle: 60_000,
-  maxKeepalive: 0,
+  maxKeepalive: 1200,
   maxPacketSize: 65_536,
   maxBufferedBytes: 4 * 1024 * 1024,
-  maxConnections: 0,
-  maxConnectionsPerIp: 0,
+  maxConnections: 'auto' as number | 'auto',
+  maxConnectionsPerIp: 1000,
   maxInflight: 20,
   ordered: false,
   handlerTimeout: 10_000,
@@ -379,7 +447,51 @@ export const DEFAULTS = {
   byteRate: { perSecond: 1024 * 1024, burst: 2 * 1024 * 1024 } as RateLimit | false,
   // faults: user index re-assert
   userIndexCheckInterval: 1000,
+  // --- Admission at the door (issue 11) ---
+  connectRate: { perSecond: 50, burst: 200 } as { perSecond: number; burst: number } | false,
+  maxTrackedIps: 100_000,
+  flapping: { maxCount: 15, window: 60_000, banTime: 300_000 } as { maxCount: number; window: number; banTime: number } | false,
+  maxTrackedClientIds: 100_000,
+  maxBans: 10_000,
+  banSyncInterval: 5000,
 } as const;
+
+/** maxConnections' `'auto'` where the open-files limit cannot be read (not Linux, or unlimited). */
+export const FALLBACK_FILE_LIMIT = 10_000;
+
+/** The process's open-files soft limit: `/proc/self/limits` "Max open files" on Linux, else {@link FALLBACK_FILE_LIMIT}. */
+export function fileDescriptorLimit(read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(read());
+    const n = m ? Number(m[1]) : NaN;
+    return Number.isSafeInteger(n) && n > 0 ? n : FALLBACK_FILE_LIMIT;
+  } catch {
+    return FALLBACK_FILE_LIMIT;
+  }
+}
+
+/**
+ * maxConnections `'auto'`: the open-files soft limit L minus a reserve of max(64, ⌈L / 10⌉)
+ * for everything else the process opens (transport and storage sockets, listeners, metrics,
+ * files), at least 1. L = 1024 gives 921; L = 20 000 gives 18 000; L = 1 048 576 gives 943 718.
+ */
+export function autoMaxConnections(limit = fileDescriptorLimit()): number {
+  return Math.max(1, limit - Math.max(64, Math.ceil(limit / 10)));
+}
+
+function rate(o: { perSecond: number; burst: number } | false): { perSecond: number; burst: number } | false {
+  if (o === false) return false;
+  return { perSecond: positive('connectRate.perSecond', o.perSecond), burst: positive('connectRate.burst', o.burst) };
+}
+
+function flappingOf(o: { maxCount: number; window: number; banTime: number } | false): { maxCount: number; window: number; banTime: number } | false {
+  if (o === false) return false;
+  return {
+    maxCount: positive('flapping.maxCount', o.maxCount),
+    window: positive('flapping.window', o.window),
+    banTime: positive('flapping.banTime', o.banTime),
+  };
+}
 
 function positive(name: string, v: number): number {
   if (!Number.isFinite(v) || v <= 0) throw new RangeError(`gate option ${name} must be a positive number, got ${v}`);
@@ -427,7 +539,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxKeepalive: nonNegative('maxKeepalive', o.maxKeepalive ?? DEFAULTS.maxKeepalive),
     maxPacketSize: positive('maxPacketSize', o.maxPacketSize ?? DEFAULTS.maxPacketSize),
     maxBufferedBytes: positive('maxBufferedBytes', o.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
-    maxConnections: nonNegative('maxConnections', o.maxConnections ?? DEFAULTS.maxConnections),
+    maxConnections:
+      (o.maxConnections ?? DEFAULTS.maxConnections) === 'auto' ? autoMaxConnections() : nonNegative('maxConnections', o.maxConnections as number),
     maxConnectionsPerIp: nonNegative('maxConnectionsPerIp', o.maxConnectionsPerIp ?? DEFAULTS.maxConnectionsPerIp),
     maxInflight: positive('maxInflight', o.maxInflight ?? DEFAULTS.maxInflight),
     ordered: o.ordered ?? DEFAULTS.ordered,
@@ -490,6 +603,13 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
       nonNegative('userIndexCheckInterval', o.userIndexCheckInterval ?? DEFAULTS.userIndexCheckInterval),
       2_147_483_647,
     ),
+    // --- Admission at the door (issue 11) ---
+    connectRate: rate(o.connectRate ?? DEFAULTS.connectRate),
+    maxTrackedIps: positive('maxTrackedIps', o.maxTrackedIps ?? DEFAULTS.maxTrackedIps),
+    flapping: flappingOf(o.flapping ?? DEFAULTS.flapping),
+    maxTrackedClientIds: positive('maxTrackedClientIds', o.maxTrackedClientIds ?? DEFAULTS.maxTrackedClientIds),
+    maxBans: positive('maxBans', o.maxBans ?? DEFAULTS.maxBans),
+    banSyncInterval: positive('banSyncInterval', o.banSyncInterval ?? DEFAULTS.banSyncInterval),
   };
 }
 

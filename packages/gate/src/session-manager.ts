@@ -82,6 +82,8 @@ export interface SessionManagerDeps {
   readonly warn?: WarnLog;
   /** ms between two looks at the user index's epoch (gate option userIndexCheckInterval); 0: never. Default 0. */
   readonly userIndexCheckInterval?: number;
+  /** True when a user id is banned (gate.ban, admission.ts): its Bind fails with code BANNED. */
+  readonly userBanned?: (userId: string) => boolean;
 }
 
 /**
@@ -105,6 +107,7 @@ export class SessionManager {
   private indexEpoch: string | undefined;
   private indexCheck: { at: number; running: boolean } = { at: 0, running: false };
   private readonly userIndexCheckInterval: number;
+  private readonly userBanned: ((userId: string) => boolean) | undefined;
   /** The detached sessions (set at gate start when resume is on). */
   detached: DetachedSessions | undefined;
   /** Bind and UnBind of one session run one at a time, in order: the tail of each session's chain. */
@@ -120,6 +123,7 @@ export class SessionManager {
     this.limits = deps.limits;
     this.warn = deps.warn ?? ((kind, fields, msg) => deps.logger.warn({ kind, ...fields }, msg));
     this.userIndexCheckInterval = deps.userIndexCheckInterval ?? 0;
+    this.userBanned = deps.userBanned;
   }
 
   /**
@@ -206,7 +210,7 @@ export class SessionManager {
    * @throws LimitError (code LIMIT) past maxUserIdBytes, BadArgumentError for ill-formed
    *   Unicode (nothing changes); PersistenceError (code STORAGE_UNAVAILABLE, text
    *   CLIENT_TEXTS.STORAGE_UNAVAILABLE_BIND) when the store failed: the session is bound all
-   *   the same (the cause is logged at warn, kind `storage-bind`).
+   *   the same (the cause is logged at warn, kind `storage-bind`); RpcError BANNED when the user id is banned (gate.ban).
    */
   bind(session: GateSession, userId: string): Promise<void> {
     try {
@@ -214,6 +218,7 @@ export class SessionManager {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.userBanned?.(userId)) return Promise.reject(new RpcError(`Bind(${JSON.stringify(userId.slice(0, 40))}): the user is banned`, 'BANNED'));
     return this.serially(session, () => this.bindNow(session, userId));
   }
 

@@ -20,7 +20,8 @@ let h: Harness;
 const clients: MqttClient[] = [];
 
 beforeAll(async () => {
-  h = await startGate({ websocket: false });
+  // A bulk loopback load (1000 clients from 127.0.0.1 at once): the per-address limits at the door are off here, not in the defaults.
+  h = await startGate({ websocket: false, maxConnectionsPerIp: 0, connectRate: false });
   await h.serve('load', (fn, args) => {
     const body = args[1] as { client: number; seq: number };
     if (fn === 'HD_fence') return 'fence';

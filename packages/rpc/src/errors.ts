@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   STORAGE: 'a StorageHandler call failed (its StorageError); from UnBind with delete: the session is unbound, its stored copy may remain',
   STORAGE_UNAVAILABLE:
     'the session store could not take a Bind or a settings change: it is live on the gate and stored when the store is back (a gate stop before that logs the users)',
+  BANNED: 'a Bind of a user id that is banned (`gate.ban({ userId }, ms)`, shared across gates by the user index)',
 } as const;
 
 /**

@@ -22,8 +22,9 @@ export type UserIndexFactory = () => Promise<UserIndexUnderTest>;
  * counts once; release (also of a missing entry); entries of gates not live are ignored
  * (and come back when the gate does); entries recorded before their gate's current run are
  * dropped; 20 racing `reject-new` claims from 20 gates accept exactly one; user ids with
- * `|`, `:`, `{}`, spaces and unicode; the optional `epoch` and `reassert` (both or neither).
- * Takes well under a second.
+ * `|`, `:`, `{}`, spaces and unicode; the optional `epoch` and `reassert` (both or neither);
+ * and, when the index has the optional ban capability (issue 11), bans made on one handle
+ * listed on the other, replaced, lifted, expired, bounded by `limit`. Takes well under a second.
  */
 export function describeUserIndex(name: string, factory: UserIndexFactory): void {
   describe(`UserIndex conformance: ${name}`, () => {
@@ -116,6 +117,35 @@ export function describeUserIndex(name: string, factory: UserIndexFactory): void
       );
       expect(results.filter((r) => !r.rejected)).toHaveLength(1);
       expect(await u.index.locate('hal', all)).toHaveLength(1);
+    });
+
+    it('bans (optional): made on one handle, listed on the other; replaced, lifted, expired, bounded by limit', async () => {
+      const { index, other } = u;
+      if (!index.ban || !index.unban || !index.bans || !other.ban || !other.bans) {
+        expect(index.ban === undefined && index.bans === undefined).toBe(true); // none or all three
+        return;
+      }
+      const later = Date.now() + 60_000;
+      await index.ban('ip', '10.0.0.1', later);
+      await index.ban('clientId', 'c:1|x', later + 1);
+      await index.ban('userId', 'ü😀', later + 2);
+      await index.ban('ip', '10.0.0.2', Date.now() - 1); // already over
+      expect(await other.bans(100)).toEqual([
+        { kind: 'ip', value: '10.0.0.1', untilMs: later },
+        { kind: 'clientId', value: 'c:1|x', untilMs: later + 1 },
+        { kind: 'userId', value: 'ü😀', untilMs: later + 2 },
+      ]);
+      expect(await other.bans(1)).toEqual([{ kind: 'ip', value: '10.0.0.1', untilMs: later }]);
+      await other.ban('ip', '10.0.0.1', later + 5); // replaces the first
+      await index.unban('clientId', 'c:1|x');
+      await index.unban('clientId', 'never banned');
+      expect(await index.bans(100)).toEqual([
+        { kind: 'userId', value: 'ü😀', untilMs: later + 2 },
+        { kind: 'ip', value: '10.0.0.1', untilMs: later + 5 },
+      ]);
+      await index.ban('userId', 'soon', Date.now() + 30);
+      await new Promise((r) => setTimeout(r, 60));
+      expect((await other.bans(100)).map((b) => b.value)).not.toContain('soon');
     });
 
     it('user ids with |, :, {}, spaces and unicode are distinct users', async () => {

@@ -93,7 +93,41 @@ export interface UserIndex {
    * as the store allows (RedisUserIndex: pipelined, 1000 entries per round trip).
    */
   reassert?(entries: readonly UserIndexEntry[]): Promise<void>;
+  /**
+   * Optional (issue 11): records a ban every gate sharing this index applies, until `untilMs`
+   * (epoch ms); a second ban of the same target replaces the first. Gates read the list with
+   * {@link bans} every `banSyncInterval`, never per connection.
+   */
+  ban?(kind: BanKind, value: string, untilMs: number): Promise<void>;
+  /** Optional: lifts a ban made with {@link ban}; lifting a missing one succeeds. */
+  unban?(kind: BanKind, value: string): Promise<void>;
+  /** Optional: the bans not yet expired (`untilMs` > now), soonest to expire first, at most `limit` of them. */
+  bans?(limit: number): Promise<SharedBan[]>;
   close?(): Promise<void>;
+}
+
+/** What a ban targets: a client address, an MQTT client id, or a bound user id. */
+export type BanKind = 'ip' | 'clientId' | 'userId';
+
+/** A ban as the user index shares it between gates. */
+export interface SharedBan {
+  kind: BanKind;
+  value: string;
+  /** Epoch ms at which the ban ends. */
+  untilMs: number;
+}
+
+/** Member of a ban in a shared list: `<kind>:<value>` (kinds have no `:`, so the first one splits). */
+export function banMember(kind: BanKind, value: string): string {
+  return `${kind}:${value}`;
+}
+
+/** The ban of a member written by {@link banMember}, or undefined for anything else. */
+export function parseBanMember(member: string, untilMs: number): SharedBan | undefined {
+  const i = member.indexOf(':');
+  const kind = member.slice(0, i);
+  if (kind !== 'ip' && kind !== 'clientId' && kind !== 'userId') return undefined;
+  return { kind, value: member.slice(i + 1), untilMs };
 }
 
 /** One entry of the index: a user's bound session (see {@link UserIndex.reassert}). */
@@ -121,6 +155,30 @@ export class MemoryUserIndex implements UserIndex {
       map.set(fieldOf(location.serverId, location.sessionId), { ...location });
       this.users.set(userId, map);
     }
+  }
+
+  /** Ban member → until (epoch ms). */
+  private readonly banned = new Map<string, number>();
+
+  async ban(kind: BanKind, value: string, untilMs: number): Promise<void> {
+    this.banned.set(banMember(kind, value), untilMs);
+  }
+
+  async unban(kind: BanKind, value: string): Promise<void> {
+    this.banned.delete(banMember(kind, value));
+  }
+
+  async bans(limit: number): Promise<SharedBan[]> {
+    const now = Date.now();
+    const out: SharedBan[] = [];
+    for (const [member, until] of this.banned) {
+      if (until <= now) this.banned.delete(member);
+      else {
+        const b = parseBanMember(member, until);
+        if (b) out.push(b);
+      }
+    }
+    return out.sort((a, b) => a.untilMs - b.untilMs).slice(0, limit);
   }
 
   async claim(userId: string, entry: UserLocation, policy: DuplicateLoginPolicy, liveGates: readonly LiveGate[]): Promise<ClaimResult> {

@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_KEY_PREFIX, KEY_SCHEMA, registryKeys, replyChannel, rpcListKeys, sessionKey, sessionPrefix, userKey } from '@mqgate/rpc/redis';
+import {
+  bansKey,
+  DEFAULT_KEY_PREFIX,
+  KEY_SCHEMA,
+  registryKeys,
+  replyChannel,
+  rpcListKeys,
+  sessionKey,
+  sessionPrefix,
+  userKey,
+} from '@mqgate/rpc/redis';
 
 const README = join(__dirname, '..', '..', '..', 'README.md');
 
@@ -36,6 +46,7 @@ describe('the Redis key schema (keys.ts)', () => {
       heartbeat: 'p:registry:heartbeat',
     });
     expect(userKey('p:', 'u1')).toBe('p:user:{u1}');
+    expect(bansKey('p:')).toBe('p:{bans}');
     expect(sessionPrefix('p:')).toBe('p:session:');
     expect(sessionKey(sessionPrefix('p:'), 'u1')).toBe('p:session:u1');
   });

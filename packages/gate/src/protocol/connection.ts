@@ -172,7 +172,9 @@ export class MqttConnection<S = unknown> implements WireSink {
     readonly hooks: ProtocolHooks<S>,
     readonly limits: ProtocolLimits,
   ) {
-    this.openedAt = this.lastSeen = Date.now();
+    this.lastSeen = Date.now();
+    // connectTimeout runs from TCP accept, through a WebSocket upgrade or PROXY header (issue 11).
+    this.openedAt = wire.acceptedAt ?? this.lastSeen;
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
     this.rate = InputRate.of(limits.messageRate, limits.byteRate, this.openedAt);

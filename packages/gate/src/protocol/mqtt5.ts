@@ -17,6 +17,8 @@ export const ReasonCode = {
   NotAuthorized: 0x87,
   ServerUnavailable: 0x88,
   ServerBusy: 0x89,
+  /** CONNACK: the client is banned (§3.2.2.2): gate.ban, flapping detection. */
+  Banned: 0x8a,
   BadAuthenticationMethod: 0x8c,
   KeepAliveTimeout: 0x8d,
   SessionTakenOver: 0x8e,

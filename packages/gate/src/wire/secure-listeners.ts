@@ -21,6 +21,8 @@ export interface SecureListenConfig {
   trustedProxies: ReadonlySet<string>;
   /** ms a connection has to send a PROXY header (mqtts with `proxyProtocol`; the gate's connectTimeout). Default 10 000. */
   headerTimeout?: number;
+  /** ms from TCP accept to CONNECT (the gate's connectTimeout), upgrade and handshake included. */
+  connectTimeout?: number;
 }
 
 /**
@@ -38,7 +40,8 @@ export async function openSecureListeners(
     if (o.mqtts) mqtts = await listenTls(o.mqtts, accept, { trustedProxies: o.trustedProxies, headerTimeout: o.headerTimeout ?? 10_000 });
     if (o.wss) {
       const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
-      wss = (await listenWebSocket({ ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls }, accept)) as HttpsServer;
+      const ws = { ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls, connectTimeout: o.connectTimeout };
+      wss = (await listenWebSocket(ws, accept)) as HttpsServer;
     }
   } catch (err) {
     mqtts?.close();

@@ -16,6 +16,7 @@ class TcpWire implements Wire, TickCorked {
     remoteAddress?: string,
     readonly secure = false,
     readonly certificate?: ClientCertificate,
+    readonly acceptedAt?: number,
   ) {
     this.remoteAddress = remoteAddress ?? normalizeIp(socket.remoteAddress);
   }
@@ -80,12 +81,14 @@ export interface SocketWiring {
   certificate?: ClientCertificate;
   /** Bytes already read from the socket past a PROXY header: fed first. */
   head?: Buffer;
+  /** When the socket was accepted (ms), if before now (a PROXY header was read first). */
+  acceptedAt?: number;
 }
 
 /** Hands a connected socket to the gate: wraps it in a Wire and feeds its bytes to the returned sink. */
 export function wireSocket(socket: Socket, accept: (wire: Wire) => WireSink, how: SocketWiring = {}): void {
   const state = socket as SocketWithSink;
-  state[SINK] = accept(new TcpWire(socket, how.remoteAddress, how.secure, how.certificate));
+  state[SINK] = accept(new TcpWire(socket, how.remoteAddress, how.secure, how.certificate, how.acceptedAt));
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('close', onClose);
@@ -108,7 +111,10 @@ export interface TcpListenOptions extends ListenOptions {
 export function listenTcp(opts: TcpListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
   const server = createServer({ noDelay: true }, (socket) => {
     if (!opts.proxyProtocol) return wireSocket(socket, accept);
-    readProxyHeader(socket, opts.trustedProxies ?? NO_PROXIES, opts.headerTimeout ?? 10_000, (found) => wireSocket(socket, accept, found));
+    const acceptedAt = Date.now(); // connectTimeout counts from here, PROXY header included
+    readProxyHeader(socket, opts.trustedProxies ?? NO_PROXIES, opts.headerTimeout ?? 10_000, (found) =>
+      wireSocket(socket, accept, { ...found, acceptedAt }),
+    );
   });
   return listenOn(server, opts);
 }

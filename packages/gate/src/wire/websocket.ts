@@ -27,6 +27,7 @@ class WebSocketWire implements Wire, TickCorked {
     readonly userAgent: string | undefined,
     readonly secure = false,
     readonly certificate?: ClientCertificate,
+    readonly acceptedAt?: number,
   ) {}
   get corkTarget(): Duplex {
     return this.socket;
@@ -71,6 +72,25 @@ export interface WebSocketListenOptions extends ListenOptions {
   trustedProxies: ReadonlySet<string>;
   /** Serve wss: HTTPS with these options (see wire/tls.ts) instead of plain HTTP. */
   tls?: HttpsOptions;
+  /**
+   * ms from TCP accept to CONNECT (the gate's connectTimeout): a socket not upgraded by then is
+   * destroyed (a client trickling its HTTP headers is not held for Node's 60 s headersTimeout),
+   * and the MQTT connection's own CONNECT deadline counts from the accept too.
+   */
+  connectTimeout?: number;
+}
+
+const ACCEPTED = Symbol('acceptedAt');
+const UPGRADE_TIMER = Symbol('upgradeTimer');
+interface AcceptedSocket extends Duplex {
+  [ACCEPTED]?: number;
+  [UPGRADE_TIMER]?: NodeJS.Timeout;
+}
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+function clearUpgradeTimer(this: AcceptedSocket): void {
+  clearTimeout(this[UPGRADE_TIMER]);
 }
 
 /**
@@ -86,6 +106,15 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
   };
   const http: Server = opts.tls ? createHttpsServer(opts.tls, upgradeRequired) : createServer(upgradeRequired);
   if (opts.tls) http.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  const connectTimeout = opts.connectTimeout;
+  if (connectTimeout !== undefined) {
+    // For wss this is the TCP accept, before the TLS handshake: the deadline covers it too.
+    http.on('connection', (socket: AcceptedSocket) => {
+      socket[ACCEPTED] = Date.now();
+      socket[UPGRADE_TIMER] = setTimeout(destroySocket.bind(socket), connectTimeout).unref();
+      socket.once('close', clearUpgradeTimer);
+    });
+  }
   const wss = new WebSocketServer({
     server: http,
     maxPayload: opts.maxPayload,
@@ -100,7 +129,10 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     const ip = resolveRemoteAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], opts.trustedProxies);
     const ua = req.headers['user-agent'];
     const certificate = opts.tls ? verifiedCertificate(req.socket as TLSSocket) : undefined;
-    const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate);
+    const raw = (opts.tls ? (req.socket as unknown as { _parent?: AcceptedSocket })._parent : undefined) ?? (req.socket as AcceptedSocket);
+    clearTimeout((req.socket as AcceptedSocket)[UPGRADE_TIMER] ?? raw[UPGRADE_TIMER]);
+    const acceptedAt = (req.socket as AcceptedSocket)[ACCEPTED] ?? raw[ACCEPTED];
+    const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate, acceptedAt);
     const sink = accept(wire);
     let failure: Error | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -24,6 +24,11 @@ export interface Wire {
   readonly secure?: boolean;
   /** The client's verified certificate (TLS listeners with `requestCert`). */
   readonly certificate?: ClientCertificate;
+  /**
+   * When the client's TCP connection was accepted (ms), when that was before the wire was
+   * made (a WebSocket upgrade, a PROXY header): the connectTimeout clock starts there.
+   */
+  readonly acceptedAt?: number;
   /** Writes one whole MQTT packet (one WebSocket frame per packet). */
   write(packet: Buffer): void;
   /**

@@ -22,6 +22,7 @@ export {
   type RedisClient,
 } from './connection';
 export {
+  bansKey,
   DEFAULT_KEY_PREFIX,
   DEFAULT_RPC_PREFIX,
   KEY_SCHEMA,

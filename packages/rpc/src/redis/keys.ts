@@ -55,6 +55,11 @@ export function userKey(prefix: string, userId: string): string {
   return `${prefix}user:{${userId}}`;
 }
 
+/** The shared ban list (issue 11): sorted set `<kind>:<value>` → until (epoch ms), `<prefix>{bans}`. */
+export function bansKey(prefix: string): string {
+  return `${prefix}{bans}`;
+}
+
 /**
  * The user index's epoch (a random id): `<prefix>user-index:epoch`. Made by the first gate
  * that finds it missing; it changing (an empty Redis restart, a FLUSHALL) tells the gates
@@ -102,5 +107,6 @@ export const KEY_SCHEMA: readonly KeyDoc[] = [
   { pattern: registry.heartbeat, type: 'Pub/Sub channel', owner: 'registry' },
   { pattern: userKey(P, '<userId>'), type: 'hash', owner: 'RedisUserIndex' },
   { pattern: userIndexEpochKey(P), type: 'string', owner: 'RedisUserIndex' },
+  { pattern: bansKey(P), type: 'sorted set', owner: 'RedisUserIndex' },
   { pattern: sessionKey(sessionPrefix(P), '<userId>'), type: 'string', owner: 'RedisStorage' },
 ];

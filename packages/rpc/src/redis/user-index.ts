@@ -1,4 +1,8 @@
 import {
+  banMember,
+  parseBanMember,
+  type BanKind,
+  type SharedBan,
   fieldOf,
   isCurrent,
   parseField,
@@ -12,7 +16,7 @@ import {
 } from '../user-index';
 import { randomBytes } from 'node:crypto';
 import { createRedis, DEFAULT_REDIS_URL, isCluster, PIPELINED, quitRedis, type RedisClient } from './connection';
-import { DEFAULT_KEY_PREFIX, userIndexEpochKey, userKey } from './keys';
+import { bansKey, DEFAULT_KEY_PREFIX, userIndexEpochKey, userKey } from './keys';
 
 /** The epoch: the stored one, else ARGV[1], stored (no expiry). KEYS[1] the epoch key. */
 const EPOCH = `
@@ -182,6 +186,29 @@ export class RedisUserIndex implements UserIndex {
     return Object.entries(all)
       .map(([f, since]) => parseField(f, Number(since)))
       .filter((l) => isCurrent(l, live));
+  }
+
+  /** Records a ban in the sorted set `<prefix>{bans}` (member `<kind>:<value>`, score the end, epoch ms). */
+  async ban(kind: BanKind, value: string, untilMs: number): Promise<void> {
+    await this.redis.zadd(bansKey(this.prefix), untilMs, banMember(kind, value));
+  }
+
+  async unban(kind: BanKind, value: string): Promise<void> {
+    await this.redis.zrem(bansKey(this.prefix), banMember(kind, value));
+  }
+
+  /** Drops the expired bans (ZREMRANGEBYSCORE up to now), then reads the `limit` soonest to expire. */
+  async bans(limit: number): Promise<SharedBan[]> {
+    const key = bansKey(this.prefix);
+    const now = Date.now();
+    await this.redis.zremrangebyscore(key, '-inf', now);
+    const flat = await this.redis.zrangebyscore(key, `(${now}`, '+inf', 'WITHSCORES', 'LIMIT', 0, limit);
+    const out: SharedBan[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const b = parseBanMember(flat[i], Number(flat[i + 1]));
+      if (b) out.push(b);
+    }
+    return out;
   }
 
   /** Closes the client it created (not one passed in). */

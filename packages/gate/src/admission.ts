@@ -1,0 +1,232 @@
+import { banMember as memberOf, type BanKind, type SharedBan } from '@mqgate/rpc';
+
+/**
+ * Why a connection is closed at accept, before its CONNECT is read: a fixed set (metrics
+ * label, warn-log kind `limit:<refusal>`), never client data.
+ */
+export type DoorRefusal = 'maxConnections' | 'maxConnectionsPerIp' | 'connectRate' | 'maxTrackedIps' | 'bannedIp';
+
+/** Why a CONNECT is refused with CONNACK 0x8A Banned (3.1.1: return code 5). */
+export type ConnectRefusal = 'bannedClientId' | 'flapping';
+
+/** The gate options admission works with (see options.ts for their meaning and defaults). */
+export interface AdmissionLimits {
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  connectRate: { perSecond: number; burst: number } | false;
+  maxTrackedIps: number;
+  flapping: { maxCount: number; window: number; banTime: number } | false;
+  maxTrackedClientIds: number;
+  maxBans: number;
+}
+
+/** A ban held by this gate; `shared` when it came from (or went to) the user index. */
+export interface Ban extends SharedBan {
+  shared: boolean;
+  /** When this gate recorded it, epoch ms. */
+  since: number;
+}
+
+/** Per-address state: open connections and the connect-rate bucket. */
+interface IpEntry {
+  open: number;
+  tokens: number;
+  /** When `tokens` was last refilled, ms. */
+  at: number;
+}
+
+/** How many of the oldest tracked addresses a new one may look through for an idle one to evict. */
+const EVICT_SCAN = 64;
+
+/**
+ * Connection admission (issue 11): the one object the gate asks at accept (`admit`), at
+ * CONNECT (`connect`) and at Bind (`userBanned`), and tells at close (`released`). It holds
+ * the open-connection counts, per-address counts and token buckets (EMQX `max_conn_rate`,
+ * per address), the flapping counts per client id (EMQX `flapping_detect`) and the ban list;
+ * every map is bounded (maxTrackedIps, maxTrackedClientIds, maxBans). O(1) per accept and
+ * per CONNECT; nothing per packet.
+ */
+export class Admission {
+  /** Connections admitted and not yet released. */
+  open = 0;
+  private readonly ips = new Map<string, IpEntry>();
+  private readonly flaps = new Map<string, { count: number; since: number }>();
+  private readonly banned = new Map<string, Ban>();
+
+  constructor(
+    private readonly limits: AdmissionLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Addresses tracked (for tests and stats). */
+  get trackedIps(): number {
+    return this.ips.size;
+  }
+
+  /** Client ids the flapping detection tracks. */
+  get trackedClientIds(): number {
+    return this.flaps.size;
+  }
+
+  /**
+   * A new connection from `ip`: undefined admits it (and counts it: call `released` at its
+   * close), else the refusal; a refused connection is not counted.
+   */
+  admit(ip: string): DoorRefusal | undefined {
+    const l = this.limits;
+    if (this.banned.size > 0 && this.isBanned('ip', ip)) return 'bannedIp';
+    if (l.maxConnections > 0 && this.open >= l.maxConnections) return 'maxConnections';
+    const rate = l.connectRate;
+    if (l.maxConnectionsPerIp > 0 || rate) {
+      const t = this.now();
+      let e = this.ips.get(ip);
+      if (e) {
+        // Most recently used last: the oldest entries are the eviction candidates.
+        this.ips.delete(ip);
+        this.ips.set(ip, e);
+      } else {
+        if (this.ips.size >= l.maxTrackedIps && !this.evictIdleIp()) return 'maxTrackedIps';
+        e = { open: 0, tokens: rate ? rate.burst : 0, at: t };
+        this.ips.set(ip, e);
+      }
+      if (l.maxConnectionsPerIp > 0 && e.open >= l.maxConnectionsPerIp) return 'maxConnectionsPerIp';
+      if (rate) {
+        e.tokens = Math.min(rate.burst, e.tokens + ((t - e.at) * rate.perSecond) / 1000);
+        e.at = t;
+        if (e.tokens < 1) return 'connectRate';
+        e.tokens -= 1;
+      }
+      e.open++;
+    }
+    this.open++;
+    return undefined;
+  }
+
+  /** An admitted connection from `ip` closed. */
+  released(ip: string): void {
+    if (this.open > 0) this.open--;
+    const e = this.ips.get(ip);
+    if (e && e.open > 0) e.open--;
+  }
+
+  /** Evicts the oldest address without an open connection among the oldest {@link EVICT_SCAN}. */
+  private evictIdleIp(): boolean {
+    let n = 0;
+    for (const [ip, e] of this.ips) {
+      if (e.open === 0) {
+        this.ips.delete(ip);
+        return true;
+      }
+      if (++n >= EVICT_SCAN) return false;
+    }
+    return false;
+  }
+
+  /**
+   * A CONNECT of `clientId` (`counted` false for a gate-assigned id, which never repeats):
+   * undefined lets it on to authentication, else the refusal. Counts the CONNECT for the
+   * flapping detection; the one past `maxCount` in `window` bans the client id for `banTime`.
+   */
+  connect(clientId: string, counted = true): ConnectRefusal | undefined {
+    if (this.banned.size > 0 && this.isBanned('clientId', clientId)) return 'bannedClientId';
+    const f = this.limits.flapping;
+    if (!f || !counted) return undefined;
+    const t = this.now();
+    const e = this.flaps.get(clientId);
+    if (!e || t - e.since > f.window) {
+      if (e) this.flaps.delete(clientId);
+      else if (this.flaps.size >= this.limits.maxTrackedClientIds) this.flaps.delete(this.flaps.keys().next().value as string);
+      this.flaps.set(clientId, { count: 1, since: t });
+      return undefined;
+    }
+    if (++e.count <= f.maxCount) return undefined;
+    this.flaps.delete(clientId);
+    // A full ban list: the client is refused this once, not banned (the gate logs it).
+    this.tryBan('clientId', clientId, t + f.banTime, false);
+    return 'flapping';
+  }
+
+  /** True when `userId` is banned (checked at Bind, JWT CONNECT included). */
+  userBanned(userId: string): boolean {
+    return this.banned.size > 0 && this.isBanned('userId', userId);
+  }
+
+  /** True when a ban of this kind and value holds now (an expired one is dropped). */
+  isBanned(kind: BanKind, value: string): boolean {
+    const key = memberOf(kind, value);
+    const b = this.banned.get(key);
+    if (!b) return false;
+    if (b.untilMs > this.now()) return true;
+    this.banned.delete(key);
+    return false;
+  }
+
+  /**
+   * Records a ban until `untilMs` (epoch ms), replacing one of the same target.
+   * @throws RangeError when maxBans bans (not expired) are held and this is a new target.
+   */
+  ban(kind: BanKind, value: string, untilMs: number, shared: boolean): Ban {
+    const b = this.tryBan(kind, value, untilMs, shared);
+    if (!b) throw new RangeError(`ban list full: maxBans ${this.limits.maxBans} bans are held; unban some or raise maxBans`);
+    return b;
+  }
+
+  private tryBan(kind: BanKind, value: string, untilMs: number, shared: boolean): Ban | undefined {
+    const key = memberOf(kind, value);
+    if (!this.banned.has(key) && this.banned.size >= this.limits.maxBans) {
+      this.dropExpired();
+      if (this.banned.size >= this.limits.maxBans) return undefined;
+    }
+    const b: Ban = { kind, value, untilMs, shared, since: this.now() };
+    this.banned.set(key, b);
+    return b;
+  }
+
+  /** Lifts a ban; false when there was none. */
+  unban(kind: BanKind, value: string): boolean {
+    return this.banned.delete(memberOf(kind, value));
+  }
+
+  /** The bans in force, soonest to end first. */
+  list(): SharedBan[] {
+    this.dropExpired();
+    return [...this.banned.values()].sort((a, b) => a.untilMs - b.untilMs).map(({ kind, value, untilMs }) => ({ kind, value, untilMs }));
+  }
+
+  /**
+   * Takes the shared list read from the user index at `readAt` (ms, when the read began):
+   * its bans are held here; shared bans held before `readAt` and missing from it (lifted or
+   * expired on another gate) are dropped. Returns the bans new to this gate, to enforce on
+   * live sessions. Bans past maxBans are not taken.
+   */
+  sync(shared: readonly SharedBan[], readAt: number): SharedBan[] {
+    const seen = new Set<string>();
+    const fresh: SharedBan[] = [];
+    for (const s of shared) {
+      const key = memberOf(s.kind, s.value);
+      seen.add(key);
+      const had = this.banned.get(key);
+      if (had && had.untilMs === s.untilMs) continue;
+      if (this.tryBan(s.kind, s.value, s.untilMs, true) && !had) fresh.push(s);
+    }
+    for (const [key, b] of this.banned) if (b.shared && b.since < readAt && !seen.has(key)) this.banned.delete(key);
+    return fresh;
+  }
+
+  /** Drops expired bans, idle addresses whose bucket is full again, and stale flapping counts (run every banSyncInterval). */
+  sweep(): void {
+    const t = this.now();
+    this.dropExpired();
+    const rate = this.limits.connectRate;
+    for (const [ip, e] of this.ips) {
+      if (e.open === 0 && (!rate || e.tokens + ((t - e.at) * rate.perSecond) / 1000 >= rate.burst)) this.ips.delete(ip);
+    }
+    const f = this.limits.flapping;
+    if (f) for (const [id, e] of this.flaps) if (t - e.since > f.window) this.flaps.delete(id);
+  }
+
+  private dropExpired(): void {
+    const t = this.now();
+    for (const [key, b] of this.banned) if (b.untilMs <= t) this.banned.delete(key);
+  }
+}
