@@ -18,7 +18,14 @@ const warns = {};
 const noop = () => undefined;
 const logger = { trace: noop, debug: noop, info: noop, error: noop, fatal: noop, warn: (o) => void (warns[o.kind] = (warns[o.kind] ?? 0) + 1) };
 logger.child = () => logger;
-const gate = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, websocket: false, maxBufferedBytesTotal: Number(process.argv[2]) });
+const gate = new Gate({
+  tcp: { port: 0, host: '127.0.0.1' },
+  websocket: false,
+  maxBufferedBytesTotal: Number(process.argv[2]),
+  // 500 clients from 127.0.0.1 at once: the per-address limits at the door are off here.
+  maxConnectionsPerIp: 0,
+  connectRate: false,
+});
 const closes = {};
 /** Unsent bytes of each slow-consumer close, in the order the gate closed them. */
 const shed = [];
