@@ -8,28 +8,14 @@
 import { InProcessTransport, MemoryUserIndex, UserDirectory, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
 import { MemoryStorage } from '@mqgate/storage';
 import { Gate } from '@mqgate/gate';
-import { RecordingPeer, type Envelope } from './helpers/peer';
-
-class Client extends RecordingPeer {
-  private seq = 0;
-  login(userId: string): Promise<Envelope> {
-    return this.request(`user/HD_login/${++this.seq}`, JSON.stringify({ userId }));
-  }
-  resume(token: string): Promise<Envelope> {
-    return this.request(`gate/HD_resume/${++this.seq}`, JSON.stringify({ token }));
-  }
-  async token(): Promise<string> {
-    const m = await this.next((x) => x.topic === 'gate/session');
-    return (JSON.parse(m.payload.toString()) as { token: string }).token;
-  }
-}
+import { ResumePeer } from './helpers/resume-peer';
 
 let transport: InProcessTransport;
 let index: MemoryUserIndex;
 let storage: MemoryStorage;
 let a: Gate;
 let b: Gate;
-const peers: Client[] = [];
+const peers: ResumePeer[] = [];
 const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
 
 beforeEach(async () => {
@@ -57,8 +43,8 @@ afterEach(async () => {
   await transport.close();
 });
 
-async function open(g: Gate): Promise<Client> {
-  const c = await Client.open(url(g));
+async function open(g: Gate): Promise<ResumePeer> {
+  const c = await ResumePeer.open(url(g));
   peers.push(c);
   return c;
 }

@@ -12,35 +12,14 @@ import * as mqtt from 'mqtt';
 import { SignJWT } from 'jose';
 import { InProcessTransport, MemoryUserIndex, UserDirectory, detachedKey, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
 import { Gate, type GateOptions } from '@mqgate/gate';
-import { RecordingPeer, type Envelope } from './helpers/peer';
+import { ResumePeer } from './helpers/resume-peer';
 import { waitUntil } from './helpers/waiters';
-
-class Client extends RecordingPeer {
-  private seq = 0;
-  login(userId: string): Promise<Envelope> {
-    return this.request(`user/HD_login/${++this.seq}`, JSON.stringify({ userId }));
-  }
-  resume(token: string): Promise<Envelope> {
-    return this.request(`gate/HD_resume/${++this.seq}`, JSON.stringify({ token }));
-  }
-  /** The n-th (0-based) `gate/session` push's token. */
-  async token(n = 0): Promise<{ token: string; sessionId: string; userId: string }> {
-    let seen = 0;
-    const m = await this.next((x) => x.topic === 'gate/session' && seen++ >= n);
-    return JSON.parse(m.payload.toString()) as { token: string; sessionId: string; userId: string };
-  }
-  /** Drops the TCP connection without a DISCONNECT (a network loss). */
-  drop(): Promise<void> {
-    this.client.stream.destroy();
-    return this.closed;
-  }
-}
 
 const SECRET = 'a-test-secret-of-at-least-32-bytes!!';
 let transport: InProcessTransport;
 let index: MemoryUserIndex;
 const gates: Gate[] = [];
-const peers: Client[] = [];
+const peers: ResumePeer[] = [];
 const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
 
 beforeEach(async () => {
@@ -70,9 +49,9 @@ async function gate(serverId: string, options: GateOptions = {}): Promise<Gate> 
 }
 
 /** Connects an MQTT.js client and resolves with it and its CONNACK's Session Present. */
-async function connect(g: Gate, opts: mqtt.IClientOptions): Promise<{ c: Client; present: boolean }> {
+async function connect(g: Gate, opts: mqtt.IClientOptions): Promise<{ c: ResumePeer; present: boolean }> {
   const client = mqtt.connect(url(g), { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-  const c = new Client(client); // records from the first PUBLISH after the CONNACK
+  const c = new ResumePeer(client); // records from the first PUBLISH after the CONNACK
   peers.push(c);
   const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
     client.once('connect', resolve);
@@ -88,7 +67,7 @@ async function detached(g: Gate, userId: string, clientId: string, v: 4 | 5 = 4)
   const { c, present } = await connect(g, { clientId, clean: false, username: userId, ...v5(v) });
   expect(present).toBe(false);
   const sessionId = ((await c.login(userId)).Result as { sessionId: string }).sessionId;
-  const { token } = await c.token();
+  const { token } = await c.tokenPush();
   const before = g.counts().detached ?? 0;
   await c.drop();
   await waitUntil('detached', () => g.counts().detached === before + 1);
@@ -105,7 +84,7 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
     a.on('resume', (s, info) => events.push([s.sessionId, s.userId, info]));
     const { c, present } = await connect(a, { clientId: 'dev-1', clean: false, username: 'alice', ...v5(v) });
     expect(present).toBe(true);
-    const next = await c.token();
+    const next = await c.tokenPush();
     expect(next).toMatchObject({ sessionId, userId: 'alice' });
     expect(next.token).not.toBe(token);
     expect(c.msgs.map((m) => [m.topic, m.payload.toString()])).toEqual([
@@ -142,10 +121,10 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
     // two live logins of carl (a login discards detached sessions, not live ones), both dropped
     const one = await connect(a, { clientId: 'dev-3', clean: false, username: 'carl', ...v5(v) });
     await one.c.login('carl');
-    const { token } = await one.c.token();
+    const { token } = await one.c.tokenPush();
     const two = await connect(a, { clientId: 'dev-3b', clean: false, username: 'carl', ...v5(v) });
     await two.c.login('carl');
-    const kept = await two.c.token();
+    const kept = await two.c.tokenPush();
     await Promise.all([one.c.drop(), two.c.drop()]);
     await waitUntil('both detached', () => a.counts().detached === 2);
     const { c, present } = await connect(a, { clientId: 'dev-3', clean: true, username: 'carl', ...v5(v) });
@@ -161,11 +140,11 @@ test('a live session of the same client id and user on this gate is taken over a
   const a = await gate('gate@a');
   const first = await connect(a, { clientId: 'dev-4', clean: false, username: 'dora' });
   const sessionId = ((await first.c.login('dora')).Result as { sessionId: string }).sessionId;
-  await first.c.token();
+  await first.c.tokenPush();
   const { c, present } = await connect(a, { clientId: 'dev-4', clean: false, username: 'dora' });
   expect(present).toBe(true);
   await first.c.closed;
-  expect((await c.token()).sessionId).toBe(sessionId);
+  expect((await c.tokenPush()).sessionId).toBe(sessionId);
   expect(a.counts()).toEqual({ total: 1, bound: 1, guests: 0, detached: 0 });
 });
 
@@ -179,7 +158,7 @@ test('a session detached on gate A resumes at CONNECT on gate B (handOver), with
   b.on('resume', (s, info) => events.push([s.sessionId, s.serverId, info.from, info.replayed]));
   const { c, present } = await connect(b, { clientId: 'dev-5', clean: false, username: 'erin' });
   expect(present).toBe(true);
-  const next = await c.token();
+  const next = await c.tokenPush();
   expect(next.sessionId).toBe(sessionId);
   expect(c.msgs.map((m) => m.topic)).toEqual(['chat/1', 'gate/session']);
   expect(events).toEqual([[sessionId, 'gate@b', 'gate@a', 1]]);
@@ -216,7 +195,7 @@ describe('JWT at CONNECT', () => {
   test('a JWT session (bound before the CONNACK) gets its resume token right after the CONNACK', async () => {
     const a = await gate('gate@a', { jwt: { secret: SECRET }, authenticate: undefined });
     const { c } = await connect(a, { clientId: 'j-1', username: 'u', password: Buffer.from(await jwt('fay')) });
-    const first = await c.token();
+    const first = await c.tokenPush();
     expect(first).toMatchObject({ userId: 'fay', sessionId: a.sessionsOfUser('fay')[0].sessionId });
     expect(first.token).toMatch(/^r1\./);
     expect(c.msgs.map((m) => m.topic)).toEqual(['gate/session']);
@@ -230,7 +209,7 @@ describe('JWT at CONNECT', () => {
     const binds: string[] = [];
     a.on('bind', (_s, userId) => binds.push(userId));
     const one = await connect(a, { clientId: 'j-3', clean: false, username: 'u', password: Buffer.from(await jwt('gus')) });
-    const { sessionId } = await one.c.token();
+    const { sessionId } = await one.c.tokenPush();
     await one.c.drop();
     await waitUntil('detached', () => a.counts().detached === 1);
     a.send(sessionId, 'missed', 'm');
@@ -240,7 +219,7 @@ describe('JWT at CONNECT', () => {
     await other.c.end();
     const again = await connect(a, { clientId: 'j-3', clean: false, username: 'u', password: Buffer.from(await jwt('gus')) });
     expect(again.present).toBe(true);
-    expect((await again.c.token()).sessionId).toBe(sessionId);
+    expect((await again.c.tokenPush()).sessionId).toBe(sessionId);
     expect(again.c.msgs.map((m) => m.topic)).toEqual(['missed', 'gate/session']);
     expect(binds).toEqual(['gus', 'hal']);
     expect(a.counts()).toMatchObject({ bound: 1, detached: 0 });

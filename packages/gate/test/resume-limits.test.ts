@@ -20,32 +20,14 @@ import {
 } from '@mqgate/rpc';
 import { MemoryStorage } from '@mqgate/storage';
 import { DEFAULTS, Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
-import { RecordingPeer, type Envelope } from './helpers/peer';
+import { ResumePeer } from './helpers/resume-peer';
 import { waitUntil } from './helpers/waiters';
-
-class Client extends RecordingPeer {
-  private seq = 0;
-  login(userId: string): Promise<Envelope> {
-    return this.request(`user/HD_login/${++this.seq}`, JSON.stringify({ userId }));
-  }
-  resume(token: string): Promise<Envelope> {
-    return this.request(`gate/HD_resume/${++this.seq}`, JSON.stringify({ token }));
-  }
-  async token(): Promise<string> {
-    const m = await this.next((x) => x.topic === 'gate/session');
-    return (JSON.parse(m.payload.toString()) as { token: string }).token;
-  }
-  drop(): Promise<void> {
-    this.client.stream.destroy();
-    return this.closed;
-  }
-}
 
 const EXPIRED = 'resume token expired or already used: log in again';
 let transport: InProcessTransport;
 let index: MemoryUserIndex;
 const gates: Gate[] = [];
-const peers: Client[] = [];
+const peers: ResumePeer[] = [];
 const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
 const LIVE: LiveGate[] = [
   { serverId: 'gate@a', startedAt: 0 },
@@ -75,8 +57,8 @@ async function gate(serverId: string, options: GateOptions = {}): Promise<Gate> 
   return g;
 }
 
-async function open(g: Gate): Promise<Client> {
-  const c = await Client.open(url(g));
+async function open(g: Gate): Promise<ResumePeer> {
+  const c = await ResumePeer.open(url(g));
   peers.push(c);
   return c;
 }
