@@ -151,7 +151,7 @@ export class Door {
     return this.admission.list();
   }
 
-  /** Kicks the live sessions (and closes the pending connections) a new ban matches. */
+  /** Kicks the live sessions (and closes the pending connections) a new ban matches; a banned user's detached sessions are dropped. */
   private enforce(ban: SharedBan): void {
     const r = this.deps.runtime();
     if (!r) return;
@@ -167,6 +167,7 @@ export class Door {
       if (s) r.sessions.kick(s, reason);
     } else {
       for (const s of this.deps.registry.byUserId(ban.value)) r.sessions.kick(s, reason);
+      for (const d of r.resume.detached.ofUser(ban.value)) r.resume.discard(d.session); // no resume for a banned user
     }
   }
 

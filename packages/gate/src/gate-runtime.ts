@@ -128,6 +128,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
   );
   const resume = new ResumeManager({
     serverId,
+    userBanned: deps.userBanned,
     policy: o,
     registry,
     sessions,

@@ -173,3 +173,32 @@ test('the stored resume expiry is the detach time + window, not the last write: 
   expect(answer.Result).toMatchObject({ sessionId, userId: 'jo', recovered: false, replayed: 0 });
   await storage.close();
 });
+
+describe('bans and resume', () => {
+  test('a ban of the user drops its detached session on this gate: the token no longer resumes it', async () => {
+    const a = await gate('gate@a');
+    const { token } = await detached(a, 'mallory');
+    expect(a.counts().detached).toBe(1);
+    await a.ban({ userId: 'mallory' }, 60_000);
+    expect(a.counts().detached).toBe(0);
+    const c = await open(a);
+    expect((await c.resume(token)).Error).toBe('BANNED: the user is banned');
+    await a.unban({ userId: 'mallory' });
+    expect((await c.resume(token)).Error).toBe(EXPIRED); // dropped at the ban, not only refused
+  });
+
+  test('a resume of a banned user on another gate is refused with BANNED and the session stays where it was', async () => {
+    // A reads the shared ban list rarely, so only B knows of the ban when the resume comes.
+    const a = await gate('gate@a', { banSyncInterval: 3_600_000 });
+    const b = await gate('gate@b', { banSyncInterval: 3_600_000 });
+    const { token, sessionId } = await detached(a, 'mallory');
+    await b.ban({ userId: 'mallory' }, 60_000);
+    const c = await open(b);
+    expect((await c.resume(token)).Error).toBe('BANNED: the user is banned');
+    expect(a.counts().detached).toBe(1);
+    expect(b.counts()).toMatchObject({ bound: 0, detached: 0 });
+    await b.unban({ userId: 'mallory' });
+    const r = await c.resume(token);
+    expect(r.Result).toMatchObject({ sessionId, userId: 'mallory' });
+  });
+});

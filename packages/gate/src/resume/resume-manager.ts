@@ -33,6 +33,8 @@ import type { WarnLog } from '../warn-log';
 export const RESUME_TOPIC = 'gate/HD_resume';
 /** Topic of the push carrying a new resume token: `{"sessionId", "userId", "token", "expiresAt"}` (ms since epoch). */
 export const SESSION_TOPIC = 'gate/session';
+/** The resume of a banned user (gate.ban({ userId })): refused (a ban also drops the user's detached sessions here). */
+const RESUME_BANNED = 'BANNED: the user is banned';
 /** The Error of a resume with an unknown, used or expired token. */
 export const RESUME_EXPIRED = 'resume token expired or already used: log in again';
 
@@ -75,6 +77,8 @@ export interface ResumeDeps {
   readonly warn: WarnLog;
   /** A detached session dropped at maxDetached (the gate's metrics count it). */
   readonly droppedAtCap?: () => void;
+  /** True when a user id is banned (gate.ban): its resumes are refused with BANNED. */
+  readonly userBanned?: (userId: string) => boolean;
 }
 
 /** A session taken for a resume, with what it missed and where it came from. */
@@ -290,7 +294,7 @@ export class ResumeManager {
    * @returns true when a session was resumed: the CONNACK says Session Present 1 (MQTT-3.2.2-2).
    */
   async atConnect(conn: MqttConnection<GateSession>, userId: string, clean: boolean): Promise<boolean> {
-    if (this.d.policy.resumeWindow === 0 || userId === '') return false;
+    if (this.d.policy.resumeWindow === 0 || userId === '' || this.d.userBanned?.(userId)) return false;
     const clientId = conn.clientId;
     let found: Found | undefined;
     try {
@@ -388,6 +392,7 @@ export class ResumeManager {
     const ref = parseToken(Buffer.isBuffer(body) ? undefined : body.token);
     if (typeof ref === 'string') return fail(ref);
     if (guest.userId !== '') return fail('resume: this connection is logged in already; resume on a new connection, before any login');
+    if (this.d.userBanned?.(ref.userId)) return fail(RESUME_BANNED);
     let found: Found | undefined;
     try {
       found = this.takeLocal(ref) ?? (await this.takeRemote(guest.conn, ref));
