@@ -39,6 +39,32 @@ interface IpEntry {
 const EVICT_SCAN = 64;
 
 /**
+ * The key the per-address limits (maxConnectionsPerIp, connectRate) count under: the IPv4
+ * address itself (also when IPv4-mapped, `::ffff:a.b.c.d`), and for IPv6 its /64 prefix,
+ * `2001:db8:0:1::/64`: one IPv6 host (a subscriber's LAN) gets a /64 and can pick any of its
+ * 2^64 addresses, so counting single addresses would not limit it (the unit RFC 6177 and
+ * the usual rate limiters, Cloudflare's or fail2ban's, treat as one client). Bans stay exact.
+ */
+export function addressGroup(ip: string): string {
+  if (ip.indexOf(':') < 0) return ip;
+  if (ip.startsWith('::ffff:') && ip.indexOf('.') > 0) return ip.slice(7);
+  const zone = ip.indexOf('%');
+  const bare = zone < 0 ? ip : ip.slice(0, zone);
+  const gap = bare.indexOf('::');
+  let groups: string[];
+  if (gap < 0) groups = bare.split(':');
+  else {
+    const head = gap === 0 ? [] : bare.slice(0, gap).split(':');
+    const tail = bare.slice(gap + 2) === '' ? [] : bare.slice(gap + 2).split(':');
+    groups = [...head, ...new Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+/**
  * Connection admission (issue 11): the one object the gate asks at accept (`admit`), at
  * CONNECT (`connect`) and at Bind (`userBanned`), and tells at close (`released`). It holds
  * the open-connection counts, per-address counts and token buckets (EMQX `max_conn_rate`,
@@ -79,15 +105,16 @@ export class Admission {
     const rate = l.connectRate;
     if (l.maxConnectionsPerIp > 0 || rate) {
       const t = this.now();
-      let e = this.ips.get(ip);
+      const key = addressGroup(ip);
+      let e = this.ips.get(key);
       if (e) {
         // Most recently used last: the oldest entries are the eviction candidates.
-        this.ips.delete(ip);
-        this.ips.set(ip, e);
+        this.ips.delete(key);
+        this.ips.set(key, e);
       } else {
         if (this.ips.size >= l.maxTrackedIps && !this.evictIdleIp()) return 'maxTrackedIps';
         e = { open: 0, tokens: rate ? rate.burst : 0, at: t };
-        this.ips.set(ip, e);
+        this.ips.set(key, e);
       }
       if (l.maxConnectionsPerIp > 0 && e.open >= l.maxConnectionsPerIp) return 'maxConnectionsPerIp';
       if (rate) {
@@ -105,7 +132,7 @@ export class Admission {
   /** An admitted connection from `ip` closed. */
   released(ip: string): void {
     if (this.open > 0) this.open--;
-    const e = this.ips.get(ip);
+    const e = this.ips.get(addressGroup(ip));
     if (e && e.open > 0) e.open--;
   }
 

@@ -6,7 +6,7 @@
  * passed in (a number the test moves), no sockets; the gate-level tests are in
  * admission-gate.test.ts.
  */
-import { Admission, type AdmissionLimits } from '../src/admission';
+import { Admission, addressGroup, type AdmissionLimits } from '../src/admission';
 import { autoMaxConnections, DEFAULTS, fileDescriptorLimit, FALLBACK_FILE_LIMIT, resolveOptions } from '../src/options';
 
 const OFF: AdmissionLimits = {
@@ -71,6 +71,23 @@ describe('defaults (resolveOptions with no options)', () => {
 });
 
 describe('at accept', () => {
+  test('per-address limits count IPv4 addresses one by one and IPv6 by /64 prefix', () => {
+    expect(addressGroup('10.0.0.1')).toBe('10.0.0.1');
+    expect(addressGroup('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(addressGroup('2001:db8:0:1::5')).toBe('2001:db8:0:1::/64');
+    expect(addressGroup('2001:0DB8:0000:0001:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:0:1::/64');
+    expect(addressGroup('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressGroup('::1')).toBe('0:0:0:0::/64');
+    expect(addressGroup('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    const { a } = make({ maxConnectionsPerIp: 2 });
+    expect(a.admit('2001:db8:0:1::1')).toBeUndefined();
+    expect(a.admit('2001:db8:0:1::2')).toBeUndefined();
+    expect(a.admit('2001:db8:0:1:ffff::3')).toBe('maxConnectionsPerIp'); // same /64, another address
+    expect(a.admit('2001:db8:0:2::1')).toBeUndefined();
+    a.released('2001:db8:0:1::2');
+    expect(a.admit('2001:db8:0:1::9')).toBeUndefined();
+  });
+
   test('maxConnections refuses at the cap and admits again once one is released', () => {
     const { a } = make({ maxConnections: 2 });
     expect(a.admit('10.0.0.1')).toBeUndefined();
