@@ -30,6 +30,8 @@ export interface Ban extends SharedBan {
 /** Per-address state: open connections and the connect-rate bucket. */
 interface IpEntry {
   open: number;
+  /** WebSocket sockets from this address not yet upgraded (see {@link Admission.pending}). */
+  pending: number;
   tokens: number;
   /** When `tokens` was last refilled, ms. */
   at: number;
@@ -101,7 +103,7 @@ export class Admission {
   admit(ip: string): DoorRefusal | undefined {
     const l = this.limits;
     if (this.banned.size > 0 && this.isBanned('ip', ip)) return 'bannedIp';
-    if (l.maxConnections > 0 && this.open >= l.maxConnections) return 'maxConnections';
+    if (l.maxConnections > 0 && this.open + this.pendingTotal >= l.maxConnections) return 'maxConnections';
     const rate = l.connectRate;
     if (l.maxConnectionsPerIp > 0 || rate) {
       const t = this.now();
@@ -113,10 +115,10 @@ export class Admission {
         this.ips.set(key, e);
       } else {
         if (this.ips.size >= l.maxTrackedIps && !this.evictIdleIp()) return 'maxTrackedIps';
-        e = { open: 0, tokens: rate ? rate.burst : 0, at: t };
+        e = { open: 0, pending: 0, tokens: rate ? rate.burst : 0, at: t };
         this.ips.set(key, e);
       }
-      if (l.maxConnectionsPerIp > 0 && e.open >= l.maxConnectionsPerIp) return 'maxConnectionsPerIp';
+      if (l.maxConnectionsPerIp > 0 && e.open + e.pending >= l.maxConnectionsPerIp) return 'maxConnectionsPerIp';
       if (rate) {
         e.tokens = Math.min(rate.burst, e.tokens + ((t - e.at) * rate.perSecond) / 1000);
         e.at = t;
@@ -127,6 +129,45 @@ export class Admission {
     }
     this.open++;
     return undefined;
+  }
+
+  /** WebSocket sockets accepted and not yet upgraded, across addresses. */
+  private pendingTotal = 0;
+
+  /**
+   * A socket a WebSocket listener accepted, before its HTTP upgrade (which may take up to
+   * connectTimeout): counted against `maxConnections` and `maxConnectionsPerIp` with the open
+   * connections, so un-upgraded sockets cannot take every file descriptor; the connect rate is
+   * charged at the upgrade ({@link admit}). `ip` is the socket's peer (a trusted proxy's own
+   * address counts too). Undefined admits it: call {@link pendingDone} when it upgrades or closes.
+   */
+  pending(ip: string): DoorRefusal | undefined {
+    const l = this.limits;
+    if (this.banned.size > 0 && this.isBanned('ip', ip)) return 'bannedIp';
+    if (l.maxConnections > 0 && this.open + this.pendingTotal >= l.maxConnections) return 'maxConnections';
+    if (l.maxConnectionsPerIp > 0) {
+      const key = addressGroup(ip);
+      let e = this.ips.get(key);
+      if (!e) {
+        if (this.ips.size >= l.maxTrackedIps && !this.evictIdleIp()) return 'maxTrackedIps';
+        const rate = l.connectRate;
+        e = { open: 0, pending: 0, tokens: rate ? rate.burst : 0, at: this.now() };
+        this.ips.set(key, e);
+      }
+      if (e.open + e.pending >= l.maxConnectionsPerIp) return 'maxConnectionsPerIp';
+      e.pending++;
+    }
+    this.pendingTotal++;
+    return undefined;
+  }
+
+  /** A socket counted by {@link pending} upgraded or closed. */
+  pendingDone(ip: string): void {
+    if (this.pendingTotal > 0) this.pendingTotal--;
+    if (this.limits.maxConnectionsPerIp > 0) {
+      const e = this.ips.get(addressGroup(ip));
+      if (e && e.pending > 0) e.pending--;
+    }
   }
 
   /** An admitted connection from `ip` closed. */
@@ -140,7 +181,7 @@ export class Admission {
   private evictIdleIp(): boolean {
     let n = 0;
     for (const [ip, e] of this.ips) {
-      if (e.open === 0) {
+      if (e.open === 0 && e.pending === 0) {
         this.ips.delete(ip);
         return true;
       }
@@ -246,7 +287,7 @@ export class Admission {
     this.dropExpired();
     const rate = this.limits.connectRate;
     for (const [ip, e] of this.ips) {
-      if (e.open === 0 && (!rate || e.tokens + ((t - e.at) * rate.perSecond) / 1000 >= rate.burst)) this.ips.delete(ip);
+      if (e.open === 0 && e.pending === 0 && (!rate || e.tokens + ((t - e.at) * rate.perSecond) / 1000 >= rate.burst)) this.ips.delete(ip);
     }
     const f = this.limits.flapping;
     if (f) for (const [id, e] of this.flaps) if (t - e.since > f.window) this.flaps.delete(id);

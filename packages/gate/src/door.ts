@@ -71,6 +71,26 @@ export class Door {
     return refusal === undefined;
   }
 
+  /**
+   * A WebSocket listener's socket, before its upgrade ({@link Admission.pending}): returns the
+   * function to call once it upgrades or closes (idempotent), or undefined when refused
+   * (counted and logged as at accept; the listener destroys the socket).
+   */
+  pending(ip: string): (() => void) | undefined {
+    const refusal = this.admission.pending(ip);
+    if (refusal) {
+      this.deps.metrics?.refusedAtDoor(refusal);
+      this.deps.runtime()?.warn(`limit:${refusal}`, { ip }, `WebSocket socket refused before its upgrade: ${refusal}`);
+      return undefined;
+    }
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.admission.pendingDone(ip);
+    };
+  }
+
   /** An admitted connection closed. */
   released(conn: Conn): void {
     this.admission.released(conn.wire.remoteAddress);

@@ -29,17 +29,24 @@ export class GateListeners {
   private secure: SecureListeners | undefined;
 
   /**
-   * Binds every listener the options name; `accept` gets each new connection's wire.
+   * Binds every listener the options name; `accept` gets each new connection's wire;
+   * `admitSocket` is asked for each WebSocket socket before its upgrade (the gate's door).
    * @throws Error when a port cannot be bound (EADDRINUSE...) or a TLS file cannot be read.
    */
-  async open(o: ResolvedGateOptions, accept: (wire: Wire) => WireSink, onTlsReload: (r: TlsReload) => void): Promise<void> {
+  async open(
+    o: ResolvedGateOptions,
+    accept: (wire: Wire) => WireSink,
+    onTlsReload: (r: TlsReload) => void,
+    admitSocket?: (ip: string) => (() => void) | undefined,
+  ): Promise<void> {
     const trustedProxies = trustedSet(o.trustedProxies);
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
     const connectTimeout = o.connectTimeout;
-    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout }, accept);
+    if (o.websocket)
+      this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout, admitSocket }, accept);
     if (o.mqtts || o.wss) {
       const headerTimeout = o.connectTimeout;
-      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout, connectTimeout };
+      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout, connectTimeout, admitSocket };
       this.secure = await openSecureListeners(config, accept, onTlsReload);
     }
   }

@@ -184,6 +184,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
           else runtime.logger.info({ listener: r.listener }, 'TLS certificate reloaded');
           this.safeEmit('tlsReload', r);
         },
+        (ip) => this.door.pending(ip),
       );
       this.listening = true;
       this.endpoints.onError((listener, err) => {

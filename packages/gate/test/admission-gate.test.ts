@@ -221,3 +221,26 @@ test('wss: the upgrade deadline is cleared once upgraded (a connected wss client
   expect(await staysOpen(closeOf(c), 1500)).toBe(true);
   expect(c.connected).toBe(true);
 });
+
+test('WebSocket sockets not yet upgraded count toward maxConnectionsPerIp: one more is closed at once, an upgrade moves the count over', async () => {
+  h = await startGate({ maxConnectionsPerIp: 3, connectRate: false, metricsPort: 0, metricsHost: '127.0.0.1' });
+  const silent = [await rawSocket(h.wsPort), await rawSocket(h.wsPort)]; // accepted, never upgraded
+  const ws = await conns.connectedWs(`ws://127.0.0.1:${h.wsPort}/mqtt`, 'upgraded'); // the third
+  const extra = await rawSocket(h.wsPort);
+  await within(extra.closed, 5000, 'the fourth socket from the address is closed before any upgrade');
+  expect((await refusedCounts(h)).maxConnectionsPerIp).toBe(1);
+  silent[0].socket.destroy();
+  await silent[0].closed;
+  // A slot is free again: a new socket from the address is held (until connectTimeout), not refused.
+  // (The gate sees the close a moment after the client does: try until a socket is held.)
+  let next: { socket: Socket; closed: Promise<number> } | undefined;
+  await waitUntil('a new socket from the address is held again', async () => {
+    const s = await rawSocket(h!.wsPort);
+    if (await staysOpen(s.closed, 300)) next = s;
+    return next !== undefined;
+  });
+  ws.send({ cmd: 'pingreq' });
+  await within(ws.next('pingresp'), 5000, 'the upgraded connection still answers'); // not disturbed
+  next!.socket.destroy();
+  silent[1].socket.destroy();
+});

@@ -23,6 +23,8 @@ export interface SecureListenConfig {
   headerTimeout?: number;
   /** ms from TCP accept to CONNECT (the gate's connectTimeout), upgrade and handshake included. */
   connectTimeout?: number;
+  /** Asked for each wss socket before its upgrade (see WebSocketListenOptions.admitSocket). */
+  admitSocket?: (ip: string) => (() => void) | undefined;
 }
 
 /**
@@ -40,7 +42,14 @@ export async function openSecureListeners(
     if (o.mqtts) mqtts = await listenTls(o.mqtts, accept, { trustedProxies: o.trustedProxies, headerTimeout: o.headerTimeout ?? 10_000 });
     if (o.wss) {
       const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
-      const ws = { ...o.wss, maxPayload: o.maxPayload, trustedProxies: o.trustedProxies, tls, connectTimeout: o.connectTimeout };
+      const ws = {
+        ...o.wss,
+        maxPayload: o.maxPayload,
+        trustedProxies: o.trustedProxies,
+        tls,
+        connectTimeout: o.connectTimeout,
+        admitSocket: o.admitSocket,
+      };
       wss = (await listenWebSocket(ws, accept)) as HttpsServer;
     }
   } catch (err) {

@@ -78,13 +78,25 @@ export interface WebSocketListenOptions extends ListenOptions {
    * and the MQTT connection's own CONNECT deadline counts from the accept too.
    */
   connectTimeout?: number;
+  /**
+   * Asked for each accepted socket before its HTTP upgrade, with the socket's peer address
+   * (the gate's door: caps and bans, see Admission.pending): undefined destroys the socket at
+   * once; else the function is called once the socket upgrades or closes.
+   */
+  admitSocket?: (ip: string) => (() => void) | undefined;
 }
 
 const ACCEPTED = Symbol('acceptedAt');
 const UPGRADE_TIMER = Symbol('upgradeTimer');
+const ADMITTED = Symbol('admitted');
 interface AcceptedSocket extends Duplex {
   [ACCEPTED]?: number;
   [UPGRADE_TIMER]?: NodeJS.Timeout;
+  /** Ends the socket's count before its upgrade (WebSocketListenOptions.admitSocket). */
+  [ADMITTED]?: () => void;
+}
+function endAdmitted(this: AcceptedSocket): void {
+  this[ADMITTED]?.();
 }
 function destroySocket(this: Duplex): void {
   this.destroy();
@@ -106,6 +118,16 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
   };
   const http: Server = opts.tls ? createHttpsServer(opts.tls, upgradeRequired) : createServer(upgradeRequired);
   if (opts.tls) http.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  const admitSocket = opts.admitSocket;
+  if (admitSocket) {
+    // Before the TLS handshake for wss: un-upgraded sockets count toward the caps too.
+    http.on('connection', (socket: AcceptedSocket & { remoteAddress?: string }) => {
+      const done = admitSocket(socket.remoteAddress ?? '');
+      if (!done) return void socket.destroy();
+      socket[ADMITTED] = done;
+      socket.once('close', endAdmitted);
+    });
+  }
   const connectTimeout = opts.connectTimeout;
   if (connectTimeout !== undefined) {
     // For wss this is the TCP accept, before the TLS handshake: the deadline covers it too.
@@ -131,6 +153,7 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     const certificate = opts.tls ? verifiedCertificate(req.socket as TLSSocket) : undefined;
     const raw = (opts.tls ? (req.socket as unknown as { _parent?: AcceptedSocket })._parent : undefined) ?? (req.socket as AcceptedSocket);
     clearTimeout((req.socket as AcceptedSocket)[UPGRADE_TIMER] ?? raw[UPGRADE_TIMER]);
+    ((req.socket as AcceptedSocket)[ADMITTED] ?? raw[ADMITTED])?.(); // the gate's accept counts it from now on
     const acceptedAt = (req.socket as AcceptedSocket)[ACCEPTED] ?? raw[ACCEPTED];
     const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate, acceptedAt);
     const sink = accept(wire);
