@@ -46,6 +46,8 @@ export class Door {
   /** The user index, once started: where bans are shared when it has `ban`. */
   private userIndex: UserIndex | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Connections whose CONNECT named its client id (flapping counts them once accepted, see {@link connected}). */
+  private readonly countable = new WeakSet<Conn>();
 
   constructor(private readonly deps: DoorDeps) {
     this.admission = new Admission(deps.options);
@@ -114,17 +116,31 @@ export class Door {
 
   /** Admission at CONNECT (before authentication): a banned or flapping client id gets CONNACK 0x8A Banned (3.1.1: 5). */
   connect(conn: Conn, packet: IConnectPacket): ConnectVerdict | undefined {
-    const refusal: ConnectRefusal | undefined = this.admission.connect(conn.clientId, (packet.clientId ?? '') !== '');
+    if ((packet.clientId ?? '') !== '') this.countable.add(conn);
+    const refusal: ConnectRefusal | undefined = this.admission.connect(conn.clientId, false);
     if (!refusal) return undefined;
     this.deps.metrics?.refusedAtDoor(refusal);
-    const fields = { clientId: conn.clientId, ip: conn.wire.remoteAddress };
-    if (refusal === 'flapping') {
-      const f = this.deps.options.flapping as { maxCount: number; window: number; banTime: number };
-      this.deps.runtime()?.warn('limit:flapping', fields, `client id banned for ${f.banTime} ms: over ${f.maxCount} CONNECTs in ${f.window} ms`);
-      return { reasonCode: ReasonCode.Banned, reasonString: 'banned: the client id reconnects too often (flapping)' };
-    }
-    this.deps.runtime()?.warn('limit:bannedClientId', fields, 'CONNECT of a banned client id refused');
+    this.deps
+      .runtime()
+      ?.warn('limit:bannedClientId', { clientId: conn.clientId, ip: conn.wire.remoteAddress }, 'CONNECT of a banned client id refused');
     return { reasonCode: ReasonCode.Banned, reasonString: 'banned' };
+  }
+
+  /**
+   * A CONNECT was accepted (CONNACK 0 sent): flapping counts it (only accepted ones, so that
+   * nobody can get another client's id banned by sending CONNECTs with bad credentials;
+   * client ids the gate assigned are not counted). The one past `maxCount` in `window` bans
+   * the client id for `banTime` and is closed at once (MQTT 5: DISCONNECT 0x8A Banned); the
+   * next CONNECT gets CONNACK 0x8A (3.1.1: 5).
+   */
+  connected(conn: Conn): void {
+    if (!this.countable.delete(conn)) return;
+    if (this.admission.connect(conn.clientId, true) !== 'flapping') return;
+    this.deps.metrics?.refusedAtDoor('flapping');
+    const f = this.deps.options.flapping as { maxCount: number; window: number; banTime: number };
+    const fields = { clientId: conn.clientId, ip: conn.wire.remoteAddress };
+    this.deps.runtime()?.warn('limit:flapping', fields, `client id banned for ${f.banTime} ms: over ${f.maxCount} CONNECTs in ${f.window} ms`);
+    conn.fail(ReasonCode.Banned, 'banned: the client id reconnects too often (flapping)');
   }
 
   /** Bind's ban check (JWT CONNECT included): counted and logged. */

@@ -421,6 +421,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (this.phase !== 'running') conn.freeze();
     this.safeEmit('connect', session.snapshot());
     r.resume.connected(session);
+    this.door.connected(conn); // flapping: may close it at once (DISCONNECT 0x8A), after its connect event
   }
 
   private onClosed(conn: Conn, reason: string): void {
@@ -490,6 +491,13 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       { clientId: conn.clientId, sessionId: conn.session?.sessionId, remoteAddress: conn.wire.remoteAddress, unsent, total, limit },
       "closing a slow consumer: the gate's unsent output is over maxBufferedBytesTotal and this connection holds one of the largest backlogs",
     );
+    if (conn.state === State.Closed) {
+      // Closing gracefully, its socket still flushing: cut it now, or the bytes the sweep
+      // counts as freed would stay held until the wire's end bound.
+      conn.wire.destroy();
+      this.budget?.release(conn);
+      return;
+    }
     // No DISCONNECT 0x97: it would wait behind the backlog the client does not read (MQTT 5.0 §4.13: a MAY).
     conn.destroy(`slow consumer: ${unsent} bytes unsent while the gate holds ${total}, over maxBufferedBytesTotal ${limit}`);
   }

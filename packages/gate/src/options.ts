@@ -264,7 +264,8 @@ export interface GateOptions {
    * Detached sessions this gate holds at once; at the cap the oldest one is dropped (its
    * window ends early: freed, its user-index entry removed, counted in
    * `mqgate_detached_dropped_total`, a rate-limited warn `limit:maxDetached`). Each holds
-   * up to resumeBufferBytes of pushes: at the defaults at most 10 000 × 64 KiB ≈ 655 MB.
+   * up to resumeBufferBytes of pushes (at the defaults 10 000 × 64 KiB ≈ 655 MB), plus the
+   * QoS 1 pushes its client had not acknowledged (opt-in, bounded by maxBufferedBytes each).
    * 0 = no cap. Default 10 000.
    */
   maxDetached?: number;
@@ -333,11 +334,12 @@ export interface GateOptions {
    */
   maxTrackedIps?: number;
   /**
-   * Flapping detection (EMQX's `flapping_detect`): a client id that CONNECTs more than
-   * `maxCount` times within `window` ms is banned for `banTime` ms (CONNACK 0x8A Banned /
-   * 3.1.1 return code 5). By client id, not address: many clients share an address, which
-   * `connectRate` covers. EMQX counts disconnects; counting CONNECTs stops the loop one
-   * round earlier. `false` = off. Default `{ maxCount: 15, window: 60 000, banTime: 300 000 }` (EMQX's).
+   * Flapping detection (EMQX's `flapping_detect`): a client id whose CONNECT is accepted more
+   * than `maxCount` times within `window` ms is banned for `banTime` ms and that connection
+   * closed (MQTT 5: DISCONNECT 0x8A); later CONNECTs get CONNACK 0x8A Banned / 3.1.1 return
+   * code 5. By client id, not address: many clients share an address, which `connectRate`
+   * covers. Accepted CONNECTs only: refused ones (bad credentials) do not count, so nobody can
+   * get another client's id banned. EMQX counts disconnects; this counts accepted CONNECTs. `false` = off. Default `{ maxCount: 15, window: 60 000, banTime: 300 000 }` (EMQX's).
    */
   flapping?: { maxCount: number; window: number; banTime: number } | false;
   /** Client ids the flapping detection tracks at once; past it the oldest is forgotten. Default 100 000. */

@@ -182,16 +182,18 @@ export class Router {
   /**
    * One warn line per failed request, with the connection's trace id (mqant's TraceId, the
    * reply envelope's `Trace`): with the msgid (or the topic) it names the request a client
-   * reports. Notifies that fail are logged at debug (nobody waits for them).
+   * reports. Notifies that fail are logged at debug (nobody waits for them). Topic, msgid
+   * and error are cut to 256, 64 and 512 characters.
    */
   private logFailure(session: GateSession, outcome: string, topic: string, msgid: string | undefined, error: string, code?: unknown): void {
     const fields = {
       trace: session.traceId,
       outcome,
-      topic,
-      msgid,
+      // Client-controlled: cut, so a client looping on 64 KiB topics cannot grow the log.
+      topic: topic.slice(0, 256),
+      msgid: msgid?.slice(0, 64),
       code: typeof code === 'string' ? code : undefined,
-      error,
+      error: error.slice(0, 512),
       sessionId: session.sessionId,
       clientId: session.conn.clientId,
       userId: session.userId || undefined,

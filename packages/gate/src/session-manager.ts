@@ -218,7 +218,7 @@ export class SessionManager {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.userBanned?.(userId)) return Promise.reject(new RpcError(`Bind(${JSON.stringify(userId.slice(0, 40))}): the user is banned`, 'BANNED'));
+    if (this.userBanned?.(userId)) return Promise.reject(new RpcError(CLIENT_TEXTS.BANNED, 'BANNED')); // the door logs the user id
     return this.serially(session, () => this.bindNow(session, userId));
   }
 

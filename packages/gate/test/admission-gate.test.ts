@@ -68,7 +68,7 @@ test('maxConnectionsPerIp: at the cap one more is refused (no CONNACK), below it
   expect((await refusedCounts(h)).maxConnectionsPerIp).toBe(1);
 });
 
-test('flapping: the CONNECT past maxCount in the window is refused with 5 (3.1.1) and 0x8A Banned (MQTT 5) until banTime ends', async () => {
+test('flapping: the accepted CONNECT past maxCount in the window bans the client id (closed at once), the next gets 5 (3.1.1) and 0x8A Banned (MQTT 5) until banTime ends', async () => {
   h = await startGate({ flapping: { maxCount: 3, window: 60_000, banTime: 1500 }, metricsPort: 0, metricsHost: '127.0.0.1' });
   for (let i = 0; i < 3; i++) {
     const c = await conns.connectedRaw(h.tcpPort, 'flappy');
@@ -76,16 +76,33 @@ test('flapping: the CONNECT past maxCount in the window is refused with 5 (3.1.1
     await c.closed;
   }
   const fourth = await conns.raw(h.tcpPort);
-  expect((await fourth.connect({ clientId: 'flappy' })).returnCode).toBe(5);
-  await within(fourth.closed, 5000, 'closed after the refusal');
+  expect((await fourth.connect({ clientId: 'flappy' })).returnCode).toBe(0);
+  await within(fourth.closed, 5000, 'the fourth is closed right after its CONNACK');
+  const fifth = await conns.raw(h.tcpPort);
+  expect((await fifth.connect({ clientId: 'flappy' })).returnCode).toBe(5);
+  await within(fifth.closed, 5000, 'closed after the refusal');
   const asV5 = await v5.tcp(h.tcpPort);
   const ack = await asV5.connect({ clientId: 'flappy' });
   expect(ack.reasonCode).toBe(0x8a);
   expect(h.gate.bans()).toEqual([{ kind: 'clientId', value: 'flappy', untilMs: expect.any(Number) }]);
-  expect(await refusedCounts(h)).toEqual({ flapping: 1, bannedClientId: 1 });
+  expect(await refusedCounts(h)).toEqual({ flapping: 1, bannedClientId: 2 });
   await conns.connectedRaw(h.tcpPort, 'someone-else');
   await waitUntil('the ban is over', () => h!.gate.bans().length === 0, 5000, 50);
   await conns.connectedRaw(h.tcpPort, 'flappy');
+});
+
+test('flapping counts accepted CONNECTs only: refused ones with the same client id never get it banned', async () => {
+  h = await startGate({
+    flapping: { maxCount: 3, window: 60_000, banTime: 60_000 },
+    authenticate: ({ password }) => password?.toString() === 'right',
+  });
+  for (let i = 0; i < 10; i++) {
+    const c = await conns.raw(h.tcpPort);
+    expect((await c.connect({ clientId: 'victim', username: 'u', password: Buffer.from('wrong') })).returnCode).toBe(5);
+    await c.closed;
+  }
+  expect(h.gate.bans()).toEqual([]);
+  await conns.connectedRaw(h.tcpPort, 'victim', { username: 'u', password: Buffer.from('right') });
 });
 
 test('ban { ip }: live sessions of the address are kicked, new sockets closed at accept; unban admits again', async () => {

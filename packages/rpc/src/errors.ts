@@ -46,6 +46,7 @@ export const CLIENT_TEXTS = {
   STORAGE: 'STORAGE: logged out, but the stored session could not be deleted',
   USER_INDEX: 'USER_INDEX: the login could not be made (the user index is unavailable); try again',
   DUPLICATE_LOGIN: 'DUPLICATE_LOGIN: the user is already logged in and the duplicate login policy rejects a new session',
+  BANNED: 'BANNED: the user is banned',
 } as const;
 
 /** True when `err` carries a client text: its message starts with its own code and `: ` (see {@link CLIENT_TEXTS}). */

@@ -3,6 +3,7 @@
 // hand-over steps; the store, buffer and token have files of their own.
 import type { IPublishPacket } from 'mqtt-packet';
 import {
+  CLIENT_TEXTS,
   RpcError,
   decodeSession,
   detachedKey,
@@ -34,7 +35,7 @@ export const RESUME_TOPIC = 'gate/HD_resume';
 /** Topic of the push carrying a new resume token: `{"sessionId", "userId", "token", "expiresAt"}` (ms since epoch). */
 export const SESSION_TOPIC = 'gate/session';
 /** The resume of a banned user (gate.ban({ userId })): refused (a ban also drops the user's detached sessions here). */
-const RESUME_BANNED = 'BANNED: the user is banned';
+const RESUME_BANNED = CLIENT_TEXTS.BANNED;
 /** The Error of a resume with an unknown, used or expired token. */
 export const RESUME_EXPIRED = 'resume token expired or already used: log in again';
 
@@ -105,6 +106,8 @@ export class ResumeManager {
   private readonly pendingToken = new WeakMap<GateSession, Buffer>();
   /** Sessions resumed at CONNECT (rule 6), by connection, until their CONNACK is sent: their pushes go out after it. */
   private readonly atConnack = new WeakMap<MqttConnection<GateSession>, Found>();
+  /** The user-index move under way per session ({@link moveEntry}), so that moves run in order. */
+  private readonly moves = new WeakMap<GateSession, Promise<void>>();
 
   constructor(private readonly d: ResumeDeps) {
     this.detached = new DetachedStore(d.policy, (old) => this.droppedAtCap(old));
@@ -181,10 +184,18 @@ export class ResumeManager {
     // Claim first, then release: in between, another gate's lookup (which reads both keys)
     // still finds this gate as the owner; the other order left a gap where a resume on
     // another gate found no owner and was refused, and a sendToUser was lost.
-    index
-      .claim(to, entry, { policy: 'allow' }, liveGates())
+    // One move at a time per session: two back to back (a resume whose connection dropped
+    // at once: bound, then detached again) would otherwise interleave as claim, claim,
+    // release, release, and leave no entry at all.
+    const claim = (): Promise<unknown> => index.claim(to, entry, { policy: 'allow' }, liveGates());
+    const before = this.moves.get(session);
+    const move = (before ? before.then(claim) : claim()) // at once when no move is under way
       .then(() => index.release(from, entry.serverId, entry.sessionId))
       .catch((err: unknown) => this.d.logger.warn({ userId: session.userId, error: (err as Error).message }, 'resume: user index update failed'));
+    this.moves.set(session, move);
+    void move.then(() => {
+      if (this.moves.get(session) === move) this.moves.delete(session);
+    });
   }
 
   /** The session's window ended: freed, its user-index entry removed, its stored settings left as they are. */

@@ -23,7 +23,7 @@ export interface SecureListenConfig {
   headerTimeout?: number;
   /** ms from TCP accept to CONNECT (the gate's connectTimeout), upgrade and handshake included. */
   connectTimeout?: number;
-  /** Asked for each wss socket before its upgrade (see WebSocketListenOptions.admitSocket). */
+  /** Asked for each mqtts / wss socket before its handshake / upgrade (see WebSocketListenOptions.admitSocket). */
   admitSocket?: (ip: string) => (() => void) | undefined;
 }
 
@@ -39,7 +39,12 @@ export async function openSecureListeners(
   let mqtts: TlsServer | undefined;
   let wss: HttpsServer | undefined;
   try {
-    if (o.mqtts) mqtts = await listenTls(o.mqtts, accept, { trustedProxies: o.trustedProxies, headerTimeout: o.headerTimeout ?? 10_000 });
+    if (o.mqtts)
+      mqtts = await listenTls(o.mqtts, accept, {
+        trustedProxies: o.trustedProxies,
+        headerTimeout: o.headerTimeout ?? 10_000,
+        admitSocket: o.admitSocket,
+      });
     if (o.wss) {
       const tls = serverTlsOptions(o.wss, await loadCredentials(o.wss, true), false);
       const ws = {

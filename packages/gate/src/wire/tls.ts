@@ -44,8 +44,22 @@ export interface TlsListenOptions extends ListenOptions {
 /** Who may send a PROXY header to a TLS listener, and how long it has to. */
 export interface TlsProxyPolicy {
   trustedProxies: ReadonlySet<string>;
-  /** ms a connection has to send its header. */
+  /** ms a connection has to send its header; also the TLS handshake's bound (the gate's connectTimeout). */
   headerTimeout: number;
+  /**
+   * Asked for each TCP socket before its handshake (the gate's door, as for WebSocket
+   * sockets before their upgrade): undefined destroys it; else called once it is through
+   * the handshake or closed.
+   */
+  admitSocket?: (ip: string) => (() => void) | undefined;
+}
+
+const ADMITTED = Symbol('admitted before the handshake');
+interface CountedSocket extends Socket {
+  [ADMITTED]?: () => void;
+}
+function endAdmitted(this: CountedSocket): void {
+  this[ADMITTED]?.();
 }
 
 /**
@@ -123,7 +137,9 @@ export function serverTlsOptions(o: TlsListenOptions, ctx: SecureContextOptions,
  */
 export async function listenTls(o: TlsListenOptions, accept: (wire: Wire) => WireSink, proxy?: TlsProxyPolicy): Promise<TlsServer> {
   const ctx = await loadCredentials(o, true);
-  const server = createServer(serverTlsOptions(o, ctx), (socket) => {
+  // A handshake that never completes is cut at the gate's connectTimeout, not Node's 120 s.
+  const server = createServer({ ...serverTlsOptions(o, ctx), handshakeTimeout: proxy?.headerTimeout ?? 120_000 }, (socket) => {
+    (socket as TLSSocket & { _parent?: CountedSocket })._parent?.[ADMITTED]?.(); // counted from now on as a connection
     socket.setNoDelay(true);
     const remoteAddress = (socket as TLSSocket & { _parent?: ProxiedSocket })._parent?.[PROXIED_ADDRESS];
     wireSocket(socket, accept, { secure: true, certificate: verifiedCertificate(socket), remoteAddress });
@@ -131,6 +147,15 @@ export async function listenTls(o: TlsListenOptions, accept: (wire: Wire) => Wir
   // A failed handshake (bad client certificate, plain MQTT on the TLS port) only loses that socket.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
   if (o.proxyProtocol && proxy) readProxyHeaderFirst(server, proxy);
+  const admitSocket = proxy?.admitSocket;
+  if (admitSocket) {
+    server.on('connection', (socket: CountedSocket) => {
+      const done = admitSocket(socket.remoteAddress ?? '');
+      if (!done) return void socket.destroy();
+      socket[ADMITTED] = done;
+      socket.once('close', endAdmitted);
+    });
+  }
   return listenOn(server, o);
 }
 
