@@ -261,3 +261,23 @@ test('WebSocket sockets not yet upgraded count toward maxConnectionsPerIp: one m
   next!.socket.destroy();
   silent[1].socket.destroy();
 });
+
+test('mqtts: sockets still before their TLS handshake count toward maxConnectionsPerIp, and a handshake never made is cut at connectTimeout', async () => {
+  const pki = makeTestPki();
+  h = await startGate({
+    maxConnectionsPerIp: 2,
+    connectRate: false,
+    connectTimeout: 2500,
+    mqtts: { port: 0, host: '127.0.0.1', key: pki.serverKey, cert: pki.serverCert },
+  });
+  const port = h.gate.addresses().mqtts!.port;
+  const silent = [await rawSocket(port), await rawSocket(port)]; // TCP only, no ClientHello
+  const extra = await rawSocket(port);
+  expect(await within(extra.closed, 5000, 'the third socket from the address is closed')).toBeLessThan(1500); // at once, not at connectTimeout
+  const cut = await within(silent[0].closed, 10_000, 'a socket that never starts its handshake is closed');
+  expect(cut).toBeGreaterThan(2000); // held until connectTimeout (2500 ms) ...
+  expect(cut).toBeLessThan(8000); // ... not Node's 120 s handshakeTimeout
+  await silent[1].closed;
+  const c = await conns.mqtt(`mqtts://127.0.0.1:${port}`, { ca: pki.read(pki.caCert), servername: 'localhost', clientId: 'tls-after' });
+  expect(c.connected).toBe(true);
+});
