@@ -49,6 +49,11 @@ interface Job {
   listed: boolean;
 }
 
+/** A job not yet started nor listed (one object shape for every call, so call sites stay monomorphic). */
+function newJob(fn: string, args: RpcValue[], deadline: number, fail: (err: RpcError) => void, run: (entry: Entry) => void): Job {
+  return { fn, args, deadline, run, fail, started: false, prev: undefined, next: undefined, listed: false };
+}
+
 /**
  * The unsettled calls, for close(): an intrusive doubly linked list, O(1) in and out with no
  * allocation. (A Set of a thousand calls in flight, added and deleted on every call, kept
@@ -209,16 +214,12 @@ export class InProcessTransport implements RpcTransport {
         if (err) reject(err);
         else resolve(result === undefined ? null : result);
       };
-      const job: Job = {
+      const job = newJob(
         fn,
         args,
         deadline,
-        started: false,
-        prev: undefined,
-        next: undefined,
-        listed: false,
-        fail: (err) => settle(err),
-        run: (entry) => {
+        (err) => settle(err),
+        (entry) => {
           Promise.resolve()
             .then(() => {
               // The dispatch turn may come late (a blocked event loop): do not start late work.
@@ -231,7 +232,7 @@ export class InProcessTransport implements RpcTransport {
             )
             .finally(() => this.done(entry));
         },
-      };
+      );
       const timer = setTimeout(() => settle(new DeadlineError(fn, timeout)), timeout);
       try {
         this.dispatch(to, job);
@@ -243,23 +244,19 @@ export class InProcessTransport implements RpcTransport {
 
   callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
     const deadline = Date.now() + this.defaultTimeout;
-    const job: Job = {
+    const job = newJob(
       fn,
       args,
       deadline,
-      started: false,
-      prev: undefined,
-      next: undefined,
-      listed: false,
-      fail: () => this.pending.delete(job),
-      run: (entry) => {
+      () => this.pending.delete(job),
+      (entry) => {
         this.pending.delete(job);
         Promise.resolve()
           .then(() => entry.handler(fn, args, { fn, deadline }))
           .catch(() => undefined)
           .finally(() => this.done(entry));
       },
-    };
+    );
     try {
       this.dispatch(to, job);
     } catch (err) {

@@ -21,14 +21,72 @@ export interface DemoProcess {
   kill(): Promise<void>;
 }
 
+/** A child process started by {@link spawnUntil}, once it printed its ready line. */
+export interface ReadyProcess {
+  child: ChildProcess;
+  /** The ready line's match. */
+  match: RegExpExecArray;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** Sends a signal (default SIGTERM; none once exited) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Kills it at once (SIGKILL: a crash, no graceful stop) and waits for it to exit. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Spawns `node <args>` with `env` and waits until its output matches `ready`.
+ * @param what names the process and its ready line in errors, e.g. "demo ... listening".
+ * @throws Error with the process output when it exits first, or prints no match within 15 s (then it is killed).
+ */
+export function spawnUntil(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: { name: string; line: string }): Promise<ReadyProcess> {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what.name} did not report ${what.line} within 15 s; output:\n${out}`));
+    }, 15_000);
+    const onData = () => {
+      const match = ready.exec(out);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      resolve({
+        child,
+        match,
+        output: () => out,
+        stop: (signal = 'SIGTERM') => {
+          if (alive()) child.kill(signal);
+          return exited;
+        },
+        kill: async () => {
+          if (alive()) child.kill('SIGKILL');
+          await exited;
+        },
+      });
+    };
+    child.stdout!.on('data', onData);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what.name} exited with code ${code} before ${what.line}; output:\n${out}`));
+    });
+  });
+}
+
 /**
  * Starts `node packages/demo/dist/main.js` with ports 0 (metrics too, so that concurrent demos
  * never fight for 9563) and waits for its "listening" line.
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
-export function startDemo(env: Record<string, string> = {}): Promise<DemoProcess> {
-  const child = spawn(process.execPath, [DEMO_MAIN], {
-    env: {
+export async function startDemo(env: Record<string, string> = {}): Promise<DemoProcess> {
+  const p = await spawnUntil(
+    [DEMO_MAIN],
+    {
       ...process.env,
       MQGATE_TCP_PORT: '0',
       MQGATE_WS_PORT: '0',
@@ -38,48 +96,18 @@ export function startDemo(env: Record<string, string> = {}): Promise<DemoProcess
       LOG_LEVEL: 'warn',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`demo did not report listening within 15 s; output:\n${out}`));
-    }, 15_000);
-    const onData = () => {
-      const m = /mqtt:\/\/[^:]+:(\d+) .*ws:\/\/[^:]+:(\d+)\/mqtt/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      const tcpPort = Number(m[1]);
-      const wsPort = Number(m[2]);
-      const metrics = /metrics http:\/\/[^:]+:(\d+)\/metrics/.exec(out);
-      resolve({
-        child,
-        tcpPort,
-        wsPort,
-        tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
-        wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
-        metricsPort: metrics ? Number(metrics[1]) : undefined,
-        output: () => out,
-        stop: (signal = 'SIGTERM') => {
-          if (child.exitCode !== null || child.signalCode !== null) return exited;
-          child.kill(signal);
-          return exited;
-        },
-        kill: async () => {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-          await exited;
-        },
-      });
-    };
-    child.stdout!.on('data', onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`demo exited with code ${code} before listening; output:\n${out}`));
-    });
-  });
+    /mqtt:\/\/[^:]+:(\d+) .*ws:\/\/[^:]+:(\d+)\/mqtt/,
+    { name: 'demo', line: 'listening' },
+  );
+  const tcpPort = Number(p.match[1]);
+  const wsPort = Number(p.match[2]);
+  const metrics = /metrics http:\/\/[^:]+:(\d+)\/metrics/.exec(p.output());
+  return {
+    ...p,
+    tcpPort,
+    wsPort,
+    tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
+    wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+    metricsPort: metrics ? Number(metrics[1]) : undefined,
+  };
 }

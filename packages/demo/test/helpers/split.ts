@@ -3,11 +3,11 @@
  * docker-compose.yml runs them) and module processes of the built demo, joined by a real
  * Redis (or NATS), driven by real MQTT clients.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { connect, nextMessage } from './client';
-import { DEMO_MAIN, type DemoProcess } from './demo-process';
+import { DEMO_MAIN, spawnUntil, type DemoProcess } from './demo-process';
 
 /** A running `MQGATE_ROLE=modules` demo process (user, chat, echo; no listeners). */
 export interface ModulesProcess {
@@ -29,44 +29,12 @@ export type AnyProcess = DemoProcess | ModulesProcess;
  * MQGATE_REDIS_PREFIX).
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
-export function startModules(env: Record<string, string>): Promise<ModulesProcess> {
-  const child = spawn(process.execPath, [DEMO_MAIN], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+export async function startModules(env: Record<string, string>): Promise<ModulesProcess> {
+  const p = await spawnUntil([DEMO_MAIN], { ...process.env, LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' }, /mqgate demo modules ready: /, {
+    name: 'modules process',
+    line: 'ready',
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`modules process did not report ready within 15 s; output:\n${out}`));
-    }, 15_000);
-    const onData = () => {
-      if (!/mqgate demo modules ready: /.test(out)) return;
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      resolve({
-        child,
-        output: () => out,
-        stop: (signal = 'SIGTERM') => {
-          if (alive()) child.kill(signal);
-          return exited;
-        },
-        kill: async () => {
-          if (alive()) child.kill('SIGKILL');
-          await exited;
-        },
-      });
-    };
-    child.stdout!.on('data', onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`modules process exited with code ${code} before ready; output:\n${out}`));
-    });
-  });
+  return { child: p.child, output: p.output, stop: p.stop, kill: p.kill };
 }
 
 /** The `mqgate` command (packages/cli), as docker-compose.yml runs the gates. */
@@ -127,56 +95,28 @@ export function gateCommandEnv(demo: Record<string, string>): Record<string, str
  * variables (see {@link gateCommandEnv}).
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
-export function startGate(env: Record<string, string>): Promise<DemoProcess> {
+export async function startGate(env: Record<string, string>): Promise<DemoProcess> {
   const config = join(EXAMPLES, env.MQGATE_TRANSPORT === 'nats' ? 'gate-nats.yaml' : 'gate.yaml');
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MQGATE_')));
-  const child = spawn(process.execPath, [MQGATE_BIN, 'gate', '--config', config], {
-    env: { ...clean, ...gateCommandEnv(env) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const p = await spawnUntil([MQGATE_BIN, 'gate', '--config', config], { ...clean, ...gateCommandEnv(env) }, /mqgate gate listening: (.*)\n/, {
+    name: 'mqgate gate',
+    line: 'listening',
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mqgate gate did not report listening within 15 s; output:\n${out}`));
-    }, 15_000);
-    const onData = () => {
-      const m = /mqgate gate listening: (.*)\n/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      const addr = Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')));
-      const portOf = (a: string | undefined) => (a === undefined ? undefined : Number(a.split(':').pop()));
-      const tcpPort = portOf(addr.tcp)!;
-      const wsPort = portOf(addr.websocket)!;
-      resolve({
-        child,
-        tcpPort,
-        wsPort,
-        tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
-        wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
-        metricsPort: portOf(addr.metrics),
-        output: () => out,
-        stop: (signal = 'SIGTERM') => {
-          if (alive()) child.kill(signal);
-          return exited;
-        },
-        kill: async () => {
-          if (alive()) child.kill('SIGKILL');
-          await exited;
-        },
-      });
-    };
-    child.stdout!.on('data', onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`mqgate gate exited with code ${code} before listening; output:\n${out}`));
-    });
-  });
+  const addr = Object.fromEntries(p.match[1].split(' ').map((kv) => kv.split('=')));
+  const portOf = (a: string | undefined) => (a === undefined ? undefined : Number(a.split(':').pop()));
+  const tcpPort = portOf(addr.tcp)!;
+  const wsPort = portOf(addr.websocket)!;
+  return {
+    child: p.child,
+    tcpPort,
+    wsPort,
+    tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
+    wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+    metricsPort: portOf(addr.metrics),
+    output: p.output,
+    stop: p.stop,
+    kill: p.kill,
+  };
 }
 
 /**
