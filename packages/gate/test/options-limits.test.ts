@@ -1,0 +1,34 @@
+/**
+ * Defaults and validation of the options this round added that other suites exercise only in
+ * behaviour: each has its documented default, turns off where it says it does, and a bad value
+ * is a RangeError naming it (from resolveOptions, so from the Gate constructor).
+ */
+import { getHeapStatistics } from 'node:v8';
+import { DEFAULTS, resolveOptions } from '@mqgate/gate';
+
+test('maxBufferedBytesTotal: a quarter of the heap limit by default; 0 and false turn it off; negative is a RangeError', () => {
+  expect(DEFAULTS.maxBufferedBytesTotal).toBe(Math.floor(getHeapStatistics().heap_size_limit / 4));
+  expect(resolveOptions({}).maxBufferedBytesTotal).toBe(DEFAULTS.maxBufferedBytesTotal);
+  expect(resolveOptions({ maxBufferedBytesTotal: false }).maxBufferedBytesTotal).toBe(0);
+  expect(resolveOptions({ maxBufferedBytesTotal: 0 }).maxBufferedBytesTotal).toBe(0);
+  expect(() => resolveOptions({ maxBufferedBytesTotal: -1 })).toThrow(/maxBufferedBytesTotal/);
+});
+
+test('userIndexCheckInterval: 1000 ms by default, 0 = off, up to 2^31-1 ms', () => {
+  expect(resolveOptions({}).userIndexCheckInterval).toBe(1000);
+  expect(resolveOptions({ userIndexCheckInterval: 0 }).userIndexCheckInterval).toBe(0);
+  expect(resolveOptions({ userIndexCheckInterval: 2_147_483_647 }).userIndexCheckInterval).toBe(2_147_483_647);
+  expect(() => resolveOptions({ userIndexCheckInterval: 2_147_483_648 })).toThrow(/userIndexCheckInterval/);
+  expect(() => resolveOptions({ userIndexCheckInterval: -1 })).toThrow(RangeError);
+});
+
+test.each([
+  ['maxTrackedIps', 100_000],
+  ['maxTrackedClientIds', 100_000],
+  ['banSyncInterval', 5000],
+] as const)('%s: %d by default; 0 or negative is a RangeError naming it', (name, def) => {
+  expect(resolveOptions({})[name]).toBe(def);
+  expect(resolveOptions({ [name]: 1 })[name]).toBe(1);
+  expect(() => resolveOptions({ [name]: 0 })).toThrow(new RegExp(name));
+  expect(() => resolveOptions({ [name]: -5 })).toThrow(RangeError);
+});
