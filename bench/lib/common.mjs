@@ -14,7 +14,7 @@ function isSpace(b) {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
-/** mqgate's decodePayload (packages/gate/src/router.ts): a JSON object body → object, else bytes. */
+/** mqgate's decodePayload (packages/gate/src/routing/router.ts): a JSON object body → object, else bytes. */
 export function decodePayload(buf) {
   let start = 0;
   let end = buf.length - 1;

@@ -9,19 +9,19 @@ import {
   type Logger,
   type RpcTransport,
 } from '@mqgate/rpc';
-import type { GateMetrics } from './metrics';
+import type { GateMetrics } from './ops/metrics';
 import type { ResolvedGateOptions } from './options';
-import { JwtConnect } from './jwt-connect';
-import { RequestScheduler, type RunRequest } from './request-scheduler';
-import { FAILED_REQUEST_LOG_INTERVAL, Router } from './router';
-import type { GateSession } from './session';
-import type { SessionLimits } from './session-limits';
+import { JwtConnect } from './jwt/connect';
+import { RequestScheduler, type RunRequest } from './routing/scheduler';
+import { FAILED_REQUEST_LOG_INTERVAL, Router } from './routing/router';
+import type { GateSession } from './session/session';
+import type { SessionLimits } from './session/limits';
 import type { GateEvents } from './gate';
-import { SessionManager, type UserIndexLink } from './session-manager';
-import { SessionPersistence } from './session-persistence';
-import { ResumeManager, isResumeTopic } from './resume/resume-manager';
-import type { SessionRegistry } from './session-registry';
-import { createWarnLog, type WarnLog } from './warn-log';
+import { SessionManager, type UserIndexLink } from './session/manager';
+import { SessionPersistence } from './persistence/persistence';
+import { ResumeManager, isResumeTopic } from './resume/manager';
+import type { SessionRegistry } from './session/registry';
+import { createWarnLog, type WarnLog } from './ops/warn-log';
 
 /**
  * What a started gate works with, built once at `start(ctx)` with every dependency known
@@ -30,7 +30,7 @@ import { createWarnLog, type WarnLog } from './warn-log';
 export interface GateRuntime {
   readonly transport: RpcTransport;
   readonly logger: Logger;
-  /** Rate-limited warn lines per kind (slow consumers, limit hits, EMFILE, stalls): see warn-log.ts. */
+  /** Rate-limited warn lines per kind (slow consumers, limit hits, EMFILE, stalls): see ops/warn-log.ts. */
   readonly warn: WarnLog;
   readonly sessions: SessionManager;
   readonly persistence: SessionPersistence | undefined;
@@ -51,7 +51,7 @@ export interface RuntimeDeps {
   readonly metrics: GateMetrics | undefined;
   /** The gate's emit of its session events and `storageError` (listener exceptions caught). */
   readonly emit: <E extends keyof GateEvents>(event: E, ...args: GateEvents[E]) => void;
-  /** True when a user id is banned (admission.ts): Bind refuses it. */
+  /** True when a user id is banned (admission/tables.ts): Bind refuses it. */
   readonly userBanned?: (userId: string) => boolean;
 }
 

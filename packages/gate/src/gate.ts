@@ -14,33 +14,33 @@ import {
   type SessionData,
   type SharedBan,
 } from '@mqgate/rpc';
-import { Door, type BanTarget } from './door';
+import { Door, type BanTarget } from './admission/door';
 import { closeInBatches } from './drain';
-import { watchEventLoop } from './event-loop-stall';
-import { GateListeners, type GateAddresses } from './gate-listeners';
+import { watchEventLoop } from './ops/event-loop-stall';
+import { GateListeners, type GateAddresses } from './wire/listeners';
 import { buildRuntime, type GateRuntime } from './gate-runtime';
-import { closeReasonLabel, GateMetrics } from './metrics';
-import { OpsServer, type Readiness } from './ops-server';
-import type { JwtClaims } from './jwt';
+import { closeReasonLabel, GateMetrics } from './ops/metrics';
+import { OpsServer, type Readiness } from './ops/server';
+import type { JwtClaims } from './jwt/verifier';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
 import { MqttConnection, type ConnectVerdict, type DropReason, type ProtocolHooks } from './protocol/connection';
 import { OutputBudget } from './protocol/output-budget';
 import { ReasonCode } from './protocol/mqtt5';
 import { State } from './protocol/state';
-import type { RouterStats } from './router';
-import { GateSession } from './session';
-import type { SessionEvents } from './session-manager';
-import { logUnstored, type SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
-import { SessionRegistry } from './session-registry';
-import { gateService } from './session-service';
+import type { RouterStats } from './routing/router';
+import { GateSession } from './session/session';
+import type { SessionEvents } from './session/manager';
+import { logUnstored, type SessionPersistence, type StorageFailure, type StorageStats } from './persistence/persistence';
+import { SessionRegistry } from './session/registry';
+import { gateService } from './session/service';
 import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
-export type { GateAddresses } from './gate-listeners';
+export type { GateAddresses } from './wire/listeners';
 
 /** errno codes of an accept that found no file descriptor left (system errors, not mqgate error codes). */
 const FD_EXHAUSTED: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
-export type { BanTarget } from './door';
+export type { BanTarget } from './admission/door';
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
@@ -73,7 +73,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private readonly registry = new SessionRegistry();
   private runtime: GateRuntime | undefined;
   private readonly connections = new Set<Conn>();
-  /** Connection admission at accept, CONNECT and Bind, and the bans (door.ts, admission.ts). */
+  /** Connection admission at accept, CONNECT and Bind, and the bans (admission/door.ts, admission/tables.ts). */
   private readonly door: Door;
   private readonly hooks: ProtocolHooks<GateSession>;
   private readonly endpoints = new GateListeners();
@@ -325,7 +325,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * Bans a client address (refused at accept), a client id (CONNACK 0x8A Banned / 3.1.1
    * return code 5) or a user id (Bind and JWT CONNECT fail with code BANNED) for `ms`, and
    * kicks the live sessions it matches. With a user index that shares bans (RedisUserIndex),
-   * every gate on it applies the ban within its `banSyncInterval`. See door.ts.
+   * every gate on it applies the ban within its `banSyncInterval`. See admission/door.ts.
    * @throws RangeError when `ms` is not positive or maxBans bans are held; TypeError for a bad target; the user index's error.
    */
   ban(target: BanTarget, ms: number): Promise<void> {

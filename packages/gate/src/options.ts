@@ -8,7 +8,7 @@ import type { ClientCertificate } from './wire/wire';
 
 export type { TlsListenOptions, PemSource } from './wire/tls';
 export type { ClientCertificate } from './wire/wire';
-import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt';
+import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt/verifier';
 import type { RateLimit } from './protocol/rate-limit';
 
 export type { RateLimit } from './protocol/rate-limit';
@@ -318,7 +318,7 @@ export interface GateOptions {
    */
   userIndexCheckInterval?: number;
 
-  // --- Admission at the door (issue 11): see admission.ts ---
+  // --- Admission at the door (issue 11): see admission/tables.ts ---
   /**
    * New connections per second per client address, a token bucket: `burst` at once, then
    * `perSecond` (EMQX's listener `max_conn_rate`, here per address). Past it a connection is

@@ -6,7 +6,7 @@
  * passed in (a number the test moves), no sockets; the gate-level tests are in
  * admission-gate.test.ts.
  */
-import { Admission, addressGroup, type AdmissionLimits } from '../src/admission';
+import { Admission, addressGroup, type AdmissionLimits } from '../src/admission/tables';
 import { autoMaxConnections, DEFAULTS, fileDescriptorLimit, FALLBACK_FILE_LIMIT, resolveOptions } from '../src/options';
 
 const OFF: AdmissionLimits = {

@@ -5,7 +5,7 @@
  */
 import { gateClient, InProcessTransport, MemoryUserIndex, RpcError, silentLogger, type SessionData } from '@mqgate/rpc';
 import { Gate } from '@mqgate/gate';
-import { closeReasonLabel } from '../src/metrics';
+import { closeReasonLabel } from '../src/ops/metrics';
 import { Connections } from './helpers/connections';
 import { CountingStorage } from './helpers/counting-storage';
 import { request, startGate, type Harness } from './helpers/harness';

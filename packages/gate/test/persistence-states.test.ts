@@ -1,5 +1,5 @@
 /**
- * The persistence state machine on its own (persistence-state.ts): every transition of the
+ * The persistence state machine on its own (persistence/state.ts): every transition of the
  * pure `next(state, event, policy)`, phase by phase, with the effects it asks for.
  */
 import {
@@ -15,7 +15,7 @@ import {
   type PersistEvent,
   type PersistState,
   type Phase,
-} from '../src/persistence-state';
+} from '../src/persistence/state';
 
 const policy = { heartbeatInterval: 1000, retryInitialDelay: 50, retryMaxDelay: 300 };
 const T0 = 10_000;

@@ -6,8 +6,8 @@
  */
 import { silentLogger as silent, type Logger } from '@mqgate/rpc';
 import type { MqttConnection } from '../src/protocol/connection';
-import { GateSession } from '../src/session';
-import { SessionPersistence, UNSTORED_LOG_CAP, logUnstored, type StorageFailure } from '../src/session-persistence';
+import { GateSession } from '../src/session/session';
+import { SessionPersistence, UNSTORED_LOG_CAP, logUnstored, type StorageFailure } from '../src/persistence/persistence';
 import { CountingStorage } from './helpers/counting-storage';
 import { FakeClock, eventually } from './helpers/fake-clock';
 import { turns } from './helpers/waiters';

@@ -1,4 +1,4 @@
-import { createWarnLog } from '../src/warn-log';
+import { createWarnLog } from '../src/ops/warn-log';
 
 test('one warn line per kind per interval; the next line carries the number suppressed', () => {
   const lines: Array<[object, string]> = [];

@@ -10,7 +10,7 @@ import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import type { OutputBudget } from './output-budget';
 import { State } from './state';
-import type { Traffic } from '../metrics';
+import type { Traffic } from '../ops/metrics';
 import { InputRate, type RateLimit, type RateLimitName } from './rate-limit';
 
 export { State } from './state';
@@ -34,7 +34,7 @@ export interface ProtocolHooks<S = unknown> {
    * push to a slow connection while the gate's output is over maxBufferedBytesTotal.
    */
   dropped(conn: MqttConnection<S>, bytes: number, reason: DropReason): void;
-  /** Counters of bytes, packets and pauses, when the gate keeps metrics (see metrics.ts). */
+  /** Counters of bytes, packets and pauses, when the gate keeps metrics (see ops/metrics.ts). */
   traffic?: Traffic;
   /** The gate's bound on unsent output across its connections (maxBufferedBytesTotal); undefined when off. */
   budget?: OutputBudget;
@@ -55,7 +55,7 @@ export type ConnectVerdict = number | { reasonCode: number; reasonString?: strin
 
 /**
  * Where a connection's client PUBLISHes go once it is connected: the gate's request queue
- * of that connection (request-scheduler.ts), which also says how many more it can take.
+ * of that connection (routing/scheduler.ts), which also says how many more it can take.
  */
 export interface RequestSink {
   /** A client PUBLISH to dispatch, once per message (QoS 2 duplicates filtered). */

@@ -1,5 +1,5 @@
 import type { MqttConnection } from '../protocol/connection';
-import type { GateSession } from '../session';
+import type { GateSession } from '../session/session';
 import { ReplayBuffer } from './replay-buffer';
 
 /** Bounds and window of detached sessions (gate options, issue 10). */

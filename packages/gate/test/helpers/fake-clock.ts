@@ -1,4 +1,4 @@
-import type { PersistenceClock } from '../../src/session-persistence';
+import type { PersistenceClock } from '../../src/persistence/persistence';
 import { turns } from './waiters';
 
 interface FakeTimer {

@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { ReasonCode } from './protocol/mqtt5';
+import { ReasonCode } from '../protocol/mqtt5';
 
 /** The verified claims of a token, as the authenticate hook sees them (`ConnectInfo.jwt`). */
 export type JwtClaims = Readonly<JWTPayload>;

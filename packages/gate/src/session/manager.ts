@@ -12,15 +12,15 @@ import {
   type UserIndex,
   type UserLocation,
 } from '@mqgate/rpc';
-import { ReasonCode } from './protocol/mqtt5';
-import { PushEncoding } from './protocol/push-encoding';
-import { PersistenceError } from './errors';
+import { ReasonCode } from '../protocol/mqtt5';
+import { PushEncoding } from '../protocol/push-encoding';
+import { PersistenceError } from '../persistence/error';
 import type { GateSession } from './session';
-import type { SessionPersistence } from './session-persistence';
-import type { SessionRegistry } from './session-registry';
-import { checkSettings, checkUserId, type SessionLimits } from './session-limits';
+import type { SessionPersistence } from '../persistence/persistence';
+import type { SessionRegistry } from './registry';
+import { checkSettings, checkUserId, type SessionLimits } from './limits';
 import { copySettings } from './settings';
-import type { WarnLog } from './warn-log';
+import type { WarnLog } from '../ops/warn-log';
 
 /** The gate's link to the user index. */
 export interface UserIndexLink {
@@ -53,7 +53,7 @@ export interface SessionEvents {
   resume: [session: SessionData, info: { recovered: boolean; replayed: number; lost: number; from: string }];
 }
 
-/** The gate's detached sessions as the SessionManager sees them (resume/resume-manager.ts). */
+/** The gate's detached sessions as the SessionManager sees them (resume/manager.ts). */
 export interface DetachedSessions {
   get(sessionId: string): GateSession | undefined;
   sessions(): Iterable<GateSession>;
@@ -78,11 +78,11 @@ export interface SessionManagerDeps {
   readonly logger: Logger;
   readonly emit: EmitSessionEvent;
   readonly limits: SessionLimits;
-  /** Rate-limited warn lines (warn-log.ts): the causes of the errors sent as client texts. Default: logger.warn. */
+  /** Rate-limited warn lines (ops/warn-log.ts): the causes of the errors sent as client texts. Default: logger.warn. */
   readonly warn?: WarnLog;
   /** ms between two looks at the user index's epoch (gate option userIndexCheckInterval); 0: never. Default 0. */
   readonly userIndexCheckInterval?: number;
-  /** True when a user id is banned (gate.ban, admission.ts): its Bind fails with code BANNED. */
+  /** True when a user id is banned (gate.ban, admission/tables.ts): its Bind fails with code BANNED. */
   readonly userBanned?: (userId: string) => boolean;
 }
 

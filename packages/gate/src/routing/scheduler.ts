@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import type { RequestSink } from './protocol/connection';
-import type { GateSession } from './session';
+import type { RequestSink } from '../protocol/connection';
+import type { GateSession } from '../session/session';
 
 /** Runs one request of a session to completion (the router); never rejects in practice. */
 export type RunRequest = (session: GateSession, packet: IPublishPacket) => Promise<void>;

@@ -1,8 +1,8 @@
 import { RpcError, type GateService } from '@mqgate/rpc';
-import { State } from './protocol/state';
-import type { ResumeManager } from './resume/resume-manager';
-import type { SessionManager } from './session-manager';
-import type { WarnLog } from './warn-log';
+import { State } from '../protocol/state';
+import type { ResumeManager } from '../resume/manager';
+import type { SessionManager } from './manager';
+import type { WarnLog } from '../ops/warn-log';
 
 function keyList(keys: readonly string[]): string {
   return keys.map((k) => JSON.stringify(k)).join(', ');

@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { ResolvedGateOptions } from './options';
-import { trustedSet } from './wire/remote-address';
-import { openSecureListeners, type SecureListeners } from './wire/secure-listeners';
-import { listenTcp } from './wire/tcp';
-import type { TlsReload } from './wire/tls';
-import { listenWebSocket } from './wire/websocket';
-import type { Wire, WireSink } from './wire/wire';
+import type { ResolvedGateOptions } from '../options';
+import { trustedSet } from './remote-address';
+import { openSecureListeners, type SecureListeners } from './secure-listeners';
+import { listenTcp } from './tcp';
+import type { TlsReload } from './tls';
+import { listenWebSocket } from './websocket';
+import type { Wire, WireSink } from './wire';
 
 /** Bound addresses of a started gate (useful with port 0). */
 export interface GateAddresses {

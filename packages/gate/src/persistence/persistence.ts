@@ -1,12 +1,12 @@
 // Just over 400 lines: the effects of the persistence state machine (store calls, timers, retries,
-// per-user write chains, orphans) on one entry type; the transitions are in persistence-state.ts.
+// per-user write chains, orphans) on one entry type; the transitions are in persistence/state.ts.
 import { EventEmitter } from 'node:events';
 import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
-import { initialState, next, type Effect, type PersistEvent, type PersistState, type StoreOperation } from './persistence-state';
-import type { GateSession } from './session';
-import { limitStored, type SessionLimits } from './session-limits';
-import { mergeUnderLive } from './settings';
+import { initialState, next, type Effect, type PersistEvent, type PersistState, type StoreOperation } from './state';
+import type { GateSession } from '../session/session';
+import { limitStored, type SessionLimits } from '../session/limits';
+import { mergeUnderLive } from '../session/settings';
 
 /** What a storage failure event carries. */
 export interface StorageFailure {
@@ -88,7 +88,7 @@ export interface PersistenceOptions {
   resumeWindow?: number;
 }
 
-/** One session's persistence: its state (see persistence-state) and the handles of its effects. */
+/** One session's persistence: its state (see persistence/state.ts) and the handles of its effects. */
 interface Entry {
   readonly userId: string;
   readonly session: GateSession;
@@ -119,7 +119,7 @@ interface Entry {
  * Errors never close a connection; each is counted, emitted as `storageError`, and logged
  * once per failure episode with the user id.
  *
- * The decisions are the state machine of persistence-state ({@link next}); this class runs
+ * The decisions are the state machine of persistence/state.ts ({@link next}); this class runs
  * its effects and keeps each bound session's state beside the session (not on it).
  */
 export class SessionPersistence extends EventEmitter<{ storageError: [StorageFailure] }> {

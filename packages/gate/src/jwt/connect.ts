@@ -1,16 +1,16 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
 import { RpcError, type Logger } from '@mqgate/rpc';
-import { PersistenceError } from './errors';
-import { JwtRefusal, JwtVerifier, type JwtClaims, type ResolvedJwtOptions } from './jwt';
-import type { ConnectVerdict, MqttConnection } from './protocol/connection';
-import type { PublishProperties } from './protocol/encode';
-import { ReasonCode } from './protocol/mqtt5';
-import { State } from './protocol/state';
-import type { RunRequest } from './request-scheduler';
-import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from './router';
-import { GateSession } from './session';
-import type { SessionManager } from './session-manager';
-import type { SessionRegistry } from './session-registry';
+import { PersistenceError } from '../persistence/error';
+import { JwtRefusal, JwtVerifier, type JwtClaims, type ResolvedJwtOptions } from './verifier';
+import type { ConnectVerdict, MqttConnection } from '../protocol/connection';
+import type { PublishProperties } from '../protocol/encode';
+import { ReasonCode } from '../protocol/mqtt5';
+import { State } from '../protocol/state';
+import type { RunRequest } from '../routing/scheduler';
+import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from '../routing/router';
+import { GateSession } from '../session/session';
+import type { SessionManager } from '../session/manager';
+import type { SessionRegistry } from '../session/registry';
 
 type Conn = MqttConnection<GateSession>;
 

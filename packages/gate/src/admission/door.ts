@@ -1,13 +1,13 @@
 import type { IConnectPacket } from 'mqtt-packet';
 import type { SharedBan, UserIndex } from '@mqgate/rpc';
-import { Admission, type ConnectRefusal, type DoorRefusal } from './admission';
-import type { GateRuntime } from './gate-runtime';
-import type { GateMetrics } from './metrics';
-import type { ResolvedGateOptions } from './options';
-import type { ConnectVerdict, MqttConnection } from './protocol/connection';
-import { ReasonCode } from './protocol/mqtt5';
-import type { GateSession } from './session';
-import type { SessionRegistry } from './session-registry';
+import { Admission, type ConnectRefusal, type DoorRefusal } from './tables';
+import type { GateRuntime } from '../gate-runtime';
+import type { GateMetrics } from '../ops/metrics';
+import type { ResolvedGateOptions } from '../options';
+import type { ConnectVerdict, MqttConnection } from '../protocol/connection';
+import { ReasonCode } from '../protocol/mqtt5';
+import type { GateSession } from '../session/session';
+import type { SessionRegistry } from '../session/registry';
 
 type Conn = MqttConnection<GateSession>;
 

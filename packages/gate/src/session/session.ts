@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rpc';
-import type { MqttConnection } from './protocol/connection';
-import type { ReplayBuffer } from './resume/replay-buffer';
+import type { MqttConnection } from '../protocol/connection';
+import type { ReplayBuffer } from '../resume/replay-buffer';
 
 /** What a session resumed from elsewhere keeps (issue 10): its ids, user and settings. */
 export interface RestoredSession {

@@ -9,10 +9,10 @@ import {
   type RpcValue,
   type UserProperties,
 } from '@mqgate/rpc';
-import { outcomeOf } from './metrics';
-import type { PublishProperties } from './protocol/encode';
-import type { GateSession } from './session';
-import type { WarnLog } from './warn-log';
+import { outcomeOf } from '../ops/metrics';
+import type { PublishProperties } from '../protocol/encode';
+import type { GateSession } from '../session/session';
+import type { WarnLog } from '../ops/warn-log';
 
 /** A parsed request topic `moduleType[@serverId]/HD_handler[/msgid]`. */
 export interface Route {

@@ -13,7 +13,7 @@ import {
   type SessionCounts,
 } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
-import { parseTopic } from './router';
+import { parseTopic } from '../routing/router';
 
 /**
  * Counters the protocol layer increments on its hot path (plain numbers: no label lookups
@@ -89,7 +89,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  * The gate's Prometheus metrics, every name prefixed `mqgate_`, in one registry per gate
  * (with prom-client's default process metrics: event-loop lag, heap, GC). No label holds a
  * user, session or message id; module and handler names are capped (`handlerCap` each,
- * then `other`). Served by ops-server.ts.
+ * then `other`). Served by ops/server.ts.
  */
 export class GateMetrics {
   readonly registry = new Registry();
@@ -275,7 +275,7 @@ export class GateMetrics {
     this.closed.inc({ reason: closeReasonLabel(reason) });
   }
 
-  /** A connection, CONNECT or Bind refused by admission (admission.ts); `reason` is one of a fixed set. */
+  /** A connection, CONNECT or Bind refused by admission (admission/tables.ts); `reason` is one of a fixed set. */
   refusedAtDoor(reason: string): void {
     this.admissionRefused.inc({ reason });
   }

@@ -19,16 +19,16 @@ import type { StorageHandler } from '@mqgate/storage';
 import { State } from '../protocol/state';
 import type { MqttConnection } from '../protocol/connection';
 import { ReasonCode } from '../protocol/mqtt5';
-import type { RequestQueue } from '../request-scheduler';
-import { decodePayload, type ReplyTo, type Router } from '../router';
-import { GateSession } from '../session';
-import type { EmitSessionEvent, SessionManager, UserIndexLink } from '../session-manager';
-import type { SessionPersistence } from '../session-persistence';
-import type { SessionRegistry } from '../session-registry';
+import type { RequestQueue } from '../routing/scheduler';
+import { decodePayload, type ReplyTo, type Router } from '../routing/router';
+import { GateSession } from '../session/session';
+import type { EmitSessionEvent, SessionManager, UserIndexLink } from '../session/manager';
+import type { SessionPersistence } from '../persistence/persistence';
+import type { SessionRegistry } from '../session/registry';
 import { DetachedStore, keepsSession, windowOf, type Detached, type DetachPolicy } from './detached-store';
 import { replayPushes, takeUnacked } from './replay-pushes';
 import { connectProof, issueToken, parseToken, sameHash, type TokenRef } from './token';
-import type { WarnLog } from '../warn-log';
+import type { WarnLog } from '../ops/warn-log';
 
 /** Topic of the resume request a client sends on a new connection: `gate/HD_resume/<msgid>` `{"token"}`. */
 export const RESUME_TOPIC = 'gate/HD_resume';
