@@ -16,7 +16,7 @@ import { RequestScheduler, type RunRequest } from './routing/scheduler';
 import { FAILED_REQUEST_LOG_INTERVAL, Router } from './routing/router';
 import type { GateSession } from './session/session';
 import type { SessionLimits } from './session/limits';
-import type { GateEvents } from './gate';
+import type { GateEvents } from './gate-events';
 import { SessionManager, type UserIndexLink } from './session/manager';
 import { SessionPersistence } from './persistence/persistence';
 import { ResumeManager, isResumeTopic } from './resume/manager';

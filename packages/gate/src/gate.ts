@@ -24,13 +24,14 @@ import { OpsServer, type Readiness } from './ops/server';
 import type { JwtClaims } from './jwt/verifier';
 import { resolveOptions, type GateOptions, type ResolvedGateOptions } from './options';
 import { MqttConnection, type ConnectVerdict, type DropReason, type ProtocolHooks } from './protocol/connection';
+import { packetHandlers } from './protocol/handlers';
 import { OutputBudget } from './protocol/output-budget';
 import { ReasonCode } from './protocol/mqtt5';
 import { State } from './protocol/state';
 import type { RouterStats } from './routing/router';
 import { GateSession } from './session/session';
-import type { SessionEvents } from './session/manager';
-import { logUnstored, type SessionPersistence, type StorageFailure, type StorageStats } from './persistence/persistence';
+import type { GateEvents } from './gate-events';
+import { logUnstored, type SessionPersistence, type StorageStats } from './persistence/persistence';
 import { SessionRegistry } from './session/registry';
 import { gateService } from './session/service';
 import type { TlsReload } from './wire/tls';
@@ -41,9 +42,14 @@ export type { GateAddresses } from './wire/listeners';
 /** errno codes of an accept that found no file descriptor left (system errors, not mqgate error codes). */
 const FD_EXHAUSTED: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 export type { BanTarget } from './admission/door';
+export type { GateEvents } from './gate-events';
 
 /** Reason sent to every client when the gate stops. */
 export const STOP_REASON = 'server shutting down';
+
+type Conn = MqttConnection<GateSession>;
+
+const NO_REQUESTS: RouterStats = Object.freeze({ requests: 0, notifies: 0, errors: 0 });
 
 /**
  * The gate: MQTT over TCP and WebSocket, one session per connection, client requests routed
@@ -54,18 +60,6 @@ export const STOP_REASON = 'server shutting down';
  *
  * Events (see {@link GateEvents}): `connect`, `disconnect`, `bind`, `unbind`, `storageError`.
  */
-/** Gate events: the session events plus `storageError`. */
-export interface GateEvents extends SessionEvents {
-  /** A StorageHandler call failed (the gate keeps running and retries writes). */
-  storageError: [failure: StorageFailure];
-  /** The TLS certificates of a listener were reloaded (`error` set: the old ones stay). */
-  tlsReload: [result: TlsReload];
-}
-
-type Conn = MqttConnection<GateSession>;
-
-const NO_REQUESTS: RouterStats = Object.freeze({ requests: 0, notifies: 0, errors: 0 });
-
 export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   readonly name = 'gate';
   readonly options: ResolvedGateOptions;
@@ -312,7 +306,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   private accept(wire: Wire): Conn {
-    const conn: Conn = new MqttConnection(wire, this.hooks, this.options);
+    const conn: Conn = new MqttConnection(wire, this.hooks, this.options, packetHandlers);
     if (this.phase !== 'running') {
       conn.destroy('gate is stopping');
       return conn;

@@ -16,9 +16,11 @@ export { JWT_AUTH_METHOD, REFRESH_TOPIC, TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASO
 export type { SessionEvents } from './session/manager';
 export type { SessionCounts } from '@mqgate/rpc';
 export type { RouterStats } from './routing/router';
-export { parseTopic, decodePayload, encodeReply, TOPIC_FORM_ERROR } from './routing/router';
+export { parseTopic, TOPIC_FORM_ERROR } from './routing/topic';
+export { decodePayload, encodeReply } from './routing/envelope';
 export { KICK_TOPIC } from '@mqgate/rpc';
 export type { TlsReload } from './wire/tls';
 export type { TcpListenOptions, TlsListenOptions, PemSource, ClientCertificate, RateLimit } from './options';
 export type { Readiness } from './ops/server';
-export { GateMetrics, closeReasonLabel, type Traffic } from './ops/metrics';
+export { GateMetrics, closeReasonLabel } from './ops/metrics';
+export type { Traffic } from './protocol/traffic';

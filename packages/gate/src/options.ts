@@ -3,10 +3,10 @@ import { getHeapStatistics } from 'node:v8';
 import { readFileSync } from 'node:fs';
 import type { DuplicateLoginPolicy, Logger, UserIndex, UserProperties } from '@mqgate/rpc';
 import type { StorageHandler } from '@mqgate/storage';
-import type { TlsListenOptions } from './wire/tls';
+import type { ListenOptions, TcpListenOptions, TlsListenOptions } from './wire/options';
 import type { ClientCertificate } from './wire/wire';
 
-export type { TlsListenOptions, PemSource } from './wire/tls';
+export type { ListenOptions, TcpListenOptions, TlsListenOptions, PemSource } from './wire/options';
 export type { ClientCertificate } from './wire/wire';
 import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt/verifier';
 import type { RateLimit } from './protocol/rate-limit';
@@ -59,24 +59,6 @@ export interface ConnectInfo {
  * user instead, and this field is ignored. An empty `userId` is the same as `true`.
  */
 export type AuthenticateResult = boolean | { returnCode: 4 | 5 } | { reasonCode: number; reasonString?: string } | { userId: string };
-
-export interface ListenOptions {
-  /** TCP port; 0 picks a free one (see `Gate.addresses()`). */
-  port: number;
-  /** Interface to bind. Default: all interfaces. */
-  host?: string;
-}
-
-/** The TCP listener: a {@link ListenOptions} that may expect a PROXY protocol header. */
-export interface TcpListenOptions extends ListenOptions {
-  /**
-   * Read a PROXY protocol v1 or v2 header (HAProxy, AWS NLB, nginx stream) before MQTT: the
-   * session's address is the one the header names. Believed only from `trustedProxies`; a
-   * header from any other peer closes the connection; a connection without one is taken
-   * as is. Default false.
-   */
-  proxyProtocol?: boolean;
-}
 
 /** Gate options. Every field is optional; defaults are in {@link DEFAULTS}. */
 export interface GateOptions {

@@ -1,29 +1,12 @@
-import type { RpcValue } from './transport';
+import type { RpcValue, UserProperties } from './types';
+
+export type { Mqtt5Request, UserProperties } from './types';
 
 /**
  * MQTT 5 properties as they cross the RpcTransport between the gate and modules (MQTT
  * Version 5.0 §3.3.2.3). Plain data, so they travel as RpcValues; the gate drops all of them
  * for MQTT 3.1 / 3.1.1 clients, which have no properties.
  */
-
-/**
- * User Properties (MQTT 5.0 §3.3.2.3.7): name → value, or name → values in order when a
- * name occurs more than once (MQTT.js's shape). Names and values are UTF-8 strings.
- */
-export type UserProperties = Readonly<Record<string, string | readonly string[]>>;
-
-/**
- * What a module handler learns of an MQTT 5 request beyond its payload (`ctx.mqtt5`); it
- * travels inside the session snapshot (SessionImp field 12, see proto/session.proto).
- */
-export interface Mqtt5Request {
-  /** The request's User Properties, absent when it had none. */
-  userProperties?: UserProperties;
-  /** The request's Content Type (§3.3.2.3.9), absent when it had none. */
-  contentType?: string;
-  /** The request's Correlation Data (§3.3.2.3.6), bytes as sent; the gate echoes it on the reply itself. */
-  correlationData?: Uint8Array;
-}
 
 /**
  * Properties a module may put on a push (`Session.send`, `sendBatch`, `broadcast`,

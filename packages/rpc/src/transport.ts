@@ -1,12 +1,6 @@
-import type { SessionData } from './session-data';
+import type { RpcValue } from './types';
 
-/**
- * A value that may cross a transport as an argument or a result: what mqant's RPC
- * argument types cover (null, bool, number, string, bytes, JSON, SESSION).
- * Values are treated as immutable once sent: the in-process transport passes them by
- * reference, the Redis one copies them.
- */
-export type RpcValue = null | boolean | number | string | Uint8Array | SessionData | RpcValue[] | { [key: string]: unknown };
+export type { RpcValue } from './types';
 
 /**
  * Where a call goes. `serverId` names one server (mqant's `moduleType@id`, as in a topic

@@ -7,7 +7,7 @@ import type { PublishProperties } from '../protocol/encode';
 import { ReasonCode } from '../protocol/mqtt5';
 import { State } from '../protocol/state';
 import type { RunRequest } from '../routing/scheduler';
-import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from '../routing/router';
+import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from '../routing/envelope';
 import { GateSession } from '../session/session';
 import type { SessionManager } from '../session/manager';
 import type { SessionRegistry } from '../session/registry';

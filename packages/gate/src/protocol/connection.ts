@@ -5,12 +5,11 @@ import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
-import { packetHandlers } from './handlers';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import type { OutputBudget } from './output-budget';
 import { State } from './state';
-import type { Traffic } from '../ops/metrics';
+import type { Traffic } from './traffic';
 import { InputRate, type RateLimit, type RateLimitName } from './rate-limit';
 
 export { State } from './state';
@@ -65,6 +64,12 @@ export interface RequestSink {
   /** The connection has closed: requests not yet started are dropped. */
   discard(): void;
 }
+
+/**
+ * Client packet type → its handler (./handlers `packetHandlers`), given to each connection by
+ * whoever makes it, so that the handlers may import this module's types without a cycle.
+ */
+export type PacketHandlers = Partial<Record<mqtt.Packet['cmd'], (conn: MqttConnection, packet: never) => void>>;
 
 /** Packets parsed per batch before the connection has a request queue (CONNECT first, then a few at a time). */
 const BATCH_BEFORE_CONNACK = 8;
@@ -171,6 +176,8 @@ export class MqttConnection<S = unknown> implements WireSink {
     readonly wire: Wire,
     readonly hooks: ProtocolHooks<S>,
     readonly limits: ProtocolLimits,
+    /** The packet handlers (./handlers `packetHandlers`); a type without one closes the connection. */
+    private readonly handlers: PacketHandlers,
   ) {
     this.lastSeen = Date.now();
     // connectTimeout runs from TCP accept, through a WebSocket upgrade or PROXY header (issue 11).
@@ -310,7 +317,7 @@ export class MqttConnection<S = unknown> implements WireSink {
       // Before a CONNACK there is no DISCONNECT (MQTT-3.14.0-1): the connection just closes.
       return this.state === State.New ? this.destroy(what) : this.fail(bad.code, what, 'destroy');
     }
-    const handler = packetHandlers[packet.cmd];
+    const handler = this.handlers[packet.cmd];
     if (handler) (handler as (c: MqttConnection, p: mqtt.Packet) => void)(this, packet);
     else this.fail(ReasonCode.ProtocolError, `unexpected ${packet.cmd.toUpperCase()} from a client`);
   }

@@ -1,96 +1,11 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import {
-  HANDLER_PREFIX,
-  unwrapReply,
-  type Address,
-  type Logger,
-  type Mqtt5Request,
-  type RpcTransport,
-  type RpcValue,
-  type UserProperties,
-} from '@mqgate/rpc';
+import { unwrapReply, type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
 import { outcomeOf } from '../ops/metrics';
 import type { PublishProperties } from '../protocol/encode';
 import type { GateSession } from '../session/session';
 import type { WarnLog } from '../ops/warn-log';
-
-/** A parsed request topic `moduleType[@serverId]/HD_handler[/msgid]`. */
-export interface Route {
-  address: Address;
-  handler: string;
-  /** Present for a request (a reply goes back on the same topic), absent for a notify. */
-  msgid: string | undefined;
-}
-
-/** mqant's wording for a topic with fewer than two levels. */
-export const TOPIC_FORM_ERROR = 'Topic must be [moduleType@moduleID]/[handler]|[moduleType@moduleID]/[handler]/[msgid]';
-
-/**
- * Parses a request topic (mqant gate/base/mqtt_agent.go). `user/HD_login/7` is a request
- * with msgid `7`; `user/HD_ping` a notify; `user@user-1/HD_x/7` pins the server `user@user-1`.
- * A msgid may itself hold `/` (mqant ignores levels past the third; we keep them so the reply
- * topic equals the request topic). Returns an error message instead of a Route when the
- * topic is not routable.
- */
-export function parseTopic(topic: string): Route | string {
-  const a = topic.indexOf('/');
-  if (a <= 0) return TOPIC_FORM_ERROR;
-  const b = topic.indexOf('/', a + 1);
-  const handler = b < 0 ? topic.slice(a + 1) : topic.slice(a + 1, b);
-  const msgid = b < 0 ? undefined : topic.slice(b + 1);
-  if (!handler.startsWith(HANDLER_PREFIX) || handler.length === HANDLER_PREFIX.length) {
-    return `Method(${handler}) must begin with '${HANDLER_PREFIX}'`;
-  }
-  const module = topic.slice(0, a);
-  const at = module.indexOf('@');
-  let address: Address;
-  if (at < 0) address = { moduleType: module };
-  else if (at === 0) return TOPIC_FORM_ERROR;
-  else if (at === module.length - 1) address = { moduleType: module.slice(0, at) };
-  else address = { serverId: module };
-  return { address, handler, msgid };
-}
-
-function isSpace(byte: number): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
-}
-
-/**
- * Request body as a handler receives it: text that parses as a JSON object becomes that
- * object (mqant's "map" argument); anything else, JSON arrays included, stays bytes.
- */
-export function decodePayload(buf: Buffer): Record<string, unknown> | Buffer {
-  let start = 0;
-  let end = buf.length - 1;
-  while (start <= end && isSpace(buf[start])) start++;
-  while (end > start && isSpace(buf[end])) end--;
-  if (end - start < 1 || buf[start] !== 0x7b || buf[end] !== 0x7d) return buf;
-  try {
-    const value: unknown = JSON.parse(buf.toString('utf8'));
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // not JSON: the handler gets the bytes
-  }
-  return buf;
-}
-
-/**
- * The reply body: bytes returned by a handler go out unwrapped (mqant's ProtocolMarshal);
- * anything else is wrapped in the envelope `{"Trace","Error","Result"}`.
- */
-export function encodeReply(trace: string, error: string, result: unknown): Buffer {
-  if (error === '' && result instanceof Uint8Array) {
-    return Buffer.isBuffer(result) ? result : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
-  }
-  try {
-    // Same bytes as JSON.stringify({Trace, Error, Result}), without building the object.
-    const body = result === undefined ? 'null' : JSON.stringify(result);
-    return Buffer.from(`{"Trace":${JSON.stringify(trace)},"Error":${error === '' ? '""' : JSON.stringify(error)},"Result":${body ?? 'null'}}`);
-  } catch (err) {
-    const message = `the handler's result could not be encoded as JSON: ${(err as Error).message}`;
-    return Buffer.from(JSON.stringify({ Trace: trace, Error: message, Result: null }));
-  }
-}
+import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from './envelope';
+import { parseTopic } from './topic';
 
 /** Counters of routed requests. */
 export interface RouterStats {
@@ -106,9 +21,6 @@ export interface RouterStats {
  * next line carries `suppressed: n`. Failures slower than that are each logged.
  */
 export const FAILED_REQUEST_LOG_INTERVAL = 10;
-
-/** Content Type of a reply envelope to an MQTT 5 client (MQTT 5.0 §3.3.2.3.9). */
-export const ENVELOPE_CONTENT_TYPE = 'application/json';
 
 /** Where a request's reply goes, and the MQTT 5 request properties it echoes. */
 export interface ReplyTo {

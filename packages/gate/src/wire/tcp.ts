@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import type { ListenOptions } from '../options';
+import type { ListenOptions } from './options';
 import { normalizeIp } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { readProxyHeader } from './proxy-protocol';

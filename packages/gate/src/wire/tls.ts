@@ -3,43 +3,13 @@ import { readFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { createServer, createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { ListenOptions } from '../options';
 import type { Socket } from 'node:net';
 import { readProxyHeader } from './proxy-protocol';
 import { listenOn, wireSocket } from './tcp';
+import type { PemSource, TlsListenOptions } from './options';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
-/** PEM material: a file path (read at start and on reload), or the PEM bytes themselves. */
-export type PemSource = string | Buffer;
-
-/** A TLS listener: where to listen, and its key, certificate and client-certificate policy. */
-export interface TlsListenOptions extends ListenOptions {
-  /** Private key, PEM (path or bytes). Required. */
-  key: PemSource;
-  /** Certificate chain, PEM (path or bytes). Required. */
-  cert: PemSource;
-  /** CA certificates that client certificates must chain to (with `requestCert`). Default: Node's bundled roots. */
-  ca?: PemSource | PemSource[];
-  /** Passphrase of an encrypted key. */
-  passphrase?: string;
-  /**
-   * Ask clients for a certificate; its verified subject reaches the authenticate hook as
-   * `ConnectInfo.certificate`. Default false.
-   */
-  requestCert?: boolean;
-  /** With `requestCert`: refuse, in the handshake, clients without a valid certificate. Default true. */
-  rejectUnauthorized?: boolean;
-  /** Reload the PEM files when one changes (fs.watch on their folders). Default true (no effect for bytes). */
-  watch?: boolean;
-  /**
-   * mqtts only: read a PROXY protocol v1 or v2 header before the TLS ClientHello (a TCP load
-   * balancer that passes TLS through: HAProxy `send-proxy-v2` in `mode tcp`, AWS NLB), with
-   * the same rules as `tcp.proxyProtocol`: believed only from `trustedProxies`, a header from
-   * any other peer closes the connection, none is taken as is, bounded (v1 107 bytes, v2
-   * 2 048 bytes) within `connectTimeout`. Default false. Ignored on wss.
-   */
-  proxyProtocol?: boolean;
-}
+export type { PemSource, TlsListenOptions } from './options';
 
 /** Who may send a PROXY header to a TLS listener, and how long it has to. */
 export interface TlsProxyPolicy {

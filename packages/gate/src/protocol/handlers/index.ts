@@ -1,5 +1,4 @@
-import type { Packet } from 'mqtt-packet';
-import type { MqttConnection } from '../connection';
+import type { PacketHandlers } from '../connection';
 import { handlePuback, ignoreAck } from './acks';
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
@@ -10,14 +9,12 @@ import { handlePubrel } from './pubrel';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
 
-type Handler = (conn: MqttConnection, packet: never) => void;
-
 /**
  * Client packet type → handler. Types a client must not send (CONNACK, SUBACK, ...) have
  * none, and close the connection (MQTT 5: after DISCONNECT 0x82). AUTH is MQTT 5 only
  * (mqtt-packet parses it only after a level-5 CONNECT).
  */
-export const packetHandlers: Partial<Record<Packet['cmd'], Handler>> = {
+export const packetHandlers: PacketHandlers = {
   connect: handleConnect,
   publish: handlePublish,
   pubrel: handlePubrel,
