@@ -1,4 +1,5 @@
 import { DEFAULTS } from '@mqgate/gate';
+import { MAX_TIMER_MS, RANGES, type OptionRange } from '@mqgate/rpc';
 
 /** What a config value may be. */
 export type Kind =
@@ -19,9 +20,15 @@ export interface Field {
   secret?: boolean;
 }
 
-const MS = { type: 'int', min: 1, max: 2 ** 31 - 1 } as const;
-const COUNT = { type: 'int', min: 0, max: 2 ** 31 - 1 } as const;
-const PORT = { type: 'int', min: 0, max: 65535 } as const;
+/** A config integer in a range of the options kit (the gate checks the same); unbounded ones stop at 2^31 - 1. */
+function int(r: OptionRange, max = r.max ?? MAX_TIMER_MS): Kind {
+  return { type: 'int', min: r.exclusiveMin ? Math.floor(r.min) + 1 : Math.ceil(r.min), max };
+}
+const MS = int(RANGES.positive);
+const POSITIVE = int(RANGES.positive);
+const COUNT = int(RANGES.count);
+const TIMER = int(RANGES.timerMs);
+const PORT = int(RANGES.port);
 const BOOL = { type: 'bool' } as const;
 const STR = { type: 'string', maxLength: 4096 } as const;
 const LIST = { type: 'strings', maxItems: 1000 } as const;
@@ -30,44 +37,40 @@ const LIST = { type: 'strings', maxItems: 1000 } as const;
 const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
   ['connectTimeout', MS, 'ms a new connection has to send CONNECT'],
   ['maxIdle', MS, 'ms of silence after which a keepalive-0 client is closed'],
-  ['maxKeepalive', { type: 'int', min: 0, max: 65535 }, 'largest keepalive a CONNECT may ask for, s (0: any)'],
-  ['maxPacketSize', { type: 'int', min: 1, max: 268_435_455 }, 'largest packet accepted, bytes'],
-  ['maxBufferedBytes', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'unsent bytes per connection before it is closed as a slow consumer'],
+  ['maxKeepalive', int(RANGES.uint16), 'largest keepalive a CONNECT may ask for, s (0: any)'],
+  ['maxPacketSize', int(RANGES.packetSize), 'largest packet accepted, bytes'],
+  ['maxBufferedBytes', POSITIVE, 'unsent bytes per connection before it is closed as a slow consumer'],
   ['maxConnections', COUNT, 'open connections cap (0: none; unset: "auto", from the open-files limit)'],
   ['maxConnectionsPerIp', COUNT, 'open connections per client address cap (0: none)'],
-  ['maxInflight', { type: 'int', min: 1, max: 10_000 }, 'requests running at once per connection'],
+  ['maxInflight', int(RANGES.positiveInteger, 10_000), 'requests running at once per connection'],
   ['ordered', BOOL, 'one request at a time per session, in order'],
   ['handlerTimeout', MS, 'ms a module handler has before the client gets a deadline error'],
-  ['maxQos2Pending', { type: 'int', min: 1, max: 65535 }, 'QoS 2 ids held per connection'],
+  ['maxQos2Pending', int(RANGES.packetIdentifier), 'QoS 2 ids held per connection'],
   ['trustedProxies', LIST, 'peers whose X-Forwarded-For / PROXY header is believed (exact IPs)'],
   ['heartbeatInterval', MS, 'ms between storage heartbeats of a bound session'],
   ['deleteOnUnbind', BOOL, 'delete stored sessions on every unbind'],
   ['storageRetryDelay', MS, 'ms before the first retry of a failed store write'],
   ['storageRetryMaxDelay', MS, 'ms, longest wait between store write retries'],
-  ['metricsHandlerCap', { type: 'int', min: 1, max: 1000 }, 'handler names per module in metrics labels, then "other"'],
-  ['drainPeriod', { type: 'int', min: 0, max: 2 ** 31 - 1 }, 'ms over which a drain (SIGTERM) closes the clients, in batches'],
+  ['metricsHandlerCap', int(RANGES.positiveInteger, 1000), 'handler names per module in metrics labels, then "other"'],
+  ['drainPeriod', TIMER, 'ms over which a drain (SIGTERM) closes the clients, in batches'],
   ['stopTimeout', MS, 'ms a stop waits for requests in flight, then for pending store writes'],
-  ['outputHighWaterMark', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'unsent bytes per connection above which the gate stops reading it'],
+  ['outputHighWaterMark', POSITIVE, 'unsent bytes per connection above which the gate stops reading it'],
   ['slowConsumerTimeout', MS, 'ms a connection may stay above outputHighWaterMark before it is closed'],
   ['maxUserIdBytes', COUNT, 'longest userId, UTF-8 bytes (0: no limit)'],
   ['maxSettings', COUNT, 'settings per session (0: no limit)'],
   ['maxSettingKeyBytes', COUNT, 'longest settings key, UTF-8 bytes (0: no limit)'],
   ['maxSettingValueBytes', COUNT, 'longest settings value, UTF-8 bytes (0: no limit)'],
   ['maxSettingsBytes', COUNT, 'all settings of a session, UTF-8 bytes (0: no limit)'],
-  ['resumeWindow', { type: 'int', min: 0, max: 2 ** 31 - 1 }, 'ms a dropped bound session is kept detached for resume (0: resume off)'],
+  ['resumeWindow', TIMER, 'ms a dropped bound session is kept detached for resume (0: resume off)'],
   ['resumeBufferMessages', COUNT, 'missed pushes kept per detached session'],
   ['resumeBufferBytes', COUNT, 'bytes of missed pushes kept per detached session'],
   ['maxDetached', COUNT, 'detached sessions one gate holds; the oldest dropped past it (0: no cap)'],
-  ['maxOutboundInflight', { type: 'int', min: 1, max: 65535 }, 'QoS 1 pushes unacknowledged at once per connection'],
+  ['maxOutboundInflight', int(RANGES.packetIdentifier), 'QoS 1 pushes unacknowledged at once per connection'],
   ['maxOutboundQueue', COUNT, 'QoS 1 pushes queued behind that window per connection'],
-  [
-    'userIndexCheckInterval',
-    { type: 'int', min: 0, max: 2 ** 31 - 1 },
-    'ms between looks at the user index epoch (re-assert after an empty Redis restart; 0: off)',
-  ],
-  ['maxTrackedIps', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'client addresses the per-address limits track'],
-  ['maxTrackedClientIds', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'client ids the flapping detection tracks'],
-  ['maxBans', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'bans held (gate.ban, flapping)'],
+  ['userIndexCheckInterval', TIMER, 'ms between looks at the user index epoch (re-assert after an empty Redis restart; 0: off)'],
+  ['maxTrackedIps', POSITIVE, 'client addresses the per-address limits track'],
+  ['maxTrackedClientIds', POSITIVE, 'client ids the flapping detection tracks'],
+  ['maxBans', POSITIVE, 'bans held (gate.ban, flapping)'],
   ['banSyncInterval', MS, 'ms between reads of the shared ban list'],
 ];
 

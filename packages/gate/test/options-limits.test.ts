@@ -5,6 +5,7 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { DEFAULTS, resolveOptions } from '@mqgate/gate';
+import { OptionError } from '@mqgate/rpc';
 
 test('maxBufferedBytesTotal: a quarter of the heap limit by default; 0 and false turn it off; negative is a RangeError', () => {
   expect(DEFAULTS.maxBufferedBytesTotal).toBe(Math.floor(getHeapStatistics().heap_size_limit / 4));
@@ -31,4 +32,18 @@ test.each([
   expect(resolveOptions({ [name]: 1 })[name]).toBe(1);
   expect(() => resolveOptions({ [name]: 0 })).toThrow(new RegExp(name));
   expect(() => resolveOptions({ [name]: -5 })).toThrow(RangeError);
+});
+
+test('an option out of its range is an OptionError: code BAD_OPTION, a RangeError, naming the option, rule and value', () => {
+  let err: unknown;
+  try {
+    resolveOptions({ maxPacketSize: 0 });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(OptionError);
+  expect(err).toBeInstanceOf(RangeError);
+  expect(err).toMatchObject({ code: 'BAD_OPTION', message: 'gate option maxPacketSize must be a positive number, got 0' });
+  expect(() => resolveOptions({ maxKeepalive: 65_536 })).toThrow('gate option maxKeepalive must be at most 65535, got 65536');
+  expect(() => resolveOptions({ connectRate: { perSecond: 10, burst: 0.5 } })).toThrow(OptionError);
 });

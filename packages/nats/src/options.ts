@@ -1,5 +1,9 @@
-import { silentLogger, type Logger } from '@mqgate/rpc';
+import { optionChecker, RANGES, silentLogger, type Logger } from '@mqgate/rpc';
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
+
+const check = optionChecker('NatsTransport:');
+/** A positive number of ms (or a count): the kit's check with the transport's name. */
+const positive = (name: string, value: number): number => check(name, value, RANGES.positive);
 
 /** NATS used when neither `servers` nor `url` is given (mqant's `nats.DefaultURL`). */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
@@ -103,9 +107,4 @@ export function resolveNatsOptions(o: NatsTransportOptions): ResolvedNatsOptions
     connection: o.connection ?? {},
     logger: o.logger ?? NATS_DEFAULTS.logger,
   };
-}
-
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`NatsTransport: ${name} must be a positive number, got ${value}`);
-  return value;
 }

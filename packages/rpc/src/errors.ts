@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   STORAGE: 'a StorageHandler call failed (its StorageError); from UnBind with delete: the session is unbound, its stored copy may remain',
   STORAGE_UNAVAILABLE:
     'the session store could not take a Bind or a settings change: it is live on the gate and stored when the store is back (a gate stop before that logs the users)',
+  BAD_OPTION:
+    'an option of a component (gate, transport, storage, the mqgate command) is out of its range; thrown at construction, the message names the option, the rule and the value',
   BANNED: 'a Bind of a user id that is banned (`gate.ban({ userId }, ms)`, shared across gates by the user index)',
 } as const;
 

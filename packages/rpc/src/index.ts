@@ -12,3 +12,4 @@ export * from './user-index';
 export * from './error-message';
 export * from './user-directory';
 export * from './mqtt5';
+export * from './option-kit';

@@ -1,5 +1,6 @@
-// The listeners' options: where each listens and, for TLS, its key material. A leaf of the
-// import graph (types only), so the listeners and the gate's options both import it.
+// The listeners' options, defaults and resolver: which listeners run, where each listens and,
+// for TLS, its key material. Imports nothing of the gate, so the listeners and the gate's
+// options both import it without a cycle.
 
 /** Where a listener binds. */
 export interface ListenOptions {
@@ -50,4 +51,45 @@ export interface TlsListenOptions extends ListenOptions {
    * 2 048 bytes) within `connectTimeout`. Default false. Ignored on wss.
    */
   proxyProtocol?: boolean;
+}
+
+/** The listeners: which ones run, where, and whose forwarded addresses are believed. Part of GateOptions; defaults in {@link LISTENER_DEFAULTS}. */
+export interface ListenerOptions {
+  /** MQTT over TCP listener, or `false` for none. Default `{ port: 3563 }` (mqant's convention). */
+  tcp?: TcpListenOptions | false;
+  /** MQTT over WebSocket listener (any path), or `false` for none. Default `{ port: 3653 }`. */
+  websocket?: ListenOptions | false;
+  /** MQTT over TLS listener (mqtts; port 8883 by convention), or `false` for none. Default false. */
+  mqtts?: TlsListenOptions | false;
+  /** MQTT over secure WebSocket listener (wss), or `false` for none. Default false. */
+  wss?: TlsListenOptions | false;
+  /** Peers whose `X-Forwarded-For` header is believed (exact IPs, IPv4-mapped forms included). Default none. */
+  trustedProxies?: string[];
+}
+
+/** {@link ListenerOptions} resolved: every default applied, every value checked. */
+export type ResolvedListenerOptions = Required<ListenerOptions>;
+
+/** The defaults of {@link ListenerOptions}. */
+export const LISTENER_DEFAULTS = {
+  tcp: { port: 3563 } as ListenOptions,
+  websocket: { port: 3653 } as ListenOptions,
+  mqtts: false,
+  wss: false,
+  trustedProxies: [] as string[],
+} as const;
+
+/**
+ * Fills in the defaults of {@link ListenerOptions}, copying what is given; each listener checks
+ * its own values (ports, PEM material) when it opens.
+ */
+export function resolveListenerOptions(o: ListenerOptions): ResolvedListenerOptions {
+  const D = LISTENER_DEFAULTS;
+  return {
+    tcp: o.tcp === undefined ? { ...D.tcp } : o.tcp,
+    websocket: o.websocket === undefined ? { ...D.websocket } : o.websocket,
+    mqtts: o.mqtts ? { ...o.mqtts } : D.mqtts,
+    wss: o.wss ? { ...o.wss } : D.wss,
+    trustedProxies: [...(o.trustedProxies ?? D.trustedProxies)],
+  };
 }

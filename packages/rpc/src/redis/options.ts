@@ -1,6 +1,11 @@
 import { silentLogger, type Logger } from '../logger';
 import type { RedisClient } from './connection';
 import { DEFAULT_RPC_PREFIX } from './keys';
+import { optionChecker, RANGES } from '../option-kit';
+
+const check = optionChecker('RedisTransport:');
+/** A positive number of ms (or a count): the kit's check with the transport's name. */
+const positive = (name: string, value: number): number => check(name, value, RANGES.positive);
 
 /** Options of {@link RedisTransport}. Give `url` or `redis`, not both. Defaults: {@link TRANSPORT_DEFAULTS}. */
 export interface RedisTransportOptions {
@@ -134,8 +139,3 @@ export const BATCH = 16;
 export const LIST_TTL_SLACK = 5_000;
 /** Bound on each Redis step of close(), ms, so close never waits for an outage to end. */
 export const CLOSE_STEP_MS = 1_000;
-
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`RedisTransport: ${name} must be a positive number of ms (or count), got ${value}`);
-  return value;
-}
