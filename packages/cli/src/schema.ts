@@ -1,5 +1,6 @@
 import { DEFAULTS } from '@mqgate/gate';
-import { MAX_TIMER_MS, RANGES, type OptionRange } from '@mqgate/rpc';
+import { type OptionRange } from '@mqgate/rpc';
+import { MAX_TIMER_MS, RANGES } from '@mqgate/rpc/internal';
 
 /** What a config value may be. */
 export type Kind =

@@ -1,4 +1,5 @@
-import { RpcError, describeValue, isClientText } from '@mqgate/rpc';
+import { RpcError } from '@mqgate/rpc';
+import { describeValue, isClientText } from '@mqgate/rpc/internal';
 
 /**
  * A Session verb (an RPC to the owning gate) failed.

@@ -2,7 +2,6 @@
 // with the docstring its users read (shapes, errors, where it differs from mqant). Its helpers
 // live in session-args.ts (argument checks) and session-edits.ts (the local copy).
 import {
-  checkPushProperties,
   decodeSession,
   encodeSession,
   gateClient,
@@ -17,6 +16,7 @@ import {
   type RpcTransport,
   type SessionData,
 } from '@mqgate/rpc';
+import { checkPushProperties } from '@mqgate/rpc/internal';
 import { SessionVerbError, describe, shortId, toRpcError } from './errors';
 import { checkKey, checkNonEmpty, checkRule, checkTopic, checkValue, encodeBody, listText, quote } from './session-args';
 import { applyEdits, define, newSpanId, withFields, type Pending } from './session-edits';

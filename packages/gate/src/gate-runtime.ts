@@ -1,14 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import {
-  GATE_MODULE_TYPE,
-  gateCallTimeout,
-  gateClient,
-  liveGatesOf,
-  silentLogger,
-  type AppContext,
-  type Logger,
-  type RpcTransport,
-} from '@mqgate/rpc';
+import { GATE_MODULE_TYPE, gateClient, silentLogger, type AppContext, type Logger, type RpcTransport } from '@mqgate/rpc';
+import { gateCallTimeout, liveGatesOf } from '@mqgate/rpc/internal';
 import type { GateMetrics } from './ops/metrics';
 import type { ResolvedGateOptions } from './options';
 import { JwtConnect } from './jwt/connect';

@@ -3,7 +3,8 @@
 // each component keeps its options, defaults and resolver beside its code, on the one
 // validation kit of @mqgate/rpc (option-kit.ts, errors with code BAD_OPTION).
 import { randomBytes } from 'node:crypto';
-import { optionChecker, RANGES, type Logger, type UserProperties } from '@mqgate/rpc';
+import { type Logger, type UserProperties } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 import { ADMISSION_DEFAULTS, resolveAdmissionOptions, type AdmissionOptions, type ResolvedAdmissionOptions } from './admission/options';
 import { resolveJwtOptions, type JwtClaims, type JwtOptions, type ResolvedJwtOptions } from './jwt/verifier';
 import { OPS_DEFAULTS, resolveOpsOptions, type OpsOptions, type ResolvedOpsOptions } from './ops/options';

@@ -7,7 +7,8 @@
  * are bound, and every used token is refused. Raw mqtt-packet TCP clients (lighter than
  * MQTT.js at this count).
  */
-import { InProcessTransport, MemoryUserIndex, UserDirectory, detachedKey, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
+import { InProcessTransport, MemoryUserIndex, UserDirectory, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
+import { detachedKey } from '@mqgate/rpc/internal';
 import { Gate, type GateOptions } from '@mqgate/gate';
 import type { IPublishPacket } from 'mqtt-packet';
 import { RawClient } from './helpers/harness';

@@ -10,7 +10,8 @@
  */
 import * as mqtt from 'mqtt';
 import { SignJWT } from 'jose';
-import { InProcessTransport, MemoryUserIndex, UserDirectory, detachedKey, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
+import { InProcessTransport, MemoryUserIndex, UserDirectory, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
+import { detachedKey } from '@mqgate/rpc/internal';
 import { Gate, type GateOptions } from '@mqgate/gate';
 import { ResumePeer } from './helpers/resume-peer';
 import { waitUntil } from './helpers/waiters';

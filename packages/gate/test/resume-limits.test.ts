@@ -10,7 +10,6 @@ import {
   InProcessTransport,
   MemoryUserIndex,
   decodeSession,
-  detachedKey,
   gateClient,
   silentLogger,
   type LiveGate,
@@ -18,6 +17,7 @@ import {
   type SessionData,
   type UserLocation,
 } from '@mqgate/rpc';
+import { detachedKey } from '@mqgate/rpc/internal';
 import { MemoryStorage } from '@mqgate/storage';
 import { DEFAULTS, Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
 import { ResumePeer } from './helpers/resume-peer';

@@ -4,7 +4,8 @@
  * `gate/session`, refusals that change nothing, the window's end, and logins that discard
  * detached sessions. Real sockets, MQTT.js clients.
  */
-import { GateFunctions, MemoryUserIndex, detachedKey, gateClient, type SessionData } from '@mqgate/rpc';
+import { GateFunctions, MemoryUserIndex, gateClient, type SessionData } from '@mqgate/rpc';
+import { detachedKey } from '@mqgate/rpc/internal';
 import { resolveOptions, type GateOptions } from '@mqgate/gate';
 import { startGate, type Harness } from './helpers/harness';
 import { RecordingPeer, type Envelope, type Msg } from './helpers/peer';

@@ -1,16 +1,5 @@
-import {
-  DeadlineError,
-  decodeResponse,
-  describeAddress,
-  encodeRequest,
-  fromWireError,
-  NoServerError,
-  pickSticky,
-  RpcError,
-  TransportClosedError,
-  type Address,
-  type RpcValue,
-} from '@mqgate/rpc';
+import { DeadlineError, NoServerError, RpcError, TransportClosedError, type Address, type RpcValue } from '@mqgate/rpc';
+import { decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import type { NatsRegistry } from './registry';
 import { DEADLINE_HEADER, type Subjects } from './subjects';

@@ -1,4 +1,5 @@
-import { optionChecker, RANGES, silentLogger, type Logger } from '@mqgate/rpc';
+import { silentLogger, type Logger } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
 
 const check = optionChecker('NatsTransport:');

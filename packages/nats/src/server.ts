@@ -1,14 +1,5 @@
-import {
-  decodeRequest,
-  encodeResponse,
-  RequestArgsError,
-  toWireError,
-  TransportClosedError,
-  type RpcHandler,
-  type RpcValue,
-  type ServerInfo,
-  type WireError,
-} from '@mqgate/rpc';
+import { TransportClosedError, type RpcHandler, type RpcValue, type ServerInfo } from '@mqgate/rpc';
+import { decodeRequest, encodeResponse, RequestArgsError, toWireError, type WireError } from '@mqgate/rpc/internal';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { RegistryEvent } from './registry';
 import { DEADLINE_HEADER, type Subjects } from './subjects';

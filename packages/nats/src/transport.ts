@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import {
-  messageOf,
   RpcError,
   TransportClosedError,
   type Address,
@@ -16,6 +15,7 @@ import {
   type RpcValue,
   type ServerInfo,
 } from '@mqgate/rpc';
+import { messageOf } from '@mqgate/rpc/internal';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Caller, type CallerCounters } from './caller';
 import { NatsUnavailableError } from './errors';

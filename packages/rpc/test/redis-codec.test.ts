@@ -1,15 +1,5 @@
-import {
-  decodeRequest,
-  decodeResponse,
-  EncodeError,
-  encodeRequest,
-  encodeResponse,
-  isSessionData,
-  makeSessionData,
-  RequestArgsError,
-  toWireValue,
-  type RpcValue,
-} from '@mqgate/rpc';
+import { isSessionData, makeSessionData, type RpcValue } from '@mqgate/rpc';
+import { decodeRequest, decodeResponse, EncodeError, encodeRequest, encodeResponse, RequestArgsError, toWireValue } from '@mqgate/rpc/internal';
 
 function roundTrip(args: unknown[]): RpcValue[] {
   const bytes = encodeRequest({ id: 7, fn: 'f', args: args as RpcValue[], replyTo: 'r', deadline: 1_700_000_000_123, caller: 'c' });

@@ -25,9 +25,18 @@ describe('package entries', () => {
   it("require('@mqgate/rpc') does not load ioredis, and exports the in-process transport", () => {
     const { ioredis, exports } = load('@mqgate/rpc');
     expect(ioredis).toEqual([]);
-    expect(exports).toEqual(expect.arrayContaining(['InProcessTransport', 'pickSticky', 'encodeRequest', 'MemoryUserIndex']));
+    expect(exports).toEqual(expect.arrayContaining(['InProcessTransport', 'MemoryUserIndex', 'RpcError', 'OptionError']));
     for (const name of ['RedisTransport', 'RedisUserIndex', 'RedisRegistry', 'RedisUnavailableError', 'quitRedis', 'rpcListKeys'])
       expect(exports).not.toContain(name);
+    // What only the sibling packages use is in @mqgate/rpc/internal, not the public entry.
+    for (const name of ['pickSticky', 'encodeRequest', 'toWireError', 'optionChecker']) expect(exports).not.toContain(name);
+  });
+
+  it("require('@mqgate/rpc/internal') exports the siblings' helpers and does not load ioredis", () => {
+    const { ioredis, exports } = load('@mqgate/rpc/internal');
+    expect(ioredis).toEqual([]);
+    expect(exports).toEqual(expect.arrayContaining(['pickSticky', 'encodeRequest', 'toWireError', 'optionChecker', 'RANGES']));
+    expect(exports).not.toContain('InProcessTransport');
   });
 
   it("require('@mqgate/rpc/redis') loads ioredis and exports every Redis-backed name", () => {

@@ -1,4 +1,5 @@
-import { encodeSession, messageOf, toBuffer, type SessionData } from '@mqgate/rpc';
+import { encodeSession, type SessionData } from '@mqgate/rpc';
+import { messageOf, toBuffer } from '@mqgate/rpc/internal';
 import { createRedis, DEFAULT_KEY_PREFIX, DEFAULT_REDIS_URL, quitRedis, sessionKey, sessionPrefix, type RedisClient } from '@mqgate/rpc/redis';
 import { checkUserId, DEFAULT_SESSION_TTL, positiveInteger } from './internal';
 import { StorageError, type StorageHandler } from './storage-handler';

@@ -1,4 +1,5 @@
-import { RpcError, messageOf, type SessionData } from '@mqgate/rpc';
+import { RpcError, type SessionData } from '@mqgate/rpc';
+import { messageOf } from '@mqgate/rpc/internal';
 
 /**
  * Where a gate persists sessions so that a client who reconnects, to this gate or another

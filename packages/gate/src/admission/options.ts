@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { optionChecker, RANGES, tokenBucket } from '@mqgate/rpc';
+import { optionChecker, RANGES, tokenBucket } from '@mqgate/rpc/internal';
 
 /** Admission at the door: connection caps, connect rate, flapping detection, bans (see admission/tables.ts). Part of GateOptions; defaults in {@link ADMISSION_DEFAULTS}. */
 export interface AdmissionOptions {

@@ -1,4 +1,5 @@
-import { banMember as memberOf, type BanKind, type SharedBan } from '@mqgate/rpc';
+import { type BanKind, type SharedBan } from '@mqgate/rpc';
+import { banMember as memberOf } from '@mqgate/rpc/internal';
 
 /**
  * Why a connection is closed at accept, before its CONNECT is read: a fixed set (metrics

@@ -1,4 +1,4 @@
-import { optionChecker, RANGES } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 
 /** The ops HTTP server (metrics, health) and the metrics' label cap. Part of GateOptions; defaults in {@link OPS_DEFAULTS}. */
 export interface OpsOptions {

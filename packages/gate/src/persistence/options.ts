@@ -1,4 +1,4 @@
-import { optionChecker, RANGES } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 import type { StorageHandler } from '@mqgate/storage';
 
 /** Session persistence: the StorageHandler, heartbeats and write retries. Part of GateOptions; defaults in {@link PERSISTENCE_DEFAULTS}. */

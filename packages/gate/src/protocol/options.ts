@@ -1,5 +1,5 @@
 import { getHeapStatistics } from 'node:v8';
-import { optionChecker, RANGES, tokenBucket } from '@mqgate/rpc';
+import { optionChecker, RANGES, tokenBucket } from '@mqgate/rpc/internal';
 import type { RateLimit } from './rate-limit';
 
 /** One MQTT connection's limits: timers, packet and property sizes, in-flight windows, output bounds, input rates. Part of GateOptions; defaults in {@link PROTOCOL_DEFAULTS}. */

@@ -6,8 +6,6 @@ import {
   CLIENT_TEXTS,
   RpcError,
   decodeSession,
-  detachedKey,
-  gateCallTimeout,
   gateClient,
   type BufferedPush,
   type HandedOverSession,
@@ -15,6 +13,7 @@ import {
   type RpcTransport,
   type SessionData,
 } from '@mqgate/rpc';
+import { detachedKey, gateCallTimeout } from '@mqgate/rpc/internal';
 import type { StorageHandler } from '@mqgate/storage';
 import { State } from '../protocol/state';
 import type { MqttConnection } from '../protocol/connection';

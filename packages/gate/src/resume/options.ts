@@ -1,4 +1,4 @@
-import { optionChecker, RANGES } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 
 /** Resume: how long a dropped bound session is kept detached, and what it holds. Part of GateOptions; defaults in {@link RESUME_DEFAULTS}. */
 export interface ResumeOptions {

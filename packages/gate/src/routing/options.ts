@@ -1,4 +1,4 @@
-import { optionChecker, RANGES } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 
 /** How client requests run: order and the handler deadline. Part of GateOptions; defaults in {@link ROUTING_DEFAULTS}. */
 export interface RoutingOptions {

@@ -1,5 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { unwrapReply, type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
+import { type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
+import { unwrapReply } from '@mqgate/rpc/internal';
 import { outcomeOf } from '../ops/metrics';
 import type { PublishProperties } from '../protocol/encode';
 import type { GateSession } from '../session/session';

@@ -1,4 +1,5 @@
-import { optionChecker, RANGES, type DuplicateLoginPolicy, type UserIndex } from '@mqgate/rpc';
+import { type DuplicateLoginPolicy, type UserIndex } from '@mqgate/rpc';
+import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 
 /** Sessions: the user index, duplicate logins, and the bounds of user ids and settings. Part of GateOptions; defaults in {@link SESSION_DEFAULTS}. */
 export interface SessionOptions {
