@@ -36,7 +36,7 @@ const gate = new Gate({
   connectTimeout: Number(values['connect-timeout']),
   storage,
   // A bulk loopback load (the fuzzer reconnects from 127.0.0.1 all the time, reusing client
-  // ids): the per-address limits and flapping detection (issue 11) are off here, not in the defaults.
+  // ids): the per-address limits and flapping detection are off here, not in the defaults.
   maxConnectionsPerIp: 0,
   connectRate: false,
   flapping: false,

@@ -1,4 +1,4 @@
-// Resume after a dropped connection (issue 10): how long a resume takes (on the same gate, and
+// Resume after a dropped connection: how long a resume takes (on the same gate, and
 // on another gate process over the Redis transport + Redis user index), what a detached
 // session costs in gate memory (empty and full replay buffer), and what the detached sessions'
 // buffers cost a push fan-out (10 % detached vs none).

@@ -54,7 +54,7 @@ async function main() {
     messageRate: false,
     byteRate: false,
     // A bulk loopback load (every client from 127.0.0.1, thousands of connections and
-    // reconnects a second): the per-address limits at the door (issue 11) are off here, not in the defaults.
+    // reconnects a second): the per-address limits at the door are off here, not in the defaults.
     maxConnectionsPerIp: 0,
     connectRate: false,
     flapping: false,

@@ -50,7 +50,7 @@ export interface SessionOptions {
 
 /**
  * What a push verb takes after the body: the MQTT 5 properties of the PUBLISH, and `qos`
- * (issue 10, rule 7): 0, the default, at most once (as mqant); 1, at least once: the gate
+ * (QoS 1 pushes are delivered at least once): 0, the default, at most once (as mqant); 1, at least once: the gate
  * keeps the push until the client's PUBACK, at most the gate's maxOutboundInflight (or the
  * MQTT 5 client's Receive Maximum) unacknowledged at once with the rest queued in order, and
  * resends the unacknowledged ones with DUP 1 when the session resumes on a new connection.

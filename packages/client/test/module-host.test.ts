@@ -262,7 +262,7 @@ describe('ModuleHost', () => {
   });
 });
 
-// MQTT 5 (issue 9): the request context in ctx.mqtt5, reply properties.
+// MQTT 5: the request context in ctx.mqtt5, reply properties.
 describe('handler context and reply properties', () => {
   test('ctx.mqtt5 carries the request context; a replyWithProperties result crosses the transport as the tagged list', async () => {
     const seen: Array<HandlerContext['mqtt5']> = [];

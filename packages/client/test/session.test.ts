@@ -373,7 +373,7 @@ describe('guest rule, clone and serialisation', () => {
   });
 });
 
-// MQTT 5 (issue 9): protocolVersion and push properties.
+// MQTT 5: protocolVersion and push properties.
 describe('Session and MQTT 5 clients', () => {
   test('protocolVersion is the connection level, 0 when the gate did not say', () => {
     expect(new Session(gate.connect({ protocolVersion: 5 }), transport).protocolVersion).toBe(5);

@@ -1,5 +1,5 @@
 /**
- * The demo with MQGATE_JWT_SECRET (issue 11): CONNECT needs a token, the user comes from it,
+ * The demo with MQGATE_JWT_SECRET: CONNECT needs a token, the user comes from it,
  * `user/HD_login` is refused; `npm run token` (dist/token.js) mints one. A child process,
  * real sockets, MQTT.js at 3.1.1 and 5.
  */

@@ -1,5 +1,5 @@
 /**
- * The runnable resume example (examples/resume.mjs, issue 10) against a real demo process:
+ * The runnable resume example (examples/resume.mjs) against a real demo process:
  * it logs in, drops its connection, gets whispers while detached, resumes and prints the
  * replayed pushes; its printed output is checked line by line. README's resume section shows
  * that file verbatim (checked here too), so the snippet cannot rot. Runs the built demo.

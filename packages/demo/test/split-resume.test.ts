@@ -1,5 +1,5 @@
 /**
- * Resume across gate processes over a real Redis (issue 10, rule 5): a client drops its
+ * Resume across gate processes over a real Redis (a session resumes on any gate of the app): a client drops its
  * connection to gate A, reconnects to gate B, sends `gate/HD_resume/1 {"token"}` and gets
  * its userId, settings and the whisper it missed, without logging in; and after gate A was
  * SIGKILLed, B falls back to the stored record (settings back, `recovered: false`).

@@ -30,7 +30,7 @@ export interface GateRuntime {
   readonly scheduler: RequestScheduler;
   /** Present with the `jwt` option: token checks at CONNECT, expiry, `gate/HD_refresh`. */
   readonly jwt: JwtConnect | undefined;
-  /** Detached sessions and `gate/HD_resume` (issue 10). */
+  /** Detached sessions and `gate/HD_resume`. */
   readonly resume: ResumeManager;
 }
 
@@ -104,7 +104,7 @@ export function buildRuntime(deps: RuntimeDeps): GateRuntime {
     limits,
     userBanned: deps.userBanned,
     emit: (event, ...args) => {
-      // A bind issues a resume token, an unbind voids it (issue 10).
+      // A bind issues a resume token, an unbind voids it.
       const s = event === 'bind' || event === 'unbind' ? registry.get((args[0] as { sessionId: string }).sessionId) : undefined;
       if (s && event === 'bind') resume.bound(s);
       else if (s) resume.unbound(s);

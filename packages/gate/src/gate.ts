@@ -1,5 +1,6 @@
-// Just over 400 lines: the Gate class is the one lifecycle (start, accept, authenticate, connect,
-// close, drain, stop) and its public API; listeners, runtime, protocol, sessions and the door (admission, bans) are elsewhere.
+// Over 400 lines (about 580) on purpose: the Gate class is the one lifecycle (start, accept,
+// authenticate, connect, close, drain, stop) and its public API, each method a few lines over
+// its documentation; listeners, runtime, protocol, sessions and the door (admission, bans) are elsewhere.
 import { EventEmitter } from 'node:events';
 import type { IConnectPacket } from 'mqtt-packet';
 import {
@@ -77,7 +78,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   private stopped: Promise<void> | undefined;
   /** Replies and pushes not sent as larger than maxPacketSize or an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24). */
   private droppedOversize = 0;
-  /** Pushes dropped to slow consumers while the output was over maxBufferedBytesTotal (issue 11). */
+  /** Pushes dropped to slow consumers while the output was over maxBufferedBytesTotal. */
   private droppedMemory = 0;
   /** The bound on unsent output across connections (maxBufferedBytesTotal); undefined when off. */
   private readonly budget: OutputBudget | undefined;
@@ -280,7 +281,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 
   /**
    * Pushes to one session from the gate's own process; `properties` reach MQTT 5 clients only;
-   * `qos` 1 delivers at least once (kept until PUBACK, resent on resume; issue 10 rule 7).
+   * `qos` 1 delivers at least once (kept until PUBACK, resent on resume).
    * Returns false when it is not connected, the push exceeds the client's Maximum Packet Size,
    * or a QoS 1 push finds maxOutboundQueue / maxBufferedBytes full.
    * @throws TypeError for a qos other than 0 or 1.
@@ -348,7 +349,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   /**
-   * Rule 6 of issue 10: a CONNECT the hook accepted with `{ userId }` resumes that user's
+   * Resume at CONNECT: a CONNECT the hook accepted with `{ userId }` resumes that user's
    * detached session of this client id (Clean Session / Clean Start 0, Session Present 1)
    * or discards it (1); see ResumeManager.atConnect.
    */
@@ -572,7 +573,7 @@ export function createGate(options?: GateOptions): Gate {
   return new Gate(options);
 }
 
-/** Outbound QoS 1 (issue 10, rule 7): the push QoS a caller may ask for. @throws TypeError for anything but 0 or 1. */
+/** Outbound QoS 1 (QoS 1 pushes are delivered at least once): the push QoS a caller may ask for. @throws TypeError for anything but 0 or 1. */
 function checkQos(where: string, qos: unknown): void {
   if (qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }

@@ -61,8 +61,8 @@ export interface ConnectInfo {
  *
  * `{ userId }` accepts and names the client's user (it does not bind: a module's Bind does).
  * It lets a CONNECT with Clean Session 0 (3.1.1) / Clean Start 0 (5) resume the detached
- * session of that user with the same client id (CONNACK Session Present 1, issue 10
- * rule 6; MQTT-3.2.2-2, MQTT 5.0 §3.2.2.1.1), and a CONNECT with Clean Session 1 /
+ * session of that user with the same client id (CONNACK Session Present 1:
+ * Clean Session 0 / Clean Start 0 resumes the user's detached session; MQTT-3.2.2-2, MQTT 5.0 §3.2.2.1.1), and a CONNECT with Clean Session 1 /
  * Clean Start 1 discard it (MQTT-3.1.2-6). With the gate option `jwt` the token names the
  * user instead, and this field is ignored. An empty `userId` is the same as `true`.
  */

@@ -1,5 +1,5 @@
 /**
- * Admission at the door (issue 11) on a real gate with real sockets: the connect rate and
+ * Admission at the door on a real gate with real sockets: the connect rate and
  * the per-address cap close a socket before CONNECT is read (no CONNACK) and are counted in
  * mqgate_admission_refused_total; flapping bans a client id (CONNACK 5 / 0x8A) until the ban
  * ends; gate.ban by ip, client id and user id refuses at accept, at CONNECT and at Bind and

@@ -1,5 +1,5 @@
 /**
- * Bans across gates (issue 11): two gates sharing a RedisUserIndex on a real Redis server.
+ * Bans across gates: two gates sharing a RedisUserIndex on a real Redis server.
  * A ban made on gate A reaches gate B within banSyncInterval: B kicks its live session of
  * the banned user and refuses the user's Bind and the banned client id's CONNECT; an unban
  * on A lifts it on B.

@@ -1,5 +1,5 @@
 /**
- * Admission at the door (issue 11), the pure parts: every default on when no option is given
+ * Admission at the door, the pure parts: every default on when no option is given
  * (resolveOptions), maxConnections 'auto' from the open-files limit, each limit refusing at
  * the limit and admitting below it, the rate bucket refilling, flapping bans expiring, and
  * the bounds of the per-address table, the flapping table and the ban list. The clock is

@@ -1,5 +1,5 @@
 /**
- * Issue 11 finding 12: what an MQTT client gets when the gate's Redis is down. Short,
+ * What an MQTT client gets when the gate's Redis is down. Short,
  * stable client texts starting with their code (rpc CLIENT_TEXTS), never a session id, the
  * store's address or an ioredis state; a login made on the gate while the store failed
  * answers with its Result and a `warning`; a change answers within one store attempt; the

@@ -1,5 +1,5 @@
 /**
- * JWT at CONNECT (gate option `jwt`, issue 11): a valid token binds the session to its user
+ * JWT at CONNECT (gate option `jwt`): a valid token binds the session to its user
  * before the CONNACK (user index under the duplicate-login policy, StorageHandler Query and
  * merge); an invalid one gets CONNACK 4 / 5 (MQTT 5: 0x86 / 0x87). MQTT.js at 3.1.1 and 5,
  * tokens minted with jose, real sockets.

@@ -1,5 +1,5 @@
 /**
- * The gate's log lines (issue 12): one debug line per connection close with its reason,
+ * The gate's log lines: one debug line per connection close with its reason,
  * one warn line per failed request with the connection's trace id, none for a successful
  * request at info or above, and a warn line for an event-loop stall over 1 s. Captured with
  * a Logger passed in the options.

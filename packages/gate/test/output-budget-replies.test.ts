@@ -1,5 +1,5 @@
 /**
- * Issue 11: clients that pipeline requests and never read their replies. Each may hold
+ * Clients that pipeline requests and never read their replies. Each may hold
  * maxBufferedBytes (set high here), but past maxBufferedBytesTotal the gate closes the
  * connections with the largest backlogs until the total is back under; a client that reads
  * keeps its replies coming.

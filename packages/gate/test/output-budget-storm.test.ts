@@ -1,5 +1,5 @@
 /**
- * Issue 11: a broadcast storm to 500 clients that do not read. Without a global bound each
+ * A broadcast storm to 500 clients that do not read. Without a global bound each
  * connection may hold maxBufferedBytes (4 MiB) and the gate grew to 2 GB; with
  * maxBufferedBytesTotal 64 MiB the gate (its own process, so its RSS is its own) stays near
  * that bound, pushes to the slow consumers are dropped and counted, the largest backlogs are

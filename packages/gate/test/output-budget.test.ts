@@ -1,5 +1,5 @@
 /**
- * Issue 11, unit level: the output budget's accounting and sweep (largest backlogs closed
+ * Unit level: the output budget's accounting and sweep (largest backlogs closed
  * first, only until back under the bound), and a fan-out encoding once per protocol level and
  * handing the same Buffer to every receiver.
  */

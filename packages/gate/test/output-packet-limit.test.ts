@@ -1,5 +1,5 @@
 /**
- * Issue 11: nothing above the packet limit goes out. A reply whose packet would exceed the
+ * Nothing above the packet limit goes out. A reply whose packet would exceed the
  * gate's maxPacketSize, or an MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24), becomes an
  * Error envelope reply saying so; a push above it is dropped and counted.
  */

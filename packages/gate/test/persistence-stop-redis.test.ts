@@ -1,5 +1,5 @@
 /**
- * Issue 11 finding 10: a graceful stop during a session-store outage keeps the promise of
+ * A graceful stop during a session-store outage keeps the promise of
  * the STORAGE_UNAVAILABLE reply ("will be stored when the store is back"): stop() retries
  * the pending writes until stopTimeout, and names at error each user it could not store.
  * A real redis-server behind the test-support TCP proxy (stop: connections dropped and

@@ -8,7 +8,7 @@
  * would slow the flooder long before its output backs up, and this is the defence for a client
  * that stays within its rates but never reads.
  *
- * The issue's proof (issue 11), with the default input rates, for TCP and WebSocket: during a
+ * The proof, with the default input rates, for TCP and WebSocket: during a
  * PINGREQ flood from one non-reading client the process's RSS grows by less than 20 MB, and a
  * second client's PINGRESP p99 stays under the bound during and after it.
  */
@@ -161,8 +161,8 @@ test('WebSocket: the same flood over WebSocket is stopped too, and others are se
   other.destroy();
 });
 
-describe('the proof of issue 11: a PINGREQ flood from one non-reading client, with the default input rates', () => {
-  /** The issue's bounds: RSS growth of the (gate's) process, and a second client's PINGRESP p99 during and after the flood. */
+describe('the proof: a PINGREQ flood from one non-reading client, with the default input rates', () => {
+  /** The bounds: RSS growth of the (gate's) process, and a second client's PINGRESP p99 during and after the flood. */
   const RSS_GROWTH = 20 * 1024 * 1024;
   const P99_MS = 50;
   /** How long the flood goes on once the flooder's socket is backed up, ms. */

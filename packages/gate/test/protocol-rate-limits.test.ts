@@ -1,5 +1,5 @@
 /**
- * Per-connection input rates (issue 11): `messageRate` (packets per second, any type) and
+ * Per-connection input rates: `messageRate` (packets per second, any type) and
  * `byteRate` (bytes per second) as token buckets. At the limit the gate stops reading the
  * connection until its bucket has refilled (EMQX's messages_rate / bytes_rate): the client is
  * slowed to its rate by TCP flow control, never disconnected for it, and the others are served.

@@ -1,4 +1,4 @@
-// MQTT 5 CONNECT and CONNACK (issue 9, rules 1 and 2): raw mqtt-packet v5 peers and MQTT.js v5.
+// MQTT 5 CONNECT and CONNACK (MQTT 5.0): raw mqtt-packet v5 peers and MQTT.js v5.
 import * as mqtt from 'mqtt';
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet';
 import type { ConnectInfo, GateOptions } from '@mqgate/gate';

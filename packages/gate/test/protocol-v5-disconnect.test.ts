@@ -1,4 +1,4 @@
-// Server-sent MQTT 5 DISCONNECT before the gate closes a connection on purpose (issue 9, rule 6).
+// Server-sent MQTT 5 DISCONNECT before the gate closes a connection on purpose (MQTT 5.0).
 import type { IPublishPacket } from 'mqtt-packet';
 import { gateClient, GATE_MODULE_TYPE, type SessionData } from '@mqgate/rpc';
 import { KICK_TOPIC } from '@mqgate/gate';

@@ -1,4 +1,4 @@
-// MQTT 5 PUBLISH, request/response and SUBSCRIBE (issue 9, rules 3, 4, 5, 7, 8).
+// MQTT 5 PUBLISH, request/response and SUBSCRIBE (MQTT 5.0).
 import type * as mqtt from 'mqtt';
 import type { IPublishPacket, ISubackPacket, IUnsubackPacket } from 'mqtt-packet';
 import { replyWithProperties, RpcError, type SessionData } from '@mqgate/rpc';

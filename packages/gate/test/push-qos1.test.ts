@@ -1,5 +1,5 @@
 /**
- * Outbound QoS 1 pushes (issue 10, rule 7): `session.send(topic, body, { qos: 1 })` arrives
+ * Outbound QoS 1 pushes (QoS 1 pushes are delivered at least once): `session.send(topic, body, { qos: 1 })` arrives
  * at QoS 1 under a packet identifier of the gate's, the client's PUBACK frees it, at most
  * maxOutboundInflight (MQTT 5: the client's Receive Maximum, MQTT-3.3.4-7) are unacknowledged
  * at once with the rest queued in order and bounded by maxOutboundQueue, and a session that

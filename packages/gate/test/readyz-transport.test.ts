@@ -1,5 +1,5 @@
 /**
- * `/readyz` sees a Redis transport outage directly (issue 12): while the transport's Redis
+ * `/readyz` sees a Redis transport outage directly: while the transport's Redis
  * connection is down the probe answers 503 with `transport: false` (read from
  * RpcTransport.healthy on every probe, not from the last call), and 200 again once it is
  * back. The outage is a TCP proxy in front of a real Redis, cut and restored.

@@ -1,5 +1,5 @@
 /**
- * Resume at scale (issue 10): 1,000 bound sessions on gate A drop at once; while detached
+ * Resume at scale: 1,000 bound sessions on gate A drop at once; while detached
  * each gets pushes (`send`, `broadcast`, `sendToUser`); then all reconnect and resume at
  * once, half on gate A and half on gate B (one process, one InProcessTransport, one
  * MemoryUserIndex: B takes its half over by the handOver verb). Every session resumes exactly

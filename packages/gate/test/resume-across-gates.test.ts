@@ -1,5 +1,5 @@
 /**
- * Resume across gates in one process (issue 10, rule 5): two gates on one transport, one
+ * Resume across gates in one process (a session resumes on any gate of the app): two gates on one transport, one
  * user index and one StorageHandler. A session detached on gate A resumed on gate B through
  * the HandOver verb (pushes sent with sendToUser replayed); two resumes racing with one
  * token (exactly one wins); gate A gone: B falls back to the stored record.

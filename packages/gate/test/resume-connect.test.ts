@@ -1,5 +1,5 @@
 /**
- * Resume at CONNECT (issue 10, rule 6: MQTT-native persistent sessions). A CONNECT with
+ * Resume at CONNECT (MQTT-native persistent sessions: Clean Session 0 / Clean Start 0 resumes the user's detached session). A CONNECT with
  * Clean Session 0 (3.1.1) / Clean Start 0 (5) and the client id of a detached session
  * resumes it (CONNACK Session Present 1, buffered pushes after the CONNACK, then a new token
  * on `gate/session`) only when the authenticate hook named that session's user with

@@ -1,5 +1,5 @@
 /**
- * Resume's limits and loose ends (issue 10): the maxDetached cap (oldest dropped, freed,
+ * Resume's limits and loose ends: the maxDetached cap (oldest dropped, freed,
  * out of the user index, counted, warned); a session handed over to gate B while B's new
  * connection closes is detached again on B, findable from every gate, its token still good;
  * the stored record's resume expiry is the detach time + window (not the last write), so

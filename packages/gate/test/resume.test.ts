@@ -1,5 +1,5 @@
 /**
- * Resume after a dropped connection on the same gate (issue 10): detached sessions, missed
+ * Resume after a dropped connection on the same gate: detached sessions, missed
  * pushes replayed in order with `replayed` / `recovered` / `lost`, single-use tokens on
  * `gate/session`, refusals that change nothing, the window's end, and logins that discard
  * detached sessions. Real sockets, MQTT.js clients.

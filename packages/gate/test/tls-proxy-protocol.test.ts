@@ -1,5 +1,5 @@
 /**
- * PROXY protocol on the mqtts listener (issue 12): a TCP load balancer that passes TLS
+ * PROXY protocol on the mqtts listener: a TCP load balancer that passes TLS
  * through sends the PROXY header before the TLS ClientHello. The header's source address
  * becomes the session's, only from trusted proxies; a connection without one is taken as is.
  * Real sockets, node:tls with a `socket:`, certificates made by openssl at test time.

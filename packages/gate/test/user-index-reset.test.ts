@@ -1,5 +1,5 @@
 /**
- * Issue 11 finding 11: Redis restarted empty (no persistence) loses the cross-gate user
+ * Redis restarted empty (no persistence) loses the cross-gate user
  * index; the gates see its epoch change (`mqgate:user-index:epoch`, gate option
  * userIndexCheckInterval) and put their bound sessions' entries back, so that within one
  * interval every user is online again, a whisper reaches its target and reject-new refuses

@@ -17,7 +17,7 @@ export interface TransportOptionsUnderTest {
   /**
    * Calls one server runs at once; at this many it takes no new work for its module type
    * (other servers of the type get it) and holds calls addressed to it until a call ends.
-   * @default the transport's own default
+   * Default the transport's own default.
    */
   maxConcurrent?: number;
 }
@@ -42,7 +42,7 @@ export type RpcTransportFactory = () => Promise<RpcTransportUnderTest>;
 export interface RpcConformanceOptions {
   /**
    * ms a server may take to appear in (or leave) another transport's `servers()` after
-   * `serve` (or its handle's `close`) resolved. @default 5 000
+   * `serve` (or its handle's `close`) resolved. Default 5 000.
    */
   membershipMs?: number;
 }

@@ -16,7 +16,7 @@ export const GateFunctions = {
   IsConnect: 'IsConnect',
   Close: 'Close',
   Counts: 'Counts',
-  /** mqgate's own: hands a detached session over to the gate a client resumes it on (issue 10). */
+  /** mqgate's own: hands a detached session over to the gate a client resumes it on. */
   HandOver: 'HandOver',
 } as const;
 export type GateFunction = (typeof GateFunctions)[keyof typeof GateFunctions];

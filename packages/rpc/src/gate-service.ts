@@ -26,7 +26,7 @@ export interface BufferedPush {
   topic: string;
   body: Uint8Array;
   properties?: Mqtt5PushProperties;
-  /** 1 for a QoS 1 push (issue 10, rule 7); absent = QoS 0. */
+  /** 1 for a QoS 1 push (QoS 1 pushes are delivered at least once); absent = QoS 0. */
   qos?: 1;
   /**
    * The packet identifier of a QoS 1 push that was written and not acknowledged: resent
@@ -38,7 +38,7 @@ export interface BufferedPush {
 /**
  * QoS of a push (`Send`, `SendBatch`, `BroadCast`): 0, the default, at most once (as mqant);
  * 1, at least once: the gate keeps it until the client's PUBACK and resends it on resume
- * (issue 10, rule 7).
+ * (QoS 1 pushes are delivered at least once).
  */
 export type PushQos = 0 | 1;
 
@@ -110,10 +110,10 @@ export interface GateService {
   /** Session counts of this gate (wire `Counts()`). */
   counts(): Promise<SessionCounts>;
   /**
-   * mqgate's own (issue 10): releases the detached session `sessionId`, whose resume token
+   * mqgate's own: releases the detached session `sessionId`, whose resume token
    * hashes (SHA-256) to `tokenHash`, and returns it, atomically: of two calls with the same
    * token exactly one gets it (wire `HandOver(sessionId, tokenHash)`). A session still
-   * attached is taken over (its connection closed). For a resume at CONNECT (issue 10 rule 6)
+   * attached is taken over (its connection closed). For a resume at CONNECT (Clean Session 0 / Clean Start 0 resumes the user's detached session)
    * `tokenHash` is instead the gate's connect proof of the user and client id
    * (gate/src/resume/token.ts connectProof), matched by detached sessions only; the result's
    * `tokenHash` is then the session's own. @throws NO_SESSION when the session is unknown,

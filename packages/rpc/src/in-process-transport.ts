@@ -12,14 +12,14 @@ import {
 import { pickSticky } from './sticky';
 
 export interface InProcessTransportOptions {
-  /** Default call timeout, ms. Positive. @default 10 000 (mqant's RPCExpired) */
+  /** Default call timeout, ms. Positive. Default 10 000 (mqant's RPCExpired). */
   defaultTimeout?: number;
   /**
    * Calls one server runs at once. At this many a server takes no new calls for its module
    * type (another server of the type below its limit gets them; with none, calls wait in
    * line, in order, until one is free or their deadline passes) and calls addressed to it
    * (serverId or sticky key) wait for it. A positive integer, or Infinity.
-   * @default Infinity
+   * Default Infinity.
    */
   maxConcurrent?: number;
 }

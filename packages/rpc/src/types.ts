@@ -67,7 +67,7 @@ export interface SessionData {
    */
   mqtt5: Mqtt5Request | undefined;
   /**
-   * Resume (issue 10): the SHA-256 of the session's current resume token and until when it
+   * Resume: the SHA-256 of the session's current resume token and until when it
    * may be used, ms since epoch. Set only in what the gate gives its StorageHandler (fields
    * 13 and 14, which mqant skips); absent in snapshots modules see.
    */

@@ -145,7 +145,7 @@ function group(locations: UserLocation[]): Map<string, string[]> {
   return m;
 }
 
-/** Outbound QoS 1 (issue 10, rule 7). @throws TypeError for a qos other than undefined, 0 or 1. */
+/** Outbound QoS 1 (QoS 1 pushes are delivered at least once). @throws TypeError for a qos other than undefined, 0 or 1. */
 function checkQos(where: string, qos: unknown): void {
   if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }

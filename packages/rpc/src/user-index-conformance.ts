@@ -23,7 +23,7 @@ export type UserIndexFactory = () => Promise<UserIndexUnderTest>;
  * (and come back when the gate does); entries recorded before their gate's current run are
  * dropped; 20 racing `reject-new` claims from 20 gates accept exactly one; user ids with
  * `|`, `:`, `{}`, spaces and unicode; the optional `epoch` and `reassert` (both or neither);
- * and, when the index has the optional ban capability (issue 11), bans made on one handle
+ * and, when the index has the optional ban capability, bans made on one handle
  * listed on the other, replaced, lifted, expired, bounded by `limit`. Takes well under a second.
  */
 export function describeUserIndex(name: string, factory: UserIndexFactory): void {

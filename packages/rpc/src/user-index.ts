@@ -94,7 +94,7 @@ export interface UserIndex {
    */
   reassert?(entries: readonly UserIndexEntry[]): Promise<void>;
   /**
-   * Optional (issue 11): records a ban every gate sharing this index applies, until `untilMs`
+   * Optional: records a ban every gate sharing this index applies, until `untilMs`
    * (epoch ms); a second ban of the same target replaces the first. Gates read the list with
    * {@link bans} every `banSyncInterval`, never per connection.
    */
@@ -224,7 +224,7 @@ export class MemoryUserIndex implements UserIndex {
 }
 
 /**
- * The index key under which a user's detached sessions (kept for a resume, issue 10) are
+ * The index key under which a user's detached sessions (kept for a resume) are
  * recorded, apart from the bound ones: they never count toward a duplicate-login policy
  * and are not online, yet pushes (`UserDirectory.sendToUser`) and resumes find them.
  */

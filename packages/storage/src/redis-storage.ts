@@ -14,7 +14,7 @@ export interface RedisStorageOptions {
   /**
    * Redis to connect to, e.g. `redis://:password@host:6379/0` or `rediss://…` for TLS.
    * RedisStorage creates the client and {@link RedisStorage.close} quits it.
-   * @default `redis://127.0.0.1:6379`
+   * Default `redis://127.0.0.1:6379`.
    */
   url?: string;
   /**

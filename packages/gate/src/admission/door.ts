@@ -35,7 +35,7 @@ export interface DoorDeps {
 }
 
 /**
- * The gate's door (issue 11): asks {@link Admission} at accept, CONNECT and Bind, closes or
+ * The gate's door: asks {@link Admission} at accept, CONNECT and Bind, closes or
  * refuses what it turns away (counted in `mqgate_admission_refused_total{reason}`, logged
  * through the rate-limited warn log as `limit:<reason>`), holds the ban API, enforces a new
  * ban on live sessions, and reads the shared ban list from the user index every

@@ -68,7 +68,7 @@ export function addressGroup(ip: string): string {
 }
 
 /**
- * Connection admission (issue 11): the one object the gate asks at accept (`admit`), at
+ * Connection admission: the one object the gate asks at accept (`admit`), at
  * CONNECT (`connect`) and at Bind (`userBanned`), and tells at close (`released`). It holds
  * the open-connection counts, per-address counts and token buckets (EMQX `max_conn_rate`,
  * per address), the flapping counts per client id (EMQX `flapping_detect`) and the ban list;

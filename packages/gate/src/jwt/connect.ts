@@ -52,7 +52,7 @@ export interface JwtConnectDeps {
   readonly serverId: string;
   readonly logger: Logger;
   /**
-   * Resume at CONNECT (issue 10, rule 6): resumes the detached session of the token's user
+   * Resume at CONNECT (Clean Session 0 / Clean Start 0 resumes the user's detached session): resumes the detached session of the token's user
    * with this client id and registers it; true when it did (ResumeManager.atConnect).
    */
   readonly resumeAtConnect?: (conn: Conn, userId: string, clean: boolean) => Promise<boolean>;
@@ -85,7 +85,7 @@ export class JwtConnect {
    * refused with 0x8C. On success the session exists, is registered and bound when this
    * resolves to 0; `conn.session` is set, and gate.ts's `connected` hook takes it over. With
    * Clean Session 0 / Clean Start 0 the user's detached session of this client id is resumed
-   * instead of a bind (Session Present 1, issue 10 rule 6).
+   * instead of a bind (Session Present 1: Clean Session 0 / Clean Start 0 resumes the user's detached session).
    * @returns 0, or a refusal: see {@link JwtVerifier.verify}; 0x87 with a Reason String when
    *   the duplicate-login policy rejects the login (`reject-new`); 0x88 when the user index
    *   fails; the hook's own refusal.

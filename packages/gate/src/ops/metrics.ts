@@ -80,7 +80,7 @@ export class GateMetrics {
   readonly traffic: Traffic = { bytesIn: 0, bytesOut: 0, sent: 0, dropped: 0, pauses: 0, ratePauses: 0, packetsIn: {} };
   /** False from a failed StorageHandler call until the next one that succeeds. */
   storageOk = true;
-  /** Detached sessions dropped at the gate option maxDetached (issue 10): `mqgate_detached_dropped_total`. */
+  /** Detached sessions dropped at the gate option maxDetached: `mqgate_detached_dropped_total`. */
   detachedDropped = 0;
   private readonly modules: LabelCap;
   private readonly handlers = new Map<string, LabelCap>();
@@ -136,7 +136,7 @@ export class GateMetrics {
     });
     this.admissionRefused = new Counter({
       name: 'mqgate_admission_refused_total',
-      help: 'Connections refused at the door (issue 11), by reason: maxConnections, maxConnectionsPerIp, connectRate, maxTrackedIps, bannedIp (closed before CONNECT is read); bannedClientId, flapping, bannedUserId (CONNACK 0x8A / 5, or Bind refused)',
+      help: 'Connections refused at the door, by reason: maxConnections, maxConnectionsPerIp, connectRate, maxTrackedIps, bannedIp (closed before CONNECT is read); bannedClientId, flapping, bannedUserId (CONNACK 0x8A / 5, or Bind refused)',
       labelNames: ['reason'],
       registers,
     });

@@ -1,4 +1,4 @@
-// Just over 400 lines: the effects of the persistence state machine (store calls, timers, retries,
+// About 470 lines: the effects of the persistence state machine (store calls, timers, retries,
 // per-user write chains, orphans) on one entry type; the transitions are in persistence/state.ts.
 import { EventEmitter } from 'node:events';
 import { decodeSession, makeSessionData, type Logger, type SessionData } from '@mqgate/rpc';
@@ -163,7 +163,7 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
   }
 
   /**
-   * Starts persisting a session resumed from another gate or from the store (issue 10): a
+   * Starts persisting a session resumed from another gate or from the store: a
    * resume is not a bind, so there is no query; the session is stored as it is (with its
    * new resume token). Resolves once stored.
    */

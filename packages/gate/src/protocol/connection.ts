@@ -48,7 +48,7 @@ export type DropReason = 'too_large' | 'memory';
 /**
  * A CONNECT's outcome: a reason code, or one with a Reason String; accepted (0) with
  * `sessionPresent` when a session was resumed (CONNACK Session Present 1, MQTT-3.2.2-2),
- * `userId` when the authenticate hook named the client's user (gate.ts, issue 10 rule 6).
+ * `userId` when the authenticate hook named the client's user (gate.ts: Clean Session 0 / Clean Start 0 resumes the user's detached session).
  */
 export type ConnectVerdict = number | { reasonCode: number; reasonString?: string; sessionPresent?: boolean; userId?: string };
 
@@ -99,7 +99,7 @@ export interface ProtocolLimits {
   outputHighWaterMark: number;
   /** ms a connection may stay stopped on its unsent output (the client does not read) before it is closed. */
   slowConsumerTimeout: number;
-  // Outbound QoS 1 (issue 10, rule 7)
+  // Outbound QoS 1 (QoS 1 pushes are delivered at least once)
   /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-7). */
   maxOutboundInflight: number;
   /** QoS 1 pushes queued behind that window; one more is refused. */
@@ -180,7 +180,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     private readonly handlers: PacketHandlers,
   ) {
     this.lastSeen = Date.now();
-    // connectTimeout runs from TCP accept, through a WebSocket upgrade or PROXY header (issue 11).
+    // connectTimeout runs from TCP accept, through a WebSocket upgrade or PROXY header.
     this.openedAt = wire.acceptedAt ?? this.lastSeen;
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
@@ -535,7 +535,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   }
 
   /**
-   * A QoS 1 push (issue 10, rule 7): written at once under a packet identifier of the gate's
+   * A QoS 1 push (QoS 1 pushes are delivered at least once): written at once under a packet identifier of the gate's
    * when the inflight window has room, else queued behind it, in order; kept until the
    * client's PUBACK ({@link acked}). `carried` is a push from an earlier connection of the
    * session (a resume): resent with DUP 1 and, when free, its identifier (MQTT-4.4.0-1).

@@ -187,7 +187,7 @@ export function encodeAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, rea
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 /**
- * A QoS 1 PUBLISH, retain 0 (issue 10, rule 7): fixed header 0x32, 0x3A with DUP 1 (a
+ * A QoS 1 PUBLISH, retain 0 (QoS 1 pushes are delivered at least once): fixed header 0x32, 0x3A with DUP 1 (a
  * re-delivery, MQTT-3.3.1-1), then topic, packet identifier (MQTT-2.3.1-1: 1..65 535) and,
  * at level 5 (`v5`), the properties as {@link encodePublishV5}. Opt-in per push, so the QoS 0
  * encoders above stay as they are.

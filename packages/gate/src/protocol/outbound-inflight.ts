@@ -27,7 +27,7 @@ export interface OutboundBounds {
 }
 
 /**
- * The outbound QoS 1 pushes of one connection (issue 10, rule 7): at most `window` in
+ * The outbound QoS 1 pushes of one connection (QoS 1 pushes are delivered at least once): at most `window` in
  * flight, each under a packet identifier of the gate's own (server → client identifiers
  * are a space apart from the client's, MQTT 2.2.1), freed by the client's PUBACK
  * (MQTT-4.3.2); the others queue in order, bounded, and leave as PUBACKs come in. Made

@@ -1,6 +1,6 @@
 /**
  * The gate's bound on unsent output across all its connections (gate option
- * `maxBufferedBytesTotal`, issue 11). Each connection may hold up to maxBufferedBytes, but
+ * `maxBufferedBytesTotal`). Each connection may hold up to maxBufferedBytes, but
  * nothing bounded the sum: 500 clients that do not read a broadcast storm took a gate to
  * 2 GB. The budget keeps a running total, O(1) per write: a write adds its bytes, and after
  * each tick's writes are handed to the kernel (wire/tick-cork.ts) the connection reports

@@ -11,7 +11,7 @@ export interface PushTarget {
 /**
  * One push to many connections (broadcast, sendBatch, sendToUser), encoded once per distinct
  * encoding and the same Buffer handed to every receiver of that encoding, instead of one
- * copy per receiver (issue 11: a 60 KB broadcast to 500 clients was 500 copies). There are
+ * copy per receiver (a 60 KB broadcast to 500 clients was once 500 copies). There are
  * two: MQTT 3.1 / 3.1.1 (levels 3 and 4 encode a QoS 0 PUBLISH alike, MQTT 3.1.1 §3.3) and
  * MQTT 5 with the push's properties (MQTT 5.0 §3.3.2.3); the gate sends no outbound Topic
  * Aliases, so every MQTT 5 receiver gets the same bytes. Each is made on first use.

@@ -1,5 +1,5 @@
 /**
- * Per-connection input rates (issue 11): token buckets for packets and bytes read from one
+ * Per-connection input rates: token buckets for packets and bytes read from one
  * client. At the limit the connection stops reading (EMQX's `messages_rate` / `bytes_rate`
  * behaviour): the client's further bytes wait in the kernel buffers and TCP flow control
  * slows the client down; it is never disconnected for its rate alone.

@@ -2,7 +2,7 @@ import type { MqttConnection } from '../protocol/connection';
 import type { GateSession } from '../session/session';
 import { ReplayBuffer } from './replay-buffer';
 
-/** Bounds and window of detached sessions (gate options, issue 10). */
+/** Bounds and window of detached sessions (gate options). */
 export interface DetachPolicy {
   /** Gate option resumeWindow, ms; 0 = resume off. */
   resumeWindow: number;
@@ -46,7 +46,7 @@ export function keepsSession(session: GateSession, reason: string, policy: Detac
 }
 
 /**
- * The gate's detached sessions (issue 10, rule 1), by session and user id, each with its
+ * The gate's detached sessions (a dropped bound session is kept detached for its resume window), by session and user id, each with its
  * expiry timer (unref'd). Not in the SessionRegistry: a detached session is not connected,
  * not counted as online, and gets no heartbeat.
  */

@@ -1,4 +1,4 @@
-// About 590 lines: the resume lifecycle (detach, buffer, token, resume by token or at CONNECT,
+// About 620 lines: the resume lifecycle (detach, buffer, token, resume by token or at CONNECT,
 // here or by hand-over, re-detach, expiry) shares one per-session record and the same take /
 // hand-over steps; the store, buffer and token have files of their own.
 import type { IPublishPacket } from 'mqtt-packet';
@@ -92,7 +92,7 @@ interface Found {
 }
 
 /**
- * Resume after a dropped connection (issue 10): keeps bound sessions detached for their
+ * Resume after a dropped connection: keeps bound sessions detached for their
  * window with their missed pushes, issues single-use tokens on `gate/session`, answers
  * `gate/HD_resume` requests (from this gate's detached sessions, another gate's through
  * the `handOver` verb, or the StorageHandler record), and discards detached sessions at a

@@ -4,7 +4,7 @@ import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 export interface ResumeOptions {
   /**
    * ms a bound session whose connection dropped (no clean DISCONNECT) is kept detached for a
-   * resume (`gate/HD_resume` with its token, issue 10); an MQTT 5 client's Session Expiry
+   * resume (`gate/HD_resume` with its token); an MQTT 5 client's Session Expiry
    * Interval, capped by this, wins. 0 turns resume off (no tokens either). At most 2 147 483 647 (Node's longest timer). Default 120 000.
    */
   resumeWindow?: number;

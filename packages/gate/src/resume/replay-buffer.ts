@@ -4,7 +4,7 @@ import type { BufferedPush, Mqtt5PushProperties } from '@mqgate/rpc';
 const OVERHEAD = 64;
 
 /**
- * The pushes a detached session missed (issue 10, rule 2), in order, bounded by count and
+ * The pushes a detached session missed (a detached session keeps the pushes it missed, bounded), in order, bounded by count and
  * bytes (`resumeBufferMessages`, `resumeBufferBytes`): past either bound the oldest are
  * dropped and counted in `lost`, so the newest are kept. A push larger than the byte bound
  * on its own is dropped (and counted) instead.

@@ -2,7 +2,7 @@ import type { BufferedPush } from '@mqgate/rpc';
 import type { MqttConnection } from '../protocol/connection';
 
 /**
- * Takes the QoS 1 pushes the session's last connection still held (issue 10, rule 7): the
+ * Takes the QoS 1 pushes the session's last connection still held (QoS 1 pushes are delivered at least once): the
  * written and unacknowledged ones first, with their packet identifiers, then those queued
  * behind the inflight window, in order. Empties the connection's outbound state, so a push is
  * carried over once.

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Resume tokens (issue 10, rule 3). A token is `r1.<userId, base64url>.<sessionId>.<secret>`
+ * Resume tokens (a resume needs the current resume token). A token is `r1.<userId, base64url>.<sessionId>.<secret>`
  * where the secret is 24 bytes (192 bits) from the OS CSPRNG, base64url. The client treats it
  * as opaque; the gate reads the user id and session id out of it to find the session (on
  * this gate, on another one through the user index, or in the StorageHandler by user id),

@@ -1,3 +1,6 @@
+// About 480 lines: the operations behind every session verb (bind, unbind, settings, pushes,
+// kicks) share the registry, the user index link and the limits; the limits, settings merge
+// and registry have files of their own.
 import {
   CLIENT_TEXTS,
   KICK_TOPIC,
@@ -46,7 +49,7 @@ export interface SessionEvents {
   /** A session was unbound; `userId` is the one it had. */
   unbind: [session: SessionData, userId: string];
   /**
-   * A session was resumed on a new connection of this gate (`gate/HD_resume`, issue 10):
+   * A session was resumed on a new connection of this gate (`gate/HD_resume`):
    * the same sessionId as before its connection dropped; `from` is `local`, `store` or the
    * serverId of the gate it was handed over from.
    */

@@ -53,7 +53,7 @@ export function gateService(manager: SessionManager, resume?: ResumeManager, war
       const refusal = qos === 1 ? s.conn.outbound?.refusal : undefined;
       if (s.conn.state === State.Connected && refusal) {
         warn?.('limit:outboundQos1', { sessionId: sid, clientId: s.clientId }, `QoS 1 push dropped: ${refusal}`);
-        throw new RpcError(`Send: ${refusal} for session ${sid}; dropped (QoS 1, issue 10 rule 7)`, 'LIMIT');
+        throw new RpcError(`Send: ${refusal} for session ${sid}; dropped (QoS 1)`, 'LIMIT');
       }
       if (s.conn.state === State.Connected && s.conn.lastDrop === 'memory') {
         throw new RpcError(

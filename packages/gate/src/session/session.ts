@@ -3,7 +3,7 @@ import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rp
 import type { MqttConnection } from '../protocol/connection';
 import type { ReplayBuffer } from '../resume/replay-buffer';
 
-/** What a session resumed from elsewhere keeps (issue 10): its ids, user and settings. */
+/** What a session resumed from elsewhere keeps: its ids, user and settings. */
 export interface RestoredSession {
   sessionId: string;
   traceId: string;
@@ -28,7 +28,7 @@ export class GateSession {
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
-  /** Resume (issue 10): SHA-256 of the current resume token; undefined for guests. */
+  /** Resume: SHA-256 of the current resume token; undefined for guests. */
   resumeHash: Buffer | undefined;
   /** Resume: the pushes missed while detached; set only while the session is detached. */
   replay: ReplayBuffer | undefined;

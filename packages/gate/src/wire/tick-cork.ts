@@ -11,7 +11,7 @@ export interface TickCorked {
   /** Bytes written in the current tick (they are corked, not backlog). */
   tickBytes: number;
   readonly corkTarget: Corkable;
-  /** Told after each tick's uncork (the gate's output budget, issue 11); undefined: nobody. */
+  /** Told after each tick's uncork (the gate's output budget); undefined: nobody. */
   flushTo: FlushListener | undefined;
 }
 

@@ -1,4 +1,4 @@
-// A gate in its own process, for the output-budget tests (issue 11): the built Gate on an
+// A gate in its own process, for the output-budget tests: the built Gate on an
 // OS-chosen loopback TCP port with an in-process transport, `maxBufferedBytesTotal` from
 // argv[2] (bytes). Prints `BUDGET_GATE {"tcp":port}` once listening, then answers one JSON
 // command per stdin line with one JSON line on stdout:

@@ -1,6 +1,6 @@
 import { RecordingPeer, type Envelope } from './peer';
 
-/** The `gate/session` push a bind or a resume sends (issue 10). */
+/** The `gate/session` push a bind or a resume sends. */
 export interface TokenPush {
   token: string;
   sessionId: string;

@@ -46,14 +46,14 @@ export interface ConnectionVariant {
    * share one round trip. For a shared command connection (RedisUserIndex: {@link PIPELINED});
    * off for a subscriber, a blocking connection and RedisTransport's command connection
    * (which batches the writes of a tick itself, {@link corkTick}).
-   * @default false
+   * Default false.
    */
   autoPipelining?: boolean;
   /**
    * Per-command timeout, ms (ioredis `commandTimeout`): a command not answered in time
    * rejects with "Command timed out". For callers that must answer within a bound whatever
    * Redis does (RedisStorage). A positive integer.
-   * @default none (a command waits for its reply, or for the connection to drop)
+   * Default none (a command waits for its reply, or for the connection to drop).
    */
   commandTimeout?: number;
 }

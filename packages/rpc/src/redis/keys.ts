@@ -55,7 +55,7 @@ export function userKey(prefix: string, userId: string): string {
   return `${prefix}user:{${userId}}`;
 }
 
-/** The shared ban list (issue 11): sorted set `<kind>:<value>` → until (epoch ms), `<prefix>{bans}`. */
+/** The shared ban list: sorted set `<kind>:<value>` → until (epoch ms), `<prefix>{bans}`. */
 export function bansKey(prefix: string): string {
   return `${prefix}{bans}`;
 }

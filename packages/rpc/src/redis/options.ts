@@ -14,7 +14,7 @@ export interface RedisTransportOptions {
    * transport creates its connections with the one connection policy (connection.ts: a
    * command connection whose writes of one tick are sent together (connection.ts `corkTick`), a subscriber, one blocking connection per served
    * server) and quits them on {@link RedisTransport.close}.
-   * @default `redis://127.0.0.1:6379`
+   * Default `redis://127.0.0.1:6379`.
    */
   url?: string;
   /**
@@ -22,33 +22,33 @@ export interface RedisTransportOptions {
    * and its `error` events are left to its owner. The subscriber and blocking connections are
    * `duplicate()`s of it (closed by the transport). Leave its `enableAutoPipelining` off (the
    * transport then batches the writes of a tick itself, which is faster). Its `keyPrefix`, if any, goes before `prefix` (channel names get none).
-   * @default none (a client is created from `url`)
+   * Default none (a client is created from `url`).
    */
   redis?: RedisClient;
-  /** Put before every key and channel name (keys.ts). @default `'mqgate:'` */
+  /** Put before every key and channel name (keys.ts). Default `'mqgate:'`. */
   prefix?: string;
-  /** Call timeout, ms, when a call gives none (mqant's RPCExpired). Positive. @default 10 000 */
+  /** Call timeout, ms, when a call gives none (mqant's RPCExpired). Positive. Default 10 000. */
   defaultTimeout?: number;
-  /** How long a registry entry lives without a refresh, ms (mqant: 20 s). Positive. @default 20 000 */
+  /** How long a registry entry lives without a refresh, ms (mqant: 20 s). Positive. Default 20 000. */
   registryTtl?: number;
   /**
    * How often, ms, each server refreshes its registry entry and each transport re-reads
    * the registry (mqant: 10 s). Positive and below `registryTtl`.
-   * @default 10 000, or half of `registryTtl` (rounded down) when that is shorter
+   * Default 10 000, or half of `registryTtl` (rounded down) when that is shorter.
    */
   registryInterval?: number;
   /**
    * Calls one server runs at once. At this many it stops taking requests off its lists
    * until one finishes, so work queued for its module type goes to the other servers.
    * A positive integer.
-   * @default 256
+   * Default 256.
    */
   maxConcurrent?: number;
   /**
    * How often, ms, a transport that serves publishes the heartbeat of its servers (one
    * Pub/Sub message naming them, on `<prefix>registry:heartbeat`; only servers whose
    * blocking read is healthy are named). Positive and below `heartbeatTimeout`.
-   * @default 250, or a quarter of `heartbeatTimeout` (rounded down) when that is shorter
+   * Default 250, or a quarter of `heartbeatTimeout` (rounded down) when that is shorter.
    */
   heartbeatInterval?: number;
   /**
@@ -58,10 +58,10 @@ export interface RedisTransportOptions {
    * reject with ServerLostError (code `NO_SERVER`) instead of waiting for their deadlines.
    * Judged only while this transport's own subscriber is connected. It comes back with its
    * next heartbeat. Positive, above `heartbeatInterval`, not above `registryTtl`.
-   * @default 1 000, or `registryTtl` when that is shorter
+   * Default 1 000, or `registryTtl` when that is shorter.
    */
   heartbeatTimeout?: number;
-  /** Where connection trouble is reported (once per outage, not per message). @default silent */
+  /** Where connection trouble is reported (once per outage, not per message). Default silent. */
   logger?: Logger;
 }
 

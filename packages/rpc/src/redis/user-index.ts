@@ -34,14 +34,14 @@ export interface RedisUserIndexOptions {
   /**
    * Redis URL; or pass `redis`. The client created from it has the one connection policy
    * (connection.ts, `PIPELINED`: fail fast, never resend, reconnect forever) and is quit by close().
-   * @default `redis://127.0.0.1:6379`
+   * Default `redis://127.0.0.1:6379`.
    */
   url?: string;
   /** An existing ioredis client (standalone or Cluster); its options apply, not closed by close(). */
   redis?: RedisClient;
-  /** Key prefix. Keys: `<prefix>user:{<userId>}` (one hash per user, keys.ts `userKey`). @default `mqgate:` */
+  /** Key prefix. Keys: `<prefix>user:{<userId>}` (one hash per user, keys.ts `userKey`). Default `mqgate:`. */
   prefix?: string;
-  /** ms a user's hash lives after its last change, to collect entries of gates that died. @default 86 400 000 (24 h) */
+  /** ms a user's hash lives after its last change, to collect entries of gates that died. Default 86 400 000 (24 h). */
   idleTtl?: number;
 }
 

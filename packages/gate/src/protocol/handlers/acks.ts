@@ -3,7 +3,7 @@ import type { MqttConnection } from '../connection';
 
 /**
  * PUBACK: the client acknowledges a QoS 1 push (MQTT-4.3.2); its packet identifier is freed
- * and the next queued push goes out (issue 10, rule 7). An identifier not in flight is
+ * and the next queued push goes out (QoS 1 pushes are delivered at least once). An identifier not in flight is
  * ignored. An MQTT 5 PUBACK with an error reason code (≥ 0x80) ends the delivery too
  * (MQTT 5.0 §4.3.2: the identifier is released either way).
  */

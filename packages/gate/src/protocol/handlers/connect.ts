@@ -26,7 +26,7 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  * - the authenticate hook decides (return codes 4, 5; 3 if it fails; level 5: reason codes
  *   0x86, 0x87, 0x88, or the hook's own);
  * - CONNACK Session Present is 1 only when the gate resumed a session at CONNECT (the
- *   verdict's `sessionPresent`: Clean Session / Clean Start 0, issue 10 rule 6), else 0
+ *   verdict's `sessionPresent`: Clean Session / Clean Start 0 resumes the user's detached session), else 0
  *   (MQTT-3.2.2-1..3, MQTT 5.0 §3.2.2.1.1);
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
@@ -131,7 +131,7 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
  * retained messages, wildcard subscriptions granted, no Subscription Identifiers, no shared
  * subscriptions; Server Keep Alive, Assigned Client Identifier, Response Information and the
  * Authentication Method when they apply. Session Present is 1 only when a session was resumed
- * at CONNECT (Clean Start 0, issue 10 rule 6; MQTT 5.0 §3.2.2.1.1).
+ * at CONNECT (Clean Start 0 resumes the user's detached session; MQTT 5.0 §3.2.2.1.1).
  */
 function connackV5(conn: MqttConnection, extras: ConnackExtras, sessionPresent: boolean): IConnackPacket {
   const l = conn.limits;
