@@ -1,6 +1,7 @@
 // Shared helpers of the benchmark suite: payloads, the echo handler used by the non-mqgate
 // servers (the same work mqgate's router + echo module do), histograms, IPC plumbing, the
 // number format of the summary lines.
+import { createRequire } from 'node:module';
 import hdr from 'hdr-histogram-js';
 
 /** A JSON object body of exactly `size` bytes: {"data":"xxxx…"}. */
@@ -10,31 +11,12 @@ export function makePayload(size) {
   return Buffer.from(`{"data":"${'x'.repeat(size - overhead)}"}`);
 }
 
-function isSpace(b) {
-  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
-}
-
-/** mqgate's decodePayload (packages/gate/src/routing/router.ts): a JSON object body → object, else bytes. */
-export function decodePayload(buf) {
-  let start = 0;
-  let end = buf.length - 1;
-  while (start <= end && isSpace(buf[start])) start++;
-  while (end > start && isSpace(buf[end])) end--;
-  if (end - start < 1 || buf[start] !== 0x7b || buf[end] !== 0x7d) return buf;
-  try {
-    const v = JSON.parse(buf.toString('utf8'));
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v;
-  } catch {
-    /* bytes */
-  }
-  return buf;
-}
-
-/** mqgate's reply envelope {"Trace","Error","Result"}; bytes go out unwrapped. */
-export function encodeReply(trace, error, result) {
-  if (error === '' && Buffer.isBuffer(result)) return result;
-  return Buffer.from(JSON.stringify({ Trace: trace, Error: error, Result: result === undefined ? null : result }));
-}
+/**
+ * mqgate's request and reply bodies, the built packages/gate/src/routing/envelope.ts (it imports
+ * nothing, so the other servers load no more than these two functions): a JSON object body →
+ * object, else bytes; the reply envelope {"Trace","Error","Result"}, bytes going out unwrapped.
+ */
+export const { decodePayload, encodeReply } = createRequire(import.meta.url)('../../packages/gate/dist/routing/envelope.js');
 
 /** The echo handler every server runs: what mqgate's demo echo module does. */
 export function echo(trace, payload) {

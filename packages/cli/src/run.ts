@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino, { type Logger } from 'pino';
-import { createApp, type ModuleDefinition } from '@mqgate/client';
+import { createApp, stopOnSignals, type ModuleDefinition } from '@mqgate/client';
 import { Gate, type GateOptions, type TlsListenOptions } from '@mqgate/gate';
 import { NatsTransport } from '@mqgate/nats';
 import type { RpcTransport } from '@mqgate/rpc';
@@ -77,29 +77,14 @@ export function gateOptions(c: Config): GateOptions {
  * signal runs `again` (the rest of the drain at once). Exit code 0, or 1 when the stop failed.
  */
 function onSignals(logger: Logger, first: () => Promise<void>, again: () => void, closers: Closer[]): void {
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: closing the remaining connections now');
-      again();
-      return;
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    first()
-      .then(async () => {
-        for (const close of closers) await close();
-      })
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'stop failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(
+    logger,
+    async () => {
+      await first();
+      for (const close of closers) await close();
+    },
+    again,
+  );
 }
 
 /** `mqgate gate`: a gate whose modules run elsewhere. Prints one "mqgate gate listening" line with the addresses. */

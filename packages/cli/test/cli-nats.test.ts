@@ -3,11 +3,11 @@
  * `mqgate modules` + `mqgate gate` as child processes of the built bin from the example NATS
  * config files, a throwaway nats-server (never 4222) and Redis for the user index and sessions.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { getNats, getRedis, mqttConnect, type NatsUnderTest, type RedisUnderTest } from '@mqgate/test-support';
+import { getNats, getRedis, mqttConnect, spawnUntil, type NatsUnderTest, type RedisUnderTest } from '@mqgate/test-support';
 
 const ROOT = resolve(__dirname, '../../..');
 const BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -73,30 +73,15 @@ describe('mqgate gate and mqgate modules over NATS', () => {
     if (redis?.owned) await redis.stop();
   });
 
-  /** Starts the bin and resolves with the output once `ready` matches it. */
-  function start(
+  /** Starts the bin and resolves once `ready` matches its output (test-support's spawnUntil). */
+  async function start(
     args: string[],
     env: Record<string, string>,
     ready: RegExp,
   ): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    let out = '';
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not ready in 15 s:\n${out}`)), 15_000);
-      const on = (d: Buffer) => {
-        out += d;
-        const m = out.match(ready);
-        if (m) {
-          clearTimeout(timer);
-          resolvePromise({ child, line: m, exit });
-        }
-      };
-      child.stdout!.on('data', on);
-      child.stderr!.on('data', (d) => (out += d));
-      void exit.then((code) => reject(new Error(`exited ${code}:\n${out}`)));
-    });
+    const p = await spawnUntil([BIN, ...args], { ...process.env, ...env }, ready, { name: `mqgate ${args[0]}`, line: String(ready) });
+    children.push(p.child);
+    return { child: p.child, line: p.match, exit: p.exited };
   }
 
   test('a request over MQTT reaches the echo module in the other process; login and HD_online use the Redis user index; both stop cleanly', async () => {

@@ -3,11 +3,11 @@
  * example config files, a real Redis; config validation, --check, --print-config, env
  * overrides; a request over mqtts through `mqgate gate` to `mqgate modules`, seen in /metrics.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { getRedis, makeTestPki, mqttConnect, type RedisUnderTest, type TestPki } from '@mqgate/test-support';
+import { getRedis, makeTestPki, mqttConnect, spawnUntil, type RedisUnderTest, type TestPki } from '@mqgate/test-support';
 import { DEFAULTS } from '@mqgate/gate';
 import { envName, FIELDS, loadConfig, ConfigError } from '../src';
 
@@ -84,30 +84,15 @@ describe('gate and modules from the example configs', () => {
     pki?.remove();
   });
 
-  /** Starts the bin and resolves with the output once `ready` matches it. */
-  function start(
+  /** Starts the bin and resolves once `ready` matches its output (test-support's spawnUntil). */
+  async function start(
     args: string[],
     env: Record<string, string>,
     ready: RegExp,
   ): Promise<{ child: ChildProcess; line: RegExpMatchArray; exit: Promise<number | null> }> {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    let out = '';
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not ready in 15 s:\n${out}`)), 15_000);
-      const on = (d: Buffer) => {
-        out += d;
-        const m = out.match(ready);
-        if (m) {
-          clearTimeout(timer);
-          resolvePromise({ child, line: m, exit });
-        }
-      };
-      child.stdout!.on('data', on);
-      child.stderr!.on('data', (d) => (out += d));
-      void exit.then((code) => reject(new Error(`exited ${code}:\n${out}`)));
-    });
+    const p = await spawnUntil([BIN, ...args], { ...process.env, ...env }, ready, { name: `mqgate ${args[0]}`, line: String(ready) });
+    children.push(p.child);
+    return { child: p.child, line: p.match, exit: p.exited };
   }
 
   test('a request over mqtts reaches the echo module in the other process and shows in /metrics', async () => {

@@ -27,3 +27,4 @@ export {
   type ReplyProperties,
   type UserProperties,
 } from '@mqgate/rpc';
+export { stopOnSignals } from './signals';

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { createApp } from '@mqgate/client';
+import { createApp, stopOnSignals } from '@mqgate/client';
 import { Gate } from '@mqgate/gate';
 import { InProcessTransport, MemoryUserIndex, type RpcTransport, type UserIndex } from '@mqgate/rpc';
 import { NatsTransport } from '@mqgate/nats';
@@ -84,28 +84,12 @@ async function main(config: DemoConfig): Promise<void> {
     console.log(`mqgate demo modules ready: user, chat, echo, RPC over ${where}`);
   }
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    app
-      .stop()
-      .then(async () => {
-        await storage?.close();
-        await userIndex.close?.();
-        if (config.transport !== 'inprocess') await transport.close();
-      })
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'stop failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(logger, async () => {
+    await app.stop();
+    await storage?.close();
+    await userIndex.close?.();
+    if (config.transport !== 'inprocess') await transport.close();
+  });
 }
 
 /** The Redis key prefix as a NATS subject prefix: `mqgate:` → `mqgate` (subject tokens are dot-separated). */

@@ -15,6 +15,7 @@ import {
   type SessionData,
   type SharedBan,
 } from '@mqgate/rpc';
+import { checkQos } from '@mqgate/rpc/internal';
 import { Door, type BanTarget } from './admission/door';
 import { closeInBatches } from './drain';
 import { watchEventLoop } from './ops/event-loop-stall';
@@ -571,9 +572,4 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
 /** Creates a gate; see {@link GateOptions} for the options and their defaults. */
 export function createGate(options?: GateOptions): Gate {
   return new Gate(options);
-}
-
-/** Outbound QoS 1 (QoS 1 pushes are delivered at least once): the push QoS a caller may ask for. @throws TypeError for anything but 0 or 1. */
-function checkQos(where: string, qos: unknown): void {
-  if (qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }

@@ -10,50 +10,29 @@
  */
 import * as mqtt from 'mqtt';
 import { SignJWT } from 'jose';
-import { InProcessTransport, MemoryUserIndex, UserDirectory, gateClient, silentLogger, type SessionData } from '@mqgate/rpc';
+import { UserDirectory } from '@mqgate/rpc';
 import { detachedKey } from '@mqgate/rpc/internal';
 import { Gate, type GateOptions } from '@mqgate/gate';
 import { ResumePeer } from './helpers/resume-peer';
+import { resumeRig } from './helpers/resume-rig';
 import { waitUntil } from './helpers/waiters';
 
 const SECRET = 'a-test-secret-of-at-least-32-bytes!!';
-let transport: InProcessTransport;
-let index: MemoryUserIndex;
-const gates: Gate[] = [];
-const peers: ResumePeer[] = [];
-const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
-
-beforeEach(async () => {
-  transport = new InProcessTransport();
-  index = new MemoryUserIndex();
-  await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, args) => {
-    const s = args[0] as SessionData;
-    const bound = await gateClient(transport, s.serverId).bind(s.sessionId, (args[1] as { userId: string }).userId);
-    return { sessionId: bound.sessionId };
-  });
-});
-
-afterEach(async () => {
-  await Promise.all(peers.splice(0).map((p) => p.client.endAsync(true)));
-  await Promise.all(gates.splice(0).map((g) => g.stop()));
-  await transport.close();
-});
+const rig = resumeRig();
+const url = rig.url;
 
 /** The hook of these tests: the User Name is the user, except `anon` (accepted, not identified). */
 const byUsername: GateOptions['authenticate'] = (info) => (info.username === 'anon' ? true : { userId: info.username ?? '' });
 
-async function gate(serverId: string, options: GateOptions = {}): Promise<Gate> {
-  const g = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, websocket: false, userIndex: index, serverId, authenticate: byUsername, ...options });
-  gates.push(g);
-  await g.start({ transport, logger: silentLogger, userIndex: index });
-  return g;
+function gate(serverId: string, options: GateOptions = {}): Promise<Gate> {
+  return rig.gate(serverId, { authenticate: byUsername, ...options });
 }
 
 /** Connects an MQTT.js client and resolves with it and its CONNACK's Session Present. */
 async function connect(g: Gate, opts: mqtt.IClientOptions): Promise<{ c: ResumePeer; present: boolean }> {
   const client = mqtt.connect(url(g), { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
   const c = new ResumePeer(client); // records from the first PUBLISH after the CONNACK
-  peers.push(c);
+  rig.track(c);
   const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
     client.once('connect', resolve);
     client.once('error', reject);
@@ -101,7 +80,7 @@ describe.each([4, 5] as const)('MQTT.js at level %i', (v) => {
     await c.next((m) => m.topic === 'live');
     const other = await connect(a, { clientId: 'other', username: 'anon', ...v5(v) });
     expect((await other.c.resume(token)).Error).toBe('resume token expired or already used: log in again');
-    expect(await index.locate('alice', [{ serverId: 'gate@a', startedAt: 0 }])).toEqual([expect.objectContaining({ sessionId })]);
+    expect(await rig.index.locate('alice', [{ serverId: 'gate@a', startedAt: 0 }])).toEqual([expect.objectContaining({ sessionId })]);
   });
 
   test('no user named by the hook, or another user: Session Present 0, a fresh session, and the detached one still resumes by token', async () => {
@@ -153,7 +132,7 @@ test('a session detached on gate A resumes at CONNECT on gate B (handOver), with
   const a = await gate('gate@a');
   const b = await gate('gate@b');
   const { sessionId } = await detached(a, 'erin', 'dev-5');
-  const users = new UserDirectory(transport, index);
+  const users = new UserDirectory(rig.transport, rig.index);
   expect(await users.sendToUser('erin', 'chat/1', 'hello')).toBe(1);
   const events: unknown[] = [];
   b.on('resume', (s, info) => events.push([s.sessionId, s.serverId, info.from, info.replayed]));
@@ -182,7 +161,7 @@ test('Clean Session 1 on gate B of the identified user discards the session of t
   const { c, present } = await connect(b, { clientId: 'dev-6', clean: true, username: 'gil' });
   expect(present).toBe(false);
   expect(a.counts().detached).toBe(0);
-  expect(await index.locate(detachedKey('gil'), [{ serverId: 'gate@a', startedAt: 0 }])).toEqual([]);
+  expect(await rig.index.locate(detachedKey('gil'), [{ serverId: 'gate@a', startedAt: 0 }])).toEqual([]);
   expect((await c.resume(token)).Error).toBe('resume token expired or already used: log in again');
 });
 

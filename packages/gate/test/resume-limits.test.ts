@@ -6,60 +6,27 @@
  * gate B's fallback to the store works after gate A died. Two gates in one process on the
  * in-process transport, real sockets, MQTT.js clients.
  */
-import {
-  InProcessTransport,
-  MemoryUserIndex,
-  decodeSession,
-  gateClient,
-  silentLogger,
-  type LiveGate,
-  type Logger,
-  type SessionData,
-  type UserLocation,
-} from '@mqgate/rpc';
+import { decodeSession, silentLogger, type LiveGate, type Logger, type UserLocation } from '@mqgate/rpc';
 import { detachedKey } from '@mqgate/rpc/internal';
 import { MemoryStorage } from '@mqgate/storage';
 import { DEFAULTS, Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
 import { ResumePeer } from './helpers/resume-peer';
+import { resumeRig } from './helpers/resume-rig';
 import { waitUntil } from './helpers/waiters';
 
 const EXPIRED = 'resume token expired or already used: log in again';
-let transport: InProcessTransport;
-let index: MemoryUserIndex;
-const gates: Gate[] = [];
-const peers: ResumePeer[] = [];
-const url = (g: Gate) => `mqtt://127.0.0.1:${g.addresses().tcp!.port}`;
+const rig = resumeRig();
+const url = rig.url;
 const LIVE: LiveGate[] = [
   { serverId: 'gate@a', startedAt: 0 },
   { serverId: 'gate@b', startedAt: 0 },
 ];
 
-beforeEach(async () => {
-  transport = new InProcessTransport();
-  index = new MemoryUserIndex();
-  await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, args) => {
-    const s = args[0] as SessionData;
-    const bound = await gateClient(transport, s.serverId).bind(s.sessionId, (args[1] as { userId: string }).userId);
-    return { sessionId: bound.sessionId };
-  });
-});
-
-afterEach(async () => {
-  await Promise.all(peers.splice(0).map((p) => p.client.endAsync(true)));
-  await Promise.all(gates.splice(0).map((g) => g.stop()));
-  await transport.close();
-});
-
-async function gate(serverId: string, options: GateOptions = {}): Promise<Gate> {
-  const g = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, websocket: false, userIndex: index, serverId, ...options });
-  gates.push(g);
-  await g.start({ transport, logger: silentLogger, userIndex: index });
-  return g;
-}
+const gate = (serverId: string, options: GateOptions = {}): Promise<Gate> => rig.gate(serverId, options);
 
 async function open(g: Gate): Promise<ResumePeer> {
   const c = await ResumePeer.open(url(g));
-  peers.push(c);
+  rig.track(c);
   return c;
 }
 
@@ -83,7 +50,7 @@ describe('maxDetached', () => {
     expect(() => resolveOptions({ maxDetached: 1.5 })).toThrow(RangeError);
   });
 
-  test('at the cap the oldest detached session is dropped: freed, out of the user index, counted, warned once per interval', async () => {
+  test('at the cap the oldest detached session is dropped: freed, out of the user rig.index, counted, warned once per interval', async () => {
     const warns: Array<[Record<string, unknown>, string]> = [];
     const logger: Logger = { ...silentLogger, warn: (fields, msg) => void warns.push([fields as Record<string, unknown>, msg]) };
     const a = await gate('gate@a', { maxDetached: 2, metricsPort: 0, metricsHost: '127.0.0.1', logger });
@@ -92,8 +59,8 @@ describe('maxDetached', () => {
     expect(a.counts().detached).toBe(2);
     const third = await detached(a, 'u3');
     expect(a.counts().detached).toBe(2);
-    await waitUntil('u1 out of the index', async () => (await index.locate(detachedKey('u1'), LIVE)).length === 0);
-    expect(await index.locate(detachedKey('u2'), LIVE)).toHaveLength(1);
+    await waitUntil('u1 out of the index', async () => (await rig.index.locate(detachedKey('u1'), LIVE)).length === 0);
+    expect(await rig.index.locate(detachedKey('u2'), LIVE)).toHaveLength(1);
     await detached(a, 'u4'); // drops u2
     const limitWarns = warns.filter(([f]) => f.kind === 'limit:maxDetached');
     expect(limitWarns).toHaveLength(1); // the second within the interval is suppressed
@@ -113,11 +80,11 @@ test('the new connection on gate B closes while A hands the session over: B hold
   const held = new Promise<void>((resolve) => (release = resolve));
   let holds = 1;
   const slow = {
-    claim: index.claim.bind(index),
-    release: index.release.bind(index),
+    claim: rig.index.claim.bind(rig.index),
+    release: rig.index.release.bind(rig.index),
     locate: async (userId: string, live: readonly LiveGate[]): Promise<UserLocation[]> => {
       if (holds-- > 0) await held;
-      return index.locate(userId, live);
+      return rig.index.locate(userId, live);
     },
   };
   const a = await gate('gate@a');
@@ -133,8 +100,8 @@ test('the new connection on gate B closes while A hands the session over: B hold
   release?.();
   await waitUntil('detached on B', () => b.counts().detached === 1);
   expect(a.counts().detached).toBe(0);
-  await waitUntil('B in the index', async () => (await index.locate(detachedKey('ivy'), LIVE)).some((l) => l.serverId === 'gate@b'));
-  expect(await index.locate(detachedKey('ivy'), LIVE)).toEqual([expect.objectContaining({ serverId: 'gate@b', sessionId })]);
+  await waitUntil('B in the index', async () => (await rig.index.locate(detachedKey('ivy'), LIVE)).some((l) => l.serverId === 'gate@b'));
+  expect(await rig.index.locate(detachedKey('ivy'), LIVE)).toEqual([expect.objectContaining({ serverId: 'gate@b', sessionId })]);
   // resumed from A: found through the index on B, handed over back, the missed push kept
   const events: unknown[] = [];
   a.on('resume', (_s, info) => events.push(info));

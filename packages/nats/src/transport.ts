@@ -14,6 +14,8 @@ import {
   type RpcTransport,
   type RpcValue,
   type ServerInfo,
+  type TransportEvents,
+  type TransportGauges,
 } from '@mqgate/rpc';
 import { messageOf } from '@mqgate/rpc/internal';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -24,19 +26,11 @@ import { NatsRegistry, type RegistryEvent } from './registry';
 import { NatsServer, type ServerCounters } from './server';
 import { subjects, type Subjects } from './subjects';
 
-/** Counters of one {@link NatsTransport} since it was created, plus two gauges. */
-export interface NatsTransportStats extends CallerCounters, ServerCounters {
-  /** Calls waiting for a reply now. */
-  pending: number;
-  /** Handlers running now. */
-  running: number;
-}
+/** Counters of one {@link NatsTransport} since it was created, plus the two gauges. */
+export interface NatsTransportStats extends CallerCounters, ServerCounters, TransportGauges {}
 
-/** Events of {@link NatsTransport}: a server entered / left this transport's registry cache. */
-export interface NatsTransportEvents {
-  serverJoined: [info: ServerInfo];
-  serverLeft: [info: ServerInfo];
-}
+/** Events of {@link NatsTransport}: the one {@link TransportEvents} of every transport with a registry cache. */
+export type NatsTransportEvents = TransportEvents;
 
 /** Bound on each NATS step of close(), ms. */
 const CLOSE_STEP_MS = 1_000;

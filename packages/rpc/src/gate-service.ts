@@ -43,6 +43,14 @@ export interface BufferedPush {
 export type PushQos = 0 | 1;
 
 /**
+ * Checks the `qos` of a push verb: undefined (QoS 0), 0 or 1.
+ * @throws TypeError `<where>: qos must be 0 or 1, got <qos>` otherwise.
+ */
+export function checkQos(where: string, qos: unknown): void {
+  if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
+}
+
+/**
  * What a gate hands over of a detached session (`handOver`): enough for another gate to
  * re-create it under the same session id.
  */

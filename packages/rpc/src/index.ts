@@ -30,7 +30,18 @@ export type { Mqtt5PushProperties, ReplyProperties, ReplyWithProperties } from '
 export { OptionError } from './option-kit';
 export type { OptionRange } from './option-kit';
 export { PROTO_DIR, decodeSession, encodeSession, isSessionData, makeSessionData } from './session-data';
-export type { Address, CallContext, CallOptions, RpcHandler, RpcServerHandle, RpcTransport, ServerEventName, ServerInfo } from './transport';
+export type {
+  Address,
+  CallContext,
+  CallOptions,
+  RpcHandler,
+  RpcServerHandle,
+  RpcTransport,
+  ServerEventName,
+  ServerInfo,
+  TransportEvents,
+  TransportGauges,
+} from './transport';
 export type { Mqtt5Request, RpcValue, SessionData, UserProperties } from './types';
 export { UserDirectory } from './user-directory';
 export type { PushBody } from './user-directory';

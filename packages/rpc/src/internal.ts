@@ -24,3 +24,4 @@ export { hash, pickSticky } from './sticky';
 export { describeAddress } from './transport';
 export { gateCallTimeout, pushBytes } from './user-directory';
 export { banMember, detachedKey, fieldOf, isCurrent, liveGatesOf, parseBanMember, parseField, policyLimits } from './user-index';
+export { checkQos } from './gate-service';

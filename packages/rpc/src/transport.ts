@@ -95,6 +95,20 @@ export interface RpcTransport {
 /** Names of the optional membership events of {@link RpcTransport.on}. */
 export type ServerEventName = 'serverJoined' | 'serverLeft';
 
+/** Events of a transport with a registry cache (Redis, NATS): a server entered / left that cache. */
+export interface TransportEvents {
+  serverJoined: [info: ServerInfo];
+  serverLeft: [info: ServerInfo];
+}
+
+/** The two gauges every transport's `stats()` has beside its counters. */
+export interface TransportGauges {
+  /** Calls waiting for a reply (or to be sent) now. */
+  pending: number;
+  /** Handlers running now. */
+  running: number;
+}
+
 /** Formats an address for messages: `serverId` or `moduleType`. */
 export function describeAddress(to: Address): string {
   return to.serverId ?? to.moduleType ?? '(no address)';

@@ -1,5 +1,5 @@
 import { GATE_MODULE_TYPE } from './gate-api';
-import { gateClient, type GateClient, type PushQos, type SessionCounts } from './gate-service';
+import { checkQos, gateClient, type GateClient, type PushQos, type SessionCounts } from './gate-service';
 import type { Mqtt5PushProperties } from './mqtt5';
 import type { RpcTransport } from './transport';
 import { detachedKey, liveGatesOf, type LiveGate, type UserIndex, type UserLocation } from './user-index';
@@ -143,9 +143,4 @@ function group(locations: UserLocation[]): Map<string, string[]> {
     m.set(l.serverId, list);
   }
   return m;
-}
-
-/** Outbound QoS 1 (QoS 1 pushes are delivered at least once). @throws TypeError for a qos other than undefined, 0 or 1. */
-function checkQos(where: string, qos: unknown): void {
-  if (qos !== undefined && qos !== 0 && qos !== 1) throw new TypeError(`${where}: qos must be 0 or 1, got ${String(qos)}`);
 }

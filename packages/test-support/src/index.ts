@@ -4,3 +4,4 @@ export * from './nats-server';
 export * from './mqtt-client';
 export * from './waits';
 export * from './certs';
+export * from './spawn-until';

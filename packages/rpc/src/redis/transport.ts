@@ -4,7 +4,17 @@ import { hostname } from 'node:os';
 import { TransportClosedError } from '../errors';
 import { messageOf } from '../error-message';
 import type { Logger } from '../logger';
-import type { Address, CallOptions, RpcHandler, RpcServerHandle, RpcTransport, RpcValue, ServerInfo } from '../transport';
+import type {
+  Address,
+  CallOptions,
+  RpcHandler,
+  RpcServerHandle,
+  RpcTransport,
+  RpcValue,
+  ServerInfo,
+  TransportEvents,
+  TransportGauges,
+} from '../transport';
 import { Caller, type CallerCounters } from './caller';
 import { createRedis, duplicateRedis, quitRedis, reconnectDelay, type RedisClient } from './connection';
 import { Consumer, type ConsumerCounters } from './consumer';
@@ -13,19 +23,11 @@ import { registryKeys, replyChannel, type RegistryKeys } from './keys';
 import { CLOSE_STEP_MS, resolveTransportOptions, type RedisTransportOptions } from './options';
 import { RedisRegistry } from './registry';
 
-/** Counters of one {@link RedisTransport}, since it was created, plus two gauges. */
-export interface RedisTransportStats extends CallerCounters, ConsumerCounters {
-  /** Calls waiting for a reply (or to be sent) now. */
-  pending: number;
-  /** Handlers running now. */
-  running: number;
-}
+/** Counters of one {@link RedisTransport} since it was created, plus the two gauges. */
+export interface RedisTransportStats extends CallerCounters, ConsumerCounters, TransportGauges {}
 
-/** Events of {@link RedisTransport}: a server entered / left this transport's registry cache. */
-export interface RedisTransportEvents {
-  serverJoined: [info: ServerInfo];
-  serverLeft: [info: ServerInfo];
-}
+/** Events of {@link RedisTransport}: the one {@link TransportEvents} of every transport with a registry cache. */
+export type RedisTransportEvents = TransportEvents;
 
 /**
  * An {@link RpcTransport} over Redis (ioredis 5): gates and modules in any number of
