@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // mqgate benchmark runner. `npm run bench` (default, < 10 min), `-- --quick` (< 2 min),
 // `-- --smoke` (every scenario ~1 s, tiny counts; used by the jest smoke test).
 // Every server and the load generator run in their own child process on loopback; every

@@ -1,3 +1,4 @@
+// @ts-check
 // The gate under fuzz, as its own process: the built Gate with the demo's modules (user,
 // chat, echo) in process, sessions in MemoryStorage, TCP and WebSocket on OS-chosen loopback
 // ports. The demo's own defaults except connectTimeout (short, so that a case the gate

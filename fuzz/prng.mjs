@@ -1,3 +1,4 @@
+// @ts-check
 // A small seeded PRNG (mulberry32) and the seed of each case, so that any case of a run is
 // reproducible from (run seed, case index) alone: `node fuzz/replay.mjs --seed S --case I`.
 

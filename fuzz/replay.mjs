@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Replays a reproducer against a fresh gate and finds the case the gate fails on.
 //
 //   node fuzz/replay.mjs FILE [--concurrency N] [--case-timeout MS]

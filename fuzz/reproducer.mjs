@@ -1,3 +1,4 @@
+// @ts-check
 // Reproducers: what a failing run writes (JSON, one file per finding) and what
 // `node fuzz/replay.mjs FILE` reads back. A case is stored whole (seed, transport, level,
 // the exact bytes of every chunk and where the WebSocket frames end), so a reproducer

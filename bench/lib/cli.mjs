@@ -1,3 +1,4 @@
+// @ts-check
 // The runner's command line: flags, --help, and the mode they select.
 import { parseArgs } from 'node:util';
 

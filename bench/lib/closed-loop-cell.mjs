@@ -1,3 +1,4 @@
+// @ts-check
 // One closed-loop trial of one cell (transport, conns × in flight, QoS, payload) against one
 // server, with the server's and the load process's CPU share; and a cell's median rate over
 // trials, for the scenarios that need a closed-loop rate when request-reply did not run.

@@ -1,3 +1,4 @@
+// @ts-check
 // NATS for the NATS transport scenario: NATS_URL, or a nats-server of our own on a free port
 // (started on first use, stopped by the runner; never the system's 4222).
 import { existsSync } from 'node:fs';

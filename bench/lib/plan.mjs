@@ -1,3 +1,4 @@
+// @ts-check
 // Running the scenarios in order: selection by --only prefixes, the quiet wait before each,
 // the time limit, the other processes' CPU meanwhile, the progress line, the JSON entry.
 //

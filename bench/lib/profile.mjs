@@ -1,3 +1,4 @@
+// @ts-check
 // Self time by function (and by package) from a V8 .cpuprofile (node --cpu-prof).
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';

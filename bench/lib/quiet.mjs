@@ -1,3 +1,4 @@
+// @ts-check
 // Other processes on the machine: how much CPU they use, and the wait before each scenario
 // until they are quiet (within a budget per scenario and per run).
 import { sleep } from './common.mjs';

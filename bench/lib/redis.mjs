@@ -1,3 +1,4 @@
+// @ts-check
 // Redis for the Redis scenarios: REDIS_URL, or a redis-server of our own on a free port
 // (started on first use, stopped by the runner), and reading its INFO commandstats.
 import { execFileSync } from 'node:child_process';

@@ -1,3 +1,4 @@
+// @ts-check
 // Every count and duration of the suite, per mode (default = the full run, quick, smoke).
 // The runner picks one and records it in the JSON (`scale`); each scenario reads its own part.
 export const SCALES = {

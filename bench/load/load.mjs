@@ -1,3 +1,4 @@
+// @ts-check
 // The load generator: raw MQTT 3.1.1 clients (load/client.mjs), driven by the runner over IPC.
 // One process; every command runs to completion and answers with numbers. One file per mode
 // under load/modes/; the idle and session pools live here, across commands.

@@ -1,3 +1,4 @@
+// @ts-check
 // The request/reply topic schemes of the servers under test (mqgate-style gates and mosquitto
 // with its responder), and the checks of a reply: shared by the closed-loop, open-loop and
 // fan-out modes.

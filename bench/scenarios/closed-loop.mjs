@@ -1,3 +1,4 @@
+// @ts-check
 // Request/reply throughput and latency in a closed loop: one scenario per transport × payload
 // × (conns × in flight) configuration, each cell at QoS 0 and 1 on every shared server.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // Connection rate (TCP: connect, CONNECT → CONNACK, DISCONNECT; repeat), plain on the shared
 // servers, and with one Redis GET per CONNECT in the authenticate hook on servers of its own.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // Push fan-out: every shared server with `scale.fanout.count` sessions connected (capped by the
 // fd limit); one request makes it push to all; time until the last has it, over rounds.
 //

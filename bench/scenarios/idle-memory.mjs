@@ -1,3 +1,4 @@
+// @ts-check
 // Idle connections: server memory per connection (after forced GCs) at each of
 // `scale.idle.counts` open connections (capped by the fd limit), for mqgate, aedes and bare,
 // each on a server of its own, per transport.

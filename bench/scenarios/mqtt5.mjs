@@ -1,3 +1,4 @@
+// @ts-check
 // MQTT 5 request/response next to MQTT 3.1.1 on the same servers, in one scenario: TCP,
 // the scale's largest closed-loop configuration (100 × 10 in a full run), 64 B, QoS 0 and 1.
 // - v3.1.1: mqant's form, `echo/HD_echo/<n>`, the reply on the same topic;

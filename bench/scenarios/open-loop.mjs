@@ -1,3 +1,4 @@
+// @ts-check
 // Latency at 50 % of each server's peak, open loop (TCP, QoS 0, 64 B): requests due in 1 ms
 // buckets, latency counted from the due time.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // A V8 CPU profile of mqgate under closed-loop load (QoS 0, 64 B, the larger connection count),
 // one scenario per transport, on a gate of its own started with --cpu-prof; hot spots by self time.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // Request/reply with gate and module in two processes over a transport between processes
 // (RedisTransport, NatsTransport), against the same cells in-process (TCP, 64 B, each conns ×
 // in flight configuration, QoS 0 and 1): throughput as a ratio to in-process, latency added

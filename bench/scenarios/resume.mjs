@@ -1,3 +1,4 @@
+// @ts-check
 // Resume after a dropped connection: how long a resume takes (on the same gate, and
 // on another gate process over the Redis transport + Redis user index), what a detached
 // session costs in gate memory (empty and full replay buffer), and what the detached sessions'

@@ -1,3 +1,4 @@
+// @ts-check
 // The servers that request-reply, open-loop, connection rate and push fan-out share (mqgate,
 // aedes, bare, and mosquitto when installed), and the two scenarios that start and stop them.
 //

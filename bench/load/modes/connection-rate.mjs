@@ -1,3 +1,4 @@
+// @ts-check
 // Load mode `connrate`: CONNECT→CONNACK per second.
 import { encodeHistogram, newHistogram, sleep } from '../../lib/common.mjs';
 import { Client, now } from '../client.mjs';

@@ -1,3 +1,4 @@
+// @ts-check
 // Load modes `idleOpen` / `idleClose`: idle connections held across commands (memory per
 // connection is read from the server in between).
 import { sleep } from '../../lib/common.mjs';
