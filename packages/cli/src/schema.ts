@@ -67,7 +67,8 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
   ],
   ['maxTrackedIps', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'client addresses the per-address limits track'],
   ['maxTrackedClientIds', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'client ids the flapping detection tracks'],
-  ['maxBans', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'bans held (gate.ban, flapping)'],
+  ['maxBans', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'operator bans held (gate.ban, the shared list)'],
+  ['maxFlappingBans', { type: 'int', min: 1, max: 2 ** 31 - 1 }, 'flapping bans held; the oldest evicted past it'],
   ['banSyncInterval', MS, 'ms between reads of the shared ban list'],
 ];
 

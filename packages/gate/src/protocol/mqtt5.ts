@@ -31,6 +31,8 @@ export const ReasonCode = {
   PayloadFormatInvalid: 0x99,
   ServerShuttingDown: 0x8b,
   SubscriptionIdentifiersNotSupported: 0xa1,
+  /** CONNACK: too many CONNECTs (§3.2.2.2): the same client id's CONNECTs at once past flapping's maxCount. */
+  ConnectionRateExceeded: 0x9f,
   /** DISCONNECT: the maximum connection time authorized has been exceeded (§3.14.2.1); sent when a JWT expires. */
   MaximumConnectTime: 0xa0,
 } as const;

@@ -93,7 +93,7 @@ interface ConnackExtras {
   authenticationMethod: string | undefined;
 }
 
-/** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 → 3. */
+/** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 / 0x9F → 3. */
 function toReturnCode(reasonCode: number): number {
   switch (reasonCode) {
     case 0:
@@ -102,6 +102,7 @@ function toReturnCode(reasonCode: number): number {
       return 4;
     case ReasonCode.ServerUnavailable:
     case ReasonCode.ServerBusy:
+    case ReasonCode.ConnectionRateExceeded:
       return 3;
     default:
       return 5;
