@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { IConnectPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
+  quoteInput,
   serveGateService,
   type AppComponent,
   type AppContext,
@@ -366,7 +367,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (!hook)
       return method === undefined || claims
         ? 0
-        : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
+        : { reasonCode: refusal, reasonString: `authentication method ${quoteInput(method)} is not supported` };
     const verdict = hook({
       clientId: conn.clientId,
       username: packet.username,

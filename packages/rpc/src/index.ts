@@ -10,5 +10,6 @@ export * from './component';
 export * from './logger';
 export * from './user-index';
 export * from './error-message';
+export * from './input-echo';
 export * from './user-directory';
 export * from './mqtt5';

@@ -1,4 +1,4 @@
-import type { UserProperties } from '@mqgate/rpc';
+import { quoteInput, type UserProperties } from '@mqgate/rpc';
 
 /**
  * MQTT 5 reason codes the gate sends (MQTT 5.0 §2.4, table 2-6). Values below 0x80 succeed.
@@ -133,7 +133,7 @@ export function propertiesProblem(properties: unknown): { code: number; what: st
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         const values = Array.isArray(v) ? v : [v];
         if (values.some((x) => typeof x !== 'string'))
-          return { code: ReasonCode.MalformedPacket, what: `User Property ${JSON.stringify(k.slice(0, 40))} runs past the end of the packet` };
+          return { code: ReasonCode.MalformedPacket, what: `User Property ${quoteInput(k)} runs past the end of the packet` };
       }
       continue;
     }

@@ -1,6 +1,7 @@
 import {
   CLIENT_TEXTS,
   KICK_TOPIC,
+  quoteInput,
   RpcError,
   SessionNotFoundError,
   type DuplicateLoginPolicy,
@@ -214,7 +215,7 @@ export class SessionManager {
    */
   bind(session: GateSession, userId: string): Promise<void> {
     try {
-      checkUserId(`Bind(${JSON.stringify(userId.slice(0, 40))})`, userId, this.limits);
+      checkUserId(`Bind(${quoteInput(userId)})`, userId, this.limits);
     } catch (err) {
       return Promise.reject(err);
     }
