@@ -132,9 +132,10 @@ export class Door {
     const clientId = conn.clientId;
     let refusal: ConnectRefusal | undefined = this.admission.connect(clientId);
     if (!refusal) {
-      const verdict = (packet.clientId ?? '') === '' ? undefined : this.flapping.arrive(clientId);
+      const counted = (packet.clientId ?? '') !== ''; // an id the gate assigned never repeats
+      const verdict = counted ? this.flapping.arrive(clientId) : undefined;
       if (verdict === undefined) {
-        if ((packet.clientId ?? '') !== '' && this.deps.options.flapping) this.inFlight.add(conn);
+        if (counted && this.deps.options.flapping) this.inFlight.add(conn);
         return undefined;
       }
       refusal = verdict === 'banned' ? 'bannedClientId' : verdict === 'flapping' ? 'flapping' : 'flappingInFlight';
