@@ -71,7 +71,8 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
   ['userIndexCheckInterval', TIMER, 'ms between looks at the user index epoch (re-assert after an empty Redis restart; 0: off)'],
   ['maxTrackedIps', POSITIVE, 'client addresses the per-address limits track'],
   ['maxTrackedClientIds', POSITIVE, 'client ids the flapping detection tracks'],
-  ['maxBans', POSITIVE, 'bans held (gate.ban, flapping)'],
+  ['maxBans', POSITIVE, 'operator bans held (gate.ban, the shared list)'],
+  ['maxFlappingBans', int(RANGES.positiveInteger), 'flapping bans held; the oldest evicted past it'],
   ['banSyncInterval', MS, 'ms between reads of the shared ban list'],
 ];
 

@@ -1,3 +1,4 @@
+import { quoteInput } from '@mqgate/rpc/internal';
 import { describe, toRpcError } from './errors';
 
 /** Argument checks of the backend Session's verbs: each throws a TypeError naming the verb and the argument. */
@@ -39,10 +40,15 @@ export function checkRule(where: string, rule: unknown): void {
   if (rule !== undefined && typeof rule !== 'function') throw new TypeError(`${where}: guestRule must be a function, got ${describe(rule)}`);
 }
 
+/** A string argument as an error text quotes it: cut to a short prefix (it may be client input, rpc `quoteInput`). */
 export function quote(s: string): string {
-  return JSON.stringify(s);
+  return quoteInput(s);
 }
 
+/** Keys an error text names at most. */
+const KEYS_NAMED = 5;
+
 export function listText(keys: readonly string[]): string {
-  return `[${keys.map(quote).join(', ')}]`;
+  const named = keys.slice(0, KEYS_NAMED).map(quote);
+  return `[${named.join(', ')}${keys.length > KEYS_NAMED ? `, … ${keys.length} keys` : ''}]`;
 }

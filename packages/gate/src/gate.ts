@@ -15,7 +15,7 @@ import {
   type SessionData,
   type SharedBan,
 } from '@mqgate/rpc';
-import { checkQos } from '@mqgate/rpc/internal';
+import { checkQos, quoteInput } from '@mqgate/rpc/internal';
 import { Door, type BanTarget } from './admission/door';
 import { closeInBatches } from './drain';
 import { watchEventLoop } from './ops/event-loop-stall';
@@ -368,7 +368,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (!hook)
       return method === undefined || claims
         ? 0
-        : { reasonCode: refusal, reasonString: `authentication method ${JSON.stringify(method)} is not supported` };
+        : { reasonCode: refusal, reasonString: `authentication method ${quoteInput(method)} is not supported` };
     const verdict = hook({
       clientId: conn.clientId,
       username: packet.username,

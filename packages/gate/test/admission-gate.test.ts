@@ -68,7 +68,7 @@ test('maxConnectionsPerIp: at the cap one more is refused (no CONNACK), below it
   expect((await refusedCounts(h)).maxConnectionsPerIp).toBe(1);
 });
 
-test('flapping: the accepted CONNECT past maxCount in the window bans the client id (closed at once), the next gets 5 (3.1.1) and 0x8A Banned (MQTT 5) until banTime ends', async () => {
+test('flapping: the CONNECT past maxCount accepted in the window gets 5 (3.1.1) and bans the client id; later ones get 5 and 0x8A Banned (MQTT 5) until banTime ends', async () => {
   h = await startGate({ flapping: { maxCount: 3, window: 60_000, banTime: 1500 }, metricsPort: 0, metricsHost: '127.0.0.1' });
   for (let i = 0; i < 3; i++) {
     const c = await conns.connectedRaw(h.tcpPort, 'flappy');
@@ -76,8 +76,8 @@ test('flapping: the accepted CONNECT past maxCount in the window bans the client
     await c.closed;
   }
   const fourth = await conns.raw(h.tcpPort);
-  expect((await fourth.connect({ clientId: 'flappy' })).returnCode).toBe(0);
-  await within(fourth.closed, 5000, 'the fourth is closed right after its CONNACK');
+  expect((await fourth.connect({ clientId: 'flappy' })).returnCode).toBe(5);
+  await within(fourth.closed, 5000, 'the fourth is closed after its refusal');
   const fifth = await conns.raw(h.tcpPort);
   expect((await fifth.connect({ clientId: 'flappy' })).returnCode).toBe(5);
   await within(fifth.closed, 5000, 'closed after the refusal');

@@ -1,11 +1,13 @@
 /**
  * Admission at the door, the pure parts: every default on when no option is given
  * (resolveOptions), maxConnections 'auto' from the open-files limit, each limit refusing at
- * the limit and admitting below it, the rate bucket refilling, flapping bans expiring, and
- * the bounds of the per-address table, the flapping table and the ban list. The clock is
+ * the limit and admitting below it, the rate bucket refilling, flapping counted at arrival
+ * and its bans expiring, and the bounds of the per-address table, the flapping tables and the
+ * ban list. The clock is
  * passed in (a number the test moves), no sockets; the gate-level tests are in
  * admission-gate.test.ts.
  */
+import { FlappingDetector, type FlappingLimits } from '../src/admission/flapping';
 import { Admission, addressGroup, type AdmissionLimits } from '../src/admission/tables';
 import { autoMaxConnections, DEFAULTS, fileDescriptorLimit, FALLBACK_FILE_LIMIT, resolveOptions } from '../src/options';
 
@@ -14,14 +16,24 @@ const OFF: AdmissionLimits = {
   maxConnectionsPerIp: 0,
   connectRate: false,
   maxTrackedIps: 100,
-  flapping: false,
-  maxTrackedClientIds: 100,
   maxBans: 100,
 };
 
 function make(limits: Partial<AdmissionLimits>): { a: Admission; clock: { t: number } } {
   const clock = { t: 1_000_000 };
   return { a: new Admission({ ...OFF, ...limits }, () => clock.t), clock };
+}
+
+function flapping(limits: Partial<FlappingLimits>): { f: FlappingDetector; clock: { t: number } } {
+  const clock = { t: 1_000_000 };
+  return { f: new FlappingDetector({ flapping: false, maxTrackedClientIds: 100, maxFlappingBans: 100, ...limits }, () => clock.t), clock };
+}
+
+/** A CONNECT that arrives and is accepted at once: what flapping says of it. */
+function accepted(f: FlappingDetector, clientId: string): ReturnType<FlappingDetector['arrive']> {
+  const v = f.arrive(clientId);
+  if (v === undefined) f.settle(clientId, true);
+  return v;
 }
 
 describe('defaults (resolveOptions with no options)', () => {
@@ -36,6 +48,7 @@ describe('defaults (resolveOptions with no options)', () => {
     expect(o.flapping).toEqual({ maxCount: 15, window: 60_000, banTime: 300_000 });
     expect(o.maxTrackedClientIds).toBe(100_000);
     expect(o.maxBans).toBe(10_000);
+    expect(o.maxFlappingBans).toBe(10_000);
     expect(o.banSyncInterval).toBe(5000);
     expect(DEFAULTS.maxConnections).toBe('auto');
   });
@@ -50,6 +63,7 @@ describe('defaults (resolveOptions with no options)', () => {
     expect(() => resolveOptions({ flapping: { maxCount: 1, window: -1, banTime: 1 } })).toThrow(/flapping.window/);
     expect(() => resolveOptions({ maxConnections: -1 })).toThrow(/maxConnections/);
     expect(() => resolveOptions({ maxBans: 0 })).toThrow(/maxBans/);
+    expect(() => resolveOptions({ maxFlappingBans: 0.5 })).toThrow(/maxFlappingBans/);
   });
 
   test("maxConnections 'auto': the open-files soft limit minus max(64, L/10)", () => {
@@ -152,33 +166,65 @@ describe('at accept', () => {
   });
 });
 
-describe('at CONNECT', () => {
-  test('flapping: the CONNECT past maxCount in window bans the client id for banTime; the ban expires', () => {
-    const { a, clock } = make({ flapping: { maxCount: 3, window: 10_000, banTime: 5000 } });
-    for (let i = 0; i < 3; i++) expect(a.connect('dev-1')).toBeUndefined();
-    expect(a.connect('other')).toBeUndefined();
-    expect(a.connect('dev-1')).toBe('flapping');
-    expect(a.connect('dev-1')).toBe('bannedClientId');
-    expect(a.list()).toEqual([{ kind: 'clientId', value: 'dev-1', untilMs: clock.t + 5000 }]);
+describe('at CONNECT: flapping detection', () => {
+  test('the CONNECT past maxCount accepted in window bans the client id for banTime; the ban expires', () => {
+    const { f, clock } = flapping({ flapping: { maxCount: 3, window: 10_000, banTime: 5000 } });
+    for (let i = 0; i < 3; i++) expect(accepted(f, 'dev-1')).toBeUndefined();
+    expect(accepted(f, 'other')).toBeUndefined();
+    expect(accepted(f, 'dev-1')).toBe('flapping');
+    expect(accepted(f, 'dev-1')).toBe('banned');
+    expect(f.list()).toEqual([{ kind: 'clientId', value: 'dev-1', untilMs: clock.t + 5000 }]);
     clock.t += 5000;
-    expect(a.connect('dev-1')).toBeUndefined();
-    expect(a.list()).toEqual([]);
+    expect(accepted(f, 'dev-1')).toBeUndefined();
+    expect(f.list()).toEqual([]);
   });
 
-  test('flapping: CONNECTs spread over more than the window are not counted together; assigned ids are not counted', () => {
-    const { a, clock } = make({ flapping: { maxCount: 2, window: 1000, banTime: 5000 } });
+  test('counted at arrival: past maxCount in flight one more is refused (inFlight), not banned; a refused one is given back', () => {
+    const { f } = flapping({ flapping: { maxCount: 2, window: 10_000, banTime: 5000 } });
+    expect(f.arrive('x')).toBeUndefined();
+    expect(f.arrive('x')).toBeUndefined();
+    expect(f.arrive('x')).toBe('inFlight');
+    f.settle('x', false); // bad credentials: given back
+    expect(f.arrive('x')).toBeUndefined();
+    f.settle('x', true);
+    f.settle('x', true);
+    expect(f.list()).toEqual([]);
+    expect(f.arrive('x')).toBe('flapping');
+  });
+
+  test('CONNECTs spread over more than the window are not counted together; in-flight ones carry over', () => {
+    const { f, clock } = flapping({ flapping: { maxCount: 2, window: 1000, banTime: 5000 } });
     for (let i = 0; i < 10; i++) {
-      expect(a.connect('slow')).toBeUndefined();
+      expect(accepted(f, 'slow')).toBeUndefined();
       clock.t += 600;
     }
-    for (let i = 0; i < 10; i++) expect(a.connect('mqgate-assigned', false)).toBeUndefined();
-    expect(a.trackedClientIds).toBe(1);
+    expect(f.trackedClientIds).toBe(1);
+    expect(f.arrive('held')).toBeUndefined();
+    expect(f.arrive('held')).toBeUndefined();
+    clock.t += 1001;
+    expect(f.arrive('held')).toBe('inFlight'); // a new window, the two still in flight
+    f.sweep();
+    expect(f.trackedClientIds).toBe(1); // 'slow' swept, 'held' kept while in flight
   });
 
-  test('the flapping table is bounded: past maxTrackedClientIds the oldest is forgotten', () => {
-    const { a } = make({ flapping: { maxCount: 2, window: 60_000, banTime: 5000 }, maxTrackedClientIds: 50 });
-    for (let i = 0; i < 1000; i++) a.connect(`c${i}`);
-    expect(a.trackedClientIds).toBe(50);
+  test('the count table is bounded: past maxTrackedClientIds the oldest is forgotten', () => {
+    const { f } = flapping({ flapping: { maxCount: 2, window: 60_000, banTime: 5000 }, maxTrackedClientIds: 50 });
+    for (let i = 0; i < 1000; i++) accepted(f, `c${i}`);
+    expect(f.trackedClientIds).toBe(50);
+  });
+
+  test('the ban table is bounded by maxFlappingBans: a new ban evicts the oldest, counted in evicted', () => {
+    const { f, clock } = flapping({ flapping: { maxCount: 1, window: 60_000, banTime: 1000 }, maxFlappingBans: 3 });
+    for (const id of ['a', 'b', 'c', 'd', 'e']) {
+      accepted(f, id);
+      expect(accepted(f, id)).toBe('flapping');
+      clock.t += 10;
+    }
+    expect(f.full).toBe(true);
+    expect(f.list().map((b) => b.value)).toEqual(['c', 'd', 'e']);
+    expect(f.evicted).toBe(2);
+    expect(f.unban('d')).toBe(true);
+    expect(f.full).toBe(false);
   });
 });
 
@@ -202,14 +248,11 @@ describe('bans', () => {
   });
 
   test('the ban list is bounded by maxBans: one more throws, expired ones make room, a replaced one does not count twice', () => {
-    const { a, clock } = make({ maxBans: 2, flapping: { maxCount: 1, window: 60_000, banTime: 100 } });
+    const { a, clock } = make({ maxBans: 2 });
     a.ban('ip', 'a', clock.t + 100, false);
     a.ban('ip', 'b', clock.t + 10_000, false);
     expect(() => a.ban('ip', 'c', clock.t + 100, false)).toThrow(/maxBans 2/);
     a.ban('ip', 'b', clock.t + 20_000, false); // same target: replaced
-    // a flapping client past a full list is refused this once, not banned
-    a.connect('f');
-    expect(a.connect('f')).toBe('flapping');
     expect(a.list().map((b) => b.value)).toEqual(['a', 'b']);
     clock.t += 100;
     a.ban('ip', 'c', clock.t + 100, false);

@@ -1,3 +1,5 @@
+import { clipInput } from './input-echo';
+
 /**
  * Every error code mqgate sends or throws, and the error classes of the rpc layer
  * (fastify's `lib/errors.js` and ioredis's error classes are the models). Every error
@@ -81,7 +83,7 @@ export class RpcError extends Error {
 export class NoServerError extends RpcError {
   constructor(target: string) {
     // mqant's wording, so clients matching on it keep working.
-    super(`Service(type:${target}) not found`, 'NO_SERVER');
+    super(`Service(type:${clipInput(target)}) not found`, 'NO_SERVER');
   }
 }
 
@@ -95,7 +97,7 @@ export class DeadlineError extends RpcError {
 /** The server has no function by that name. */
 export class FunctionNotFoundError extends RpcError {
   constructor(server: string, fn: string) {
-    super(`Method(${fn}) not found in ${server}`, 'NOT_FOUND');
+    super(`Method(${clipInput(fn)}) not found in ${server}`, 'NOT_FOUND');
   }
 }
 

@@ -1,6 +1,7 @@
 // Over 400 lines on purpose: the one typed contract of the gate's session service and the one
 // codec of every verb, side by side, so that adding a verb is one line here and one in the gate.
 import { BadArgumentError, BadReplyError, FunctionNotFoundError, describeValue } from './errors';
+import { quoteInput } from './input-echo';
 import { GateFunctions, type GateFunction } from './gate-api';
 import { checkPushProperties, type Mqtt5PushProperties } from './mqtt5';
 import { isSessionData, decodeSession, type SessionData } from './session-data';
@@ -161,7 +162,7 @@ function str(fn: string, args: RpcValue[], i: number, name: string, allowEmpty =
 
 function topic(fn: string, args: RpcValue[], i: number): string {
   const t = str(fn, args, i, 'topic');
-  if (t.includes('+') || t.includes('#')) throw new BadArgumentError(fn, `topic ${JSON.stringify(t)} must not hold a wildcard`);
+  if (t.includes('+') || t.includes('#')) throw new BadArgumentError(fn, `topic ${quoteInput(t)} must not hold a wildcard`);
   return t;
 }
 
@@ -180,7 +181,7 @@ function settings(fn: string, args: RpcValue[], i: number): Record<string, strin
     throw new BadArgumentError(fn, `argument ${i} (settings) must be an object of strings`);
   }
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== 'string') throw new BadArgumentError(fn, `setting ${JSON.stringify(k)} must be a string, got ${typeof val}`);
+    if (typeof val !== 'string') throw new BadArgumentError(fn, `setting ${quoteInput(k)} must be a string, got ${typeof val}`);
   }
   return v as Record<string, string>;
 }

@@ -25,3 +25,4 @@ export { describeAddress } from './transport';
 export { gateCallTimeout, pushBytes } from './user-directory';
 export { banMember, detachedKey, fieldOf, isCurrent, liveGatesOf, parseBanMember, parseField, policyLimits } from './user-index';
 export { checkQos } from './gate-service';
+export { INPUT_ECHO_CHARS, clipInput, quoteInput } from './input-echo';

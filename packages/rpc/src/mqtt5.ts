@@ -1,3 +1,4 @@
+import { quoteInput } from './input-echo';
 import type { RpcValue, UserProperties } from './types';
 
 export type { Mqtt5Request, UserProperties } from './types';
@@ -72,7 +73,7 @@ export function checkUserProperties(where: string, value: unknown): UserProperti
   }
   for (const [k, v] of Object.entries(value)) {
     const ok = typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
-    if (!ok) throw new TypeError(`${where}: userProperties[${JSON.stringify(k)}] must be a string or a list of strings`);
+    if (!ok) throw new TypeError(`${where}: userProperties[${quoteInput(k)}] must be a string or a list of strings`);
   }
   return value as UserProperties;
 }

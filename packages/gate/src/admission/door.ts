@@ -1,5 +1,6 @@
 import type { IConnectPacket } from 'mqtt-packet';
 import type { SharedBan, UserIndex } from '@mqgate/rpc';
+import { FlappingDetector } from './flapping';
 import { Admission, type ConnectRefusal, type DoorRefusal } from './tables';
 import type { GateRuntime } from '../gate-runtime';
 import type { GateMetrics } from '../ops/metrics';
@@ -43,14 +44,18 @@ export interface DoorDeps {
  */
 export class Door {
   private readonly admission: Admission;
+  private readonly flapping: FlappingDetector;
   /** The user index, once started: where bans are shared when it has `ban`. */
   private userIndex: UserIndex | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** Connections whose CONNECT named its client id (flapping counts them once accepted, see {@link connected}). */
-  private readonly countable = new WeakSet<Conn>();
+  /** Connections whose CONNECT flapping detection counted and whose authentication has not settled (see {@link connected}, {@link released}). */
+  private readonly inFlight = new WeakSet<Conn>();
+  /** The flapping ban table was found full (warned once until it has room again). */
+  private warnedFull = false;
 
   constructor(private readonly deps: DoorDeps) {
     this.admission = new Admission(deps.options);
+    this.flapping = new FlappingDetector(deps.options);
   }
 
   /** Starts the periodic ban sync (and the sweep of admission's tables). */
@@ -93,9 +98,10 @@ export class Door {
     };
   }
 
-  /** An admitted connection closed. */
+  /** An admitted connection closed (a CONNECT of it still being authenticated is given back to flapping detection). */
   released(conn: Conn): void {
     this.admission.released(conn.wire.remoteAddress);
+    if (this.inFlight.delete(conn)) this.flapping.settle(conn.clientId, false);
   }
 
   /** Closes a connection admission refused at accept, before its CONNECT is read; counted and logged. */
@@ -114,33 +120,64 @@ export class Door {
     this.deps.runtime()?.warn(`limit:${refusal}`, { ip }, `connection refused at accept: ${why[refusal]}`);
   }
 
-  /** Admission at CONNECT (before authentication): a banned or flapping client id gets CONNACK 0x8A Banned (3.1.1: 5). */
+  /**
+   * Admission at CONNECT, before authentication: a banned client id (operator or flapping
+   * ban) gets CONNACK 0x8A Banned (3.1.1: 5). Flapping detection counts the CONNECT now, as
+   * it arrives (admission/flapping.ts): the one past `maxCount` accepted in `window` bans the
+   * client id for `banTime` and gets 0x8A; one that finds `maxCount` already counted, some
+   * still authenticating, gets 0x9F Connection rate exceeded (3.1.1: 3) and is not banned.
+   * Client ids the gate assigned are not counted.
+   */
   connect(conn: Conn, packet: IConnectPacket): ConnectVerdict | undefined {
-    if ((packet.clientId ?? '') !== '') this.countable.add(conn);
-    const refusal: ConnectRefusal | undefined = this.admission.connect(conn.clientId, false);
-    if (!refusal) return undefined;
+    const clientId = conn.clientId;
+    let refusal: ConnectRefusal | undefined = this.admission.connect(clientId);
+    if (!refusal) {
+      const counted = (packet.clientId ?? '') !== ''; // an id the gate assigned never repeats
+      const verdict = counted ? this.flapping.arrive(clientId) : undefined;
+      if (verdict === undefined) {
+        if (counted && this.deps.options.flapping) this.inFlight.add(conn);
+        return undefined;
+      }
+      refusal = verdict === 'banned' ? 'bannedClientId' : verdict === 'flapping' ? 'flapping' : 'flappingInFlight';
+    }
     this.deps.metrics?.refusedAtDoor(refusal);
-    this.deps
-      .runtime()
-      ?.warn('limit:bannedClientId', { clientId: conn.clientId, ip: conn.wire.remoteAddress }, 'CONNECT of a banned client id refused');
-    return { reasonCode: ReasonCode.Banned, reasonString: 'banned' };
+    const fields = { clientId, ip: conn.wire.remoteAddress };
+    const warn = this.deps.runtime()?.warn;
+    if (refusal === 'bannedClientId') {
+      warn?.('limit:bannedClientId', fields, 'CONNECT of a banned client id refused');
+      return { reasonCode: ReasonCode.Banned, reasonString: 'banned' };
+    }
+    const f = this.deps.options.flapping as { maxCount: number; window: number; banTime: number };
+    if (refusal === 'flappingInFlight') {
+      warn?.(
+        'limit:flappingInFlight',
+        fields,
+        `CONNECT refused, not banned: ${f.maxCount} CONNECTs of this client id are counted in ${f.window} ms, some still authenticating`,
+      );
+      return { reasonCode: ReasonCode.ConnectionRateExceeded, reasonString: 'too many CONNECTs of this client id at once' };
+    }
+    warn?.('limit:flapping', fields, `client id banned for ${f.banTime} ms: over ${f.maxCount} CONNECTs in ${f.window} ms`);
+    this.warnIfFull();
+    return { reasonCode: ReasonCode.Banned, reasonString: 'banned: the client id reconnects too often (flapping)' };
   }
 
-  /**
-   * A CONNECT was accepted (CONNACK 0 sent): flapping counts it (only accepted ones, so that
-   * nobody can get another client's id banned by sending CONNECTs with bad credentials;
-   * client ids the gate assigned are not counted). The one past `maxCount` in `window` bans
-   * the client id for `banTime` and is closed at once (MQTT 5: DISCONNECT 0x8A Banned); the
-   * next CONNECT gets CONNACK 0x8A (3.1.1: 5).
-   */
+  /** Warns once that the flapping ban table is full and evicts its oldest bans (again once it had room). */
+  private warnIfFull(): void {
+    if (!this.flapping.full || this.warnedFull) return;
+    this.warnedFull = true;
+    const max = this.deps.options.maxFlappingBans;
+    this.deps
+      .runtime()
+      ?.warn(
+        'flapping-bans-full',
+        { maxFlappingBans: max },
+        `flapping ban table full: ${max} client ids banned; each new flapping ban evicts the oldest (operator bans are kept apart)`,
+      );
+  }
+
+  /** A CONNECT was accepted (CONNACK 0 sent): flapping detection counts it as accepted. */
   connected(conn: Conn): void {
-    if (!this.countable.delete(conn)) return;
-    if (this.admission.connect(conn.clientId, true) !== 'flapping') return;
-    this.deps.metrics?.refusedAtDoor('flapping');
-    const f = this.deps.options.flapping as { maxCount: number; window: number; banTime: number };
-    const fields = { clientId: conn.clientId, ip: conn.wire.remoteAddress };
-    this.deps.runtime()?.warn('limit:flapping', fields, `client id banned for ${f.banTime} ms: over ${f.maxCount} CONNECTs in ${f.window} ms`);
-    conn.fail(ReasonCode.Banned, 'banned: the client id reconnects too often (flapping)');
+    if (this.inFlight.delete(conn)) this.flapping.settle(conn.clientId, true);
   }
 
   /** Bind's ban check (JWT CONNECT included): counted and logged. */
@@ -177,14 +214,15 @@ export class Door {
   /** Lifts a ban (on every gate, with a user index that shares bans). Resolves false when this gate held none. */
   async unban(target: BanTarget): Promise<boolean> {
     const [kind, value] = banOf(target);
-    const had = this.admission.unban(kind, value);
+    const flapped = kind === 'clientId' && this.flapping.unban(value);
+    const had = this.admission.unban(kind, value) || flapped;
     await this.userIndex?.unban?.(kind, value);
     return had;
   }
 
   /** The bans in force on this gate (its own, flapping ones, and those shared by the user index), soonest to end first. */
   bans(): SharedBan[] {
-    return this.admission.list();
+    return [...this.admission.list(), ...this.flapping.list()].sort((a, b) => a.untilMs - b.untilMs);
   }
 
   /** Kicks the live sessions (and closes the pending connections) a new ban matches; a banned user's detached sessions are dropped. */
@@ -210,6 +248,8 @@ export class Door {
   /** Reads the shared ban list (every banSyncInterval, never per connection), enforces new bans, sweeps admission's maps. */
   private async sync(): Promise<void> {
     this.admission.sweep();
+    this.flapping.sweep();
+    if (!this.flapping.full) this.warnedFull = false;
     const index = this.userIndex;
     if (!index?.bans || !this.deps.running()) return;
     const readAt = Date.now();

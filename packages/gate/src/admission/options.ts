@@ -34,21 +34,33 @@ export interface AdmissionOptions {
    */
   maxTrackedIps?: number;
   /**
-   * Flapping detection (EMQX's `flapping_detect`): a client id whose CONNECT is accepted more
-   * than `maxCount` times within `window` ms is banned for `banTime` ms and that connection
-   * closed (MQTT 5: DISCONNECT 0x8A); later CONNECTs get CONNACK 0x8A Banned / 3.1.1 return
-   * code 5. By client id, not address: many clients share an address, which `connectRate`
-   * covers. Accepted CONNECTs only: refused ones (bad credentials) do not count, so nobody can
-   * get another client's id banned. EMQX counts disconnects; this counts accepted CONNECTs. `false` = off. Default `{ maxCount: 15, window: 60 000, banTime: 300 000 }` (EMQX's).
+   * Flapping detection (EMQX's `flapping_detect`, admission/flapping.ts): once a client id's
+   * CONNECTs were accepted `maxCount` times within `window` ms, its next CONNECT gets CONNACK
+   * 0x8A Banned / 3.1.1 return code 5 and the client id is banned for `banTime` ms (later
+   * CONNECTs get the same). A CONNECT counts when it arrives, before its authentication
+   * settles: one that finds `maxCount` already counted, some still authenticating, gets 0x9F
+   * Connection rate exceeded / 3.1.1 return code 3 (not banned), so at most `maxCount` are
+   * accepted per window however many arrive at once. One refused by authentication (or closed
+   * before its CONNACK) is given back, so nobody can get another client's id banned. By client
+   * id, not address: many clients share an address, which `connectRate` covers. `false` = off.
+   * Default `{ maxCount: 15, window: 60 000, banTime: 300 000 }` (EMQX's).
    */
   flapping?: { maxCount: number; window: number; banTime: number } | false;
-  /** Client ids the flapping detection tracks at once; past it the oldest is forgotten. Default 100 000. */
+  /** Client ids whose CONNECTs flapping detection counts at once; past it the oldest is forgotten. Default 100 000. */
   maxTrackedClientIds?: number;
   /**
-   * Bans held (`gate.ban`, flapping); a `gate.ban` past it throws RangeError, a flapping ban
-   * past it is not made (and logged). Expired bans do not count. Default 10 000.
+   * Operator bans held (`gate.ban` and the user index's shared list; flapping bans have their
+   * own table, `maxFlappingBans`); a `gate.ban` past it throws RangeError. Expired bans do not
+   * count. Default 10 000.
    */
   maxBans?: number;
+  /**
+   * Flapping bans held (client ids), apart from `maxBans`: when full, a new flapping ban evicts
+   * the oldest one (with one banTime, the one that ends soonest), never an operator's ban, and
+   * the gate warns once (`flapping-bans-full`) until it has room again. Integer ≥ 1; OptionError
+   * (BAD_OPTION) otherwise. Default 10 000.
+   */
+  maxFlappingBans?: number;
   /**
    * ms between two reads of the shared ban list from the user index (when it supports bans,
    * like RedisUserIndex): a ban made on another gate takes effect here within this. Never read
@@ -71,6 +83,7 @@ export const ADMISSION_DEFAULTS = {
   flapping: { maxCount: 15, window: 60_000, banTime: 300_000 } as { maxCount: number; window: number; banTime: number } | false,
   maxTrackedClientIds: 100_000,
   maxBans: 10_000,
+  maxFlappingBans: 10_000,
   banSyncInterval: 5000,
 } as const;
 
@@ -91,6 +104,7 @@ export function resolveAdmissionOptions(o: AdmissionOptions): ResolvedAdmissionO
     flapping: flappingOf(o.flapping ?? D.flapping),
     maxTrackedClientIds: check('maxTrackedClientIds', o.maxTrackedClientIds ?? D.maxTrackedClientIds, RANGES.positive),
     maxBans: check('maxBans', o.maxBans ?? D.maxBans, RANGES.positive),
+    maxFlappingBans: check('maxFlappingBans', o.maxFlappingBans ?? D.maxFlappingBans, RANGES.positiveInteger),
     banSyncInterval: check('banSyncInterval', o.banSyncInterval ?? D.banSyncInterval, RANGES.positive),
   };
 }

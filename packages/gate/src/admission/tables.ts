@@ -7,8 +7,12 @@ import { banMember as memberOf } from '@mqgate/rpc/internal';
  */
 export type DoorRefusal = 'maxConnections' | 'maxConnectionsPerIp' | 'connectRate' | 'maxTrackedIps' | 'bannedIp';
 
-/** Why a CONNECT is refused with CONNACK 0x8A Banned (3.1.1: return code 5). */
-export type ConnectRefusal = 'bannedClientId' | 'flapping';
+/**
+ * Why a CONNECT is refused: a ban (`bannedClientId`, `flapping`: CONNACK 0x8A Banned, 3.1.1
+ * return code 5) or `flappingInFlight` (CONNACK 0x9F Connection rate exceeded, 3.1.1: 3), see
+ * admission/flapping.ts.
+ */
+export type ConnectRefusal = 'bannedClientId' | 'flapping' | 'flappingInFlight';
 
 /** The gate options admission works with (see options.ts for their meaning and defaults). */
 export interface AdmissionLimits {
@@ -16,8 +20,6 @@ export interface AdmissionLimits {
   maxConnectionsPerIp: number;
   connectRate: { perSecond: number; burst: number } | false;
   maxTrackedIps: number;
-  flapping: { maxCount: number; window: number; banTime: number } | false;
-  maxTrackedClientIds: number;
   maxBans: number;
 }
 
@@ -68,18 +70,18 @@ export function addressGroup(ip: string): string {
 }
 
 /**
- * Connection admission: the one object the gate asks at accept (`admit`), at
- * CONNECT (`connect`) and at Bind (`userBanned`), and tells at close (`released`). It holds
- * the open-connection counts, per-address counts and token buckets (EMQX `max_conn_rate`,
- * per address), the flapping counts per client id (EMQX `flapping_detect`) and the ban list;
- * every map is bounded (maxTrackedIps, maxTrackedClientIds, maxBans). O(1) per accept and
- * per CONNECT; nothing per packet.
+ * Connection admission: the one object the gate asks at accept (`admit`), at CONNECT
+ * (`connect`) and at Bind (`userBanned`), and tells at close (`released`). It holds the
+ * open-connection counts, per-address counts and token buckets (EMQX `max_conn_rate`, per
+ * address) and the operator's ban list (gate.ban and the shared list); every map is bounded
+ * (maxTrackedIps, maxBans). Flapping detection keeps its own counts and bans
+ * (admission/flapping.ts): an automatic ban never takes an operator's room. O(1) per accept
+ * and per CONNECT; nothing per packet.
  */
 export class Admission {
   /** Connections admitted and not yet released. */
   open = 0;
   private readonly ips = new Map<string, IpEntry>();
-  private readonly flaps = new Map<string, { count: number; since: number }>();
   private readonly banned = new Map<string, Ban>();
 
   constructor(
@@ -90,11 +92,6 @@ export class Admission {
   /** Addresses tracked (for tests and stats). */
   get trackedIps(): number {
     return this.ips.size;
-  }
-
-  /** Client ids the flapping detection tracks. */
-  get trackedClientIds(): number {
-    return this.flaps.size;
   }
 
   /**
@@ -191,28 +188,10 @@ export class Admission {
     return false;
   }
 
-  /**
-   * A CONNECT of `clientId` (`counted` false for a gate-assigned id, which never repeats):
-   * undefined lets it on to authentication, else the refusal. Counts the CONNECT for the
-   * flapping detection; the one past `maxCount` in `window` bans the client id for `banTime`.
-   */
-  connect(clientId: string, counted = true): ConnectRefusal | undefined {
+  /** A CONNECT of `clientId`: undefined lets it on (to flapping detection and authentication), else the refusal (an operator's or a shared ban). */
+  connect(clientId: string): 'bannedClientId' | undefined {
     if (this.banned.size > 0 && this.isBanned('clientId', clientId)) return 'bannedClientId';
-    const f = this.limits.flapping;
-    if (!f || !counted) return undefined;
-    const t = this.now();
-    const e = this.flaps.get(clientId);
-    if (!e || t - e.since > f.window) {
-      if (e) this.flaps.delete(clientId);
-      else if (this.flaps.size >= this.limits.maxTrackedClientIds) this.flaps.delete(this.flaps.keys().next().value as string);
-      this.flaps.set(clientId, { count: 1, since: t });
-      return undefined;
-    }
-    if (++e.count <= f.maxCount) return undefined;
-    this.flaps.delete(clientId);
-    // A full ban list: the client is refused this once, not banned (the gate logs it).
-    this.tryBan('clientId', clientId, t + f.banTime, false);
-    return 'flapping';
+    return undefined;
   }
 
   /** True when `userId` is banned (checked at Bind, JWT CONNECT included). */
@@ -282,7 +261,7 @@ export class Admission {
     return fresh;
   }
 
-  /** Drops expired bans, idle addresses whose bucket is full again, and stale flapping counts (run every banSyncInterval). */
+  /** Drops expired bans and idle addresses whose bucket is full again (run every banSyncInterval). */
   sweep(): void {
     const t = this.now();
     this.dropExpired();
@@ -290,8 +269,6 @@ export class Admission {
     for (const [ip, e] of this.ips) {
       if (e.open === 0 && e.pending === 0 && (!rate || e.tokens + ((t - e.at) * rate.perSecond) / 1000 >= rate.burst)) this.ips.delete(ip);
     }
-    const f = this.limits.flapping;
-    if (f) for (const [id, e] of this.flaps) if (t - e.since > f.window) this.flaps.delete(id);
   }
 
   private dropExpired(): void {

@@ -136,7 +136,7 @@ export class GateMetrics {
     });
     this.admissionRefused = new Counter({
       name: 'mqgate_admission_refused_total',
-      help: 'Connections refused at the door, by reason: maxConnections, maxConnectionsPerIp, connectRate, maxTrackedIps, bannedIp (closed before CONNECT is read); bannedClientId, flapping, bannedUserId (CONNACK 0x8A / 5, or Bind refused)',
+      help: 'Connections refused at the door by reason: maxConnections, maxConnectionsPerIp, connectRate, maxTrackedIps, bannedIp (closed before CONNECT is read); bannedClientId, flapping, bannedUserId (CONNACK 0x8A / 5, or Bind refused), flappingInFlight (CONNACK 0x9F / 3)',
       labelNames: ['reason'],
       registers,
     });

@@ -6,6 +6,7 @@ import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
+import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import type { OutputBudget } from './output-budget';
 import { State } from './state';
@@ -311,7 +312,9 @@ export class MqttConnection<S = unknown> implements WireSink {
     } else if (packet.cmd === 'connect') {
       return this.fail(ReasonCode.ProtocolError, 'second CONNECT (MQTT-3.1.0-2)');
     }
-    const bad = propertiesProblem((packet as { properties?: unknown }).properties);
+    const bad =
+      propertiesProblem((packet as { properties?: unknown }).properties) ??
+      (this.v5 && packet.cmd !== 'connect' ? propertyRulesProblem(packet) : undefined);
     if (bad) {
       const what = `${packet.cmd.toUpperCase()}: ${bad.what}`;
       // Before a CONNACK there is no DISCONNECT (MQTT-3.14.0-1): the connection just closes.

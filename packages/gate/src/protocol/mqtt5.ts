@@ -1,4 +1,5 @@
-import type { UserProperties } from '@mqgate/rpc';
+import { type UserProperties } from '@mqgate/rpc';
+import { quoteInput } from '@mqgate/rpc/internal';
 
 /**
  * MQTT 5 reason codes the gate sends (MQTT 5.0 §2.4, table 2-6). Values below 0x80 succeed.
@@ -31,6 +32,8 @@ export const ReasonCode = {
   PayloadFormatInvalid: 0x99,
   ServerShuttingDown: 0x8b,
   SubscriptionIdentifiersNotSupported: 0xa1,
+  /** CONNACK: too many CONNECTs (§3.2.2.2): the same client id's CONNECTs at once past flapping's maxCount. */
+  ConnectionRateExceeded: 0x9f,
   /** DISCONNECT: the maximum connection time authorized has been exceeded (§3.14.2.1); sent when a JWT expires. */
   MaximumConnectTime: 0xa0,
 } as const;
@@ -131,7 +134,7 @@ export function propertiesProblem(properties: unknown): { code: number; what: st
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         const values = Array.isArray(v) ? v : [v];
         if (values.some((x) => typeof x !== 'string'))
-          return { code: ReasonCode.MalformedPacket, what: `User Property ${JSON.stringify(k.slice(0, 40))} runs past the end of the packet` };
+          return { code: ReasonCode.MalformedPacket, what: `User Property ${quoteInput(k)} runs past the end of the packet` };
       }
       continue;
     }

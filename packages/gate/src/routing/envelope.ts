@@ -1,6 +1,8 @@
 // The request body a handler gets and the reply body a client gets: mqant's JSON envelope
 // `{"Trace","Error","Result"}`, or bytes unwrapped.
 
+import { clipInput } from '@mqgate/rpc/internal';
+
 /** Content Type of a reply envelope to an MQTT 5 client (MQTT 5.0 §3.3.2.3.9). */
 export const ENVELOPE_CONTENT_TYPE = 'application/json';
 
@@ -28,10 +30,19 @@ export function decodePayload(buf: Buffer): Record<string, unknown> | Buffer {
 }
 
 /**
+ * Characters of an `Error` a reply envelope carries at most: the gate's own texts cut each
+ * client-sent value they name to a short prefix (rpc `clipInput`); this also bounds a
+ * module's own error text that repeats what the client sent. Longer ones end `…(N chars)`.
+ */
+export const MAX_REPLY_ERROR_CHARS = 512;
+
+/**
  * The reply body: bytes returned by a handler go out unwrapped (mqant's ProtocolMarshal);
- * anything else is wrapped in the envelope `{"Trace","Error","Result"}`.
+ * anything else is wrapped in the envelope `{"Trace","Error","Result"}`, its Error cut to
+ * {@link MAX_REPLY_ERROR_CHARS}.
  */
 export function encodeReply(trace: string, error: string, result: unknown): Buffer {
+  if (error.length > MAX_REPLY_ERROR_CHARS) error = clipInput(error, MAX_REPLY_ERROR_CHARS);
   if (error === '' && result instanceof Uint8Array) {
     return Buffer.isBuffer(result) ? result : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
   }

@@ -1,4 +1,5 @@
 import { HANDLER_PREFIX, type Address } from '@mqgate/rpc';
+import { clipInput } from '@mqgate/rpc/internal';
 
 /** A parsed request topic `moduleType[@serverId]/HD_handler[/msgid]`. */
 export interface Route {
@@ -25,7 +26,7 @@ export function parseTopic(topic: string): Route | string {
   const handler = b < 0 ? topic.slice(a + 1) : topic.slice(a + 1, b);
   const msgid = b < 0 ? undefined : topic.slice(b + 1);
   if (!handler.startsWith(HANDLER_PREFIX) || handler.length === HANDLER_PREFIX.length) {
-    return `Method(${handler}) must begin with '${HANDLER_PREFIX}'`;
+    return `Method(${clipInput(handler)}) must begin with '${HANDLER_PREFIX}'`;
   }
   const module = topic.slice(0, a);
   const at = module.indexOf('@');

@@ -1,4 +1,5 @@
 import { BadArgumentError, LimitError } from '@mqgate/rpc';
+import { quoteInput } from '@mqgate/rpc/internal';
 
 /**
  * What one session may hold: its user id and its settings. Every size is UTF-8 bytes; 0 turns
@@ -57,10 +58,10 @@ export function checkSettings(verb: string, next: Readonly<Record<string, string
   for (const key of changed) {
     if (!Object.hasOwn(next, key)) continue;
     const value = next[key];
-    wellFormed(verb, `key ${JSON.stringify(key.slice(0, 40))}`, key);
-    wellFormed(verb, `the value of ${JSON.stringify(key.slice(0, 40))}`, value);
-    atMost(verb, `key ${JSON.stringify(key.slice(0, 40))}`, bytes(key), limits.maxSettingKeyBytes, 'maxSettingKeyBytes');
-    atMost(verb, `the value of ${JSON.stringify(key.slice(0, 40))}`, bytes(value), limits.maxSettingValueBytes, 'maxSettingValueBytes');
+    wellFormed(verb, `key ${quoteInput(key)}`, key);
+    wellFormed(verb, `the value of ${quoteInput(key)}`, value);
+    atMost(verb, `key ${quoteInput(key)}`, bytes(key), limits.maxSettingKeyBytes, 'maxSettingKeyBytes');
+    atMost(verb, `the value of ${quoteInput(key)}`, bytes(value), limits.maxSettingValueBytes, 'maxSettingValueBytes');
   }
   const keys = Object.keys(next);
   if (limits.maxSettings > 0 && keys.length > limits.maxSettings) {

@@ -15,6 +15,7 @@ import {
   type UserIndex,
   type UserLocation,
 } from '@mqgate/rpc';
+import { quoteInput } from '@mqgate/rpc/internal';
 import { ReasonCode } from '../protocol/mqtt5';
 import { PushEncoding } from '../protocol/push-encoding';
 import { PersistenceError } from '../persistence/error';
@@ -217,7 +218,7 @@ export class SessionManager {
    */
   bind(session: GateSession, userId: string): Promise<void> {
     try {
-      checkUserId(`Bind(${JSON.stringify(userId.slice(0, 40))})`, userId, this.limits);
+      checkUserId(`Bind(${quoteInput(userId)})`, userId, this.limits);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,12 +1,18 @@
 import { RpcError, type GateService } from '@mqgate/rpc';
+import { quoteInput } from '@mqgate/rpc/internal';
 import { State } from '../protocol/state';
 import type { ResumeManager } from '../resume/manager';
 import type { SessionManager } from './manager';
 import type { WarnLog } from '../ops/warn-log';
 
+/** Keys as an error text names them: the first {@link KEYS_NAMED}, each cut to a short prefix (client input). */
 function keyList(keys: readonly string[]): string {
-  return keys.map((k) => JSON.stringify(k)).join(', ');
+  const named = keys.slice(0, KEYS_NAMED).map((k) => quoteInput(k));
+  return keys.length > KEYS_NAMED ? `${named.join(', ')}, … ${keys.length} keys` : named.join(', ');
 }
+
+/** Keys an error text names at most. */
+const KEYS_NAMED = 5;
 
 function asBuffer(body: Uint8Array): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
@@ -38,7 +44,7 @@ export function gateService(manager: SessionManager, resume?: ResumeManager, war
     },
     set: async (sid, key, value) => {
       const s = manager.require(sid);
-      await manager.changeSettings(s, { [key]: value }, [], `Set(${JSON.stringify(key)})`);
+      await manager.changeSettings(s, { [key]: value }, [], `Set(${quoteInput(key)})`);
       return s.snapshot();
     },
     remove: async (sid, keys) => {

@@ -3,6 +3,7 @@ import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { ConnectVerdict, MqttConnection } from '../connection';
 import { Mqtt5State, ReasonCode, userPropertiesProblem, type ConnectProperties } from '../mqtt5';
 import { State } from '../state';
+import { propertyRulesProblem } from '../v5-property-rules';
 
 /** Prefix of the Response Information the gate gives an MQTT 5 client that asks (MQTT 5.0 §3.2.2.3.15): `reply/<clientId>`. */
 export const RESPONSE_INFORMATION_PREFIX = 'reply/';
@@ -28,6 +29,9 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  * - CONNACK Session Present is 1 only when the gate resumed a session at CONNECT (the
  *   verdict's `sessionPresent`: Clean Session / Clean Start 0 resumes the user's detached session), else 0
  *   (MQTT-3.2.2-1..3, MQTT 5.0 §3.2.2.1.1);
+ * - level 5: a property (or Will Property) CONNECT may not carry gets CONNACK 0x81, one out
+ *   of its range (Receive Maximum 0, Maximum Packet Size 0, Authentication Data without a
+ *   method) 0x82 Protocol Error (see ../v5-property-rules.ts);
  * - level 5: the CONNECT properties are kept on `conn.v5` (see {@link Mqtt5State}); User
  *   Properties over maxUserProperties / maxUserPropertyBytes get 0x97 (Quota exceeded);
  *   an Authentication Method (MQTT 5.0 §3.1.2.11.9) gets 0x8C (Bad authentication method)
@@ -48,6 +52,8 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
   const props = packet.properties as ConnectProperties | undefined;
   if (level === 5) {
     conn.v5 = new Mqtt5State(props);
+    const rules = propertyRulesProblem(packet);
+    if (rules) return refuse(conn, rules.code, `CONNECT: ${rules.what}`);
     const problem = userPropertiesProblem(conn.v5.userProperties, conn.limits.maxUserProperties, conn.limits.maxUserPropertyBytes);
     if (problem) return refuse(conn, ReasonCode.QuotaExceeded, `CONNECT: ${problem}`);
   }
@@ -93,7 +99,7 @@ interface ConnackExtras {
   authenticationMethod: string | undefined;
 }
 
-/** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 → 3. */
+/** A v5 reason code as the 3.1.1 return code (MQTT-3.2.2.3): 0x86 → 4, 0x87 / 0x8C → 5, 0x88 / 0x89 / 0x9F → 3. */
 function toReturnCode(reasonCode: number): number {
   switch (reasonCode) {
     case 0:
@@ -102,6 +108,7 @@ function toReturnCode(reasonCode: number): number {
       return 4;
     case ReasonCode.ServerUnavailable:
     case ReasonCode.ServerBusy:
+    case ReasonCode.ConnectionRateExceeded:
       return 3;
     default:
       return 5;
