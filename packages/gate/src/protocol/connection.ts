@@ -279,6 +279,17 @@ export class MqttConnection<S = unknown> implements WireSink {
     else this.resume(PAUSE_RATE);
   }
 
+  /**
+   * WireSink: the wire refused a message larger than it may buffer and closes itself after
+   * this (WebSocket close 1009). An MQTT 5 client is told DISCONNECT 0x95 Packet too large
+   * first, as for a packet over maxPacketSize (MQTT 5.0 §4.13); a 3.1.1 client only sees the close.
+   */
+  tooLarge(reason: string): void {
+    if (this.state === State.Closed) return;
+    if (this.v5 && this.state === State.Connected) this.sendDisconnect(ReasonCode.PacketTooLarge, reason);
+    this.finish(reason);
+  }
+
   /** WireSink: the socket has gone. */
   closed(error?: Error): void {
     this.hooks.budget?.release(this);
