@@ -78,7 +78,7 @@ export interface ProtocolLimits {
   maxIdle: number;
   maxPacketSize: number;
   maxQos2Pending: number;
-  /** MQTT 5 Receive Maximum the gate states in CONNACK: the gate's maxInflight (MQTT-3.3.4-9). */
+  /** MQTT 5 Receive Maximum the gate states in CONNACK: the gate's maxInflight (the client's bound, MQTT-3.3.4-7). */
   maxInflight: number;
   /** Inbound Topic Aliases an MQTT 5 client may set, 1..this (MQTT 5.0 §3.2.2.3.8); 0 = none. */
   topicAliasMaximum: number;
@@ -95,7 +95,7 @@ export interface ProtocolLimits {
   /** ms a connection may stay stopped on its unsent output (the client does not read) before it is closed. */
   slowConsumerTimeout: number;
   // Outbound QoS 1 (issue 10, rule 7)
-  /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-7). */
+  /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-9). */
   maxOutboundInflight: number;
   /** QoS 1 pushes queued behind that window; one more is refused. */
   maxOutboundQueue: number;
@@ -683,7 +683,7 @@ export class MqttConnection<S = unknown> implements WireSink {
         );
       }
     } else if (this.state === State.Connected && this.pausedBy === 0 && now - this.lastSeen > this.idleLimit) {
-      this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24)');
+      this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24; MQTT 5: MQTT-3.1.2-22)');
     }
   }
 }
