@@ -361,6 +361,10 @@ function flows(level, packets) {
     [`publish v${level} q0 user/HD_login/3 no props`, `publish v${level} q1 user/HD_set/4 no props`, `publish v${level} q0 user/HD_get/5 no props`],
   ];
   if (level === 5) out.push(['publish v5 q0 echo/HD_echo/1 topic alias set', 'publish v5 topic alias use', 'publish v5 topic alias use q1']);
+  // Frames are not packets (MQTT-6.0.0-2): two legal 60 KB PUBLISHes (3-byte Remaining Length)
+  // around a PINGREQ, then one over maxPacketSize; the 'straddle' chunking cuts inside each fixed
+  // header, so one WebSocket message holds the tail of a packet and the head of the next.
+  out.push([`publish v${level} q0 60 KB`, `pingreq v${level}`, `publish v${level} q0 60 KB`, `publish v${level} q1 70 KB`]);
   return out.map((names) => names.map(by).filter(Boolean));
 }
 

@@ -288,8 +288,13 @@ function baseSequence(rng, c, level) {
   return seq;
 }
 
-/** Cuts `stream` into chunks; over WebSocket each is a message, or a fragment of one continued by the next. */
-function chunk(rng, stream, transport) {
+/**
+ * Cuts `stream` into chunks; over WebSocket each is a message, or a fragment of one continued by
+ * the next. `starts`: where the base sequence's packets began (before stream mutations), for the
+ * `straddle` mode, which cuts 1 to 3 bytes into each packet (inside its fixed header: after the
+ * type byte, inside a multi-byte Remaining Length), so chunks mix packet and frame boundaries.
+ */
+function chunk(rng, stream, transport, starts = []) {
   const n = stream.length;
   let cuts;
   const mode = rng.weighted([
@@ -297,9 +302,11 @@ function chunk(rng, stream, transport) {
     [4, 'few'],
     [2, 'many'],
     [n <= 96 ? 1 : 0, 'bytes'],
+    [starts.length > 1 ? 2 : 0, 'straddle'],
   ]);
   if (mode === 'one' || n < 2) cuts = [];
   else if (mode === 'bytes') cuts = Array.from({ length: n - 1 }, (_, i) => i + 1);
+  else if (mode === 'straddle') cuts = [...new Set(starts.map((at) => at + 1 + rng.int(3)).filter((at) => at < n))].sort((a, b) => a - b);
   else {
     const k = mode === 'few' ? 1 + rng.int(3) : 4 + rng.int(28);
     cuts = [...new Set(Array.from({ length: k }, () => 1 + rng.int(n - 1)))].sort((a, b) => a - b);
@@ -343,7 +350,9 @@ export function buildCase(seed, opts = {}, c = corpus()) {
     const what = fn(rng, seq, c);
     if (what) mutations.push(`${name}: ${what}`);
   }
-  let stream = Buffer.concat(seq.map(pack));
+  const packed = seq.map(pack);
+  const starts = packed.map((_, i) => packed.slice(0, i).reduce((sum, b) => sum + b.length, 0));
+  let stream = Buffer.concat(packed);
   const streamOps = rng.weighted([
     [4, 0],
     [4, 1],
@@ -360,7 +369,7 @@ export function buildCase(seed, opts = {}, c = corpus()) {
     mutations.push(`capped at ${MAX_STREAM} bytes`);
   }
   const text = transport === 'ws' && rng.chance(0.01);
-  return { seed, transport, level, base, mutations, chunks: chunk(rng, stream, transport), text };
+  return { seed, transport, level, base, mutations, chunks: chunk(rng, stream, transport, starts), text };
 }
 
 /** The whole byte stream of a case. */

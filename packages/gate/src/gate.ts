@@ -408,7 +408,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     const r = this.runtime as GateRuntime;
     const older = this.registry.byClientId(conn.clientId);
     if (older && older !== conn.session)
-      r.sessions.kick(older, 'session taken over by a new connection with the same client id (MQTT-3.1.4-2)', ReasonCode.SessionTakenOver);
+      r.sessions.kick(
+        older,
+        'session taken over by a new connection with the same client id (MQTT-3.1.4-2; MQTT 5: MQTT-3.1.4-3)',
+        ReasonCode.SessionTakenOver,
+      );
     // With `jwt` the session was made, and bound, before the CONNACK; a resume at CONNECT (rule 6) attached one.
     const session = conn.session ?? new GateSession(conn, this.serverId);
     conn.session = session;

@@ -152,11 +152,13 @@ describe('after a known workload', () => {
 });
 
 test('close reasons map to a bounded set of labels', () => {
-  expect(closeReasonLabel('keepalive timeout (MQTT-3.1.2-24)')).toBe('keepalive');
+  expect(closeReasonLabel('keepalive timeout (MQTT-3.1.2-24; MQTT 5: MQTT-3.1.2-22)')).toBe('keepalive');
   expect(closeReasonLabel('malformed packet: bad')).toBe('malformed');
   expect(closeReasonLabel('packet of 99999 bytes exceeds maxPacketSize 65536')).toBe('too_large');
   expect(closeReasonLabel('slow consumer: 5 bytes unsent, over maxBufferedBytes 4')).toBe('slow_consumer');
-  expect(closeReasonLabel('kicked: session taken over by a new connection with the same client id (MQTT-3.1.4-2)')).toBe('takeover');
+  expect(closeReasonLabel('kicked: session taken over by a new connection with the same client id (MQTT-3.1.4-2; MQTT 5: MQTT-3.1.4-3)')).toBe(
+    'takeover',
+  );
   expect(closeReasonLabel('kicked: server shutting down')).toBe('shutdown');
   expect(closeReasonLabel('connection lost: ECONNRESET')).toBe('network');
   expect(closeReasonLabel('second CONNECT (MQTT-3.1.0-2)')).toBe('protocol_error');

@@ -127,7 +127,7 @@ describe('CONNECT v5 properties (rule 1)', () => {
     expect(((await within(raw.next('publish'), 2000, 'second push')) as IPublishPacket).payload.toString()).toBe('still');
   });
 
-  test('a Session Expiry Interval is kept: DISCONNECT may change a non-zero one, not a zero one (MQTT-3.14.2-2)', async () => {
+  test('a Session Expiry Interval is kept: DISCONNECT may change a non-zero one, not a zero one (MQTT 5.0 §3.14.2.2.2)', async () => {
     const kept = await peers.tcp(h.tcpPort);
     await kept.connect({ clientId: 'sei-300', properties: { sessionExpiryInterval: 300 } });
     kept.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 10 } });

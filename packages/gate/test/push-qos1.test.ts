@@ -1,7 +1,7 @@
 /**
  * Outbound QoS 1 pushes (QoS 1 pushes are delivered at least once): `session.send(topic, body, { qos: 1 })` arrives
  * at QoS 1 under a packet identifier of the gate's, the client's PUBACK frees it, at most
- * maxOutboundInflight (MQTT 5: the client's Receive Maximum, MQTT-3.3.4-7) are unacknowledged
+ * maxOutboundInflight (MQTT 5: the client's Receive Maximum, MQTT-3.3.4-9) are unacknowledged
  * at once with the rest queued in order and bounded by maxOutboundQueue, and a session that
  * drops with unacknowledged pushes gets them again on resume with DUP 1 and their identifiers
  * (MQTT-4.4.0-1), before the pushes buffered while detached. QoS 0 stays the default. Real

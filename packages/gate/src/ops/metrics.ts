@@ -32,7 +32,7 @@ const CLOSE_REASONS: [RegExp, string][] = [
   [/^connection lost/, 'network'],
   [/keepalive timeout/, 'keepalive'],
   [/no CONNECT within/, 'connect_timeout'],
-  [/exceeds maxPacketSize/, 'too_large'],
+  [/exceeds maxPacketSize|exceeds the connection's input bound/, 'too_large'],
   [/^malformed/, 'malformed'],
   [/^slow consumer/, 'slow_consumer'],
   [/taken over/, 'takeover'],

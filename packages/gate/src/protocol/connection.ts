@@ -84,7 +84,7 @@ export interface ProtocolLimits {
   maxIdle: number;
   maxPacketSize: number;
   maxQos2Pending: number;
-  /** MQTT 5 Receive Maximum the gate states in CONNACK: the gate's maxInflight (MQTT-3.3.4-9). */
+  /** MQTT 5 Receive Maximum the gate states in CONNACK: the gate's maxInflight (the client's bound, MQTT-3.3.4-7). */
   maxInflight: number;
   /** Inbound Topic Aliases an MQTT 5 client may set, 1..this (MQTT 5.0 §3.2.2.3.8); 0 = none. */
   topicAliasMaximum: number;
@@ -101,7 +101,7 @@ export interface ProtocolLimits {
   /** ms a connection may stay stopped on its unsent output (the client does not read) before it is closed. */
   slowConsumerTimeout: number;
   // Outbound QoS 1 (QoS 1 pushes are delivered at least once)
-  /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-7). */
+  /** QoS 1 pushes unacknowledged at once toward a client (MQTT 5: capped by its Receive Maximum, MQTT-3.3.4-9). */
   maxOutboundInflight: number;
   /** QoS 1 pushes queued behind that window; one more is refused. */
   maxOutboundQueue: number;
@@ -285,6 +285,17 @@ export class MqttConnection<S = unknown> implements WireSink {
     const wait = this.rate ? this.rate.waitMs(Date.now()) : 0;
     if (wait > 0) this.rateTimer = setTimeout(resumeAfterRate, wait, this);
     else this.resume(PAUSE_RATE);
+  }
+
+  /**
+   * WireSink: the wire refused a message larger than it may buffer and closes itself after
+   * this (WebSocket close 1009). An MQTT 5 client is told DISCONNECT 0x95 Packet too large
+   * first, as for a packet over maxPacketSize (MQTT 5.0 §4.13); a 3.1.1 client only sees the close.
+   */
+  tooLarge(reason: string): void {
+    if (this.state === State.Closed) return;
+    if (this.v5 && this.state === State.Connected) this.sendDisconnect(ReasonCode.PacketTooLarge, reason);
+    this.finish(reason);
   }
 
   /** WireSink: the socket has gone. */
@@ -682,7 +693,7 @@ export class MqttConnection<S = unknown> implements WireSink {
         );
       }
     } else if (this.state === State.Connected && this.pausedBy === 0 && now - this.lastSeen > this.idleLimit) {
-      this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24)');
+      this.fail(ReasonCode.KeepAliveTimeout, 'keepalive timeout (MQTT-3.1.2-24; MQTT 5: MQTT-3.1.2-22)');
     }
   }
 }

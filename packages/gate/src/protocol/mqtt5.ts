@@ -45,7 +45,7 @@ export const ReasonCode = {
 export class Mqtt5State {
   /** Session Expiry Interval, seconds (§3.1.2.11.2); 0 = the session ends with the connection. The detached session's resume window (capped by resumeWindow). */
   sessionExpiryInterval: number;
-  /** Client's Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the gate may leave unacknowledged toward it (MQTT-3.3.4-7): it caps the window of QoS 1 pushes with maxOutboundInflight. */
+  /** Client's Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the gate may leave unacknowledged toward it (MQTT-3.3.4-9): it caps the window of QoS 1 pushes with maxOutboundInflight. */
   readonly receiveMaximum: number;
   /** Client's Maximum Packet Size, bytes (§3.1.2.11.4); Infinity when not given. Nothing larger is sent (MQTT-3.1.2-25). */
   readonly maximumPacketSize: number;

@@ -32,7 +32,7 @@ export interface ProtocolOptions {
   /**
    * QoS 2 packet identifiers held between PUBREC and PUBREL per connection; one more closes the connection. Default 100.
    * MQTT 5 clients are held to the Receive Maximum the gate states instead (maxInflight, when lower):
-   * one more is DISCONNECT 0x93 (MQTT-3.3.4-9).
+   * one more is DISCONNECT 0x93 (MQTT-3.3.4-7).
    */
   maxQos2Pending?: number;
   /**
@@ -63,7 +63,7 @@ export interface ProtocolOptions {
   slowConsumerTimeout?: number;
   /**
    * QoS 1 pushes a connection may hold unacknowledged (no PUBACK yet); further ones queue.
-   * An MQTT 5 client's Receive Maximum, when lower, wins (MQTT-3.3.4-7). 1..65 535 (packet
+   * An MQTT 5 client's Receive Maximum, when lower, wins (MQTT-3.3.4-9). 1..65 535 (packet
    * identifiers, MQTT-2.3.1-1). Default 32, EMQX's `mqtt.max_inflight`.
    */
   maxOutboundInflight?: number;

@@ -18,7 +18,7 @@ export interface OutboundPush {
 
 /** Bounds of a connection's outbound QoS 1 state. */
 export interface OutboundBounds {
-  /** Pushes unacknowledged at once: min(gate maxOutboundInflight, the MQTT 5 client's Receive Maximum; MQTT-3.3.4-7). */
+  /** Pushes unacknowledged at once: min(gate maxOutboundInflight, the MQTT 5 client's Receive Maximum; MQTT-3.3.4-9). */
   readonly window: number;
   /** Pushes waiting behind the window (gate maxOutboundQueue); one more is refused. */
   readonly maxQueue: number;

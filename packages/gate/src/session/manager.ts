@@ -43,7 +43,7 @@ export const DUPLICATE_LOGIN_REASON = 'logged in elsewhere (duplicate login poli
 export interface SessionEvents {
   /** A client completed CONNECT. */
   connect: [session: SessionData];
-  /** A session ended; `reason` says why (`client disconnect`, `connection lost`, `keepalive timeout (MQTT-3.1.2-24)`, `kicked: ...`). */
+  /** A session ended; `reason` says why (`client disconnect`, `connection lost`, `keepalive timeout (MQTT-3.1.2-24; MQTT 5: MQTT-3.1.2-22)`, `kicked: ...`). */
   disconnect: [session: SessionData, reason: string];
   /** A session was bound to a user id. */
   bind: [session: SessionData, userId: string];

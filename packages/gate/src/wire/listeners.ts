@@ -7,6 +7,7 @@ import { openSecureListeners, type SecureListeners } from './secure-listeners';
 import { listenTcp } from './tcp';
 import type { TlsReload } from './tls';
 import { listenWebSocket } from './websocket';
+import { webSocketMessageBound } from './websocket-bound';
 import type { Wire, WireSink } from './wire';
 
 /** Bound addresses of a started gate (useful with port 0). */
@@ -42,11 +43,11 @@ export class GateListeners {
     const trustedProxies = trustedSet(o.trustedProxies);
     if (o.tcp) this.tcp = await listenTcp({ ...o.tcp, trustedProxies, headerTimeout: o.connectTimeout }, accept);
     const connectTimeout = o.connectTimeout;
-    if (o.websocket)
-      this.ws = await listenWebSocket({ ...o.websocket, maxPayload: o.maxPacketSize, trustedProxies, connectTimeout, admitSocket }, accept);
+    const maxPayload = webSocketMessageBound(o); // a frame may hold many packets (MQTT-6.0.0-2)
+    if (o.websocket) this.ws = await listenWebSocket({ ...o.websocket, maxPayload, trustedProxies, connectTimeout, admitSocket }, accept);
     if (o.mqtts || o.wss) {
       const headerTimeout = o.connectTimeout;
-      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload: o.maxPacketSize, trustedProxies, headerTimeout, connectTimeout, admitSocket };
+      const config = { mqtts: o.mqtts, wss: o.wss, maxPayload, trustedProxies, headerTimeout, connectTimeout, admitSocket };
       this.secure = await openSecureListeners(config, accept, onTlsReload);
     }
   }

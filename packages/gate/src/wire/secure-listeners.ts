@@ -16,7 +16,7 @@ export interface SecureListeners {
 export interface SecureListenConfig {
   mqtts: TlsListenOptions | false;
   wss: TlsListenOptions | false;
-  /** Largest WebSocket message, bytes (the gate's maxPacketSize). */
+  /** Largest WebSocket message, bytes (see webSocketMessageBound). */
   maxPayload: number;
   trustedProxies: ReadonlySet<string>;
   /** ms a connection has to send a PROXY header (mqtts with `proxyProtocol`; the gate's connectTimeout). Default 10 000. */

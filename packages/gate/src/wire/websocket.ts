@@ -7,6 +7,7 @@ import type { ListenOptions } from '../options';
 import { resolveRemoteAddress } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
+import { messageTooLargeReason, onMessageTooLarge } from './websocket-bound';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
 const SEND_BINARY = { binary: true, compress: false, fin: true } as const;
@@ -66,7 +67,11 @@ class WebSocketWire implements Wire, TickCorked {
 }
 
 export interface WebSocketListenOptions extends ListenOptions {
-  /** Largest WebSocket message, bytes: the gate's maxPacketSize. */
+  /**
+   * Largest WebSocket message, bytes (see webSocketMessageBound: what a connection may send at
+   * once, not maxPacketSize, which the MQTT parser applies per packet). A larger one is closed
+   * with 1009, after the sink's `tooLarge` (an MQTT 5 DISCONNECT 0x95).
+   */
   maxPayload: number;
   /** Peers whose X-Forwarded-For is believed. */
   trustedProxies: ReadonlySet<string>;
@@ -158,6 +163,7 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate, acceptedAt);
     const sink = accept(wire);
     let failure: Error | undefined;
+    onMessageTooLarge(ws, () => sink.tooLarge?.(messageTooLargeReason(opts.maxPayload)));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (failure) return; // closing: nothing more is read
       if (!isBinary) {

@@ -60,6 +60,12 @@ export interface Wire {
 /** What a wire reports to whoever reads it. */
 export interface WireSink {
   data(chunk: Buffer): void;
+  /**
+   * The wire refused input larger than it may buffer (a WebSocket message over its bound)
+   * and closes itself right after this call (WebSocket close 1009): the last moment to tell
+   * the client why (an MQTT 5 DISCONNECT). `closed` still follows once the socket is gone.
+   */
+  tooLarge?(reason: string): void;
   /** Called once, when the underlying socket has closed. `error` when it failed. */
   closed(error?: Error): void;
 }

@@ -19,6 +19,8 @@ export interface RawWsOptions {
   protocols?: string[];
   /** Extra HTTP headers on the upgrade request (e.g. X-Forwarded-For). */
   headers?: Record<string, string>;
+  /** How received packets are parsed: 4 (default) or 5 for an MQTT 5 peer. */
+  protocolVersion?: 4 | 5;
 }
 
 /**
@@ -30,11 +32,14 @@ export class RawWs extends RawPeer {
   /** Resolves with the close code when the WebSocket has closed. */
   readonly closed: Promise<number>;
 
-  private constructor(readonly ws: WebSocket) {
-    super('raw-ws');
+  private constructor(
+    readonly ws: WebSocket,
+    protocolVersion: 4 | 5 = 4,
+  ) {
+    super('raw-ws', protocolVersion);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const frame: ReceivedFrame = { bytes: Buffer.from(data), binary: isBinary, packets: [], leftover: 0 };
-      const alone = mqttPacket.parser({ protocolVersion: 4 });
+      const alone = mqttPacket.parser({ protocolVersion });
       alone.on('packet', (p: mqttPacket.Packet) => frame.packets.push(p));
       alone.on('error', (e: Error) => (frame.error = e.message));
       frame.leftover = alone.parse(frame.bytes);
@@ -49,7 +54,7 @@ export class RawWs extends RawPeer {
   static open(url: string, opts: RawWsOptions = {}): Promise<RawWs> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, opts.protocols ?? ['mqtt'], { headers: opts.headers, perMessageDeflate: false });
-      const client = new RawWs(ws);
+      const client = new RawWs(ws, opts.protocolVersion);
       ws.once('open', () => resolve(client));
       ws.once('error', reject);
       ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected HTTP ${res.statusCode}`)));
@@ -64,6 +69,11 @@ export class RawWs extends RawPeer {
   /** Sends bytes as one binary frame. */
   sendBytes(bytes: Buffer): void {
     this.ws.send(bytes, { binary: true });
+  }
+
+  /** Sends the parts as the fragments of one binary message (RFC 6455 §5.4: a first frame, continuations, FIN on the last). */
+  sendFragments(parts: Buffer[]): void {
+    parts.forEach((part, i) => this.ws.send(part, { binary: true, fin: i === parts.length - 1 }));
   }
 
   get isOpen(): boolean {

@@ -15,7 +15,7 @@ export const RESPONSE_INFORMATION_PREFIX = 'reply/';
  * - an empty client id: levels 3/4 with clean session 0 get return code 2 (MQTT-3.1.3-8),
  *   else the gate assigns one (MQTT-3.1.3-6); level 5 always gets one, sent back as
  *   Assigned Client Identifier (MQTT-3.2.2-16);
- * - keepalive k > 0 closes the connection after 1.5·k s of silence (MQTT-3.1.2-24); k = 0
+ * - keepalive k > 0 closes the connection after 1.5·k s of silence (MQTT-3.1.2-24; MQTT 5: -22); k = 0
  *   falls back to the gate's maxIdle; k above the gate's maxKeepalive gets return code 2 at
  *   levels 3/4 (3.1.1 has no way to tell a client a shorter keepalive; Mosquitto's
  *   max_keepalive does the same), and at level 5 is lowered to maxKeepalive and stated as

@@ -14,7 +14,7 @@ import { State } from '../state';
  * - QoS 2: PUBREC; the packet identifier is held until PUBREL and a duplicate is never
  *   dispatched twice (MQTT-4.3.3-2). More than maxQos2Pending held ids close the connection.
  * A topic that is empty or holds a wildcard closes the connection (MQTT-3.3.2-2, MQTT-4.7.3-1),
- * and so does one that is not well-formed UTF-8 or holds U+0000 (MQTT-1.5.3-1, -2): the
+ * and so does one that is not well-formed UTF-8 or holds U+0000 (MQTT-1.5.3-1, -2; MQTT 5: MQTT-1.5.4-1, -2): the
  * decoder turns ill-formed bytes into U+FFFD, which is taken as the sign of them.
  *
  * MQTT 5 adds, in this order:
@@ -24,12 +24,12 @@ import { State } from '../state';
  * - protocol errors close with DISCONNECT: empty topic without alias 0x82, wildcard 0x90,
  *   ill-formed UTF-8 0x81, a Response Topic with a wildcard 0x82 (MQTT-3.3.2-14);
  * - flow control: more unacknowledged QoS 2 PUBLISHes (PUBREC sent, no PUBREL yet) than
- *   the Receive Maximum the gate stated (maxInflight) is DISCONNECT 0x93 (MQTT-3.3.4-9);
+ *   the Receive Maximum the gate stated (maxInflight) is DISCONNECT 0x93 (MQTT-3.3.4-7);
  *   QoS 1 is acknowledged on receipt and a paused connection reads nothing, so it never
  *   has more than that outstanding;
  * - refusals with a reason code on PUBACK / PUBREC (§3.4.2.1), and a QoS 0 request
  *   dropped: 0x99 for Payload Format Indicator 1 with a payload that is not UTF-8
- *   (MQTT-3.3.2-4's check, which a receiver may make), 0x97 (Quota exceeded) for a Response
+ *   (MQTT 5.0 §3.3.2.3.2: a receiver may check it), 0x97 (Quota exceeded) for a Response
  *   Topic over maxResponseTopicLength, Correlation Data over maxCorrelationDataLength, or
  *   User Properties over maxUserProperties / maxUserPropertyBytes. A refused QoS 2 id is not
  *   held (the flow ends at a PUBREC ≥ 0x80, §4.3.3).
@@ -41,7 +41,7 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
   if (topic.length === 0) return conn.fail(ReasonCode.ProtocolError, 'PUBLISH with an empty topic (MQTT-4.7.3-1)');
   if (topic.includes('+') || topic.includes('#')) return conn.fail(ReasonCode.TopicNameInvalid, 'PUBLISH topic with a wildcard (MQTT-3.3.2-2)');
   if (topic.includes('\u0000') || topic.includes('\ufffd')) {
-    return conn.fail(ReasonCode.MalformedPacket, 'PUBLISH topic is not well-formed UTF-8 (MQTT-1.5.3-1, -2)', 'destroy');
+    return conn.fail(ReasonCode.MalformedPacket, 'PUBLISH topic is not well-formed UTF-8 (MQTT-1.5.3-1, -2; MQTT 5: MQTT-1.5.4-1, -2)', 'destroy');
   }
   const id = packet.messageId ?? 0;
   let refusal: [number, string] | undefined;
@@ -69,7 +69,7 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
       if (refusal) return conn.sendAckV5(0x50, id, refusal[0], refusal[1]);
       if (v5 && held.size >= Math.min(conn.limits.maxInflight, conn.limits.maxQos2Pending)) {
         const max = Math.min(conn.limits.maxInflight, conn.limits.maxQos2Pending);
-        return conn.fail(ReasonCode.ReceiveMaximumExceeded, `more than ${max} QoS 2 PUBLISHes unacknowledged (Receive Maximum, MQTT-3.3.4-9)`);
+        return conn.fail(ReasonCode.ReceiveMaximumExceeded, `more than ${max} QoS 2 PUBLISHes unacknowledged (Receive Maximum, MQTT-3.3.4-7)`);
       }
       if (held.size >= conn.limits.maxQos2Pending) {
         return conn.close(`more than ${conn.limits.maxQos2Pending} QoS 2 messages awaiting PUBREL`);
@@ -110,7 +110,7 @@ function refusalOf(conn: MqttConnection, packet: IPublishPacket): [number, strin
   const p = packet.properties as NonNullable<IPublishPacket['properties']>;
   const l = conn.limits;
   if (p.payloadFormatIndicator && !isUtf8(packet.payload as Buffer)) {
-    return [ReasonCode.PayloadFormatInvalid, 'Payload Format Indicator 1 but the payload is not UTF-8 (MQTT-3.3.2-4)'];
+    return [ReasonCode.PayloadFormatInvalid, 'Payload Format Indicator 1 but the payload is not UTF-8 (MQTT 5.0 §3.3.2.3.2)'];
   }
   if (p.responseTopic !== undefined) {
     const n = Buffer.byteLength(p.responseTopic, 'utf8');

@@ -16,7 +16,8 @@ import { ReasonCode } from '../mqtt5';
  * (MQTT-3.8.3-2): DISCONNECT 0x82.
  */
 export function handleSubscribe(conn: MqttConnection, packet: ISubscribePacket): void {
-  if (packet.subscriptions.length === 0) return conn.fail(ReasonCode.ProtocolError, 'SUBSCRIBE without a topic filter (MQTT-3.8.3-3)');
+  if (packet.subscriptions.length === 0)
+    return conn.fail(ReasonCode.ProtocolError, 'SUBSCRIBE without a topic filter (MQTT-3.8.3-3; MQTT 5: MQTT-3.8.3-2)');
   const noIds = conn.v5 !== undefined && packet.properties?.subscriptionIdentifier !== undefined;
   conn.send({
     cmd: 'suback',
