@@ -84,6 +84,8 @@ export interface GateEvents {
   reconnecting: (info: { attempt: number; delay: number }) => void;
   /** A resume was refused or could not be tried (after `onSessionLost` ran). */
   sessionLost: (info: { reason: string }) => void;
+  /** The JWT was replaced on gate/HD_refresh; `exp` as the gate read it (s since the epoch, null: none). */
+  refreshed: (info: { exp: number | null }) => void;
   /** A new `gate/session` token. */
   session: (token: SessionToken) => void;
   /** The client is closed for good (`close()`, a kick, reconnection given up). */
@@ -260,6 +262,7 @@ export class GateClient extends Emitter {
     const result = await this.request<{ exp: number | null }>(REFRESH_ROUTE, { token: next });
     this.currentToken = next;
     this.scheduleRefresh();
+    this.emit('refreshed', result);
     return result;
   }
 
