@@ -34,4 +34,9 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { ...globals.node } },
   },
+  {
+    // The demo page's script runs in the browser.
+    files: ['packages/demo/web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );
