@@ -458,9 +458,8 @@ export class GateClient extends Emitter {
     }
     const token = this.sessionToken?.token;
     if (token === undefined) return void this.lose('no resume token came on gate/session');
+    // The token stays until the gate answers: a drop before the reply tries it again on the next connection.
     this.state = 'resuming';
-    this.sessionToken = undefined;
-    this.hadSession = false;
     const p: Pending = {
       route: RESUME_ROUTE,
       body: JSON.stringify({ token }),
@@ -488,7 +487,7 @@ export class GateClient extends Emitter {
       } satisfies ResumedInfo);
     };
     p.reject = (err) => {
-      if (err instanceof ConnectionLostError) return; // the next connection tries again with no token: lost then
+      if (err instanceof ConnectionLostError) return; // the next connection tries the same token
       void this.lose(err.message, err instanceof GateError ? err : undefined);
     };
     this.send(p);
@@ -591,11 +590,11 @@ export class GateClient extends Emitter {
     const topic = packet.topic;
     const payload = packet.payload as Uint8Array;
     const props = packet.properties;
-    if (this.v5 ? topic === this.replyTopic : this.sent.has(topic)) {
+    if (this.v5 ? topic === this.replyTopic : this.sent.has(topic) || this.isLateReply(topic)) {
       const key = this.v5 ? (props?.correlationData ? utf8(props.correlationData) : '') : topic;
       const p = this.sent.get(key);
       if (p) this.settle(p, decodeReply(payload, this.v5, props?.contentType));
-      return done();
+      return done(); // a reply whose request timed out or was dropped is no push
     }
     if (topic === SESSION_TOPIC) this.onSessionToken(payload);
     else if (topic === KICK_TOPIC) {
@@ -603,6 +602,12 @@ export class GateClient extends Emitter {
       this.kick = { reason: typeof body?.reason === 'string' ? body.reason : 'kicked' };
     } else if (this.connectResume) this.connectResume.replayed++;
     this.dispatch(topic, payload, packet, done);
+  }
+
+  /** At 3.1.1: a reply on `module/HD_x/<msgid>` to one of this client's requests that is no longer waiting (timed out, or of a dropped connection). */
+  private isLateReply(topic: string): boolean {
+    const m = /^[^/]+\/HD_[^/]+\/(\d+)$/.exec(topic);
+    return m !== null && Number(m[1]) <= this.seq;
   }
 
   private onSessionToken(payload: Uint8Array): void {

@@ -79,14 +79,21 @@ describe.each([
   });
 });
 
-test('a request past its timeout rejects with TimeoutError, and its late reply is dropped', async () => {
-  const c = await open(g.tcpUrl);
-  const err = await c.request('test/HD_hold', { x: 1 }, { timeout: 200 }).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(TimeoutError);
-  expect(err).toMatchObject({ route: 'test/HD_hold', timeout: 200 });
-  g.release();
-  expect(await c.request('test/HD_echo', { after: true })).toEqual({ after: true });
-});
+test.each([5, 4] as const)(
+  'a request past its timeout rejects with TimeoutError, and its late reply is no push (level %i)',
+  async (protocolVersion) => {
+    const c = await open(g.tcpUrl, { protocolVersion });
+    const pushes: string[] = [];
+    c.on('#', (_b, meta) => void pushes.push(meta.topic));
+    const err = await c.request('test/HD_hold', { x: 1 }, { timeout: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(err).toMatchObject({ route: 'test/HD_hold', timeout: 200, message: 'test/HD_hold: no reply within 200 ms' });
+    g.release();
+    // the late reply comes before this one's (one connection, in order)
+    expect(await c.request('test/HD_echo', { after: true })).toEqual({ after: true });
+    expect(pushes).toEqual([]);
+  },
+);
 
 test('a kick (gate/kick, then MQTT 5 DISCONNECT 0x98) emits kick with its reason and code; requests in flight reject; no reconnect', async () => {
   const c = await open(g.tcpUrl, { reconnect: { initialDelay: 10 } });
