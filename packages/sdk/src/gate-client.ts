@@ -1,8 +1,9 @@
 import mqtt from 'mqtt';
 import type { IClientOptions, IConnackPacket, IDisconnectPacket, IPublishPacket, MqttClient } from 'mqtt';
 import { Emitter } from './emitter.js';
-import { ConnectError, ConnectionLostError, GateError, TimeoutError } from './errors.js';
+import { ConnectError, ConnectionLostError, GateError } from './errors.js';
 import { DEFAULTS, backoffDelay, reconnectOptions, type ConnectOptions, type ReconnectOptions, type RequestOptions } from './options.js';
+import { RequestTable, type Pending } from './requests.js';
 import {
   KICK_TOPIC,
   REFRESH_ROUTE,
@@ -16,7 +17,6 @@ import {
   topicMatches,
   utf8,
   type Body,
-  type Envelope,
 } from './wire.js';
 
 /** Why the gate closed the connection on purpose: `gate/kick`'s reason, and at MQTT 5 the DISCONNECT's reason code (0x98 Administrative action, 0x8E Session taken over, 0x8B Server shutting down, 0xA0 token expired). */
@@ -96,18 +96,6 @@ export interface GateEvents {
 
 type State = 'connecting' | 'resuming' | 'ready' | 'offline' | 'closed';
 
-interface Pending {
-  route: string;
-  body: Uint8Array | string;
-  retry: boolean;
-  timeout: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Its key in `sent` once published: the correlation id (MQTT 5) or the request topic. */
-  key: string | undefined;
-  resolve: (result: unknown) => void;
-  reject: (err: Error) => void;
-}
-
 /** CONNACK codes after which reconnecting cannot help: 3.1.1 return code 5, MQTT 5 0x87 Not authorized, 0x8A Banned. */
 const FATAL_CONNACK = new Set([5, 0x87, 0x8a]);
 /** Longest delay setTimeout takes (2^31 − 1 ms). */
@@ -122,8 +110,7 @@ export class GateClient extends Emitter {
   private client: MqttClient | undefined;
   private state: State = 'connecting';
   private seq = 0;
-  private readonly sent = new Map<string, Pending>();
-  private waiting: Pending[] = [];
+  private readonly requests: RequestTable;
   private readonly pushListeners: Array<{ filter: string; fn: PushListener }> = [];
   private readonly v5: boolean;
   private readonly replyTopic: string;
@@ -161,6 +148,7 @@ export class GateClient extends Emitter {
     this.reconnect = reconnectOptions(options.reconnect);
     this.jwt = options.token !== undefined || options.getToken !== undefined;
     this.currentToken = options.token;
+    this.requests = new RequestTable(options.maxPending ?? DEFAULTS.maxPending);
     for (const k of ['timeout', 'maxPending', 'sessionExpiry', 'refreshBefore', 'keepalive', 'connectTimeout'] as const) {
       const n = options[k];
       if (n !== undefined && !(Number.isFinite(n) && n >= 0)) throw new RangeError(`${k} must be a number ≥ 0, got ${String(n)}`);
@@ -288,13 +276,9 @@ export class GateClient extends Emitter {
     return new Promise((resolve, reject) => {
       checkRoute(route);
       if (this.state === 'closed') return reject(new ConnectionLostError(route, 'closed by the client'));
-      const max = this.opts.maxPending ?? DEFAULTS.maxPending;
-      if (this.sent.size + this.waiting.length >= max) return reject(new RangeError(`${max} requests pending already (maxPending)`));
-      const timeout = options.timeout ?? this.opts.timeout ?? DEFAULTS.timeout;
-      const p: Pending = { route, body, retry: options.retry === true, timeout, timer: undefined, key: undefined, resolve, reject };
-      p.timer = setTimeout(() => this.expire(p), Math.min(timeout, MAX_TIMER));
+      const p = this.requests.create(route, body, options.timeout ?? this.opts.timeout ?? DEFAULTS.timeout, options.retry === true, resolve, reject);
       if (this.canSend()) this.send(p);
-      else this.waiting.push(p);
+      else this.requests.wait(p);
     });
   }
 
@@ -304,69 +288,29 @@ export class GateClient extends Emitter {
 
   /** Resolves once requests can go out; rejects after `timeout` ms or when the client closes. */
   private whenReady(route: string, timeout: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const p: Pending = { route, body: '', retry: false, timeout, timer: undefined, key: undefined, resolve: () => resolve(), reject };
-      p.timer = setTimeout(() => this.expire(p), Math.min(timeout, MAX_TIMER));
-      p.key = ''; // marks a wait, not a request: released without a publish
-      this.waiting.push(p);
-    });
+    return new Promise((resolve, reject) => this.requests.wait(this.requests.create(route, undefined, timeout, false, () => resolve(), reject)));
   }
 
   private send(p: Pending): void {
+    if (p.body === undefined) return this.requests.release(p);
     const c = this.client!;
-    if (p.key === '') {
-      clearTimeout(p.timer);
-      return p.resolve(undefined);
-    }
     const id = String(++this.seq);
     if (this.v5) {
-      p.key = id;
-      this.sent.set(id, p);
+      this.requests.sentAs(p, id);
       c.publish(p.route, p.body as string, {
         qos: 0,
         properties: { responseTopic: this.replyTopic, correlationData: toBytes(id) as Buffer },
       });
     } else {
-      p.key = `${p.route}/${id}`;
-      this.sent.set(p.key, p);
-      c.publish(p.key, p.body as string, { qos: 0 });
+      const topic = `${p.route}/${id}`;
+      this.requests.sentAs(p, topic);
+      c.publish(topic, p.body as string, { qos: 0 });
     }
-  }
-
-  private expire(p: Pending): void {
-    if (p.key !== undefined && p.key !== '' && this.sent.get(p.key) === p) this.sent.delete(p.key);
-    else this.waiting = this.waiting.filter((w) => w !== p);
-    p.reject(new TimeoutError(p.route, p.timeout));
-  }
-
-  private settle(p: Pending, env: Envelope): void {
-    clearTimeout(p.timer);
-    this.sent.delete(p.key!);
-    if (env.Error !== '') p.reject(new GateError(env.Error, p.route, env.Trace, env.Result));
-    else p.resolve(env.Result);
   }
 
   /** Sends what waited for the connection, in order. */
   private flush(): void {
-    const queued = this.waiting;
-    this.waiting = [];
-    for (const p of queued) this.send(p);
-  }
-
-  /** The connection closed: requests in flight reject, except `retry` ones, which wait for the next connection. */
-  private dropInFlight(reason: string): void {
-    const retried: Pending[] = [];
-    for (const p of this.sent.values()) {
-      if (p.retry) {
-        p.key = undefined;
-        retried.push(p);
-      } else {
-        clearTimeout(p.timer);
-        p.reject(new ConnectionLostError(p.route, reason));
-      }
-    }
-    this.sent.clear();
-    this.waiting = [...retried, ...this.waiting];
+    for (const p of this.requests.takeWaiting()) this.send(p);
   }
 
   // ── connection lifecycle ────────────────────────────────────────────────
@@ -460,19 +404,7 @@ export class GateClient extends Emitter {
     if (token === undefined) return void this.lose('no resume token came on gate/session');
     // The token stays until the gate answers: a drop before the reply tries it again on the next connection.
     this.state = 'resuming';
-    const p: Pending = {
-      route: RESUME_ROUTE,
-      body: JSON.stringify({ token }),
-      retry: false,
-      timeout: 0,
-      timer: undefined,
-      key: undefined,
-      resolve: () => undefined,
-      reject: () => undefined,
-    };
-    p.timeout = this.opts.timeout ?? DEFAULTS.timeout;
-    p.timer = setTimeout(() => this.expire(p), p.timeout);
-    p.resolve = (r) => {
+    const resumed = (r: unknown) => {
       const res = r as { userId: string; sessionId: string; settings?: Record<string, string>; recovered: boolean; replayed: number; lost: number };
       this.hadSession = true;
       this.ready();
@@ -486,11 +418,12 @@ export class GateClient extends Emitter {
         lost: res.lost,
       } satisfies ResumedInfo);
     };
-    p.reject = (err) => {
+    const refused = (err: Error) => {
       if (err instanceof ConnectionLostError) return; // the next connection tries the same token
       void this.lose(err.message, err instanceof GateError ? err : undefined);
     };
-    this.send(p);
+    const timeout = this.opts.timeout ?? DEFAULTS.timeout;
+    this.send(this.requests.create(RESUME_ROUTE, JSON.stringify({ token }), timeout, false, resumed, refused));
   }
 
   private ready(): void {
@@ -527,12 +460,12 @@ export class GateClient extends Emitter {
         reason: kick.reason,
         ...(this.serverDisconnect?.reasonCode !== undefined && { reasonCode: this.serverDisconnect.reasonCode }),
       };
-      this.dropInFlight(kick.reason);
+      this.requests.dropSent(kick.reason);
       this.emit('kick', info);
       return this.finish(kick.reason);
     }
     const offline: OfflineInfo = this.serverDisconnect ?? { reason: 'connection lost' };
-    this.dropInFlight('connection lost');
+    this.requests.dropSent('connection lost');
     this.state = 'offline';
     this.emit('offline', offline);
     if (!this.reconnect) return this.finish(`connection lost (reconnect off): ${offline.reason}`);
@@ -560,13 +493,7 @@ export class GateClient extends Emitter {
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.refreshTimer);
-    const all = [...this.sent.values(), ...this.waiting];
-    this.sent.clear();
-    this.waiting = [];
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(new ConnectionLostError(p.route, reason));
-    }
+    this.requests.rejectAll(reason);
     this.emit('close', { reason });
   }
 
@@ -590,11 +517,10 @@ export class GateClient extends Emitter {
     const topic = packet.topic;
     const payload = packet.payload as Uint8Array;
     const props = packet.properties;
-    if (this.v5 ? topic === this.replyTopic : this.sent.has(topic) || this.isLateReply(topic)) {
+    if (this.v5 ? topic === this.replyTopic : this.requests.isSent(topic) || this.isLateReply(topic)) {
       const key = this.v5 ? (props?.correlationData ? utf8(props.correlationData) : '') : topic;
-      const p = this.sent.get(key);
-      if (p) this.settle(p, decodeReply(payload, this.v5, props?.contentType));
-      return done(); // a reply whose request timed out or was dropped is no push
+      this.requests.settle(key, decodeReply(payload, this.v5, props?.contentType)); // false: its request timed out or was dropped
+      return done();
     }
     if (topic === SESSION_TOPIC) this.onSessionToken(payload);
     else if (topic === KICK_TOPIC) {
