@@ -2,7 +2,7 @@
 // (what a front end writes by hand: publish, 'message', JSON.parse of the envelope), on the
 // same kind of connection to the same mqgate: one TCP connection, MQTT 3.1.1 (msgid topics)
 // and MQTT 5 (Response Topic + Correlation Data), 1 and 10 requests in flight, 64 B. Trials
-// interleave SDK and bare so drift hits both alike. The numbers the target reads: the
+// interleave SDK and bare so drift hits both alike (scale.sdk.trials of them: 5 in a full run). The numbers the target reads: the
 // client's CPU per reply and the replies/s, SDK ÷ bare (target ≤ 1.2).
 //
 // Needs: rig.
@@ -24,7 +24,7 @@ export function sdkRequestReply(scale) {
       let truncated = false;
       try {
         const load = await rig.load();
-        for (let t = 0; t < rr.trials && !truncated; t++) {
+        for (let t = 0; t < scale.sdk.trials && !truncated; t++) {
           for (const c of cells) {
             if (Date.now() > deadline - 2 * (rr.warmupMs + rr.measureMs)) {
               truncated = true;
