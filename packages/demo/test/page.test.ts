@@ -6,9 +6,11 @@
  * setting and get it back after a reload and a new login, a dropped connection whose missed
  * messages come back with the resume, a kick. Saves docs/images/demo-chat.png.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { connect, type GateClient } from '@mqgate/sdk';
 import { startDemo, type DemoProcess } from './helpers/demo-process';
@@ -183,5 +185,27 @@ test('chat/HD_who answers who of the names asked is online, at most MAX_WHO of t
     await expect(probe.request('chat/HD_join')).rejects.toThrow('log in before joining');
   } finally {
     await c.close();
+  }
+});
+
+test('with MQGATE_JWT_SECRET the page asks for a token (from `npm run token`) and the user comes from it', async () => {
+  const secret = 'page-test-secret-0123456789abcdef0123';
+  const jwtDemo = await startDemo({ MQGATE_JWT_SECRET: secret });
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, '..', 'dist', 'token.js'), 'dana'], {
+      env: { ...process.env, MQGATE_JWT_SECRET: secret },
+    });
+    const page = await context.newPage();
+    await page.goto(jwtDemo.pageUrl!);
+    await expectText(page, '#status', 'this demo checks JWTs');
+    expect(await page.isVisible('#token')).toBe(true);
+    await page.fill('#token', stdout.trim());
+    await page.fill('#name', 'mallory'); // ignored: the token names the user
+    await click(page, '#login');
+    await expectText(page, '#me', 'dana');
+    expect(await page.getAttribute('#status', 'data-state')).toBe('ready');
+    await page.close();
+  } finally {
+    await jwtDemo.stop();
   }
 });
