@@ -13,7 +13,30 @@ export default tseslint.config(
     },
   },
   {
+    // The SDK runs in browsers: no Node built-in, no Node global (its ESM build is loaded as is by the demo page).
+    files: ['packages/sdk/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^node:|^(fs|net|tls|http|https|events|stream|buffer|crypto|os|path|url|util|zlib|child_process)$',
+              message: 'the SDK has no Node-only import (it runs in browsers)',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', 'Buffer', 'process', 'require', '__dirname', '__filename', 'global', 'setImmediate'],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    // The demo page's script runs in the browser.
+    files: ['packages/demo/web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
   },
 );

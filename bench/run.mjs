@@ -24,6 +24,7 @@ import { renderMarkdown, evaluateTargets, writeMarkdown } from './lib/report.mjs
 import { sharedServers, setup, teardown } from './scenarios/shared-servers.mjs';
 import { requestReplyScenarios } from './scenarios/closed-loop.mjs';
 import { mqtt5RequestReply } from './scenarios/mqtt5.mjs';
+import { sdkRequestReply } from './scenarios/sdk.mjs';
 import { openLoop } from './scenarios/open-loop.mjs';
 import { connectionRate, connectionRateWithRedis } from './scenarios/connection-rate.mjs';
 import { fanOut } from './scenarios/fan-out.mjs';
@@ -104,6 +105,7 @@ const plan = [
   connectionRate(SCALE),
   fanOut(SCALE),
   teardown(),
+  sdkRequestReply(SCALE),
   ...profileScenarios(SCALE),
   ...idleMemoryScenarios(SCALE),
   ...resumeScenarios(SCALE),

@@ -146,6 +146,16 @@ export function evaluateTargets(results, cells) {
       measured: st?.note ?? st?.error ?? 'not measured',
       verdict: 'not measured',
     });
+  // @mqgate/sdk request/response ≤ 1.2× a bare MQTT.js round trip (client CPU per reply)
+  const sdk = data(results, 'sdk request-reply');
+  const SDK_TARGET = 'the SDK request/response path costs ≤ 1.2× a bare MQTT.js publish/message round trip (client CPU per reply)';
+  if (sdk?.status === 'ok')
+    t.push({
+      target: SDK_TARGET,
+      measured: sdk.data.ratios.map((r) => `${r.level} ×${r.inflight}: ${num(r.cpuRatio)}× CPU, ${num(r.rateRatio)}× time`).join('; '),
+      verdict: sdk.data.worstCpuRatio <= 1.2 ? 'met' : 'missed',
+    });
+  else t.push({ target: SDK_TARGET, measured: sdk?.note ?? sdk?.error ?? 'not measured', verdict: 'not measured' });
   return t;
 }
 

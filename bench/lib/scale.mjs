@@ -21,6 +21,8 @@ export const SCALES = {
     idle: { counts: [10_000, 50_000] },
     redis: { users: 1000, settings: 3, heartbeatMs: 2000, windowMs: 8000, restoreUsers: 500 },
     resume: { users: 1000, concurrency: 10, memorySessions: 2000, fanoutSessions: 10_000, fanoutRounds: 5, detachedShare: 0.1 },
+    // One connection per cell is cheap and its CPU per reply is noisy: more interleaved trials than rr.
+    sdk: { trials: 5 },
   },
   quick: {
     scenarioLimitMs: 60_000,
@@ -41,6 +43,7 @@ export const SCALES = {
     idle: { counts: [1000, 5000] },
     redis: { users: 100, settings: 3, heartbeatMs: 500, windowMs: 1000, restoreUsers: 100 },
     resume: { users: 200, concurrency: 10, memorySessions: 500, fanoutSessions: 2000, fanoutRounds: 3, detachedShare: 0.1 },
+    sdk: { trials: 2 },
   },
   smoke: {
     scenarioLimitMs: 60_000,
@@ -61,5 +64,6 @@ export const SCALES = {
     idle: { counts: [20, 50] },
     redis: { users: 10, settings: 2, heartbeatMs: 300, windowMs: 900, restoreUsers: 10 },
     resume: { users: 20, concurrency: 4, memorySessions: 20, fanoutSessions: 50, fanoutRounds: 2, detachedShare: 0.1 },
+    sdk: { trials: 1 },
   },
 };

@@ -1,5 +1,5 @@
 // @ts-check
-// The load generator: raw MQTT 3.1.1 clients (load/client.mjs), driven by the runner over IPC.
+// The load generator: raw MQTT 3.1.1 clients (load/client.mjs; MQTT.js and @mqgate/sdk for `sdkrr`), driven by the runner over IPC.
 // One process; every command runs to completion and answers with numbers. One file per mode
 // under load/modes/; the idle and session pools live here, across commands.
 import { serveIpc } from '../lib/common.mjs';
@@ -10,6 +10,7 @@ import { connrate } from './modes/connection-rate.mjs';
 import { fanout } from './modes/fan-out.mjs';
 import { sessionCommands } from './modes/sessions.mjs';
 import { resumeCommands } from './modes/resume.mjs';
+import { sdkrr } from './modes/sdk.mjs';
 
-serveIpc({ rr, open, ...idleCommands(), connrate, fanout, ...sessionCommands(), ...resumeCommands(), mem: () => process.memoryUsage() });
+serveIpc({ rr, sdkrr, open, ...idleCommands(), connrate, fanout, ...sessionCommands(), ...resumeCommands(), mem: () => process.memoryUsage() });
 process.send({ type: 'ready', pid: process.pid });

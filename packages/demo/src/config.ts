@@ -22,6 +22,7 @@
  * | `MQGATE_RESUME_WINDOW_MS` | 120 000 | the gate's resumeWindow: ms a dropped session can be resumed (`gate/HD_resume`); 0 = off |
  * | `MQGATE_METRICS_PORT` | 9563 | the gate's ops server (`/metrics`, `/healthz`, `/readyz`); `0`: a port the OS picks; `off`: none |
  * | `MQGATE_METRICS_HOST` | all | its interface |
+ * | `MQGATE_HTTP_PORT` | 3080 | the demo page over HTTP (a gate role only; on `MQGATE_HOST`); `0`: a port the OS picks; `off`: none. When the default port is taken the demo warns and runs without the page |
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -46,6 +47,10 @@ export interface DemoConfig {
   /** The gate's `metricsPort`: a port (0: the OS picks one) or false (`MQGATE_METRICS_PORT=off`). */
   metricsPort: number | false;
   metricsHost: string | undefined;
+  /** The demo page's HTTP port (0: the OS picks one), or false (`MQGATE_HTTP_PORT=off`). */
+  httpPort: number | false;
+  /** True when MQGATE_HTTP_PORT was set (a taken port is then an error, not a warning). */
+  httpPortSet: boolean;
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -71,12 +76,20 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
 export const DEFAULT_METRICS_PORT = 9563;
 
 function metricsPort(env: NodeJS.ProcessEnv): number | false {
-  const raw = env.MQGATE_METRICS_PORT;
+  return portOrOff(env, 'MQGATE_METRICS_PORT', DEFAULT_METRICS_PORT);
+}
+
+/** The demo page's default HTTP port. */
+export const DEFAULT_HTTP_PORT = 3080;
+
+/** A port variable that also takes `off`: the port, or false. */
+function portOrOff(env: NodeJS.ProcessEnv, name: string, fallback: number): number | false {
+  const raw = env[name];
   if (raw === 'off') return false;
   try {
-    return int(env, 'MQGATE_METRICS_PORT', DEFAULT_METRICS_PORT, 0, 65535);
+    return int(env, name, fallback, 0, 65535);
   } catch {
-    throw new ConfigError(`MQGATE_METRICS_PORT must be a port from 0 to 65535 or off, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name} must be a port from 0 to 65535 or off, got ${JSON.stringify(raw)}`);
   }
 }
 
@@ -122,5 +135,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     resumeWindow: int(env, 'MQGATE_RESUME_WINDOW_MS', 120_000, 0, 2 ** 31),
     metricsPort: metricsPort(env),
     metricsHost: env.MQGATE_METRICS_HOST || undefined,
+    httpPort: portOrOff(env, 'MQGATE_HTTP_PORT', DEFAULT_HTTP_PORT),
+    httpPortSet: env.MQGATE_HTTP_PORT !== undefined && env.MQGATE_HTTP_PORT !== '',
   };
 }

@@ -9,6 +9,7 @@ import { ConfigError, readConfig, type DemoConfig } from './config';
 import { chatModule } from './modules/chat';
 import { echoModule } from './modules/echo';
 import { createUserModule } from './modules/user';
+import { startWebServer, stopWebServer } from './web-server';
 
 /**
  * `npm start`: the demo. One process by default; split into gate and module processes over
@@ -68,6 +69,7 @@ async function main(config: DemoConfig): Promise<void> {
     app.use(gate); // last, so it stops first
   }
   await app.start();
+  const page = gate ? await startPage(config, gate) : undefined;
 
   const where = redis ? `Redis ${config.redisUrl}` : config.transport === 'nats' ? `NATS ${config.natsUrl}` : 'this process';
   if (gate) {
@@ -78,7 +80,8 @@ async function main(config: DemoConfig): Promise<void> {
         `ws://${shown(websocket!.address)}:${websocket!.port}/mqtt (MQTT over WebSocket), ` +
         `sessions stored in ${config.redisUrl ? 'Redis' : 'memory'}, role ${config.role}, gate ${gate.serverId}, RPC over ${where}` +
         (config.jwtSecret ? ', JWT required at CONNECT' : '') +
-        (metrics ? `, metrics http://${shown(metrics.address)}:${metrics.port}/metrics` : ''),
+        (metrics ? `, metrics http://${shown(metrics.address)}:${metrics.port}/metrics` : '') +
+        (page ? `, page http://${shown(page.address.address)}:${page.address.port}/ (the chat, in a browser)` : ''),
     );
   } else {
     console.log(`mqgate demo modules ready: user, chat, echo, RPC over ${where}`);
@@ -86,10 +89,28 @@ async function main(config: DemoConfig): Promise<void> {
 
   stopOnSignals(logger, async () => {
     await app.stop();
+    if (page) await stopWebServer(page.server);
     await storage?.close();
     await userIndex.close?.();
     if (config.transport !== 'inprocess') await transport.close();
   });
+}
+
+/**
+ * The demo page's HTTP server (web-server.ts) beside the gate, or undefined when turned off, or
+ * when the default port is taken (a warning: a second demo on this machine still starts).
+ * @throws Error when an MQGATE_HTTP_PORT that was set cannot be bound.
+ */
+async function startPage(config: DemoConfig, gate: Gate): Promise<Awaited<ReturnType<typeof startWebServer>> | undefined> {
+  if (config.httpPort === false) return undefined;
+  const ws = gate.addresses().websocket!;
+  try {
+    return await startWebServer(config.httpPort, config.host, { wsPort: ws.port, wsPath: '/mqtt', jwt: config.jwtSecret !== undefined });
+  } catch (err) {
+    if (config.httpPortSet || (err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    console.warn(`mqgate demo: port ${config.httpPort} is taken, so the page is not served (set MQGATE_HTTP_PORT to another port, or off)`);
+    return undefined;
+  }
 }
 
 /** The Redis key prefix as a NATS subject prefix: `mqgate:` → `mqgate` (subject tokens are dot-separated). */

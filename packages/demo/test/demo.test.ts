@@ -152,3 +152,10 @@ test('MQGATE_METRICS_PORT: 9563 by default, off turns the ops server off, anythi
   expect(readConfig({ MQGATE_METRICS_PORT: 'off' }).metricsPort).toBe(false);
   expect(() => readConfig({ MQGATE_METRICS_PORT: '70000' })).toThrow('MQGATE_METRICS_PORT must be a port from 0 to 65535 or off, got "70000"');
 });
+
+test('MQGATE_HTTP_PORT (the demo page): 3080 by default, 0 for one the OS picks, off for none, anything else is refused', () => {
+  expect(readConfig({})).toMatchObject({ httpPort: 3080, httpPortSet: false });
+  expect(readConfig({ MQGATE_HTTP_PORT: '0' })).toMatchObject({ httpPort: 0, httpPortSet: true });
+  expect(readConfig({ MQGATE_HTTP_PORT: 'off' }).httpPort).toBe(false);
+  expect(() => readConfig({ MQGATE_HTTP_PORT: 'x' })).toThrow('MQGATE_HTTP_PORT must be a port from 0 to 65535 or off, got "x"');
+});

@@ -16,6 +16,8 @@ export interface DemoProcess {
   wsUrl: string;
   /** The ops server's port (`/metrics`, `/readyz`), undefined with MQGATE_METRICS_PORT=off. */
   metricsPort: number | undefined;
+  /** The demo page's URL (`http://127.0.0.1:<port>/`), undefined with MQGATE_HTTP_PORT=off. */
+  pageUrl: string | undefined;
   /** Everything the process printed so far. */
   output(): string;
   /** Sends a signal and resolves with the exit code. */
@@ -38,6 +40,7 @@ export async function startDemo(env: Record<string, string> = {}): Promise<DemoP
       MQGATE_WS_PORT: '0',
       MQGATE_HOST: '127.0.0.1',
       MQGATE_METRICS_PORT: '0',
+      MQGATE_HTTP_PORT: '0',
       MQGATE_METRICS_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       ...env,
@@ -48,6 +51,7 @@ export async function startDemo(env: Record<string, string> = {}): Promise<DemoP
   const tcpPort = Number(p.match[1]);
   const wsPort = Number(p.match[2]);
   const metrics = /metrics http:\/\/[^:]+:(\d+)\/metrics/.exec(p.output());
+  const page = /page http:\/\/[^:]+:(\d+)\//.exec(p.output());
   return {
     ...p,
     tcpPort,
@@ -55,5 +59,6 @@ export async function startDemo(env: Record<string, string> = {}): Promise<DemoP
     tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
     wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
     metricsPort: metrics ? Number(metrics[1]) : undefined,
+    pageUrl: page ? `http://127.0.0.1:${page[1]}/` : undefined,
   };
 }

@@ -112,6 +112,7 @@ export async function startGate(env: Record<string, string>): Promise<DemoProces
     wsPort,
     tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
     wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+    pageUrl: undefined, // the mqgate command serves no demo page
     metricsPort: portOf(addr.metrics),
     output: p.output,
     stop: p.stop,
