@@ -83,6 +83,21 @@ export class NoServerError extends RpcError {
   }
 }
 
+/**
+ * A call was in flight to a server that died: code `NO_SERVER`, rejected as soon as the
+ * transport notices instead of at the call's deadline. The call may or may not have run.
+ * RedisTransport notices by the heartbeat (no heartbeat for `heartbeatTimeout` ms) or an
+ * expired registry entry; NatsTransport by NATS's no-responders answer to a probe of the
+ * server's own subject, or by its registry entry expiring. The message says which module and
+ * server, e.g. `module unavailable: server echo@1 (type echo) stopped answering (no heartbeat
+ * for 1000 ms) while call ping was in flight; it may or may not have run`.
+ */
+export class ServerLostError extends RpcError {
+  constructor(message: string) {
+    super(message, 'NO_SERVER');
+  }
+}
+
 /** The call's deadline passed before a reply arrived (mqant: "deadline exceeded"). */
 export class DeadlineError extends RpcError {
   constructor(fn: string, timeoutMs: number) {
