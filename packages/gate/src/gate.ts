@@ -30,9 +30,10 @@ import { State } from './protocol/state';
 import type { RouterStats } from './router';
 import { GateSession } from './session';
 import type { SessionEvents } from './session-manager';
-import { logUnstored, type SessionPersistence, type StorageFailure, type StorageStats } from './session-persistence';
+import type { SessionPersistence, StorageFailure, StorageStats } from './session-persistence';
 import { SessionRegistry } from './session-registry';
 import { gateService } from './session-service';
+import { reportUnstoredAtStop } from './stop-unstored';
 import type { TlsReload } from './wire/tls';
 import type { Wire } from './wire/wire';
 
@@ -553,7 +554,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (r) await Promise.race([r.scheduler.idle(), timedOut]);
     clearTimeout(timer);
     // The changes a failing store has not taken yet, as promised, until the stop's deadline.
-    if (r?.persistence) logUnstored(r.logger, await r.persistence.settle(deadline));
+    if (r?.persistence) void reportUnstoredAtStop(r.logger, r.persistence, await r.persistence.settle(deadline));
     const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
     if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
     this.hurry = undefined;
