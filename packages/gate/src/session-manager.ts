@@ -144,7 +144,7 @@ export class SessionManager {
       .epoch()
       .then(async (epoch) => {
         // No epoch read yet counts as a change: the store may have lost its entries before the first look.
-        if (epoch !== this.indexEpoch) await this.reassertIndex();
+        if (epoch !== this.indexEpoch) await this.reassertIndex(this.indexEpoch === undefined ? 'first look' : 'reset');
         this.indexEpoch = epoch;
       })
       .catch((err: unknown) =>
@@ -157,10 +157,10 @@ export class SessionManager {
    * Puts back the user index entry of every session bound on this gate, connected or detached
    * (waiting for a resume: its entry is held for the resume window), as claimed (same bind
    * time), in one batch, then releases those that unbound or closed meanwhile.
-   * Resolves with how many were put back.
+   * `why` names the look in the info line. Resolves with how many were put back.
    * @throws the index's error (the caller retries at its next look).
    */
-  async reassertIndex(): Promise<number> {
+  async reassertIndex(why: 'reset' | 'first look' = 'reset'): Promise<number> {
     const index = this.users.index;
     if (!index.reassert) return 0;
     const bound = [...this.registry.all(), ...(this.detached?.sessions() ?? [])].filter((s) => s.userId !== '');
@@ -171,7 +171,12 @@ export class SessionManager {
     await index.reassert(entries);
     for (const [i, s] of bound.entries()) if (s.userId !== entries[i].userId || this.find(s.sessionId) !== s) this.release(s, entries[i].userId);
     if (entries.length > 0)
-      this.logger.info({ serverId: bound[0].serverId, entries: entries.length }, 'user index was reset: entries of the bound sessions put back');
+      this.logger.info(
+        { serverId: bound[0].serverId, entries: entries.length },
+        why === 'reset'
+          ? 'user index was reset: entries of the bound sessions put back'
+          : 'user index epoch read for the first time: entries of the bound sessions put back (the index may have lost them before)',
+      );
     return entries.length;
   }
 
