@@ -1,5 +1,7 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import {
+  clientTextOf,
+  describeAddress,
   HANDLER_PREFIX,
   unwrapReply,
   type Address,
@@ -171,8 +173,9 @@ export class Router {
       if (replyTo === undefined) {
         this.logger.debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
       } else {
+        // The full cause is in the log with the trace id; the client gets its client text.
         this.logFailure(session, outcomeOf(err), topic, route.msgid, message, (err as { code?: unknown }).code);
-        this.reply(session, replyTo, message, null);
+        this.reply(session, replyTo, clientTextOf(err, describeAddress(route.address)), null);
       }
       return;
     }
