@@ -84,7 +84,7 @@ test.each([
   ['user/HD_login', { userId: 42 }, /userId.*string/],
   ['user/HD_set', { key: 'k' }, /value/],
   ['chat/HD_say', 'not json', /JSON object/],
-  ['user/HD_nope', {}, /HD_nope/],
+  ['user/HD_nope', {}, /^NOT_FOUND: /], // the cause (Method(HD_nope) not found in user@…) is in the gate's log
   ['nomodule/HD_x', {}, /Service\(type:nomodule\) not found/],
 ])('bad input to %s gets an Error reply', async (route, body, error) => {
   const c = await client(demo.tcpUrl);

@@ -33,7 +33,8 @@ import { State } from './protocol/state';
 import type { RouterStats } from './routing/router';
 import { GateSession } from './session/session';
 import type { GateEvents } from './gate-events';
-import { logUnstored, type SessionPersistence, type StorageStats } from './persistence/persistence';
+import type { SessionPersistence, StorageStats } from './persistence/persistence';
+import { reportUnstoredAtStop } from './persistence/stop-unstored';
 import { SessionRegistry } from './session/registry';
 import { gateService } from './session/service';
 import type { TlsReload } from './wire/tls';
@@ -553,7 +554,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (r) await Promise.race([r.scheduler.idle(), timedOut]);
     clearTimeout(timer);
     // The changes a failing store has not taken yet, as promised, until the stop's deadline.
-    if (r?.persistence) logUnstored(r.logger, await r.persistence.settle(deadline));
+    if (r?.persistence) void reportUnstoredAtStop(r.logger, r.persistence, await r.persistence.settle(deadline));
     const hurry = new Promise<void>((resolve) => (this.hurry = resolve));
     if (r) await closeInBatches([...this.registry.all()], this.spread, (s) => r.sessions.kick(s, STOP_REASON, ReasonCode.ServerShuttingDown), hurry);
     this.hurry = undefined;

@@ -77,7 +77,11 @@ export interface CoreOptions {
   /**
    * ms a graceful stop waits for requests in flight, then for the session store to take the
    * changes not stored yet (retried), before closing connections; users whose last change is
-   * still unstored then are logged at error. Default 10 000.
+   * still unstored then are logged at error. A store that stalls (answers nothing) for longer
+   * than this: a write still in flight at the deadline is judged when the store answers it,
+   * after stop() resolved (logged as lost only if the store fails it, then one info line with
+   * the counts, stop-unstored.ts); a change still queued for its next attempt is lost (logged
+   * at the deadline). Default 10 000.
    */
   stopTimeout?: number;
   /** Where the gate logs; pino-compatible. Default: the app's logger, else silent. */

@@ -4,7 +4,7 @@
  * request at info or above, and a warn line for an event-loop stall over 1 s. Captured with
  * a Logger passed in the options.
  */
-import { gateClient, RpcError, type Logger } from '@mqgate/rpc';
+import { CLIENT_TEXTS, gateClient, RpcError, type Logger } from '@mqgate/rpc';
 import { Connections } from './helpers/connections';
 import { startGate, request, type Harness } from './helpers/harness';
 import { closeOf, nextSession, within } from './helpers/waiters';
@@ -103,7 +103,7 @@ describe('one warn line per failed request, with the trace id of the reply', () 
       lineWhere(`${outcome} line`, (l) => l.level === 'warn' && l.msg === 'request failed' && l.fields.outcome === outcome);
 
     const handler = await request(c, 'svc/HD_fail/7', '{}');
-    expect(handler.Error).toBe('no such order');
+    expect(handler.Error).toBe(CLIENT_TEXTS.NOT_FOUND); // an mqgate code: its client text; the handler's message is logged
     expect((await failed('handler_error')).fields).toMatchObject({
       kind: 'request:handler_error',
       trace: handler.Trace,

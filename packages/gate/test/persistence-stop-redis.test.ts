@@ -9,6 +9,8 @@ import { Redis } from 'ioredis';
 import { CLIENT_TEXTS, decodeSession, type Logger } from '@mqgate/rpc';
 import { RedisStorage } from '@mqgate/storage';
 import { startRedisServer, startTcpProxy, uniquePrefix, type Interruptible, type RedisUnderTest } from '@mqgate/test-support';
+import { IN_FLIGHT_SETTLED } from '../src/persistence/stop-unstored';
+import { waitUntil } from './helpers/waiters';
 import { ok, startPersistenceApp, stopPersistenceApps, type Peer } from './helpers/persistence-app';
 
 jest.setTimeout(90_000);
@@ -30,21 +32,25 @@ afterAll(async () => {
   await redis.stop();
 });
 
-/** A logger keeping the error lines (fields and message). */
-function errorLog(): { logger: Logger; errors: Array<[Record<string, unknown>, string]> } {
-  const errors: Array<[Record<string, unknown>, string]> = [];
+type Line = [Record<string, unknown>, string];
+
+/** A logger keeping the error lines and the info lines (fields and message). */
+function errorLog(): { logger: Logger; errors: Line[]; infos: Line[] } {
+  const errors: Line[] = [];
+  const infos: Line[] = [];
   const none = () => undefined;
-  return { errors, logger: { debug: none, info: none, warn: none, error: (f, msg) => void errors.push([f as Record<string, unknown>, msg]) } };
+  const keep = (into: Line[]) => (f: object, msg: string) => void into.push([f as Record<string, unknown>, msg]);
+  return { errors, infos, logger: { debug: none, info: keep(infos), warn: none, error: keep(errors) } };
 }
 
 /** A gate whose RedisStorage goes through a proxy the test can take down; `n` clients bound as u0..u(n-1) with a=1 stored. */
-async function setup(n: number, stopTimeout: number) {
+async function setup(n: number, stopTimeout: number, commandTimeout = 500) {
   const proxy: Interruptible = await startTcpProxy(redis.url);
   cleanups.push(() => proxy.stop());
   const prefix = uniquePrefix('stop-unstored');
-  const storage = new RedisStorage({ url: proxy.url, prefix, commandTimeout: 500 });
+  const storage = new RedisStorage({ url: proxy.url, prefix, commandTimeout });
   cleanups.push(() => storage.close());
-  const { logger, errors } = errorLog();
+  const { logger, errors, infos } = errorLog();
   const env = await startPersistenceApp({ storage, stopTimeout, storageRetryDelay: 100, storageRetryMaxDelay: 400, logger });
   const peers: Peer[] = [];
   for (let i = 0; i < n; i += 20) peers.push(...(await Promise.all(Array.from({ length: Math.min(20, n - i) }, () => env.peer()))));
@@ -62,7 +68,7 @@ async function setup(n: number, stopTimeout: number) {
     return bytes ? { ...decodeSession(bytes).settings } : undefined;
   };
   expect(await stored(`u${n - 1}`)).toEqual({ a: '1' });
-  return { env, proxy, peers, errors, stored };
+  return { env, proxy, peers, errors, infos, stored };
 }
 
 /** Each peer sets b=2 while the store is down: every reply is STORAGE_UNAVAILABLE with its client text. */
@@ -96,7 +102,10 @@ test('the outage outlasts stopTimeout: stop() resolves about then, and its error
   const took = Date.now() - started;
   expect(took).toBeGreaterThanOrEqual(1900);
   expect(took).toBeLessThan(2000 + 3000); // the deadline plus the end of the stop, on a loaded machine
-  const lost = errors.filter(([, msg]) => msg.includes('it is lost'));
+  // A write in flight at the deadline is judged when the store answers it (here: fails it, at its commandTimeout).
+  const lostLines = () => errors.filter(([, msg]) => msg.includes('it is lost'));
+  await waitUntil('every unstored change logged', async () => lostLines().length >= failing.length, 5000, 20);
+  const lost = lostLines();
   expect(lost.map(([f]) => f.userId).sort()).toEqual(failing.map((p) => `u${peers.indexOf(p)}`).sort());
   for (const [f] of lost) {
     const p = peers[Number(String(f.userId).slice(1))];
@@ -107,4 +116,31 @@ test('the outage outlasts stopTimeout: stop() resolves about then, and its error
   // What the log names is what the store lacks: the others' last change is there.
   expect(await stored('u0')).toEqual({ a: '1' });
   expect(await stored('u1')).toEqual({ a: '1' });
+});
+
+/** Busy Lua on its own connection: Redis answers nobody for `ms` (a real stall), then takes what waited. */
+const STALL = `local s = redis.call('TIME') local e = s[1] * 1000000 + s[2] + ARGV[1] * 1000
+while true do local t = redis.call('TIME') if t[1] * 1000000 + t[2] >= e then break end end return 1`;
+
+test('Redis stalled longer than stopTimeout: stop() resolves about then; only the changes Redis did not take are logged as lost, the writes in flight it took after the stall are counted stored', async () => {
+  const { env, peers, errors, infos, stored } = await setup(30, 800, 10_000);
+  const staller = new Redis(redis.url);
+  cleanups.push(() => staller.quit());
+  await staller.ping(); // connected: the stall starts before the writes below reach Redis
+  const writes = env.h.gate.stats().storage!.writes;
+  const stall = staller.eval(STALL, 0, 2500);
+  for (const p of peers) void p.run([['set', 'b', '2']]).catch(() => undefined); // answered or cut by the stop
+  await waitUntil('30 writes in flight', async () => env.h.gate.stats().storage!.writes - writes >= 30, 5000, 10);
+  const started = Date.now();
+  await env.h.gate.stop();
+  expect(Date.now() - started).toBeLessThan(800 + 1500);
+  await stall;
+  await waitUntil('the writes in flight to settle', async () => infos.some(([, msg]) => msg === IN_FLIGHT_SETTLED), 15_000, 20);
+  const notStored: string[] = [];
+  for (let i = 0; i < 30; i++) if ((await stored(`u${i}`))?.b !== '2') notStored.push(`u${i}`);
+  const lost = errors.filter(([, msg]) => msg.includes('it is lost')).map(([f]) => String(f.userId));
+  expect(lost.sort()).toEqual(notStored.sort()); // the log names exactly what Redis lacks
+  const [settled] = infos.filter(([, msg]) => msg === IN_FLIGHT_SETTLED);
+  expect(settled[0]).toMatchObject({ stored: 30 - notStored.length, lost: expect.any(Number) });
+  expect(settled[0].inFlight).toBeGreaterThan(0);
 });

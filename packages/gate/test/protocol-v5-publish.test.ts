@@ -82,7 +82,7 @@ describe('request/response by Response Topic and Correlation Data (rule 4)', () 
     ['a one-level topic', 'svc', /Topic must be/],
     ['a module nobody serves', 'ghost/HD_x', /not found/],
     ['a handler error', 'svc/HD_fail', /handler says no/],
-    ['a deadline', 'svc/HD_slow', /deadline/],
+    ['a deadline', 'svc/HD_slow', /^DEADLINE: /],
   ])('%s is answered on the Response Topic with Error set', async (_name, topic, error) => {
     const raw = await peers.connected(h.tcpPort, { clientId: `err-${topic.replace(/\W/g, '')}` });
     const r = await within(raw.ask(topic, '{}', { responseTopic: 'errs', correlationData: Buffer.from('c1') }, 'errs'), 3000, 'error reply');

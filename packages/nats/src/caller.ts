@@ -1,4 +1,13 @@
-import { DeadlineError, NoServerError, RpcError, TransportClosedError, type Address, type RpcValue } from '@mqgate/rpc';
+import {
+  DeadlineError,
+  NoServerError,
+  RpcError,
+  ServerLostError,
+  TransportClosedError,
+  type Address,
+  type RpcValue,
+  type ServerInfo,
+} from '@mqgate/rpc';
 import { decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import type { NatsRegistry } from './registry';
@@ -27,6 +36,10 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** Waiting for a busy server of the type to free up (every server of the type is busy). */
   waitingFree: boolean;
+  /** epoch ms of the last send; 0 while it is in flight nowhere (not sent yet, or NATS answered no responders). */
+  sentAt: number;
+  /** The server it was last sent to (serverId or sticky key); undefined for a call to the type's queue group. */
+  target: string | undefined;
 }
 
 export interface CallerContext {
@@ -90,7 +103,7 @@ export class Caller {
         this.ctx.counters.deadlines++;
         reject(new DeadlineError(fn, timeout));
       }, timeout);
-      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, timer, waitingFree: false };
+      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, timer, waitingFree: false, sentAt: 0, target: undefined };
       this.pending.set(id, p);
       this.send(id, p);
     });
@@ -141,8 +154,38 @@ export class Caller {
     this.failAll(new TransportClosedError());
   }
 
+  /**
+   * Settles the calls in flight to a server found dead (`why` says how, NatsRegistry.lose)
+   * with ServerLostError (code NO_SERVER): those sent to it by serverId or sticky key, and those
+   * to its module type when no listed server of the type is left (while one is, a call to the
+   * type may be running there, so those wait for their deadline).
+   */
+  lost(info: ServerInfo, why: string): void {
+    const typeGone = !this.ctx.registry.hasType(info.moduleType);
+    for (const [id, p] of [...this.pending]) {
+      if (p.sentAt === 0) continue;
+      if (p.target === undefined ? !(typeGone && p.to.moduleType === info.moduleType) : p.target !== info.serverId) continue;
+      const what = `${info.serverId} (type ${info.moduleType})`;
+      this.settle(id, new ServerLostError(`module unavailable: server ${what} ${why} while call ${p.fn} was in flight; it may or may not have run`));
+    }
+  }
+
+  /** The servers that may hold a call sent at or before `sentBefore` (epoch ms): its target, or every listed server of its type. */
+  *inFlightTargets(sentBefore: number): Iterable<string> {
+    const types = new Set<string>();
+    for (const p of this.pending.values()) {
+      if (p.sentAt === 0 || p.sentAt > sentBefore) continue;
+      if (p.target !== undefined) yield p.target;
+      else if (p.to.moduleType !== undefined && !types.has(p.to.moduleType)) {
+        types.add(p.to.moduleType);
+        for (const s of this.ctx.registry.list(p.to.moduleType)) yield s.serverId;
+      }
+    }
+  }
+
   private onNoResponders(id: number, p: Pending): void {
     this.ctx.counters.noResponders++;
+    p.sentAt = 0; // delivered nowhere: nothing of it runs on any server
     const { registry } = this.ctx;
     const target = p.to.serverId ?? (p.to.key !== undefined ? undefined : p.to.moduleType);
     if (p.to.serverId === undefined && p.to.key === undefined && p.to.moduleType && registry.anyBusy(p.to.moduleType)) {
@@ -154,8 +197,8 @@ export class Caller {
     }
     if (p.to.serverId !== undefined || p.to.key !== undefined) {
       // Its own subject has no subscriber: the server is gone (crashed), whatever the registry says.
-      const gone = p.to.serverId ?? this.stickyTarget(p.to);
-      if (gone) registry.drop(gone);
+      const gone = p.target ?? p.to.serverId ?? this.stickyTarget(p.to);
+      if (gone) registry.lose(gone, 'is gone (NATS has no subscriber for its subject)');
       if (p.to.key !== undefined && p.to.moduleType && registry.hasType(p.to.moduleType)) return this.send(id, p);
     }
     this.settle(id, new NoServerError(target ?? describeAddress(p.to)));
@@ -179,6 +222,8 @@ export class Caller {
     }
     const h = headers();
     h.set(DEADLINE_HEADER, String(p.deadline));
+    p.target = p.to.serverId ?? (p.to.key !== undefined ? this.stickyTarget(p.to) : undefined);
+    p.sentAt = Date.now();
     try {
       this.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h);
     } catch (err) {

@@ -26,6 +26,14 @@ export interface NatsTransportOptions {
   /** ms between a server's heartbeats. Positive and below `registryTtl`. @default 1 000, or a third of `registryTtl` when that is shorter */
   registryInterval?: number;
   /**
+   * ms between two liveness probes of the servers holding calls sent more than this long ago
+   * (liveness.ts): how soon calls in flight to a module process that died reject with
+   * ServerLostError (code NO_SERVER) instead of waiting for their deadlines. Costs one empty
+   * message per such server per interval, none while every call answers faster. Positive.
+   * @default 250
+   */
+  probeInterval?: number;
+  /**
    * Calls one server runs at once. At this many (running plus held) it leaves its type's
    * queue group, so new work for the type goes to other servers (callers wait while every
    * server of the type is busy), and rejoins at half. A positive integer.
@@ -58,6 +66,7 @@ export const NATS_DEFAULTS = Object.freeze({
   /** The default `registryInterval` for a `registryTtl`, ms. */
   registryInterval: (registryTtl: number): number => Math.min(1_000, Math.floor(registryTtl / 3)),
   maxConcurrent: 256,
+  probeInterval: 250,
   discoveryStall: 50,
   reconnectTimeWait: 500,
   logger: silentLogger as Logger,
@@ -71,6 +80,7 @@ export interface ResolvedNatsOptions {
   registryTtl: number;
   registryInterval: number;
   maxConcurrent: number;
+  probeInterval: number;
   discoveryStall: number;
   reconnectTimeWait: number;
   connection: Partial<NodeConnectionOptions>;
@@ -103,6 +113,7 @@ export function resolveNatsOptions(o: NatsTransportOptions): ResolvedNatsOptions
     registryTtl,
     registryInterval,
     maxConcurrent,
+    probeInterval: positive('probeInterval', o.probeInterval ?? NATS_DEFAULTS.probeInterval),
     discoveryStall: positive('discoveryStall', o.discoveryStall ?? NATS_DEFAULTS.discoveryStall),
     reconnectTimeWait: positive('reconnectTimeWait', o.reconnectTimeWait ?? NATS_DEFAULTS.reconnectTimeWait),
     connection: o.connection ?? {},

@@ -13,6 +13,8 @@ export interface RegistryListener {
   joined(info: ServerInfo): void;
   left(info: ServerInfo): void;
   freed(moduleType: string): void;
+  /** A server was found dead (no heartbeat within the TTL, or no subscriber on its subject): `why` says how. */
+  lost(info: ServerInfo, why: string): void;
 }
 
 interface Entry {
@@ -25,7 +27,7 @@ interface Entry {
 /**
  * The live servers as one NatsTransport sees them: filled by registry events and discovery
  * answers, emptied by leave events and by expiry (`ttl` ms without a heartbeat: a crashed
- * server), and by {@link drop} when NATS answers "no responders" for a server's own subject.
+ * server), and by {@link lose} when NATS answers "no responders" for a server's own subject.
  * Reads are synchronous, so routing never waits on the network.
  */
 export class NatsRegistry {
@@ -58,9 +60,22 @@ export class NatsRegistry {
     if (had.busy) this.listener.freed(had.info.moduleType);
   }
 
-  /** Drops entries whose heartbeats stopped more than `ttl` ms ago. */
+  /** Drops a server found dead (`why` says how), then tells the listener (`lost`): its calls in flight fail. */
+  lose(serverId: string, why: string): void {
+    const had = this.entries.get(serverId);
+    if (!had || had.expires === Infinity) return;
+    this.drop(serverId);
+    this.listener.lost(copy(had.info), why);
+  }
+
+  /** Drops entries whose heartbeats stopped more than `ttl` ms ago (as {@link lose}). */
   prune(now = Date.now()): void {
-    for (const [id, e] of this.entries) if (e.expires < now) this.drop(id);
+    for (const [id, e] of this.entries) if (e.expires < now) this.lose(id, `stopped answering (no heartbeat for ${this.ttl} ms)`);
+  }
+
+  /** True for a server of this transport (never expires, never probed). */
+  isLocal(serverId: string): boolean {
+    return this.entries.get(serverId)?.expires === Infinity;
   }
 
   /** Live servers of `moduleType`, or all, sorted by serverId (copies). */

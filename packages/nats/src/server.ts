@@ -2,7 +2,7 @@ import { TransportClosedError, type RpcHandler, type RpcValue, type ServerInfo }
 import { decodeRequest, encodeResponse, RequestArgsError, toWireError, type WireError } from '@mqgate/rpc/internal';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { RegistryEvent } from './registry';
-import { DEADLINE_HEADER, type Subjects } from './subjects';
+import { DEADLINE_HEADER, PROBE_HEADER, type Subjects } from './subjects';
 
 /** Counters of the servers of one transport. */
 export interface ServerCounters {
@@ -78,6 +78,7 @@ export class NatsServer {
   }
 
   private onMsg(m: Msg): void {
+    if (m.headers?.has(PROBE_HEADER)) return; // a caller's liveness probe (liveness.ts): the subscription answering is the answer
     if (!this.open) {
       this.respond(m, 0, toWireError(new TransportClosedError(`server ${this.info.serverId}`)));
       return;

@@ -34,3 +34,6 @@ export function token(s: string): string {
 
 /** Header carrying a request's absolute deadline, epoch ms (decimal). */
 export const DEADLINE_HEADER = 'Mqgate-Deadline';
+
+/** Header marking a liveness probe (liveness.ts) on a server's own subject: servers ignore such a message. */
+export const PROBE_HEADER = 'Mqgate-Probe';

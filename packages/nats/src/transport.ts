@@ -22,6 +22,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { Caller, type CallerCounters } from './caller';
 import { NatsUnavailableError } from './errors';
 import { resolveNatsOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
+import { isProbeReply, LivenessProbe } from './liveness';
 import { NatsRegistry, type RegistryEvent } from './registry';
 import { NatsServer, type ServerCounters } from './server';
 import { subjects, type Subjects } from './subjects';
@@ -72,6 +73,17 @@ const CLOSE_STEP_MS = 1_000;
  * crashed server fail at once anyway, by no-responders. Meta: `host`, `pid`, `startedAt`
  * (ISO time), overridden by `info.meta`. `serverJoined` / `serverLeft` events follow the cache.
  *
+ * **Dead servers** (a SIGKILLed or crashed module process). New calls to it fail at once by
+ * no-responders. Calls in flight to it reject with ServerLostError (code `NO_SERVER`, `module
+ * unavailable: server x@1 (type x) is gone (...) while call f was in flight; it may or may not
+ * have run`) within about `probeInterval` ms of the NATS server seeing its socket close, not
+ * at their deadlines: every `probeInterval` ms the servers holding calls older than that get a
+ * probe on their own subject, answered by no-responders once the process is gone (liveness.ts);
+ * a server whose registry entry expires (`registryTtl`, a hung process) fails its calls the
+ * same way. Calls by serverId or sticky key fail with it; calls to its type fail when no
+ * listed server of the type is left (with another one alive, a call to the type may be
+ * running there, so those wait for their deadline, as on RedisTransport).
+ *
  * **Outages.** While NATS is unreachable, calls reject at once with {@link NatsUnavailableError}
  * (code UNAVAILABLE, "NATS is unreachable (urls): …"), and calls in flight when the connection
  * drops reject with it too (their replies may be lost); nothing waits past its deadline. The
@@ -93,6 +105,8 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
   private readonly logger: Logger;
   private readonly registry: NatsRegistry;
   private readonly caller: Caller;
+  private readonly probe: LivenessProbe;
+  private probeTimer: NodeJS.Timeout | undefined;
   private readonly servers_ = new Map<string, NatsServer>();
   private readonly counters: CallerCounters & ServerCounters = {
     calls: 0,
@@ -127,6 +141,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
       joined: (info) => this.emitSafely('serverJoined', info),
       left: (info) => this.emitSafely('serverLeft', info),
       freed: (type) => this.caller.freed(type),
+      lost: (info, why) => this.caller.lost(info, why),
     });
     this.caller = new Caller({
       nc: () => this.nc,
@@ -137,6 +152,16 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
       counters: this.counters,
       unavailable: () => this.unavailable(),
     });
+    this.probe = new LivenessProbe(
+      {
+        nc: () => (this.state === 'up' ? this.nc : undefined),
+        subjects: this.subjects,
+        registry: this.registry,
+        replyPrefix: this.subjects.replies(this.id),
+        targets: (sentBefore) => this.caller.inFlightTargets(sentBefore),
+      },
+      this.o.probeInterval,
+    );
     this.readyPromise = this.init();
     this.readyPromise.catch(() => undefined);
   }
@@ -225,6 +250,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
     this.closed = true;
     this.wake();
     if (this.timer) clearInterval(this.timer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
     await Promise.all([...this.servers_.values()].map((s) => this.stopServer(s, false)));
     this.caller.closeAll();
     const nc = this.nc;
@@ -271,12 +297,17 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
         break;
       }
       this.nc = nc;
-      nc.subscribe(`${this.subjects.replies(this.id)}.*`, { callback: (_e, m) => this.caller.onReply(m) });
+      const tailAt = this.subjects.replies(this.id).length + 1;
+      nc.subscribe(`${this.subjects.replies(this.id)}.*`, {
+        callback: (_e, m) => (isProbeReply(m.subject.slice(tailAt)) ? this.probe.onReply(m.subject.slice(tailAt), m) : this.caller.onReply(m)),
+      });
       nc.subscribe(this.subjects.events, { callback: (_e, m) => this.onEvent(m.data) });
       void this.watch(nc);
       await this.discover(nc);
       this.timer = setInterval(() => this.tick(), this.o.registryInterval);
       this.timer.unref();
+      this.probeTimer = setInterval(() => this.probe.tick(), this.o.probeInterval);
+      this.probeTimer.unref();
       this.setState('up');
       return;
     }

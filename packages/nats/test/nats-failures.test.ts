@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NatsTransport, NatsUnavailableError, type NatsTransportOptions } from '@mqgate/nats';
-import { NoServerError, type RpcValue, type ServerInfo } from '@mqgate/rpc';
+import { NoServerError, ServerLostError, type RpcValue, type ServerInfo } from '@mqgate/rpc';
 import { freePort, getNats, startNatsServer, within, type NatsUnderTest } from '@mqgate/test-support';
 
 // Module processes run the built package (npm test builds first).
@@ -87,13 +87,53 @@ describe('NatsTransport and a module process that dies', () => {
     mod.child.kill('SIGKILL');
     await exited;
     const killedAt = Date.now();
-    // The registry may still list it (no heartbeat missed yet): NATS answers no responders at once.
+    // The registry may still list it (no heartbeat missed yet): NATS answers no responders at once
+    // (NoServerError); a call NATS still handed to the dying connection fails by the probe (ServerLostError).
     for (const to of [{ serverId: 'echo@1' }, { moduleType: 'echo' }, { moduleType: 'echo', key: 'user-1' }]) {
-      await expect(caller.call(to, 'echo', ['x'], { timeout: 10_000 })).rejects.toBeInstanceOf(NoServerError);
+      await expect(caller.call(to, 'echo', ['x'], { timeout: 10_000 })).rejects.toMatchObject({ code: 'NO_SERVER' });
     }
     expect(Date.now() - killedAt).toBeLessThan(1000);
     await within(left, 2000, 'echo@1 to leave the registry');
     expect(caller.servers('echo')).toEqual([]);
+  });
+
+  it('SIGKILLed module with 200 calls in flight: they fail within about 1 s with code NO_SERVER ("module unavailable"), not at their 10 s deadline; a new process takes new calls', async () => {
+    const caller = make();
+    await caller.ready();
+    const joined = membership(caller, 'serverJoined', 'proc@1');
+    const mod = await moduleProcess('proc@1');
+    await joined;
+    // 200 calls in flight: to the type, to the server id and by sticky key.
+    const inFlight = Array.from({ length: 200 }, (_, i) => {
+      const to = i % 3 === 0 ? { moduleType: 'proc' } : i % 3 === 1 ? { serverId: 'proc@1' } : { moduleType: 'proc', key: `k${i}` };
+      return caller.call(to, 'hang', [], { timeout: 10_000 }).catch((e: unknown) => e);
+    });
+    await within(
+      new Promise<void>((resolve) => {
+        const check = () => (mod.lines.filter((l) => l === 'started hang').length === 200 ? resolve() : setTimeout(check, 10));
+        check();
+      }),
+      10_000,
+      'the calls to be in the module',
+    );
+    const exited = new Promise((resolve) => mod.child.once('exit', resolve));
+    mod.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await exited;
+    const errors = await Promise.all(inFlight);
+    expect(Date.now() - killedAt).toBeLessThan(1600);
+    for (const err of errors) {
+      expect(err).toBeInstanceOf(ServerLostError);
+      expect(err).toMatchObject({ code: 'NO_SERVER' });
+      expect((err as Error).message).toMatch(/^module unavailable: server proc@1 \(type proc\) .+ while call hang was in flight/);
+    }
+    expect(caller.servers('proc')).toEqual([]);
+    // New calls fail at once, and a new process of the type takes them.
+    await expect(caller.call({ moduleType: 'proc' }, 'echo', [1])).rejects.toBeInstanceOf(NoServerError);
+    const rejoined = membership(caller, 'serverJoined', 'proc@2');
+    await moduleProcess('proc@2');
+    await rejoined;
+    await expect(caller.call({ moduleType: 'proc' }, 'echo', [2], { timeout: 3000 })).resolves.toBe(2);
   });
 
   it('a clean stop (SIGTERM) removes the server from every registry at once', async () => {

@@ -51,7 +51,39 @@ export const CLIENT_TEXTS = {
   USER_INDEX: 'USER_INDEX: the login could not be made (the user index is unavailable); try again',
   DUPLICATE_LOGIN: 'DUPLICATE_LOGIN: the user is already logged in and the duplicate login policy rejects a new session',
   BANNED: 'BANNED: the user is banned',
+  // What the gate answers a client for a failed call of an mqgate code (clientTextOf): the
+  // cause, with server ids, session ids and transport states, goes to the gate's log.
+  NO_SERVER: 'NO_SERVER: the module is unavailable; try again',
+  DEADLINE: 'DEADLINE: no reply in time; the request may or may not have been done',
+  NOT_FOUND: 'NOT_FOUND: the module has no such handler',
+  CLOSED: 'CLOSED: the module is stopping; try again',
+  UNAVAILABLE: 'UNAVAILABLE: the modules cannot be reached now; try again',
+  DUPLICATE_SERVER: 'DUPLICATE_SERVER: the module is misconfigured',
+  ENCODE: 'ENCODE: the request or its reply cannot be encoded',
+  DECODE: 'DECODE: a message could not be decoded',
+  NO_SESSION: 'NO_SESSION: the session has ended',
+  BAD_ARGUMENT: 'BAD_ARGUMENT: the module passed a bad argument to a session verb',
+  BAD_REPLY: "BAD_REPLY: the gate's answer to the module had the wrong shape",
+  BAD_RESULT: "BAD_RESULT: the handler's result cannot be sent",
+  LIMIT: 'LIMIT: the request would take the session past a gate limit; nothing changed',
 } as const;
+
+/**
+ * The text a client gets for a failed call (the gate's reply envelope `Error`): an error that
+ * already carries a client text keeps it; one of mqgate's own codes (except `REMOTE`) gets
+ * its {@link CLIENT_TEXTS} entry; mqant's `Service(type:<target>) not found` for the very
+ * target the client addressed stays (mqant clients match on it, and it names only what the
+ * client sent); a handler's own error (code `REMOTE` or an app's code) keeps its message, the
+ * app's text to its client (mqant's errstr).
+ */
+export function clientTextOf(err: unknown, addressed?: string): string {
+  if (!(err instanceof Error)) return String(err);
+  const e = err as { code?: unknown; message: string };
+  if (isClientText(e)) return e.message;
+  const code = typeof e.code === 'string' ? e.code : 'REMOTE';
+  if (code === 'NO_SERVER' && addressed !== undefined && e.message === `Service(type:${addressed}) not found`) return e.message;
+  return code in CLIENT_TEXTS && code in ERROR_CODES ? CLIENT_TEXTS[code as keyof typeof CLIENT_TEXTS] : e.message;
+}
 
 /** True when `err` carries a client text: its message starts with its own code and `: ` (see {@link CLIENT_TEXTS}). */
 export function isClientText(err: { code?: unknown; message: string }): boolean {
@@ -84,6 +116,21 @@ export class NoServerError extends RpcError {
   constructor(target: string) {
     // mqant's wording, so clients matching on it keep working.
     super(`Service(type:${clipInput(target)}) not found`, 'NO_SERVER');
+  }
+}
+
+/**
+ * A call was in flight to a server that died: code `NO_SERVER`, rejected as soon as the
+ * transport notices instead of at the call's deadline. The call may or may not have run.
+ * RedisTransport notices by the heartbeat (no heartbeat for `heartbeatTimeout` ms) or an
+ * expired registry entry; NatsTransport by NATS's no-responders answer to a probe of the
+ * server's own subject, or by its registry entry expiring. The message says which module and
+ * server, e.g. `module unavailable: server echo@1 (type echo) stopped answering (no heartbeat
+ * for 1000 ms) while call ping was in flight; it may or may not have run`.
+ */
+export class ServerLostError extends RpcError {
+  constructor(message: string) {
+    super(message, 'NO_SERVER');
   }
 }
 

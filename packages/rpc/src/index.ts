@@ -13,6 +13,7 @@ export {
   LimitError,
   NoServerError,
   RpcError,
+  ServerLostError,
   SessionNotFoundError,
   TransportClosedError,
 } from './errors';

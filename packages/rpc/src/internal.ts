@@ -2,7 +2,7 @@
 // and apps do not need: wire codecs, user-index key helpers, the option kit's checkers. No
 // stability promise outside this repository; apps use @mqgate/rpc.
 export { messageOf } from './error-message';
-export { describeValue, fromWireError, isClientText, toWireError } from './errors';
+export { clientTextOf, describeValue, fromWireError, isClientText, toWireError } from './errors';
 export type { WireError } from './errors';
 export { checkPushProperties, checkUserProperties, unwrapReply } from './mqtt5';
 export { MAX_TIMER_MS, RANGES, inRange, optionChecker, tokenBucket } from './option-kit';

@@ -9,6 +9,7 @@ import type { ConnectVerdict, MqttConnection } from '../protocol/connection';
 import { ReasonCode } from '../protocol/mqtt5';
 import type { GateSession } from '../session/session';
 import type { SessionRegistry } from '../session/registry';
+import { SharedBanEpoch } from './shared-ban-epoch';
 
 type Conn = MqttConnection<GateSession>;
 
@@ -52,6 +53,8 @@ export class Door {
   private readonly inFlight = new WeakSet<Conn>();
   /** The flapping ban table was found full (warned once until it has room again). */
   private warnedFull = false;
+  /** The shared ban list as last read (and written) here, and the user index's epoch then: what an emptied index gets back. */
+  private readonly sharedBans = new SharedBanEpoch();
 
   constructor(private readonly deps: DoorDeps) {
     this.admission = new Admission(deps.options);
@@ -204,6 +207,7 @@ export class Door {
     this.admission.ban(kind, value, untilMs, index !== undefined);
     try {
       await index?.ban?.(kind, value, untilMs);
+      if (index) this.sharedBans.wrote({ kind, value, untilMs });
     } catch (err) {
       if (!had) this.admission.unban(kind, value);
       throw err;
@@ -216,6 +220,7 @@ export class Door {
     const [kind, value] = banOf(target);
     const flapped = kind === 'clientId' && this.flapping.unban(value);
     const had = this.admission.unban(kind, value) || flapped;
+    this.sharedBans.lifted(kind, value);
     await this.userIndex?.unban?.(kind, value);
     return had;
   }
@@ -245,7 +250,11 @@ export class Door {
     }
   }
 
-  /** Reads the shared ban list (every banSyncInterval, never per connection), enforces new bans, sweeps admission's maps. */
+  /**
+   * Reads the shared ban list (every banSyncInterval, never per connection), enforces new bans,
+   * sweeps admission's maps. When the user index's epoch changed (or was never read: an empty
+   * Redis restart lost the list), first writes back the shared bans this gate last knew.
+   */
   private async sync(): Promise<void> {
     this.admission.sweep();
     this.flapping.sweep();
@@ -254,7 +263,10 @@ export class Door {
     if (!index?.bans || !this.deps.running()) return;
     const readAt = Date.now();
     try {
-      const fresh = this.admission.sync(await index.bans(this.deps.options.maxBans), readAt);
+      await this.sharedBans.reassertIfReset(index, readAt);
+      const read = await index.bans(this.deps.options.maxBans);
+      this.sharedBans.read(read);
+      const fresh = this.admission.sync(read, readAt);
       if (this.deps.running()) for (const b of fresh) this.enforce(b);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);

@@ -267,6 +267,34 @@ export class SessionPersistence extends EventEmitter<{ storageError: [StorageFai
     }
   }
 
+  /**
+   * Right after {@link settle} (before {@link close}): its unstored sessions split into those
+   * with a write in flight, sent to the store and not answered yet (a stalled store may still
+   * take it: `writing` resolves, once the store answered them all, with those it failed), and
+   * the others, whose change waits for an attempt that close() cancels: `queued`, lost.
+   */
+  unacknowledged(): { queued: Unstored[]; inFlight: number; writing: Promise<Unstored[]> } {
+    const queued: Unstored[] = [];
+    const writing: Array<Promise<Unstored | undefined>> = [];
+    for (const e of [...this.live].filter(isUnstored)) {
+      const phase = e.state.phase;
+      const described = describeUnstored(e);
+      if (phase.kind === 'writing' && !phase.again && e.current)
+        writing.push(
+          e.current.then(
+            () => undefined,
+            () => described,
+          ),
+        );
+      else queued.push(described);
+    }
+    return {
+      queued,
+      inFlight: writing.length,
+      writing: Promise.all(writing).then((all) => all.filter((u): u is Unstored => u !== undefined)),
+    };
+  }
+
   /** Resolves when `work` does (never rejects: flushOne does not), or after `ms`, whichever is first; the timer is cleared. */
   private within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import { type Logger, type Mqtt5Request, type RpcTransport, type RpcValue, type UserProperties } from '@mqgate/rpc';
-import { unwrapReply } from '@mqgate/rpc/internal';
+import { clientTextOf, describeAddress, unwrapReply } from '@mqgate/rpc/internal';
 import { outcomeOf } from '../ops/metrics';
 import type { PublishProperties } from '../protocol/encode';
 import type { GateSession } from '../session/session';
@@ -84,8 +84,9 @@ export class Router {
       if (replyTo === undefined) {
         this.logger.debug({ sessionId: session.sessionId, topic, error: message }, 'notify failed');
       } else {
+        // The full cause is in the log with the trace id; the client gets its client text.
         this.logFailure(session, outcomeOf(err), topic, route.msgid, message, (err as { code?: unknown }).code);
-        this.reply(session, replyTo, message, null);
+        this.reply(session, replyTo, clientTextOf(err, describeAddress(route.address)), null);
       }
       return;
     }

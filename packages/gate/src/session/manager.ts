@@ -133,8 +133,9 @@ export class SessionManager {
   /**
    * Called from the gate's periodic sweep (`now` in ms): at most once per
    * userIndexCheckInterval, and one at a time, looks at the user index's epoch; when it
-   * changed since the last look (the store lost its entries: an empty Redis restart), puts
-   * back the entry of every session bound here, in one batch ({@link reassertIndex}). A
+   * changed since the last look, or at the first look that succeeds (the store may have lost
+   * its entries before it: an empty Redis restart), puts back the entry of every session bound
+   * here, in one batch ({@link reassertIndex}). A
    * failure is logged (rate-limited, kind `user-index-check`) and tried again at the next look.
    */
   checkIndex(now: number): void {
@@ -146,7 +147,8 @@ export class SessionManager {
     index
       .epoch()
       .then(async (epoch) => {
-        if (this.indexEpoch !== undefined && epoch !== this.indexEpoch) await this.reassertIndex();
+        // No epoch read yet counts as a change: the store may have lost its entries before the first look.
+        if (epoch !== this.indexEpoch) await this.reassertIndex(this.indexEpoch === undefined ? 'first look' : 'reset');
         this.indexEpoch = epoch;
       })
       .catch((err: unknown) =>
@@ -156,23 +158,29 @@ export class SessionManager {
   }
 
   /**
-   * Puts back the user index entry of every session bound on this gate (as claimed, same
-   * bind time), in one batch, then releases those that unbound or closed meanwhile.
-   * Resolves with how many were put back.
+   * Puts back the user index entry of every session bound on this gate, connected or detached
+   * (waiting for a resume: its entry is held for the resume window), as claimed (same bind
+   * time), in one batch, then releases those that unbound or closed meanwhile.
+   * `why` names the look in the info line. Resolves with how many were put back.
    * @throws the index's error (the caller retries at its next look).
    */
-  async reassertIndex(): Promise<number> {
+  async reassertIndex(why: 'reset' | 'first look' = 'reset'): Promise<number> {
     const index = this.users.index;
     if (!index.reassert) return 0;
-    const bound = [...this.registry.all()].filter((s) => s.userId !== '');
+    const bound = [...this.registry.all(), ...(this.detached?.sessions() ?? [])].filter((s) => s.userId !== '');
     const entries = bound.map((s) => ({
       userId: s.userId,
       location: { serverId: s.serverId, sessionId: s.sessionId, since: this.claimedAt.get(s) ?? Date.now() },
     }));
     await index.reassert(entries);
-    for (const [i, s] of bound.entries())
-      if (s.userId !== entries[i].userId || this.registry.get(s.sessionId) !== s) this.release(s, entries[i].userId);
-    this.logger.info({ serverId: bound[0]?.serverId, entries: entries.length }, 'user index was reset: entries of the bound sessions put back');
+    for (const [i, s] of bound.entries()) if (s.userId !== entries[i].userId || this.find(s.sessionId) !== s) this.release(s, entries[i].userId);
+    if (entries.length > 0)
+      this.logger.info(
+        { serverId: bound[0].serverId, entries: entries.length },
+        why === 'reset'
+          ? 'user index was reset: entries of the bound sessions put back'
+          : 'user index epoch read for the first time: entries of the bound sessions put back (the index may have lost them before)',
+      );
     return entries.length;
   }
 

@@ -12,15 +12,5 @@ export class RedisUnavailableError extends RpcError {
   }
 }
 
-/**
- * A call was in flight to a server that stopped answering (no heartbeat for
- * `heartbeatTimeout` ms, or its registry entry expired): code `NO_SERVER`, rejected at once
- * instead of at the call's deadline. The call may or may not have run. The message says
- * which module and server, e.g. `module unavailable: server echo@1 (type echo) stopped
- * answering (no heartbeat for 1000 ms) while call ping was in flight`.
- */
-export class ServerLostError extends RpcError {
-  constructor(message: string) {
-    super(message, 'NO_SERVER');
-  }
-}
+/** Re-exported from `@mqgate/rpc` (every transport with failure detection rejects with it). */
+export { ServerLostError } from '../errors';
