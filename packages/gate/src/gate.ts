@@ -251,7 +251,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * `droppedOversize`: replies and pushes not sent because they were larger than maxPacketSize
    * or the MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24; a reply is answered with an
    * Error envelope instead); `droppedMemory`: pushes dropped to slow consumers while over
-   * maxBufferedBytesTotal; `bufferedBytes`: unsent output across connections, bytes, as that
+   * maxBufferedBytesTotal; `bufferedBytes`: bytes held for clients across connections (unsent output and
+   * QoS 1 pushes not acknowledged), as that
    * bound counts it (0 when off).
    */
   stats(): RouterStats & {

@@ -8,7 +8,7 @@ import { FrameGuard } from './frame-guard';
 import { packetHandlers } from './handlers';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
-import type { OutputBudget } from './output-budget';
+import { holding, type OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from '../metrics';
 import { InputRate, type RateLimit, type RateLimitName } from './rate-limit';
@@ -151,8 +151,10 @@ export class MqttConnection<S = unknown> implements WireSink {
   v5: Mqtt5State | undefined;
   /** Outbound QoS 1 pushes in flight and queued, made at the first one; kept after the close for a resume to take. */
   outbound: OutboundInflight | undefined;
-  /** Bytes of this connection in the gate's output budget (0 when there is none). */
+  /** Unsent bytes of this connection in the gate's output budget (0 when there is none). */
   counted = 0;
+  /** Bytes of this connection's QoS 1 pushes (in flight and queued) in the gate's output budget. */
+  pushBytes = 0;
   /** In the output budget's set of connections with unsent bytes after their last tick. */
   backlogged = false;
   /** Why the last PUBLISH dropped by pushEncoded was (for the caller's error). */
@@ -493,9 +495,10 @@ export class MqttConnection<S = unknown> implements WireSink {
    * Writes a push already encoded for this connection's protocol level (a broadcast encodes
    * once per level and shares the Buffer, see push-encoding.ts). Dropped, counted and
    * reported to `hooks.dropped`: when larger than {@link packetLimit} (`too_large`; MQTT 5:
-   * MQTT-3.1.2-24), or when the gate's unsent output is over maxBufferedBytesTotal and this
-   * connection holds more than outputHighWaterMark unsent (`memory`: a slow consumer gets no
-   * more pushes to buffer; the budget's sweep closes the largest backlogs).
+   * MQTT-3.1.2-24), or when what the gate holds for clients is over maxBufferedBytesTotal and
+   * this connection holds more than outputHighWaterMark (unsent output plus QoS 1 pushes not
+   * acknowledged; `memory`: a client that does not read or acknowledge gets no more pushes to
+   * buffer; the budget's sweep closes the largest holders).
    * Returns false when nothing was written.
    */
   pushEncoded(bytes: Buffer): boolean {
@@ -505,7 +508,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     }
     if (bytes.length > this.packetLimit) return this.drop(bytes.length, 'too_large');
     const budget = this.hooks.budget;
-    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) {
+    if (budget !== undefined && budget.total > budget.limit && holding(this) > this.limits.outputHighWaterMark) {
       return this.drop(bytes.length, 'memory');
     }
     return this.writePublish(bytes);
@@ -553,7 +556,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     }
     if (size > this.packetLimit) return this.drop(size, 'too_large');
     const budget = this.hooks.budget;
-    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) return this.drop(size, 'memory');
+    if (budget !== undefined && budget.total > budget.limit && holding(this) > this.limits.outputHighWaterMark) return this.drop(size, 'memory');
     const out = (this.outbound ??= new OutboundInflight({
       window: Math.min(this.limits.maxOutboundInflight, v5 ? v5.receiveMaximum : 0xffff),
       maxQueue: this.limits.maxOutboundQueue,
@@ -564,6 +567,7 @@ export class MqttConnection<S = unknown> implements WireSink {
       if (t) t.dropped++;
       return false;
     }
+    budget?.hold(this, out.bytes);
     if (push !== 'queued') this.writeQos1(push);
     return true;
   }
@@ -572,6 +576,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   acked(messageId: number): void {
     const out = this.outbound;
     if (!out?.ack(messageId)) return;
+    this.hooks.budget?.hold(this, out.bytes);
     for (let p = out.next(); p && this.state === State.Connected; p = out.next()) this.writeQos1(p);
   }
 
