@@ -253,7 +253,9 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * Error envelope instead); `droppedMemory`: pushes dropped to slow consumers while over
    * maxBufferedBytesTotal; `bufferedBytes`: bytes held for clients across connections (unsent output and
    * QoS 1 pushes not acknowledged), as that
-   * bound counts it (0 when off).
+   * bound counts it (0 when off); `detachedBytes`: bytes the detached sessions hold (their
+   * pushes, as maxDetachedBytesTotal counts them); `detachedEvicted`: pushes of detached
+   * sessions dropped past maxDetachedBytesTotal since start.
    */
   stats(): RouterStats & {
     connections: number;
@@ -261,6 +263,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     droppedOversize: number;
     droppedMemory: number;
     bufferedBytes: number;
+    detachedBytes: number;
+    detachedEvicted: number;
     storage: StorageStats | undefined;
   } {
     const r = this.runtime;
@@ -270,6 +274,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       droppedOversize: this.droppedOversize,
       droppedMemory: this.droppedMemory,
       bufferedBytes: this.budget?.total ?? 0,
+      detachedBytes: r?.resume.detached.bytes.total ?? 0,
+      detachedEvicted: r?.resume.detached.bytes.evicted ?? 0,
       outstanding: r ? r.scheduler.outstanding : 0,
       storage: r?.persistence ? { ...r.persistence.stats } : undefined,
     };

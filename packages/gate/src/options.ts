@@ -269,6 +269,17 @@ export interface GateOptions {
    * 0 = no cap. Default 10 000.
    */
   maxDetached?: number;
+  /**
+   * Bytes all detached sessions of the gate hold at once, their missed pushes and the QoS 1
+   * pushes their clients had not acknowledged (bodies + topics + 64 each; a broadcast's Buffer
+   * counts once per session). Past it the oldest pushes of the oldest detached sessions are
+   * dropped first until the total is back under (the session itself stays: its resume reports
+   * them in `lost`; a rate-limited warn `limit:maxDetachedBytesTotal`; `gate.stats()`'s
+   * `detachedBytes` and `detachedEvicted`). `0` or `false` turns it off. Default: an eighth of
+   * V8's heap limit (`v8.getHeapStatistics().heap_size_limit / 8`, about 512 MiB on a 4 GiB
+   * heap), half of maxBufferedBytesTotal's default. A negative value is a RangeError.
+   */
+  maxDetachedBytesTotal?: number | false;
 
   // Output bound (issue 11).
   /**
@@ -369,6 +380,7 @@ export type ResolvedGateOptions = Required<
     | 'metricsHost'
     | 'jwt'
     | 'maxBufferedBytesTotal'
+    | 'maxDetachedBytesTotal'
     | 'messageRate'
     | 'byteRate'
     | 'maxConnections'
@@ -376,6 +388,8 @@ export type ResolvedGateOptions = Required<
 > & {
   /** Bytes; 0 = off. */
   maxBufferedBytesTotal: number;
+  /** Bytes; 0 = off. */
+  maxDetachedBytesTotal: number;
   /** Resolved: `'auto'` is replaced by {@link autoMaxConnections}. */
   maxConnections: number;
   authenticate: GateOptions['authenticate'];
@@ -444,6 +458,8 @@ export const DEFAULTS = {
   maxOutboundQueue: 1000,
   // resume at CONNECT and its limits (issue 10, rule 6)
   maxDetached: 10_000,
+  // an eighth of V8's heap limit (see GateOptions.maxDetachedBytesTotal)
+  maxDetachedBytesTotal: Math.floor(getHeapStatistics().heap_size_limit / 8),
   // Output bound (issue 11): a quarter of V8's heap limit (see GateOptions.maxBufferedBytesTotal).
   maxBufferedBytesTotal: Math.floor(getHeapStatistics().heap_size_limit / 4),
   // per-connection input rates (issue 11): above what an honest client sends
@@ -595,6 +611,8 @@ export function resolveOptions(o: GateOptions = {}): ResolvedGateOptions {
     maxOutboundQueue: nonNegative('maxOutboundQueue', o.maxOutboundQueue ?? DEFAULTS.maxOutboundQueue),
     // resume at CONNECT and its limits (issue 10, rule 6)
     maxDetached: nonNegative('maxDetached', o.maxDetached ?? DEFAULTS.maxDetached),
+    maxDetachedBytesTotal:
+      o.maxDetachedBytesTotal === false ? 0 : nonNegative('maxDetachedBytesTotal', o.maxDetachedBytesTotal ?? DEFAULTS.maxDetachedBytesTotal),
     // Output bound (issue 11).
     maxBufferedBytesTotal:
       o.maxBufferedBytesTotal === false ? 0 : nonNegative('maxBufferedBytesTotal', o.maxBufferedBytesTotal ?? DEFAULTS.maxBufferedBytesTotal),

@@ -7,39 +7,13 @@
  * outputHighWaterMark and closes the largest holders first, counted and logged. Real sockets:
  * raw mqtt-packet peers that read and never acknowledge.
  */
-import { connect as netConnect, type Socket } from 'node:net';
 import * as mqttPacket from 'mqtt-packet';
 import { silentLogger, type SessionData } from '@mqgate/rpc';
 import { startGate, type Harness } from './helpers/harness';
-import { RawPeer } from './helpers/raw-peer';
+import { Hoarder } from './helpers/hoarder';
 import { waitUntil } from './helpers/waiters';
 
 const KiB = 1024;
-
-/** A 3.1.1 peer that reads everything and never PUBACKs. */
-class Hoarder extends RawPeer {
-  readonly closed: Promise<void>;
-  constructor(readonly socket: Socket) {
-    super(`hoard-${Math.random().toString(16).slice(2)}`);
-    socket.on('data', (d) => this.parser.parse(d));
-    socket.on('error', () => undefined);
-    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
-  }
-  sendBytes(bytes: Buffer): void {
-    this.socket.write(bytes);
-  }
-  /** Drops what it parsed (it reads, it does not keep). */
-  forget(): void {
-    this.packets.length = 0;
-  }
-}
-
-function open(port: number): Promise<Hoarder> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(port, '127.0.0.1', () => resolve(new Hoarder(s)));
-    s.once('error', reject);
-  });
-}
 
 let h: Harness | undefined;
 const peers: Hoarder[] = [];
@@ -68,7 +42,7 @@ test('QoS 1 pushes held for clients that never PUBACK count toward maxBufferedBy
   gate.on('disconnect', (_s: SessionData, reason: string) => reasons.push(reason));
   for (let i = 0; i < 12; i++) {
     const session = new Promise<SessionData>((resolve) => gate.once('connect', resolve));
-    const p = await open(h.tcpPort);
+    const p = await Hoarder.open(h.tcpPort);
     peers.push(p);
     expect((await p.connect()).cmd).toBe('connack');
     sids.push((await session).sessionId);
@@ -105,7 +79,7 @@ test('a client that PUBACKs its QoS 1 pushes frees what it held: the total goes 
   h = await startGate({ websocket: false, maxBufferedBytesTotal: 1024 * KiB, maxOutboundInflight: 4 });
   const gate = h.gate;
   const session = new Promise<SessionData>((resolve) => gate.once('connect', resolve));
-  const p = await open(h.tcpPort);
+  const p = await Hoarder.open(h.tcpPort);
   peers.push(p);
   await p.connect();
   const sid = (await session).sessionId;
