@@ -5,6 +5,8 @@ import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
+import { HeldInput } from './held-input';
+import { inputTurns, type TurnWaiter } from './input-turns';
 import { packetHandlers } from './handlers';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
@@ -109,6 +111,8 @@ export interface ProtocolLimits {
 const PAUSE_REQUESTS = 1;
 const PAUSE_OUTPUT = 2;
 const PAUSE_RATE = 4;
+/** Reading waits for a later turn of the event loop: this one's PUBLISH allowance is spent (input-turns.ts). */
+const PAUSE_TURN = 8;
 
 /** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
 const MAX_PACKETS_BEFORE_CONNACK = 42;
@@ -119,7 +123,7 @@ const MAX_PACKETS_BEFORE_CONNACK = 42;
  * {@link Mqtt5State} (`v5`, set at a level-5 CONNECT). mqtt-packet's parser switches to
  * MQTT 5 by itself after a level-5 CONNECT.
  */
-export class MqttConnection<S = unknown> implements WireSink {
+export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
   state: State = State.New;
   clientId = '';
   protocolVersion = 4;
@@ -140,7 +144,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** Reading stopped for good (the gate is stopping); resume() does nothing. */
   frozen = false;
   /** Bytes received but not parsed yet because reading is paused. */
-  private held: Buffer | undefined;
+  private held: HeldInput | undefined;
   /** The gate's per-connection state (its session), set once connected. */
   session: S | undefined;
   /** Where client PUBLISHes go, set once connected. */
@@ -214,8 +218,8 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.hooks.traffic) this.hooks.traffic.bytesIn += chunk.length;
     if (this.held || this.pausedBy !== 0) {
       // Reading is paused: keep what the wire had already delivered (a paused WebSocket still
-      // hands over the frames it had received), in order, until resume().
-      this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+      // hands over the frames it had received), in order, until resume(); O(1) per chunk.
+      (this.held ??= new HeldInput()).push(chunk);
       return;
     }
     this.feed(chunk);
@@ -233,9 +237,19 @@ export class MqttConnection<S = unknown> implements WireSink {
     while (from < chunk.length) {
       let budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
       if (rate) budget = Math.min(budget, rate.budget(Date.now()));
+      if (inputTurns.left <= 0) {
+        // This turn's allowance is spent: the rest waits for a later turn, the wire paused.
+        (this.held ??= new HeldInput()).unshift(from === 0 ? chunk : chunk.subarray(from));
+        this.pause(PAUSE_TURN);
+        inputTurns.wait(this);
+        return;
+      }
+      const turn = inputTurns.left;
+      let publishes = 0;
       const parsedBefore = this.parsed;
       let end = from;
-      for (let n = 0; end < chunk.length && n < budget; n++) {
+      for (let n = 0; end < chunk.length && n < budget && publishes < turn; n++) {
+        if ((chunk[end] & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
         end = this.guard.next(chunk, end);
         if (end < 0) {
           const violation = this.guard.violation ?? 'malformed packet';
@@ -249,13 +263,14 @@ export class MqttConnection<S = unknown> implements WireSink {
         // A handler that throws on input nobody foresaw closes this connection, never the gate.
         return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
       }
+      inputTurns.spend(publishes);
       if (this.state === State.Closed) return;
       this.flushControl();
       this.checkOutput();
       if (rate) this.chargeRate(rate, this.parsed - parsedBefore, end - from);
       from = end;
       if (this.readPaused && from < chunk.length) {
-        this.held = chunk.subarray(from);
+        (this.held ??= new HeldInput()).unshift(chunk.subarray(from));
         return;
       }
     }
@@ -279,6 +294,11 @@ export class MqttConnection<S = unknown> implements WireSink {
     const wait = this.rate ? this.rate.waitMs(Date.now()) : 0;
     if (wait > 0) this.rateTimer = setTimeout(resumeAfterRate, wait, this);
     else this.resume(PAUSE_RATE);
+  }
+
+  /** TurnWaiter: a new turn of the event loop; parse what is held, within its allowance. */
+  resumeTurn(): void {
+    if (this.state !== State.Closed) this.resume(PAUSE_TURN);
   }
 
   /** WireSink: the socket has gone. */
@@ -606,7 +626,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     const was = this.pausedBy;
     this.pausedBy |= reason;
     if (was !== 0) return;
-    if (this.hooks.traffic && reason !== PAUSE_RATE) this.hooks.traffic.pauses++; // rate pauses: ratePauses
+    if (this.hooks.traffic && reason !== PAUSE_RATE && reason !== PAUSE_TURN) this.hooks.traffic.pauses++; // rate pauses: ratePauses
     this.wire.pause();
   }
 
@@ -617,8 +637,15 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.pausedBy !== 0 || this.frozen) return;
     this.lastSeen = Date.now();
     const held = this.held;
-    this.held = undefined;
-    if (held) this.feed(held);
+    if (held) {
+      // One chunk at a time until reading pauses again (feed puts the rest of that one back in front).
+      for (let c = held.shift(); c !== undefined; c = held.shift()) {
+        this.feed(c);
+        if (this.state === State.Closed) return;
+        if (this.pausedBy !== 0) break;
+      }
+      if (held.empty) this.held = undefined;
+    }
     if (this.pausedBy === 0 && this.state !== State.Closed) this.wire.resume();
   }
 
@@ -652,6 +679,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     this.state = State.Closed;
     if (this.rateTimer) clearTimeout(this.rateTimer);
     this.rateTimer = undefined;
+    if (this.pausedBy & PAUSE_TURN) inputTurns.forget(this);
     this.pending = undefined;
     this.qos2 = undefined;
     this.requests?.discard();
