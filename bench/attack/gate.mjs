@@ -3,7 +3,8 @@
 // `echo` module (HD_echo answers its payload), on loopback ports chosen by the OS. It answers
 // the parent over IPC: `{cmd:'stats'}` → gate.stats(), process.memoryUsage(), the event-loop
 // stalls it saw (its own 10 ms drift watch: count over 100 ms, the longest; and the gate's own
-// `event-loop-stall` warn lines); `{cmd:'broadcast', qos, bytes}` → a broadcast; `{cmd:'gc'}`
+// `event-loop-stall` warn lines); `{cmd:'broadcast', qos, bytes}` → a broadcast;
+// `{cmd:'sendEach', qos, bytes}` → gate.send to every connected session; `{cmd:'gc'}`
 // runs a full GC when node was started with --expose-gc; `{cmd:'stop'}` stops and exits.
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -54,6 +55,9 @@ await transport.serve({ serverId: 'user@1', moduleType: 'user' }, async (_fn, ar
   return { sessionId: bound.sessionId };
 });
 await gate.start({ transport, logger, userIndex: index });
+const sessionIds = new Set();
+gate.on('connect', (s) => sessionIds.add(s.sessionId));
+gate.on('disconnect', (s) => sessionIds.delete(s.sessionId));
 const a = gate.addresses();
 process.send({ ready: true, tcpPort: a.tcp.port, wsPort: a.websocket.port });
 
@@ -63,6 +67,12 @@ process.on('message', async (m) => {
     process.send({ stats: gate.stats(), counts: gate.counts(), mem, stalls: { ...stalls } });
   } else if (m.cmd === 'broadcast') {
     const n = gate.broadcast(m.topic ?? 'attack/push', Buffer.alloc(m.bytes, 0x61), undefined, m.qos ?? 0);
+    process.send({ delivered: n });
+  } else if (m.cmd === 'sendEach') {
+    // One push per connected session (each its own copy of the body, as session.send makes).
+    const body = Buffer.alloc(m.bytes, 0x61);
+    let n = 0;
+    for (const id of sessionIds) if (gate.send(id, m.topic ?? 'attack/push', body, undefined, m.qos ?? 0)) n++;
     process.send({ delivered: n });
   } else if (m.cmd === 'gc') {
     globalThis.gc?.();
