@@ -13,8 +13,8 @@
  * process, as the event loop is: every gate of a process shares it.
  */
 
-/** PUBLISH packets parsed per turn of the event loop, across connections: 256. */
-export const PUBLISHES_PER_TURN = 256;
+/** PUBLISH packets parsed per turn of the event loop, across connections: 128 (measured: bench/attack/ws-pipeline.mjs). */
+export const PUBLISHES_PER_TURN = 128;
 
 /** A connection waiting for its turn (MqttConnection). */
 export interface TurnWaiter {
