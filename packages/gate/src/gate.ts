@@ -248,8 +248,11 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
    * `droppedOversize`: replies and pushes not sent because they were larger than maxPacketSize
    * or the MQTT 5 client's Maximum Packet Size (MQTT-3.1.2-24; a reply is answered with an
    * Error envelope instead); `droppedMemory`: pushes dropped to slow consumers while over
-   * maxBufferedBytesTotal; `bufferedBytes`: unsent output across connections, bytes, as that
-   * bound counts it (0 when off).
+   * maxBufferedBytesTotal; `bufferedBytes`: bytes held for clients across connections (unsent output and
+   * QoS 1 pushes not acknowledged), as that
+   * bound counts it (0 when off); `detachedBytes`: bytes the detached sessions hold (their
+   * pushes, as maxDetachedBytesTotal counts them); `detachedEvicted`: pushes of detached
+   * sessions dropped past maxDetachedBytesTotal since start.
    */
   stats(): RouterStats & {
     connections: number;
@@ -257,6 +260,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     droppedOversize: number;
     droppedMemory: number;
     bufferedBytes: number;
+    detachedBytes: number;
+    detachedEvicted: number;
     storage: StorageStats | undefined;
   } {
     const r = this.runtime;
@@ -266,6 +271,8 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       droppedOversize: this.droppedOversize,
       droppedMemory: this.droppedMemory,
       bufferedBytes: this.budget?.total ?? 0,
+      detachedBytes: r?.resume.detached.bytes.total ?? 0,
+      detachedEvicted: r?.resume.detached.bytes.evicted ?? 0,
       outstanding: r ? r.scheduler.outstanding : 0,
       storage: r?.persistence ? { ...r.persistence.stats } : undefined,
     };

@@ -9,6 +9,7 @@ import { encodePublishQos0, encodePublishV5 } from '../src/protocol/encode';
 
 class Member implements BudgetMember {
   counted = 0;
+  pushBytes = 0;
   backlogged = false;
   constructor(
     readonly name: string,

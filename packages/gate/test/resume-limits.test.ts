@@ -10,7 +10,7 @@ import { decodeSession, silentLogger, type LiveGate, type Logger, type UserLocat
 import { detachedKey } from '@mqgate/rpc/internal';
 import { MemoryStorage } from '@mqgate/storage';
 import { DEFAULTS, Gate, resolveOptions, type GateOptions } from '@mqgate/gate';
-import { ResumePeer } from './helpers/resume-peer';
+import { ResumePeer, loginAndDrop } from './helpers/resume-peer';
 import { resumeRig } from './helpers/resume-rig';
 import { waitUntil } from './helpers/waiters';
 
@@ -32,13 +32,7 @@ async function open(g: Gate): Promise<ResumePeer> {
 
 /** Logs `userId` in on `g`, drops the connection; resolves once `g` holds it detached. */
 async function detached(g: Gate, userId: string): Promise<{ token: string; sessionId: string }> {
-  const c = await open(g);
-  const sessionId = ((await c.login(userId)).Result as { sessionId: string }).sessionId;
-  const token = await c.token();
-  const gone = new Promise<void>((resolve) => g.on('disconnect', (s) => s.sessionId === sessionId && resolve()));
-  await c.drop();
-  await gone;
-  return { token, sessionId };
+  return loginAndDrop(g, await open(g), userId);
 }
 
 describe('maxDetached', () => {

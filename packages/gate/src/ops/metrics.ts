@@ -22,7 +22,7 @@ export type { Traffic } from '../protocol/traffic';
 export interface GateView {
   connections(): Iterable<{ wire: { network: string }; protocolVersion: number; state: number }>;
   counts(): SessionCounts;
-  /** Unsent output bytes across connections (the output budget's total; 0 when it is off). */
+  /** Bytes held for clients across connections (unsent output, QoS 1 pushes not acknowledged) (the output budget's total; 0 when it is off). */
   bufferedBytes?(): number;
 }
 
@@ -197,7 +197,7 @@ export class GateMetrics {
     });
     new Gauge({
       name: 'mqgate_output_buffered_bytes',
-      help: 'Unsent output bytes across connections, as the maxBufferedBytesTotal bound counts them (0 when off)',
+      help: 'Bytes held for clients across connections (unsent output, QoS 1 pushes not acknowledged), as the maxBufferedBytesTotal bound counts them (0 when off)',
       registers,
       collect() {
         this.set(view.bufferedBytes?.() ?? 0);

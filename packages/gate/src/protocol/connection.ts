@@ -5,10 +5,12 @@ import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
 import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
 import { FrameGuard } from './frame-guard';
+import { HeldInput } from './held-input';
+import { inputTurns, type TurnWaiter } from './input-turns';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
-import type { OutputBudget } from './output-budget';
+import { holding, type OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from './traffic';
 import { InputRate, type RateLimit, type RateLimitName } from './rate-limit';
@@ -115,6 +117,8 @@ export interface ProtocolLimits {
 const PAUSE_REQUESTS = 1;
 const PAUSE_OUTPUT = 2;
 const PAUSE_RATE = 4;
+/** Reading waits for a later turn of the event loop: this one's PUBLISH allowance is spent (input-turns.ts). */
+const PAUSE_TURN = 8;
 
 /** Packets a client may send after CONNECT, before its CONNACK; more closes the connection (aedes' queueLimit). */
 const MAX_PACKETS_BEFORE_CONNACK = 42;
@@ -125,7 +129,7 @@ const MAX_PACKETS_BEFORE_CONNACK = 42;
  * {@link Mqtt5State} (`v5`, set at a level-5 CONNECT). mqtt-packet's parser switches to
  * MQTT 5 by itself after a level-5 CONNECT.
  */
-export class MqttConnection<S = unknown> implements WireSink {
+export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
   state: State = State.New;
   clientId = '';
   protocolVersion = 4;
@@ -146,7 +150,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   /** Reading stopped for good (the gate is stopping); resume() does nothing. */
   frozen = false;
   /** Bytes received but not parsed yet because reading is paused. */
-  private held: Buffer | undefined;
+  private held: HeldInput | undefined;
   /** The gate's per-connection state (its session), set once connected. */
   session: S | undefined;
   /** Where client PUBLISHes go, set once connected. */
@@ -157,8 +161,10 @@ export class MqttConnection<S = unknown> implements WireSink {
   v5: Mqtt5State | undefined;
   /** Outbound QoS 1 pushes in flight and queued, made at the first one; kept after the close for a resume to take. */
   outbound: OutboundInflight | undefined;
-  /** Bytes of this connection in the gate's output budget (0 when there is none). */
+  /** Unsent bytes of this connection in the gate's output budget (0 when there is none). */
   counted = 0;
+  /** Bytes of this connection's QoS 1 pushes (in flight and queued) in the gate's output budget. */
+  pushBytes = 0;
   /** In the output budget's set of connections with unsent bytes after their last tick. */
   backlogged = false;
   /** Why the last PUBLISH dropped by pushEncoded was (for the caller's error). */
@@ -220,8 +226,8 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.hooks.traffic) this.hooks.traffic.bytesIn += chunk.length;
     if (this.held || this.pausedBy !== 0) {
       // Reading is paused: keep what the wire had already delivered (a paused WebSocket still
-      // hands over the frames it had received), in order, until resume().
-      this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+      // hands over the frames it had received), in order, until resume(); O(1) per chunk.
+      (this.held ??= new HeldInput()).push(chunk);
       return;
     }
     this.feed(chunk);
@@ -239,9 +245,19 @@ export class MqttConnection<S = unknown> implements WireSink {
     while (from < chunk.length) {
       let budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
       if (rate) budget = Math.min(budget, rate.budget(Date.now()));
+      if (inputTurns.left <= 0) {
+        // This turn's allowance is spent: the rest waits for a later turn, the wire paused.
+        (this.held ??= new HeldInput()).unshift(from === 0 ? chunk : chunk.subarray(from));
+        this.pause(PAUSE_TURN);
+        inputTurns.wait(this);
+        return;
+      }
+      const turn = inputTurns.left;
+      let publishes = 0;
       const parsedBefore = this.parsed;
       let end = from;
-      for (let n = 0; end < chunk.length && n < budget; n++) {
+      for (let n = 0; end < chunk.length && n < budget && publishes < turn; n++) {
+        if ((chunk[end] & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
         end = this.guard.next(chunk, end);
         if (end < 0) {
           const violation = this.guard.violation ?? 'malformed packet';
@@ -255,13 +271,14 @@ export class MqttConnection<S = unknown> implements WireSink {
         // A handler that throws on input nobody foresaw closes this connection, never the gate.
         return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
       }
+      inputTurns.spend(publishes);
       if (this.state === State.Closed) return;
       this.flushControl();
       this.checkOutput();
       if (rate) this.chargeRate(rate, this.parsed - parsedBefore, end - from);
       from = end;
       if (this.readPaused && from < chunk.length) {
-        this.held = chunk.subarray(from);
+        (this.held ??= new HeldInput()).unshift(chunk.subarray(from));
         return;
       }
     }
@@ -296,6 +313,11 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.state === State.Closed) return;
     if (this.v5 && this.state === State.Connected) this.sendDisconnect(ReasonCode.PacketTooLarge, reason);
     this.finish(reason);
+  }
+
+  /** TurnWaiter: a new turn of the event loop; parse what is held, within its allowance. */
+  resumeTurn(): void {
+    if (this.state !== State.Closed) this.resume(PAUSE_TURN);
   }
 
   /** WireSink: the socket has gone. */
@@ -514,9 +536,10 @@ export class MqttConnection<S = unknown> implements WireSink {
    * Writes a push already encoded for this connection's protocol level (a broadcast encodes
    * once per level and shares the Buffer, see push-encoding.ts). Dropped, counted and
    * reported to `hooks.dropped`: when larger than {@link packetLimit} (`too_large`; MQTT 5:
-   * MQTT-3.1.2-24), or when the gate's unsent output is over maxBufferedBytesTotal and this
-   * connection holds more than outputHighWaterMark unsent (`memory`: a slow consumer gets no
-   * more pushes to buffer; the budget's sweep closes the largest backlogs).
+   * MQTT-3.1.2-24), or when what the gate holds for clients is over maxBufferedBytesTotal and
+   * this connection holds more than outputHighWaterMark (unsent output plus QoS 1 pushes not
+   * acknowledged; `memory`: a client that does not read or acknowledge gets no more pushes to
+   * buffer; the budget's sweep closes the largest holders).
    * Returns false when nothing was written.
    */
   pushEncoded(bytes: Buffer): boolean {
@@ -526,7 +549,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     }
     if (bytes.length > this.packetLimit) return this.drop(bytes.length, 'too_large');
     const budget = this.hooks.budget;
-    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) {
+    if (budget !== undefined && budget.total > budget.limit && holding(this) > this.limits.outputHighWaterMark) {
       return this.drop(bytes.length, 'memory');
     }
     return this.writePublish(bytes);
@@ -574,7 +597,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     }
     if (size > this.packetLimit) return this.drop(size, 'too_large');
     const budget = this.hooks.budget;
-    if (budget !== undefined && budget.total > budget.limit && this.counted > this.limits.outputHighWaterMark) return this.drop(size, 'memory');
+    if (budget !== undefined && budget.total > budget.limit && holding(this) > this.limits.outputHighWaterMark) return this.drop(size, 'memory');
     const out = (this.outbound ??= new OutboundInflight({
       window: Math.min(this.limits.maxOutboundInflight, v5 ? v5.receiveMaximum : 0xffff),
       maxQueue: this.limits.maxOutboundQueue,
@@ -585,6 +608,7 @@ export class MqttConnection<S = unknown> implements WireSink {
       if (t) t.dropped++;
       return false;
     }
+    budget?.hold(this, out.bytes);
     if (push !== 'queued') this.writeQos1(push);
     return true;
   }
@@ -593,6 +617,7 @@ export class MqttConnection<S = unknown> implements WireSink {
   acked(messageId: number): void {
     const out = this.outbound;
     if (!out?.ack(messageId)) return;
+    this.hooks.budget?.hold(this, out.bytes);
     for (let p = out.next(); p && this.state === State.Connected; p = out.next()) this.writeQos1(p);
   }
 
@@ -622,7 +647,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     const was = this.pausedBy;
     this.pausedBy |= reason;
     if (was !== 0) return;
-    if (this.hooks.traffic && reason !== PAUSE_RATE) this.hooks.traffic.pauses++; // rate pauses: ratePauses
+    if (this.hooks.traffic && reason !== PAUSE_RATE && reason !== PAUSE_TURN) this.hooks.traffic.pauses++; // rate pauses: ratePauses
     this.wire.pause();
   }
 
@@ -633,8 +658,15 @@ export class MqttConnection<S = unknown> implements WireSink {
     if (this.pausedBy !== 0 || this.frozen) return;
     this.lastSeen = Date.now();
     const held = this.held;
-    this.held = undefined;
-    if (held) this.feed(held);
+    if (held) {
+      // One chunk at a time until reading pauses again (feed puts the rest of that one back in front).
+      for (let c = held.shift(); c !== undefined; c = held.shift()) {
+        this.feed(c);
+        if (this.state === State.Closed) return;
+        if (this.pausedBy !== 0) break;
+      }
+      if (held.empty) this.held = undefined;
+    }
     if (this.pausedBy === 0 && this.state !== State.Closed) this.wire.resume();
   }
 
@@ -668,6 +700,7 @@ export class MqttConnection<S = unknown> implements WireSink {
     this.state = State.Closed;
     if (this.rateTimer) clearTimeout(this.rateTimer);
     this.rateTimer = undefined;
+    if (this.pausedBy & PAUSE_TURN) inputTurns.forget(this);
     this.pending = undefined;
     this.qos2 = undefined;
     this.requests?.discard();

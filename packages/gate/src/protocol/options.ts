@@ -75,13 +75,15 @@ export interface ProtocolOptions {
    */
   maxOutboundQueue?: number;
   /**
-   * Unsent output, bytes, across all connections of the gate (replies and pushes written, not
-   * yet taken by the kernel; a Buffer shared by several connections counts once per
-   * connection). Past it: pushes (session.send, sendBatch, sendToUser, broadcast) to a
-   * connection holding more than outputHighWaterMark unsent are dropped and counted
+   * Bytes the gate holds for its clients, across all connections: unsent output (replies and
+   * pushes written, not yet taken by the kernel; a Buffer shared by several connections counts
+   * once per connection) and the QoS 1 pushes in each inflight window and queue, kept until
+   * the client's PUBACK (MQTT-4.3.2; body + topic + 64 each). Past it: pushes (session.send,
+   * sendBatch, sendToUser, broadcast, QoS 0 and 1) to a connection holding more than
+   * outputHighWaterMark of these bytes are dropped and counted
    * (`mqgate_pushes_dropped_total{reason="memory"}`, `gate.stats().droppedMemory`), never
    * buffered; replies to a client's own requests still go out (bounded by maxInflight per
-   * connection); and the connections with the largest backlogs are closed first (reason
+   * connection); and the connections holding the most are closed first (reason
    * `slow consumer: ...`, no DISCONNECT: it would wait behind the unread backlog; MQTT 5.0
    * §4.13 makes it a MAY) until the total is back under. `0` or `false` turns it off.
    * Default: a quarter of V8's heap limit (`v8.getHeapStatistics().heap_size_limit / 4`, about

@@ -6,20 +6,33 @@
  * each tick's writes are handed to the kernel (wire/tick-cork.ts) the connection reports
  * what is still unsent, so the total follows the kernel down again.
  *
- * Only connections left with unsent bytes after a tick are tracked by name (`backlogged`);
- * they are the candidates the sweep closes, largest backlog first, while the total is over
- * the limit, and the ones it re-reads (a socket that drains without a further write reports
- * nothing by itself). A connection that keeps up never enters that set.
+ * Besides its unsent output, a connection holds bytes for its client that no socket counts:
+ * the QoS 1 pushes in its inflight window and queued behind it, kept until the client's
+ * PUBACK (MQTT-4.3.2). The connection reports their sum with {@link hold}; they are in the
+ * total too, so clients that read their pushes and never acknowledge them are bounded
+ * like clients that do not read.
+ *
+ * Only connections holding bytes (unsent after a tick, or held) are tracked by name
+ * (`backlogged`); they are the candidates the sweep closes, largest holders first, while the
+ * total is over the limit, and the ones it re-reads (a socket that drains without a further
+ * write reports nothing by itself). A connection that keeps up never enters that set.
  */
 
 /** What the budget knows of one connection. */
 export interface BudgetMember {
-  /** Bytes of this connection in the budget's total. */
+  /** Unsent bytes of this connection in the budget's total. */
   counted: number;
+  /** Bytes this connection holds for its client besides its unsent output (QoS 1 pushes not acknowledged), in the total. */
+  pushBytes: number;
   /** True while in the budget's backlogged set. */
   backlogged: boolean;
   /** Bytes written and not yet handed to the kernel, now. */
   unsentBytes(): number;
+}
+
+/** Everything `m` holds for its client in the budget's total: unsent output and held pushes, bytes. */
+export function holding(m: BudgetMember): number {
+  return m.counted + m.pushBytes;
 }
 
 /** ms at least between two sweeps started because a write took the total over the limit. */
@@ -35,8 +48,9 @@ export class OutputBudget<M extends BudgetMember = BudgetMember> {
 
   /**
    * @param limit bytes; the total above it is "over".
-   * @param shed closes a connection the sweep chose (the largest backlogs, while over the
-   *   limit); its bytes leave the total when its socket reports closed (`release`).
+   * @param shed closes a connection the sweep chose (the largest holders, while over the
+   *   limit) with what it holds, bytes; its bytes leave the total when its socket reports
+   *   closed (`release`).
    */
   constructor(
     readonly limit: number,
@@ -59,7 +73,20 @@ export class OutputBudget<M extends BudgetMember = BudgetMember> {
   settle(m: M, unsent: number): void {
     this.total += unsent - m.counted;
     m.counted = unsent;
-    if (unsent > 0) {
+    this.track(m);
+  }
+
+  /** What `m` holds for its client besides its output, bytes, now (its QoS 1 pushes not acknowledged). */
+  hold(m: M, held: number): void {
+    this.total += held - m.pushBytes;
+    m.pushBytes = held;
+    this.track(m);
+    if (this.total > this.limit && this.sweepTimer === undefined) this.sweepSoon();
+  }
+
+  /** Keeps `m` in the backlogged set while it holds anything. */
+  private track(m: M): void {
+    if (holding(m) > 0) {
       if (!m.backlogged) {
         m.backlogged = true;
         this.backlogged.add(m);
@@ -70,14 +97,19 @@ export class OutputBudget<M extends BudgetMember = BudgetMember> {
     }
   }
 
-  /** `m`'s socket has closed: nothing of it is buffered any more. */
+  /**
+   * `m`'s socket has closed: nothing of it is buffered any more, and what it held leaves the
+   * total (a detached session's pushes are bounded by maxDetachedBytesTotal instead).
+   */
   release(m: M): void {
+    this.hold(m, 0);
     this.settle(m, 0);
   }
 
   /**
    * Re-reads the backlogged connections and, while the total is over the limit, closes the
-   * ones with the largest backlogs first until what they hold brings it back under.
+   * ones holding the most (unsent output and held pushes) first until what they hold brings
+   * it back under.
    * O(k log k) in the backlogged connections, run from the gate's periodic sweep and at
    * most every {@link BUDGET_SWEEP_INTERVAL} ms while writes find the total over.
    * @returns how many connections were closed.
@@ -87,13 +119,13 @@ export class OutputBudget<M extends BudgetMember = BudgetMember> {
     for (const m of this.backlogged) this.settle(m, m.unsentBytes());
     let excess = this.total - this.limit;
     if (excess <= 0) return 0;
-    const largest = [...this.backlogged].sort((a, b) => b.counted - a.counted);
+    const largest = [...this.backlogged].sort((a, b) => holding(b) - holding(a));
     let closed = 0;
     for (const m of largest) {
       if (excess <= 0) break;
-      excess -= m.counted;
+      excess -= holding(m);
       closed++;
-      this.shed(m, m.counted, this.total);
+      this.shed(m, holding(m), this.total);
     }
     return closed;
   }

@@ -1,6 +1,9 @@
 import type { MqttConnection } from '../protocol/connection';
 import type { GateSession } from '../session/session';
+import { closedConnection } from './closed-connection';
+import { DetachedBytes } from './detached-bytes';
 import { ReplayBuffer } from './replay-buffer';
+import { takeUnacked } from './replay-pushes';
 
 /** Bounds and window of detached sessions (gate options). */
 export interface DetachPolicy {
@@ -10,6 +13,8 @@ export interface DetachPolicy {
   resumeBufferBytes: number;
   /** Gate option maxDetached: detached sessions held at once; at the cap the oldest is dropped. 0 = no cap. */
   maxDetached: number;
+  /** Gate option maxDetachedBytesTotal: bytes all detached sessions hold at once; past it the oldest pushes are evicted. 0 = no bound. */
+  maxDetachedBytesTotal: number;
 }
 
 /** One detached session: kept until `expiresAt` (ms since epoch). */
@@ -53,15 +58,30 @@ export function keepsSession(session: GateSession, reason: string, policy: Detac
 export class DetachedStore {
   private readonly bySession = new Map<string, Detached>();
   private readonly byUser = new Map<string, Set<string>>();
+  /** What the detached sessions hold, bytes, bounded by maxDetachedBytesTotal. */
+  readonly bytes: DetachedBytes;
 
   /**
    * @param evicted called with the oldest detached session when an add finds the store at
    *   `maxDetached` (already taken out of the store; the caller frees it).
+   * @param bytesEvicted called when maxDetachedBytesTotal evicted `pushes` of a session's pushes.
    */
   constructor(
     private readonly policy: DetachPolicy,
     private readonly evicted: (d: Detached) => void = () => undefined,
-  ) {}
+    bytesEvicted: (session: GateSession, pushes: number) => void = () => undefined,
+  ) {
+    this.bytes = new DetachedBytes(policy.maxDetachedBytesTotal, () => {
+      let n = 0;
+      for (const d of this.bySession.values()) {
+        if (this.bytes.excess === 0) break;
+        const evicted = d.session.replay?.evictOldest(this.bytes.excess) ?? 0;
+        if (evicted > 0) bytesEvicted(d.session, evicted);
+        n += evicted;
+      }
+      return n;
+    });
+  }
 
   get size(): number {
     return this.bySession.size;
@@ -70,7 +90,9 @@ export class DetachedStore {
   /**
    * Detaches `session` for `window` ms; `expire` runs when the window ends (unless taken
    * first). At `maxDetached` the oldest detached session (first detached: the Map keeps
-   * insertion order) is taken out and handed to `evicted` first.
+   * insertion order) is taken out and handed to `evicted` first. The QoS 1 pushes its
+   * connection had not had acknowledged move into its replay buffer, and the session keeps
+   * a {@link closedConnection} in place of the closed connection, which is freed.
    */
   add(session: GateSession, window: number, expire: (d: Detached) => void): Detached {
     const cap = this.policy.maxDetached;
@@ -78,7 +100,8 @@ export class DetachedStore {
       const oldest = this.take(this.bySession.keys().next().value as string);
       if (oldest) this.evicted(oldest);
     }
-    session.replay = new ReplayBuffer(this.policy.resumeBufferMessages, this.policy.resumeBufferBytes);
+    const replay = new ReplayBuffer(this.policy.resumeBufferMessages, this.policy.resumeBufferBytes, 0, this.bytes);
+    session.replay = replay;
     const expiresAt = Date.now() + window;
     session.resumeUntil = expiresAt;
     const d: Detached = {
@@ -92,6 +115,9 @@ export class DetachedStore {
     let set = this.byUser.get(session.userId);
     if (!set) this.byUser.set(session.userId, (set = new Set()));
     set.add(session.sessionId);
+    const carried = takeUnacked(session.conn);
+    session.conn = closedConnection(session.conn);
+    replay.carry(carried); // charged once the session is in the store: it may be evicted too
     return d;
   }
 
@@ -104,6 +130,7 @@ export class DetachedStore {
     const d = this.bySession.get(sessionId);
     if (!d) return undefined;
     clearTimeout(d.timer);
+    d.session.replay?.release();
     this.bySession.delete(sessionId);
     const set = this.byUser.get(d.session.userId);
     set?.delete(sessionId);

@@ -110,7 +110,20 @@ export class ResumeManager {
   private readonly moves = new WeakMap<GateSession, Promise<void>>();
 
   constructor(private readonly d: ResumeDeps) {
-    this.detached = new DetachedStore(d.policy, (old) => this.droppedAtCap(old));
+    this.detached = new DetachedStore(
+      d.policy,
+      (old) => this.droppedAtCap(old),
+      (session, pushes) => this.evictedAtBytes(session, pushes),
+    );
+  }
+
+  /** maxDetachedBytesTotal took the oldest pushes of a detached session: its resume reports them in `lost`. */
+  private evictedAtBytes(session: GateSession, pushes: number): void {
+    this.d.warn(
+      'limit:maxDetachedBytesTotal',
+      { maxDetachedBytesTotal: this.d.policy.maxDetachedBytesTotal, userId: session.userId, sessionId: session.sessionId, pushes },
+      "maxDetachedBytesTotal reached: the oldest detached sessions' oldest pushes were dropped (their resume reports them as lost)",
+    );
   }
 
   /** The store was at maxDetached: its oldest session's window ends now. */
@@ -132,13 +145,10 @@ export class ResumeManager {
     if (this.moving.has(session)) return true;
     const window = keepsSession(session, reason, this.d.policy);
     if (window === 0) return false;
-    this.detached.add(session, window, (d) => this.expire(d));
     const early = this.atConnack.get(session.conn);
-    if (early) {
-      // Resumed at CONNECT, closed before its CONNACK: what it had not got yet stays buffered.
-      this.atConnack.delete(session.conn);
-      this.refill(session, early);
-    }
+    this.atConnack.delete(session.conn);
+    this.detached.add(session, window, (d) => this.expire(d));
+    if (early) this.refill(session, early); // resumed at CONNECT, closed before its CONNACK: what it had not got yet stays buffered
     this.moveEntry(session, session.userId, detachedKey(session.userId));
     // The stored record's resume expiry becomes detach time + window (GateSession.resumeUntil).
     this.d.persistence?.changed(session).catch(() => undefined);

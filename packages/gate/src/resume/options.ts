@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { optionChecker, RANGES } from '@mqgate/rpc/internal';
 
 /** Resume: how long a dropped bound session is kept detached, and what it holds. Part of GateOptions; defaults in {@link RESUME_DEFAULTS}. */
@@ -21,10 +22,25 @@ export interface ResumeOptions {
    * 0 = no cap. Default 10 000.
    */
   maxDetached?: number;
+  /**
+   * Bytes all detached sessions of the gate hold at once, their missed pushes and the QoS 1
+   * pushes their clients had not acknowledged (bodies + topics + 64 each; a broadcast's Buffer
+   * counts once per session). Past it the oldest pushes of the oldest detached sessions are
+   * dropped first until the total is back under (the session itself stays: its resume reports
+   * them in `lost`; a rate-limited warn `limit:maxDetachedBytesTotal`; `gate.stats()`'s
+   * `detachedBytes` and `detachedEvicted`). `0` or `false` turns it off. Default: an eighth of
+   * V8's heap limit (`v8.getHeapStatistics().heap_size_limit / 8`, about 512 MiB on a 4 GiB
+   * heap), half of maxBufferedBytesTotal's default.
+   * @throws OptionError (BAD_OPTION, a RangeError) for a negative or non-integer value.
+   */
+  maxDetachedBytesTotal?: number | false;
 }
 
 /** {@link ResumeOptions} resolved: every default applied, every value checked. */
-export type ResolvedResumeOptions = Required<ResumeOptions>;
+export type ResolvedResumeOptions = Required<Omit<ResumeOptions, 'maxDetachedBytesTotal'>> & {
+  /** Bytes; 0 = off. */
+  maxDetachedBytesTotal: number;
+};
 
 /** The defaults of {@link ResumeOptions}. */
 export const RESUME_DEFAULTS = {
@@ -32,6 +48,7 @@ export const RESUME_DEFAULTS = {
   resumeBufferMessages: 50,
   resumeBufferBytes: 65_536,
   maxDetached: 10_000,
+  maxDetachedBytesTotal: Math.floor(getHeapStatistics().heap_size_limit / 8),
 } as const;
 
 const check = optionChecker('gate option');
@@ -47,5 +64,7 @@ export function resolveResumeOptions(o: ResumeOptions): ResolvedResumeOptions {
     resumeBufferMessages: check('resumeBufferMessages', o.resumeBufferMessages ?? D.resumeBufferMessages, RANGES.count),
     resumeBufferBytes: check('resumeBufferBytes', o.resumeBufferBytes ?? D.resumeBufferBytes, RANGES.count),
     maxDetached: check('maxDetached', o.maxDetached ?? D.maxDetached, RANGES.count),
+    maxDetachedBytesTotal:
+      o.maxDetachedBytesTotal === false ? 0 : check('maxDetachedBytesTotal', o.maxDetachedBytesTotal ?? D.maxDetachedBytesTotal, RANGES.count),
   };
 }

@@ -1,3 +1,4 @@
+import type { Gate } from '@mqgate/gate';
 import { RecordingPeer, type Envelope } from './peer';
 
 /** The `gate/session` push a bind or a resume sends. */
@@ -32,4 +33,17 @@ export class ResumePeer extends RecordingPeer {
     this.client.stream.destroy();
     return this.closed;
   }
+}
+
+/**
+ * Logs `userId` in with `c` (a fresh peer on `g`), drops its connection, and resolves once
+ * `g` holds the session detached, with the session's id and resume token.
+ */
+export async function loginAndDrop(g: Gate, c: ResumePeer, userId: string): Promise<{ token: string; sessionId: string }> {
+  const sessionId = ((await c.login(userId)).Result as { sessionId: string }).sessionId;
+  const token = await c.token();
+  const gone = new Promise<void>((resolve) => g.on('disconnect', (s) => s.sessionId === sessionId && resolve()));
+  await c.drop();
+  await gone;
+  return { token, sessionId };
 }
