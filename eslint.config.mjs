@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // CommonJS entry points that run before (or without) a build: require() is their import.
-    files: ['packages/cli/bin/*.js'],
+    files: ['packages/cli/bin/*.js', 'examples/**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
