@@ -5,7 +5,7 @@ COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages ./packages
 COPY examples ./examples
 RUN npm ci --no-audit --no-fund && npx tsc -b
-ENV MQGATE_TCP_PORT=3563 MQGATE_WS_PORT=3653
+ENV MQGATE_TCP_PORT=3563 MQGATE_WEBSOCKET_PORT=3653
 EXPOSE 3563 3653 9563
 # Same command as `npm start`, minus the build done above (docker-compose.yml runs `mqgate` instead).
 CMD ["node", "packages/demo/dist/main.js"]

@@ -39,4 +39,10 @@ export default tseslint.config(
     files: ['packages/demo/web/**/*.js'],
     languageOptions: { globals: { ...globals.browser } },
   },
+  {
+    // CommonJS entry points that run before (or without) a build: require() is their import.
+    files: ['packages/cli/bin/*.js', 'examples/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { ConfigError, loadConfig, printConfig, requireFor } from './config';
+import { warnUnknownVariables } from './environment';
+import { envName, FIELDS } from './schema';
 import { runGate, runModules } from './run';
 
 /**
@@ -15,6 +17,11 @@ function command(name: 'gate' | 'modules', description: string, run: (c: ReturnT
     .option('--check', 'validate the config and exit')
     .option('--print-config', 'print the effective config (defaults filled in, secrets masked) and exit')
     .action(async (opts: { config?: string; check?: boolean; printConfig?: boolean }) => {
+      warnUnknownVariables(
+        `mqgate ${name}`,
+        process.env,
+        FIELDS.map((f) => envName(f.key)),
+      );
       let config;
       try {
         config = loadConfig(opts.config);

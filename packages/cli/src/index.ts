@@ -1,3 +1,14 @@
 export { ConfigError, loadConfig, printConfig, requireFor, MAX_CONFIG_BYTES, type Config } from './config';
 export { FIELDS, envName, describeKind, type Field, type Kind } from './schema';
-export { gateOptions, loadModule, runGate, runModules } from './run';
+export { unknownVariables, warnUnknownVariables } from './environment';
+export {
+  ADMISSION_KEYS,
+  admissionOptions,
+  gateOptions,
+  loadModule,
+  loadStorage,
+  runGate,
+  runModules,
+  type StorageFactory,
+  type StorageFactoryOptions,
+} from './run';

@@ -3,21 +3,35 @@ import { pathToFileURL } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { createApp, stopOnSignals, type ModuleDefinition } from '@mqgate/client';
 import { Gate, type GateOptions, type TlsListenOptions } from '@mqgate/gate';
-import { NatsTransport } from '@mqgate/nats';
 import type { RpcTransport } from '@mqgate/rpc';
 import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
-import { MemoryStorage, RedisStorage } from '@mqgate/storage';
+import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
 import { ConfigError, natsServers, userIndexUrl, type Config } from './config';
 
 type Closer = () => Promise<void> | void;
 
 /**
+ * `@mqgate/nats`, loaded only for `transport.type: nats`: it is an optional peer of this
+ * package, so apps on Redis alone never install a NATS client.
+ * @throws ConfigError saying what to install when it is missing
+ */
+async function natsPackage(): Promise<typeof import('@mqgate/nats')> {
+  try {
+    return await import('@mqgate/nats');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    throw new ConfigError('transport.type: nats needs the package @mqgate/nats: npm install @mqgate/nats');
+  }
+}
+
+/**
  * The transport of `transport.type`: a RedisTransport on `transport.url`, or a NatsTransport
  * on `transport.servers` (subjects prefixed with `transport.prefix` less a trailing `:`).
  */
-function transportOf(c: Config, logger: Logger): RpcTransport {
+async function transportOf(c: Config, logger: Logger): Promise<RpcTransport> {
   const ttl = c.get<number>('transport.registryTtl');
   if (c.get<string>('transport.type') === 'nats') {
+    const { NatsTransport } = await natsPackage();
     return new NatsTransport({
       servers: natsServers(c),
       prefix: c.get<string>('transport.prefix').replace(/:+$/, ''),
@@ -52,15 +66,60 @@ function tlsListener(c: Config, which: 'mqtts' | 'wss'): TlsListenOptions | fals
   };
 }
 
-/** GateOptions from a config (the `gate.*` keys as they are, the sections mapped). */
+/** `connectRate` and `flapping` from their `gate.<option>.<field>` keys: `false` when the first field is 0. */
+function nestedLimits(c: Config): Pick<GateOptions, 'connectRate' | 'flapping'> {
+  const perSecond = c.get<number>('gate.connectRate.perSecond');
+  const maxCount = c.get<number>('gate.flapping.maxCount');
+  return {
+    connectRate: perSecond === 0 ? false : { perSecond, burst: c.get<number>('gate.connectRate.burst') },
+    flapping: maxCount === 0 ? false : { maxCount, window: c.get<number>('gate.flapping.window'), banTime: c.get<number>('gate.flapping.banTime') },
+  };
+}
+
+/**
+ * The gate's per-address admission limits of a config (`gate.maxConnections`,
+ * `gate.maxConnectionsPerIp`, `gate.connectRate.*`, `gate.flapping.*`, `gate.maxTrackedIps`,
+ * `gate.maxTrackedClientIds`, `gate.maxBans`): what the demo takes from the same variables.
+ */
+export const ADMISSION_KEYS: readonly string[] = [
+  'gate.maxConnections',
+  'gate.maxConnectionsPerIp',
+  'gate.connectRate.perSecond',
+  'gate.connectRate.burst',
+  'gate.flapping.maxCount',
+  'gate.flapping.window',
+  'gate.flapping.banTime',
+  'gate.maxTrackedIps',
+  'gate.maxTrackedClientIds',
+  'gate.maxBans',
+];
+
+/** The {@link ADMISSION_KEYS} options of a config, as GateOptions. */
+export function admissionOptions(
+  c: Config,
+): Pick<GateOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'connectRate' | 'flapping' | 'maxTrackedIps' | 'maxTrackedClientIds' | 'maxBans'> {
+  const o = gateOptions(c);
+  return {
+    maxConnections: o.maxConnections,
+    maxConnectionsPerIp: o.maxConnectionsPerIp,
+    connectRate: o.connectRate,
+    flapping: o.flapping,
+    maxTrackedIps: o.maxTrackedIps,
+    maxTrackedClientIds: o.maxTrackedClientIds,
+    maxBans: o.maxBans,
+  };
+}
+
+/** GateOptions from a config (the `gate.*` keys as they are, `gate.<option>.<field>` keys nested, the sections mapped). */
 export function gateOptions(c: Config): GateOptions {
   const opts: Record<string, unknown> = {};
-  for (const [key, value] of c.values) if (key.startsWith('gate.')) opts[key.slice(5)] = value;
+  for (const [key, value] of c.values) if (key.startsWith('gate.') && !key.includes('.', 5)) opts[key.slice(5)] = value;
   const listen = (which: 'tcp' | 'websocket') =>
     c.get<boolean>(`${which}.enabled`) ? { port: c.get<number>(`${which}.port`), host: c.get<string | undefined>(`${which}.host`) } : false;
   const tcp = listen('tcp');
   return {
     ...(opts as GateOptions),
+    ...nestedLimits(c),
     serverId: c.get<string | undefined>('serverId'),
     tcp: tcp && { ...tcp, proxyProtocol: c.get<boolean>('tcp.proxyProtocol') },
     websocket: listen('websocket'),
@@ -90,15 +149,11 @@ function onSignals(logger: Logger, first: () => Promise<void>, again: () => void
 /** `mqgate gate`: a gate whose modules run elsewhere. Prints one "mqgate gate listening" line with the addresses. */
 export async function runGate(c: Config): Promise<void> {
   const logger = pino({ level: c.get<string>('log.level') });
-  const transport = transportOf(c, logger);
+  const storage = await storageOf(c, logger);
+  const transport = await transportOf(c, logger);
   const url = userIndexUrl(c);
   const prefix = c.get<string>('transport.prefix');
   const userIndex = new RedisUserIndex({ url, prefix });
-  const ttl = c.get<number>('storage.ttl');
-  const storage =
-    c.get<string>('storage.type') === 'redis'
-      ? new RedisStorage({ url: c.get<string | undefined>('storage.url') ?? url, ttl, prefix: `${prefix}session:` })
-      : new MemoryStorage({ ttl });
   const gate = new Gate({ ...gateOptions(c), storage });
   const app = createApp({ transport, logger, userIndex });
   app.use(gate);
@@ -116,8 +171,67 @@ export async function runGate(c: Config): Promise<void> {
       await app.stop();
     },
     () => void gate.stop(),
-    [() => storage.close(), () => userIndex.close(), () => transport.close()],
+    [() => storage.close?.(), () => userIndex.close(), () => transport.close()],
   );
+}
+
+/** What a `storage.module` factory is given. */
+export interface StorageFactoryOptions {
+  /** `storage.ttl`: ms a stored session lives. */
+  ttl: number;
+  /** The command's pino logger. */
+  logger: Logger;
+}
+
+/** The default export of a `storage.module` file. */
+export type StorageFactory = (options: StorageFactoryOptions) => StorageHandler | Promise<StorageHandler>;
+
+/** A StorageHandler the command may close on stop. */
+type ClosableStorage = StorageHandler & { close?(): Promise<void> | void };
+
+/** The gate's StorageHandler: `storage.module`'s factory when set, else `storage.type`'s. */
+async function storageOf(c: Config, logger: Logger): Promise<ClosableStorage> {
+  const ttl = c.get<number>('storage.ttl');
+  const file = c.path('storage.module');
+  if (file) return loadStorage(file, { ttl, logger });
+  if (c.get<string>('storage.type') === 'memory') return new MemoryStorage({ ttl });
+  const url = c.get<string | undefined>('storage.url') ?? userIndexUrl(c);
+  return new RedisStorage({ url, ttl, prefix: `${c.get<string>('transport.prefix')}session:` });
+}
+
+/**
+ * Loads a `storage.module` file and calls its factory: the default export (or
+ * `module.exports`) must be a function returning a StorageHandler (query, storage, delete,
+ * heartbeat) or a promise of one; its `close()`, if any, runs when the command stops.
+ * @throws ConfigError naming the file when it cannot be loaded, exports no function, or the result lacks a method
+ */
+export async function loadStorage(file: string, options: StorageFactoryOptions): Promise<ClosableStorage> {
+  const factory = unwrapDefault(await importFile(file, 'storage.module'));
+  if (typeof factory !== 'function')
+    throw new ConfigError(`storage.module: ${file} must default-export a function ({ ttl, logger }) => StorageHandler, got ${typeof factory}`);
+  const handler = (await (factory as StorageFactory)(options)) as Partial<ClosableStorage> | null;
+  const missing = (['query', 'storage', 'delete', 'heartbeat'] as const).filter((m) => typeof handler?.[m] !== 'function');
+  if (missing.length > 0) throw new ConfigError(`storage.module: the factory of ${file} returned no StorageHandler (missing ${missing.join(', ')})`);
+  return handler as ClosableStorage;
+}
+
+/**
+ * A file's namespace by a real dynamic import (ESM or CommonJS).
+ * @throws ConfigError `<key>: cannot load <file>: <cause>`
+ */
+async function importFile(file: string, key: string): Promise<{ default?: unknown }> {
+  try {
+    return (await importModule(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new ConfigError(`${key}: cannot load ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** A namespace's default export; a CommonJS file compiled from `export default` nests it once more (`{ default: { default } }`). */
+function unwrapDefault(mod: { default?: unknown }): unknown {
+  const def = mod.default;
+  if (def && typeof def === 'object' && 'default' in def && !('handlers' in def)) return (def as { default: unknown }).default;
+  return def;
 }
 
 /** A real dynamic import (ESM or CommonJS files): TypeScript's CommonJS output would turn `import()` into require(). */
@@ -128,15 +242,7 @@ const importModule = new Function('specifier', 'return import(specifier)') as (s
  * @throws ConfigError naming the file when it cannot be loaded or exports something else.
  */
 export async function loadModule(file: string): Promise<ModuleDefinition> {
-  let mod: { default?: unknown };
-  try {
-    mod = (await importModule(pathToFileURL(file).href)) as { default?: unknown };
-  } catch (err) {
-    throw new ConfigError(`modules: cannot load ${file}: ${(err as Error).message}`);
-  }
-  let def = mod.default;
-  // A CommonJS file compiled from `export default` nests it once more.
-  if (def && typeof def === 'object' && 'default' in def && !('handlers' in def)) def = (def as { default: unknown }).default;
+  const def = unwrapDefault(await importFile(file, 'modules'));
   if (
     !def ||
     typeof def !== 'object' ||
@@ -153,7 +259,7 @@ export async function runModules(c: Config): Promise<void> {
   const logger = pino({ level: c.get<string>('log.level') });
   const defs: ModuleDefinition[] = [];
   for (const f of c.get<string[]>('modules')) defs.push(await loadModule(resolve(c.dir, f)));
-  const transport = transportOf(c, logger);
+  const transport = await transportOf(c, logger);
   const userIndex = new RedisUserIndex({ url: userIndexUrl(c), prefix: c.get<string>('transport.prefix') });
   const app = createApp({ transport, logger, userIndex });
   for (const d of defs) app.module(d);

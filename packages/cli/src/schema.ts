@@ -76,6 +76,26 @@ const GATE_KEYS: [keyof typeof DEFAULTS, Kind, string][] = [
   ['banSyncInterval', MS, 'ms between reads of the shared ban list'],
 ];
 
+const RATE = DEFAULTS.connectRate as { perSecond: number; burst: number };
+const FLAPPING = DEFAULTS.flapping as { maxCount: number; window: number; banTime: number };
+
+/**
+ * The gate's object-valued per-address limits, one key per field (`gate.connectRate.perSecond`
+ * is `connectRate: { perSecond }`); a first field of 0 turns the limit off (`false`).
+ */
+const GATE_NESTED_KEYS: Field[] = [
+  { key: 'gate.connectRate.perSecond', kind: COUNT, default: RATE.perSecond, doc: 'new connections per second per client address (0: off)' },
+  { key: 'gate.connectRate.burst', kind: { type: 'int', min: 1, max: 2 ** 31 - 1 }, default: RATE.burst, doc: 'burst of that token bucket' },
+  {
+    key: 'gate.flapping.maxCount',
+    kind: COUNT,
+    default: FLAPPING.maxCount,
+    doc: 'accepted CONNECTs of one client id within gate.flapping.window before it is banned (0: off)',
+  },
+  { key: 'gate.flapping.window', kind: MS, default: FLAPPING.window, doc: 'ms over which CONNECTs of a client id are counted' },
+  { key: 'gate.flapping.banTime', kind: MS, default: FLAPPING.banTime, doc: 'ms a flapping client id stays banned' },
+];
+
 /** Every key of a `mqgate gate` / `mqgate modules` config file, with kind, default and meaning. */
 export const FIELDS: Field[] = [
   {
@@ -133,6 +153,11 @@ export const FIELDS: Field[] = [
   { key: 'storage.url', kind: STR, doc: 'Redis URL of the storage (default: userIndex.url)', secret: true },
   { key: 'storage.ttl', kind: MS, default: 86_400_000, doc: 'ms a stored session lives' },
   {
+    key: 'storage.module',
+    kind: STR,
+    doc: 'a JS file (relative to the config file) default-exporting a factory `({ ttl, logger }) => StorageHandler` (or a promise of one); when set it replaces storage.type',
+  },
+  {
     key: 'duplicateLogin.policy',
     kind: { type: 'enum', values: ['allow', 'kick-old', 'reject-new'] },
     default: 'allow',
@@ -140,6 +165,7 @@ export const FIELDS: Field[] = [
   },
   { key: 'duplicateLogin.maxSessionsPerUser', kind: { type: 'int', min: 1, max: 1_000_000 }, doc: 'cap of sessions per user' },
   ...GATE_KEYS.map(([name, kind, doc]): Field => ({ key: `gate.${name}`, kind, default: DEFAULTS[name], doc })),
+  ...GATE_NESTED_KEYS,
   { key: 'modules', kind: LIST, doc: '`mqgate modules`: JS files default-exporting defineModule(...), relative to the config file' },
   {
     key: 'log.level',

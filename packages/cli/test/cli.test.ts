@@ -4,12 +4,12 @@
  * overrides; a request over mqtts through `mqgate gate` to `mqgate modules`, seen in /metrics.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getRedis, makeTestPki, mqttConnect, spawnUntil, type RedisUnderTest, type TestPki } from '@mqgate/test-support';
 import { DEFAULTS } from '@mqgate/gate';
-import { envName, FIELDS, loadConfig, ConfigError } from '../src';
+import { envName, FIELDS, gateOptions, loadConfig, ConfigError } from '../src';
 
 const ROOT = resolve(__dirname, '../../..');
 const BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -61,12 +61,70 @@ describe('config', () => {
   });
 
   test('every gate.* key defaults to the gate DEFAULTS; env names are derived from keys', () => {
-    for (const f of FIELDS.filter((x) => x.key.startsWith('gate.'))) expect(f.default).toEqual(DEFAULTS[f.key.slice(5) as keyof typeof DEFAULTS]);
+    for (const f of FIELDS.filter((x) => x.key.startsWith('gate.'))) {
+      // gate.connectRate.perSecond is DEFAULTS.connectRate.perSecond
+      const [name, field] = f.key.slice(5).split('.');
+      const d = DEFAULTS[name as keyof typeof DEFAULTS];
+      expect(f.default).toEqual(field === undefined ? d : (d as unknown as Record<string, unknown>)[field]);
+    }
     expect(envName('gate.maxConnectionsPerIp')).toBe('MQGATE_GATE_MAX_CONNECTIONS_PER_IP');
     expect(() => loadConfig(tempConfig('[1, 2]'))).toThrow(ConfigError);
     expect(
       loadConfig(undefined, { MQGATE_TRANSPORT_URL: 'redis://y', MQGATE_GATE_TRUSTED_PROXIES: '[10.0.0.1, 10.0.0.2]' }).get('gate.trustedProxies'),
     ).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+});
+
+test('unknown MQGATE_* variables get a warning naming them; known ones none', () => {
+  const r = run(['gate', '--check', '--config', join(EXAMPLES, 'gate.yaml')], { MQGATE_GATE_MAX_INFLIHGT: '5', MQGATE_GATE_MAX_INFLIGHT: '5' });
+  expect(r.code).toBe(0);
+  expect(r.err).toBe('mqgate gate: warning: MQGATE_GATE_MAX_INFLIHGT is not a variable of mqgate gate; ignored\n');
+});
+
+test('gate.connectRate.* and gate.flapping.* become the gate options; a first field of 0 turns one off', () => {
+  const opts = (env: Record<string, string>) => gateOptions(loadConfig(undefined, { MQGATE_TRANSPORT_URL: 'redis://y', ...env }));
+  expect(opts({})).toMatchObject({ connectRate: DEFAULTS.connectRate, flapping: DEFAULTS.flapping });
+  expect(opts({ MQGATE_GATE_CONNECT_RATE_PER_SECOND: '5', MQGATE_GATE_FLAPPING_MAX_COUNT: '0' })).toMatchObject({
+    connectRate: { perSecond: 5, burst: 200 },
+    flapping: false,
+  });
+  expect(Object.keys(opts({})).filter((k) => k.includes('.'))).toEqual([]);
+});
+
+describe('storage.module', () => {
+  const file = (text: string) => {
+    const f = join(mkdtempSync(join(tmpdir(), 'mqgate-storage-')), 's.cjs');
+    writeFileSync(f, text);
+    return f;
+  };
+  /** loadStorage(file) in a child process (jest's VM has no dynamic import): what it resolved to, or the error. */
+  const load = (storageFile: string, then = '') => {
+    const script = `const { loadStorage } = require(${JSON.stringify(join(ROOT, 'packages/cli/dist'))});
+      loadStorage(${JSON.stringify(storageFile)}, { ttl: 60000, logger: { info() {} } })
+        .then(async (s) => { ${then} })
+        .catch((err) => console.log(err.constructor.name + ': ' + err.message));`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    return r.stdout.trim() + r.stderr;
+  };
+
+  test("the example's factory gets the ttl and returns a working StorageHandler", () => {
+    const out = load(
+      join(EXAMPLES, 'storage', 'map-storage.cjs'),
+      `const { decodeSession } = require('@mqgate/rpc');
+       await s.storage({ userId: 'alice', settings: { color: 'blue' } });
+       console.log(JSON.stringify(decodeSession(await s.query('alice')).settings), await s.query('bob'));`,
+    );
+    expect(out).toBe('{"color":"blue"} null');
+  });
+
+  test('a file that exports no function, or a factory that returns no StorageHandler, is a ConfigError naming it', () => {
+    const noFunction = file('module.exports = { query() {} };');
+    expect(load(noFunction)).toBe(
+      `ConfigError: storage.module: ${noFunction} must default-export a function ({ ttl, logger }) => StorageHandler, got object`,
+    );
+    const half = file('module.exports = () => ({ query: async () => null, storage: async () => {} });');
+    expect(load(half)).toBe(`ConfigError: storage.module: the factory of ${half} returned no StorageHandler (missing delete, heartbeat)`);
+    expect(load('/no/such/file.cjs')).toMatch(/^ConfigError: storage.module: cannot load \/no\/such\/file.cjs: /);
   });
 });
 
@@ -97,6 +155,27 @@ describe('gate and modules from the example configs', () => {
 
   test('a request over mqtts reaches the echo module in the other process and shows in /metrics', async () => {
     const prefix = `mqgate-cli-${process.pid}:`;
+    // a storage module of the test's own, wrapping the example's, that logs each call to a file
+    const dir = mkdtempSync(join(tmpdir(), 'mqgate-storage-module-'));
+    const storageCalls = join(dir, 'calls.txt');
+    const storageModule = join(dir, 'logged-storage.cjs');
+    writeFileSync(storageCalls, '');
+    writeFileSync(
+      storageModule,
+      `const { appendFileSync } = require('node:fs');
+const inner = require(${JSON.stringify(join(EXAMPLES, 'storage', 'map-storage.cjs'))});
+module.exports = (options) => {
+  const s = inner(options);
+  const log = (m, userId) => appendFileSync(${JSON.stringify(storageCalls)}, m + ' ' + userId + '\\n');
+  return {
+    query: (userId) => (log('query', userId), s.query(userId)),
+    storage: (session) => (log('storage', session.userId), s.storage(session)),
+    delete: (session) => (log('delete', session.userId), s.delete(session)),
+    heartbeat: (session) => (log('heartbeat', session.userId), s.heartbeat(session)),
+  };
+};
+`,
+    );
     const common = { MQGATE_TRANSPORT_URL: redis.url, MQGATE_TRANSPORT_PREFIX: prefix, MQGATE_LOG_LEVEL: 'warn' };
     const modules = await start(['modules', '--config', join(EXAMPLES, 'modules.yaml')], common, /mqgate modules ready: (.*)\n/);
     expect(modules.line[1]).toBe('user, chat, echo');
@@ -112,7 +191,7 @@ describe('gate and modules from the example configs', () => {
     };
     const gate = await start(
       ['gate', '--config', join(EXAMPLES, 'gate.yaml')],
-      { ...common, ...ports, MQGATE_TLS_KEY: pki.serverKey, MQGATE_TLS_CERT: pki.serverCert },
+      { ...common, ...ports, MQGATE_TLS_KEY: pki.serverKey, MQGATE_TLS_CERT: pki.serverCert, MQGATE_STORAGE_MODULE: storageModule },
       /mqgate gate listening: (.*)\n/,
     );
     const addr = Object.fromEntries(gate.line[1].split(' ').map((kv) => kv.split('=')));
@@ -126,6 +205,12 @@ describe('gate and modules from the example configs', () => {
     expect(JSON.parse(await reply).Result).toEqual({ hello: 'cli' });
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toContain('mqgate_requests_total{module="echo",handler="HD_echo",outcome="ok"} 1\n');
+
+    // the gate's StorageHandler is the storage.module factory's (MQGATE_STORAGE_MODULE): a login stores the session through it
+    const login = new Promise<string>((r) => c.on('message', (t, p) => t === 'user/HD_login/2' && r(p.toString())));
+    c.publish('user/HD_login/2', '{"userId":"alice"}');
+    expect(JSON.parse(await login).Error).toBe('');
+    expect(readFileSync(storageCalls, 'utf8')).toMatch(/^query alice\nstorage alice\n/);
 
     const kicked = new Promise<string>((r) => c.on('message', (t, p) => t === 'gate/kick' && r(p.toString())));
     gate.child.kill('SIGTERM');

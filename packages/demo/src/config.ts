@@ -1,3 +1,5 @@
+import { ADMISSION_KEYS, admissionOptions, envName, loadConfig, ConfigError as CommandConfigError } from '@mqgate/cli';
+
 /**
  * The demo's configuration, from the environment, in one place. The same build runs as one
  * process (default) or split into gate processes and module processes joined by Redis or NATS.
@@ -9,7 +11,7 @@
  * | `REDIS_URL` | unset | Redis for the transport (`redis`), the user index and session storage; unset: both in memory (needed by a split role) |
  * | `NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s) for `MQGATE_TRANSPORT=nats`, comma-separated for a cluster |
  * | `MQGATE_REDIS_PREFIX` | `mqgate:` | prefix of every Redis key and channel the demo uses |
- * | `MQGATE_TCP_PORT` / `MQGATE_WS_PORT` / `MQGATE_HOST` | 3563 / 3653 / all | gate listeners |
+ * | `MQGATE_TCP_PORT` / `MQGATE_WEBSOCKET_PORT` / `MQGATE_HOST` | 3563 / 3653 / all | gate listeners (the `mqgate` command's names for the ports) |
  * | `MQGATE_SERVER_ID` | `gate@<random>` | the gate's node id |
  * | `MQGATE_SESSION_TTL_MS` | 86 400 000 | stored session lifetime, ms |
  * | `MQGATE_HEARTBEAT_MS` | 60 000 | StorageHandler heartbeat interval, ms |
@@ -23,6 +25,9 @@
  * | `MQGATE_METRICS_PORT` | 9563 | the gate's ops server (`/metrics`, `/healthz`, `/readyz`); `0`: a port the OS picks; `off`: none |
  * | `MQGATE_METRICS_HOST` | all | its interface |
  * | `MQGATE_HTTP_PORT` | 3080 | the demo page over HTTP (a gate role only; on `MQGATE_HOST`); `0`: a port the OS picks; `off`: none. When the default port is taken the demo warns and runs without the page |
+ * | `MQGATE_GATE_MAX_CONNECTIONS`, `MQGATE_GATE_MAX_CONNECTIONS_PER_IP`, `MQGATE_GATE_CONNECT_RATE_*`, `MQGATE_GATE_FLAPPING_*`, `MQGATE_GATE_MAX_TRACKED_IPS`, `MQGATE_GATE_MAX_TRACKED_CLIENT_IDS`, `MQGATE_GATE_MAX_BANS` | the gate's | the per-address admission limits, read as the `mqgate` command reads them (`ADMISSION_KEYS` of `@mqgate/cli`; docs/reference/config-file.md) |
+ *
+ * Any other `MQGATE_*` variable gets a warning at start ({@link DEMO_VARIABLES}).
  */
 export interface DemoConfig {
   role: 'all' | 'gate' | 'modules';
@@ -51,6 +56,48 @@ export interface DemoConfig {
   httpPort: number | false;
   /** True when MQGATE_HTTP_PORT was set (a taken port is then an error, not a warning). */
   httpPortSet: boolean;
+  /** The per-address admission limits, from the `mqgate` command's variables for them. */
+  admission: ReturnType<typeof admissionOptions>;
+}
+
+/** The environment names of the admission limits: the `mqgate` command's (`MQGATE_GATE_MAX_CONNECTIONS_PER_IP`...). */
+export const ADMISSION_VARIABLES: readonly string[] = ADMISSION_KEYS.map(envName);
+
+/** Every `MQGATE_*` variable the demo reads; any other gets a warning at start. */
+export const DEMO_VARIABLES: readonly string[] = [
+  'MQGATE_ROLE',
+  'MQGATE_TRANSPORT',
+  'MQGATE_REDIS_PREFIX',
+  'MQGATE_HOST',
+  'MQGATE_TCP_PORT',
+  'MQGATE_WEBSOCKET_PORT',
+  'MQGATE_SERVER_ID',
+  'MQGATE_SESSION_TTL_MS',
+  'MQGATE_HEARTBEAT_MS',
+  'MQGATE_DUPLICATE_LOGIN',
+  'MQGATE_MAX_SESSIONS_PER_USER',
+  'MQGATE_RPC_TIMEOUT_MS',
+  'MQGATE_REGISTRY_TTL_MS',
+  'MQGATE_JWT_SECRET',
+  'MQGATE_RESUME_WINDOW_MS',
+  'MQGATE_METRICS_PORT',
+  'MQGATE_METRICS_HOST',
+  'MQGATE_HTTP_PORT',
+  ...ADMISSION_VARIABLES,
+];
+
+/** Demo variables that were renamed: old name → new name (the warning names the new one). */
+export const RENAMED_VARIABLES: Readonly<Record<string, string>> = { MQGATE_WS_PORT: 'MQGATE_WEBSOCKET_PORT' };
+
+/** The admission limits from their variables, checked as the `mqgate` command checks them. */
+function admission(env: NodeJS.ProcessEnv): DemoConfig['admission'] {
+  const only = Object.fromEntries(ADMISSION_VARIABLES.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
+  try {
+    return admissionOptions(loadConfig(undefined, only));
+  } catch (err) {
+    if (err instanceof CommandConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** A configuration error: the message names the variable and the accepted values. */
@@ -122,7 +169,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     prefix: env.MQGATE_REDIS_PREFIX || 'mqgate:',
     host: env.MQGATE_HOST || undefined,
     tcpPort: int(env, 'MQGATE_TCP_PORT', 3563, 0, 65535),
-    wsPort: int(env, 'MQGATE_WS_PORT', 3653, 0, 65535),
+    wsPort: int(env, 'MQGATE_WEBSOCKET_PORT', 3653, 0, 65535),
     serverId: env.MQGATE_SERVER_ID || undefined,
     sessionTtl: int(env, 'MQGATE_SESSION_TTL_MS', 86_400_000, 1, 2 ** 31),
     heartbeatInterval: int(env, 'MQGATE_HEARTBEAT_MS', 60_000, 1, 2 ** 31),
@@ -137,5 +184,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     metricsHost: env.MQGATE_METRICS_HOST || undefined,
     httpPort: portOrOff(env, 'MQGATE_HTTP_PORT', DEFAULT_HTTP_PORT),
     httpPortSet: env.MQGATE_HTTP_PORT !== undefined && env.MQGATE_HTTP_PORT !== '',
+    admission: admission(env),
   };
 }

@@ -5,7 +5,8 @@ import { InProcessTransport, MemoryUserIndex, type RpcTransport, type UserIndex 
 import { NatsTransport } from '@mqgate/nats';
 import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
 import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
-import { ConfigError, readConfig, type DemoConfig } from './config';
+import { warnUnknownVariables } from '@mqgate/cli';
+import { ConfigError, DEMO_VARIABLES, readConfig, RENAMED_VARIABLES, type DemoConfig } from './config';
 import { chatModule } from './modules/chat';
 import { echoModule } from './modules/echo';
 import { createUserModule } from './modules/user';
@@ -65,6 +66,7 @@ async function main(config: DemoConfig): Promise<void> {
       resumeWindow: config.resumeWindow,
       metricsPort: config.metricsPort,
       metricsHost: config.metricsHost,
+      ...config.admission,
     });
     app.use(gate); // last, so it stops first
   }
@@ -119,6 +121,7 @@ function natsPrefix(prefix: string): string {
 }
 
 let config: DemoConfig;
+warnUnknownVariables('mqgate demo', process.env, DEMO_VARIABLES, RENAMED_VARIABLES);
 try {
   config = readConfig();
 } catch (err) {

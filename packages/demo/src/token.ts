@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { ConfigError, readConfig } from './config';
 
@@ -22,17 +23,23 @@ export function mintToken(secret: string, userId: string, ttlSeconds = DEFAULT_T
 
 /**
  * `npm run token -- alice [--ttl 3600]`: prints a token for `alice` on stdout, nothing else.
+ * `--help` (`-h`) prints the usage on stdout; an unknown option is an error, never a user id.
  * @returns the exit code: 0, or 2 for bad arguments or no (or a short) MQGATE_JWT_SECRET.
  */
 export async function tokenCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let ttl = DEFAULT_TOKEN_TTL;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--ttl') {
-      ttl = Number(args[++i]);
-      if (!Number.isInteger(ttl) || ttl <= 0) return fail(`--ttl must be a positive integer of seconds\n${USAGE}`);
-    } else rest.push(args[i]);
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    return fail(`${(err as Error).message}\n${USAGE}`);
   }
+  if (parsed.values.help) {
+    process.stdout.write(`${USAGE}\n  --ttl <seconds>  lifetime (exp - iat), default ${DEFAULT_TOKEN_TTL}\n`);
+    return 0;
+  }
+  const ttl = parsed.values.ttl === undefined ? DEFAULT_TOKEN_TTL : Number(parsed.values.ttl);
+  if (!Number.isInteger(ttl) || ttl <= 0) return fail(`--ttl must be a positive integer of seconds\n${USAGE}`);
+  const rest = parsed.positionals;
   if (rest.length !== 1 || rest[0] === '') return fail(USAGE);
   let secret: string | undefined;
   try {

@@ -61,3 +61,13 @@ test('the token script refuses to run without MQGATE_JWT_SECRET, and the demo re
   });
   await expect(startDemo({ MQGATE_JWT_SECRET: 'short' })).rejects.toThrow(/MQGATE_JWT_SECRET must be at least 32 bytes/);
 });
+
+test('npm run token -- --help prints the usage (never a token for user "--help"); an unknown option is an error', async () => {
+  const env = { ...process.env, MQGATE_JWT_SECRET: SECRET };
+  const help = await run(process.execPath, [TOKEN_JS, '--help'], { env });
+  expect(help.stdout).toMatch(/^usage: MQGATE_JWT_SECRET=<secret> npm run token -- <userId> \[--ttl <seconds>\]\n/);
+  await expect(run(process.execPath, [TOKEN_JS, '--bogus', 'bob'], { env })).rejects.toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("Unknown option '--bogus'"),
+  });
+});

@@ -37,7 +37,7 @@ export async function startDemo(env: Record<string, string> = {}): Promise<DemoP
     {
       ...process.env,
       MQGATE_TCP_PORT: '0',
-      MQGATE_WS_PORT: '0',
+      MQGATE_WEBSOCKET_PORT: '0',
       MQGATE_HOST: '127.0.0.1',
       MQGATE_METRICS_PORT: '0',
       MQGATE_HTTP_PORT: '0',
