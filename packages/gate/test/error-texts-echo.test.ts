@@ -7,7 +7,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { Session } from '@mqgate/client';
-import { FunctionNotFoundError, type RpcValue, type SessionData } from '@mqgate/rpc';
+import { CLIENT_TEXTS, FunctionNotFoundError, type RpcValue, type SessionData } from '@mqgate/rpc';
 import { INPUT_ECHO_CHARS } from '@mqgate/rpc/internal';
 import { MAX_REPLY_ERROR_CHARS } from '../src/routing/envelope';
 import { nextMessage } from '@mqgate/test-support';
@@ -48,20 +48,25 @@ function rawRequest(topic: string, body: string): Promise<Buffer> {
 const BIG = 60_000;
 const big = (c: string) => c.repeat(BIG);
 
+// Where the failure has an mqgate code, the client gets that code's CLIENT_TEXTS entry (no
+// input at all); otherwise the input comes back cut to INPUT_ECHO_CHARS.
 test.each([
-  ['a user id in Bind (the module passes the gate error on)', 'user/HD_login/1', JSON.stringify({ userId: big('u') }), 'u'],
-  ['a settings key in Set', 'user/HD_set/2', JSON.stringify({ key: big('k') }), 'k'],
-  ['a handler name without HD_', `user/${big('h')}/3`, '{}', 'h'],
-  ['a handler nobody serves', `user/HD_${big('n')}/4`, '{}', 'n'],
-  ['a module type nobody serves', `${big('m')}/HD_x/5`, '{}', 'm'],
-])('%s comes back cut to a short prefix', async (_what, topic, body, c) => {
+  ['a user id in Bind (the module passes the gate error on)', 'user/HD_login/1', JSON.stringify({ userId: big('u') }), 'u', 'LIMIT'],
+  ['a settings key in Set', 'user/HD_set/2', JSON.stringify({ key: big('k') }), 'k', 'LIMIT'],
+  ['a handler name without HD_', `user/${big('h')}/3`, '{}', 'h', undefined],
+  ['a handler nobody serves', `user/HD_${big('n')}/4`, '{}', 'n', 'NOT_FOUND'],
+  ['a module type nobody serves', `${big('m')}/HD_x/5`, '{}', 'm', 'NO_SERVER'],
+] as const)("%s comes back cut to a short prefix, or as its code's client text", async (_what, topic, body, c, code) => {
   const reply = await rawRequest(topic, body);
   const { Error: error } = JSON.parse(reply.toString()) as { Error: string };
-  expect(error).not.toBe('');
-  expect(error).toContain(`${c.repeat(INPUT_ECHO_CHARS - (c === 'n' ? 3 : 0))}`);
   expect(error).not.toContain(c.repeat(INPUT_ECHO_CHARS + 1));
-  expect(error).toMatch(/…\(\d+ chars\)/);
   expect(reply.length).toBeLessThan(1000);
+  if (code !== undefined) {
+    expect(error).toBe(CLIENT_TEXTS[code]);
+  } else {
+    expect(error).toContain(c.repeat(INPUT_ECHO_CHARS));
+    expect(error).toMatch(/…\(\d+ chars\)/);
+  }
 });
 
 test("a module's own error text that repeats its input is cut to MAX_REPLY_ERROR_CHARS", async () => {

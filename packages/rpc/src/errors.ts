@@ -66,6 +66,7 @@ export const CLIENT_TEXTS = {
   BAD_REPLY: "BAD_REPLY: the gate's answer to the module had the wrong shape",
   BAD_RESULT: "BAD_RESULT: the handler's result cannot be sent",
   LIMIT: 'LIMIT: the request would take the session past a gate limit; nothing changed',
+  BAD_OPTION: 'BAD_OPTION: the module is misconfigured',
 } as const;
 
 /**
