@@ -15,6 +15,21 @@ test('maxBufferedBytesTotal: a quarter of the heap limit by default; 0 and false
   expect(() => resolveOptions({ maxBufferedBytesTotal: -1 })).toThrow(/maxBufferedBytesTotal/);
 });
 
+test('maxDetachedBytesTotal: an eighth of the heap limit by default; 0 and false turn it off; negative is a RangeError', () => {
+  expect(DEFAULTS.maxDetachedBytesTotal).toBe(Math.floor(getHeapStatistics().heap_size_limit / 8));
+  expect(resolveOptions({}).maxDetachedBytesTotal).toBe(DEFAULTS.maxDetachedBytesTotal);
+  expect(resolveOptions({ maxDetachedBytesTotal: false }).maxDetachedBytesTotal).toBe(0);
+  expect(resolveOptions({ maxDetachedBytesTotal: 0 }).maxDetachedBytesTotal).toBe(0);
+  expect(() => resolveOptions({ maxDetachedBytesTotal: -1 })).toThrow(/maxDetachedBytesTotal/);
+});
+
+test('maxFlappingBans: 10 000 by default, an integer of at least 1 (BAD_OPTION naming it otherwise)', () => {
+  expect(resolveOptions({}).maxFlappingBans).toBe(10_000);
+  expect(resolveOptions({ maxFlappingBans: 1 }).maxFlappingBans).toBe(1);
+  expect(() => resolveOptions({ maxFlappingBans: 0 })).toThrow(/maxFlappingBans/);
+  expect(() => resolveOptions({ maxFlappingBans: 1.5 })).toThrow(RangeError);
+});
+
 test('userIndexCheckInterval: 1000 ms by default, 0 = off, up to 2^31-1 ms', () => {
   expect(resolveOptions({}).userIndexCheckInterval).toBe(1000);
   expect(resolveOptions({ userIndexCheckInterval: 0 }).userIndexCheckInterval).toBe(0);

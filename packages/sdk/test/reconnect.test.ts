@@ -165,6 +165,8 @@ test('JWT: getToken at every connect, the session resumed at CONNECT with its mi
   expect(refreshed.exp).toBeGreaterThan(Date.now() / 1000);
 
   const bob = await open(g.tcpUrl, { token: await signToken('jwt-bob') });
+  let attempts = 0; // every reconnect attempt, failed ones while the proxy is down included, takes a token
+  alice.on('reconnecting', () => void attempts++);
   const gone = dropped(g, 'jwt-alice');
   await proxy.stop();
   await gone;
@@ -174,6 +176,7 @@ test('JWT: getToken at every connect, the session resumed at CONNECT with its mi
   const resumed = alice.once<ResumedInfo>('resumed');
   await proxy.restart();
   expect(await within(resumed, 5000, 'resumed')).toMatchObject({ via: 'connect', userId: 'jwt-alice', replayed: 1, recovered: null, lost: null });
-  expect(issued).toBe(3);
+  expect(attempts).toBeGreaterThanOrEqual(1);
+  expect(issued).toBe(2 + attempts);
   expect(got).toEqual([{ n: 1 }]);
 });
