@@ -24,9 +24,7 @@ const FILES = [join(ROOT, 'README.md'), ...markdownFiles(join(ROOT, 'docs'))];
 
 /** The text outside fenced code blocks and inline code spans. */
 function prose(text: string): string {
-  return text
-    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '')
-    .replace(/`[^`\n]*`/g, '');
+  return text.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '').replace(/`[^`\n]*`/g, '');
 }
 
 /** GitHub's anchor of a heading's text. */
@@ -101,7 +99,7 @@ test('every docs page is linked from docs/README.md', () => {
   expect(pages.filter((f) => !linked.has(f)).map((f) => relative(ROOT, f))).toEqual([]);
 });
 
-test('the anchor rules are GitHub\'s', () => {
+test("the anchor rules are GitHub's", () => {
   expect(slug('Production: TLS, load balancers, probes, drain, the `mqgate` command')).toBe(
     'production-tls-load-balancers-probes-drain-the-mqgate-command',
   );

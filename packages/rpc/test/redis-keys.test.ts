@@ -35,7 +35,7 @@ describe('the Redis key schema (keys.ts)', () => {
   it("docs/reference/redis-keys.md's table lists exactly the keys and channels of KEY_SCHEMA, with their types, and the detached sessions' key", () => {
     const rows = KEY_SCHEMA.map(({ pattern, type }) => ({ pattern, type }));
     // The user index keeps a user's detached sessions (resume) under userKey(detachedKey(userId)), right after the bound ones.
-    const detached = userKey(DEFAULT_KEY_PREFIX, detachedKey('<userId>')).replace(/\u0000/g, '\\0');
+    const detached = userKey(DEFAULT_KEY_PREFIX, detachedKey('<userId>')).split('\u0000').join('\\0'); // the page writes the NUL bytes as \0
     rows.splice(rows.findIndex((r) => r.pattern === userKey(DEFAULT_KEY_PREFIX, '<userId>')) + 1, 0, { pattern: detached, type: 'hash' });
     expect(pageRows()).toEqual(rows);
   });
