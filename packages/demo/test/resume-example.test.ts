@@ -34,7 +34,7 @@ function runExample(url: string): Promise<{ code: number | null; out: string }> 
 }
 
 test('examples/resume.mjs resumes against the demo and prints the replayed whispers in order', async () => {
-  demo = await startDemo({ MQGATE_RESUME_WINDOW_MS: '30000' });
+  demo = await startDemo({ MQGATE_GATE_RESUME_WINDOW: '30000' });
   const { code, out } = await runExample(demo.tcpUrl);
   expect({ code, out }).toEqual({ code: 0, out: expect.any(String) });
   const sid = /session ([0-9a-f]{32}),/.exec(out)?.[1];
