@@ -18,7 +18,8 @@ export const SCALES = {
     connrate: { concurrency: 16, warmupMs: 500, measureMs: 3000 },
     fanout: { count: 10_000, rounds: 5 },
     profile: { warmupMs: 500, measureMs: 5000 },
-    idle: { counts: [10_000, 50_000] },
+    // 19,744 = the fd cap here (hard limit 20,000 less 256, lib/proc.mjs FD_CAP).
+    idle: { counts: [10_000, 19_744] },
     redis: { users: 1000, settings: 3, heartbeatMs: 2000, windowMs: 8000, restoreUsers: 500 },
     resume: { users: 1000, concurrency: 10, memorySessions: 2000, fanoutSessions: 10_000, fanoutRounds: 5, detachedShare: 0.1 },
     // One connection per cell is cheap and its CPU per reply is noisy: more interleaved trials than rr.

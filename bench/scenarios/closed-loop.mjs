@@ -41,6 +41,8 @@ function requestReply(scale, transport, payload, conns, inflight) {
           latency: lat,
           serverCpuShare: median(c.trials.map((x) => x.serverCpuShare)),
           loadCpuShare: median(c.trials.map((x) => x.loadCpuShare)),
+          // µs of server CPU per reply over the measured window (= ms per 1,000 replies), median of trials.
+          cpuUsPerReply: median(c.trials.map((x) => x.cpuUsPerReply)),
           lost: c.trials.reduce((a, x) => a + x.lost, 0),
           badReplies: c.trials.reduce((a, x) => a + x.badReplies, 0),
           badSample: c.trials.find((x) => x.badSample)?.badSample,
