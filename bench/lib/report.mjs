@@ -139,7 +139,7 @@ export function renderMarkdown(results, cells) {
     const bareCommon = ol.data.find((o) => o.server === 'bare')?.common;
     if (setter) {
       L.push(
-        `At one offered load common to all servers: ${int(setter.rateAsked)} req/s, the lowest of the 50 % points above (${setter.server}'s; its row is its run above, the others ran again at this load).`,
+        `At one offered load common to all servers: ${int(setter.rateAsked)} req/s, the lowest of the 50 % points above (${setter.server}'s; its row is its run above, the others ran again at this load, ${results.scale.open.common?.measureMs ?? '?'} ms after ${results.scale.open.common?.warmupMs ?? '?'} ms warm-up).`,
       );
       L.push('');
       L.push('| server | offered/s | achieved/s | p50 | p99 | p99.9 | max (ms) | lost | server CPU | p99 ÷ bare |');

@@ -76,11 +76,11 @@ export function openLoop(scale) {
           delete o.common.common;
           continue;
         }
-        if (Date.now() > deadline - perRun) {
+        if (Date.now() > deadline - scale.open.common.warmupMs - scale.open.common.measureMs - 2000) {
           truncated = true;
           continue;
         }
-        o.common = await openRun(rig, o.server, running.get(o.server), common, scale.open);
+        o.common = await openRun(rig, o.server, running.get(o.server), common, { conns: scale.open.conns, ...scale.open.common });
       }
       const summary =
         out.map((o) => `${o.server} p99 ${o.latency.p99} ms @ ${fmt(o.rateAsked)}/s`).join(', ') +
