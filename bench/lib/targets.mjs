@@ -258,10 +258,13 @@ function remote(results) {
     const big = d.filter(saturated);
     one.push(...d.filter((o) => !saturated(o)).map((o) => ({ ...o, label })));
     const ok = big.length > 0 && big.every((o) => o.ratio >= LIMITS.remoteVsInProcess);
+    const others = scenario(results, kind)?.foreignCores;
     rows.push({
       id,
       target,
-      measured: big.map((o) => `QoS ${o.qos}: ${int(o.rate)}/s = ${num(o.ratio)}× (${processCpuText(o)})`).join('; '),
+      measured:
+        big.map((o) => `QoS ${o.qos}: ${int(o.rate)}/s = ${num(o.ratio)}× (${processCpuText(o)})`).join('; ') +
+        (others === undefined ? '' : `; processes not of this run used ${others} cores meanwhile`),
       verdict: ok ? 'met' : `missed${bound(big)}`,
     });
   }

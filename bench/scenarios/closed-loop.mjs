@@ -56,7 +56,11 @@ function requestReply(scale, transport, payload, conns, inflight) {
           `bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.key} (${c.badSample ?? c.failedConnections})`).join('; ')}`,
         );
       const q0 = out.filter((c) => c.qos === 0);
-      return { data: out, truncated, summary: q0.map((c) => `${c.server} ${fmt(c.rate)}/s`).join(', ') + ' (QoS 0)' };
+      return {
+        data: out,
+        truncated,
+        summary: q0.map((c) => `${c.server} ${fmt(c.rate)}/s ${fmt(c.cpuUsPerReply)} µs`).join(', ') + ' (QoS 0; µs = server CPU per reply)',
+      };
     },
   };
 }
