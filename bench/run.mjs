@@ -7,7 +7,7 @@
 //
 // This file orders the scenarios (one file each under scenarios/) and gives each the run
 // resources it declares in `needs` (see lib/plan.mjs); results go to JSON and markdown.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,7 @@ import { renderMarkdown, writeMarkdown, writeHistoryMarkdown } from './lib/repor
 import { evaluateTargets } from './lib/targets.mjs';
 import { latestProfileSummaryPath, profileSummary, readProfileSummary, runStamp, saveProfileSummary } from './lib/profile-history.mjs';
 import { sharedServers, setup, teardown } from './scenarios/shared-servers.mjs';
-import { requestReplyScenarios } from './scenarios/closed-loop.mjs';
+import { closedLoopCellsOf, requestReplyScenarios } from './scenarios/closed-loop.mjs';
 import { mqtt5RequestReply } from './scenarios/mqtt5.mjs';
 import { sdkRequestReply } from './scenarios/sdk.mjs';
 import { openLoop } from './scenarios/open-loop.mjs';
@@ -38,6 +38,18 @@ import { natsTransportRequestReply, redisTransportRequestReply } from './scenari
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = parseCli();
+
+// ---- --report-from: the report of a saved run, nothing measured ----------------------------------
+if (args['report-from']) {
+  const saved = JSON.parse(readFileSync(resolve(args['report-from']), 'utf8'));
+  const cells = closedLoopCellsOf(saved);
+  saved.targets = evaluateTargets(saved, cells);
+  const md = renderMarkdown(saved, cells);
+  const to = resolve(args.md ?? (saved.mode === 'default' ? join(root, 'BENCHMARKS.md') : `${args['report-from'].replace(/\.json$/, '')}.md`));
+  writeMarkdown(to, md);
+  console.log(`${md.console}\nmarkdown: ${to}`);
+  process.exit(0);
+}
 const { mode } = args;
 const SCALE = SCALES[mode];
 

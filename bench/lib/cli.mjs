@@ -14,6 +14,8 @@ const USAGE = `usage: node bench/run.mjs [--quick | --smoke] [--out DIR] [--md F
   --save-profile      write bench/history/profile-<stamp>.json in any mode (e.g. a quick "before")
   --profile-baseline  the profile summary the report compares against (default: the newest
             bench/history/profile-*.json written before this run)
+  --report-from FILE  no run: the report (targets and markdown) of a saved results JSON, written to
+            --md FILE (default: BENCHMARKS.md for a full run's JSON, else FILE with .md)
   --pin     pin servers to the last CPU and the load process to the first (taskset); off by default:
             on this 2-vCPU VM pinning made every server 5-15x slower and noisier`;
 
@@ -30,6 +32,7 @@ export function parseCli(argv = process.argv.slice(2)) {
       pin: { type: 'boolean', default: false },
       'save-profile': { type: 'boolean', default: false },
       'profile-baseline': { type: 'string' },
+      'report-from': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });

@@ -75,3 +75,10 @@ export function requestReplyScenarios(scale) {
   }
   return out;
 }
+
+/** The closed-loop cells of a saved run's results (what closedLoopCells held in that run). */
+export function closedLoopCellsOf(results) {
+  return Object.entries(results.scenarios)
+    .filter(([name, v]) => /^request-reply (tcp|ws) /.test(name) && Array.isArray(v.data))
+    .flatMap(([, v]) => v.data);
+}
