@@ -7,9 +7,9 @@
 //
 // This file orders the scenarios (one file each under scenarios/) and gives each the run
 // resources it declares in `needs` (see lib/plan.mjs); results go to JSON and markdown.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
+import { join, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAll, liveChildren, started, FD_HARD_LIMIT, PINNING, CPU_COUNT } from './lib/proc.mjs';
 import { sleep } from './lib/common.mjs';
@@ -20,9 +20,11 @@ import { natsServer } from './lib/nats.mjs';
 import { redisServer } from './lib/redis.mjs';
 import { quietWaiter } from './lib/quiet.mjs';
 import { runPlan } from './lib/plan.mjs';
-import { renderMarkdown, evaluateTargets, writeMarkdown } from './lib/report.mjs';
+import { renderMarkdown, writeMarkdown, writeHistoryMarkdown } from './lib/report.mjs';
+import { evaluateTargets } from './lib/targets.mjs';
+import { latestProfileSummaryPath, profileSummary, readProfileSummary, runStamp, saveProfileSummary } from './lib/profile-history.mjs';
 import { sharedServers, setup, teardown } from './scenarios/shared-servers.mjs';
-import { requestReplyScenarios } from './scenarios/closed-loop.mjs';
+import { closedLoopCellsOf, requestReplyScenarios } from './scenarios/closed-loop.mjs';
 import { mqtt5RequestReply } from './scenarios/mqtt5.mjs';
 import { sdkRequestReply } from './scenarios/sdk.mjs';
 import { openLoop } from './scenarios/open-loop.mjs';
@@ -36,6 +38,18 @@ import { natsTransportRequestReply, redisTransportRequestReply } from './scenari
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = parseCli();
+
+// ---- --report-from: the report of a saved run, nothing measured ----------------------------------
+if (args['report-from']) {
+  const saved = JSON.parse(readFileSync(resolve(args['report-from']), 'utf8'));
+  const cells = closedLoopCellsOf(saved);
+  saved.targets = evaluateTargets(saved, cells);
+  const md = renderMarkdown(saved, cells);
+  const to = resolve(args.md ?? (saved.mode === 'default' ? join(root, 'BENCHMARKS.md') : `${args['report-from'].replace(/\.json$/, '')}.md`));
+  writeMarkdown(to, md);
+  console.log(`${md.console}\nmarkdown: ${to}`);
+  process.exit(0);
+}
 const { mode } = args;
 const SCALE = SCALES[mode];
 
@@ -145,10 +159,18 @@ results.finishedAt = new Date().toISOString();
 results.seconds = Math.round((Date.now() - t0) / 1000);
 results.leftRunning = liveChildren();
 results.targets = evaluateTargets(results, cells);
+// Profiles across runs: the baseline (before) is read first, then this run's summary is saved.
+const historyDir = join(root, 'bench', 'history');
+const fullRun = mode === 'default' && !args.only;
+const baselinePath = args['profile-baseline'] ? resolve(args['profile-baseline']) : latestProfileSummaryPath(historyDir);
+if (baselinePath) results.profileBaseline = { ...readProfileSummary(baselinePath), path: relative(root, baselinePath) };
+const summary = profileSummary(results, root);
+if (summary && (fullRun || args['save-profile'])) results.profileSaved = relative(root, saveProfileSummary(historyDir, summary));
 const jsonPath = join(outDir, `${stamp}.json`);
 writeFileSync(jsonPath, JSON.stringify(results, null, 2));
 const md = renderMarkdown(results, cells);
 writeMarkdown(mdPath, md);
+if (fullRun) console.log(`history: ${relative(root, writeHistoryMarkdown(join(historyDir, `${runStamp(results.startedAt)}.md`), results, md))}`);
 console.log('');
 console.log(md.console);
 console.log(`\nresults: ${jsonPath}`);

@@ -6,13 +6,22 @@ import { cpuSeconds } from './proc.mjs';
 import { median } from './common.mjs';
 import { serverCpu } from './rig.mjs';
 
-/** `rr` = the scale's closed-loop part ({warmupMs, measureMs, trials}); `cell.style` overrides the server's topic scheme (`v5`). */
+/**
+ * `rr` = the scale's closed-loop part ({warmupMs, measureMs, trials}); `cell.style` overrides the
+ * server's topic scheme (`v5`). Besides the load mode's numbers: `serverCpuShare` and
+ * `loadCpuShare` (cores, over the whole trial), `cpuUsPerReply` (µs of server CPU per reply over
+ * the measured window only: the CPU of `srv.pids` read by the load process at the window's
+ * edges ÷ the window's replies; = ms per 1,000 replies) and `processCpuUsPerReply` ({name: µs}
+ * for every process of `srv.cpuPids` (default: `srv.pids`, named by `srv.kind`), plus `load`).
+ */
 export async function runRrCell(rig, srv, cell, rr) {
   const l = await rig.load();
   const port = cell.transport === 'ws' ? srv.ws : srv.tcp;
+  const named = srv.cpuPids ?? srv.pids.map((pid, i) => ({ name: srv.pids.length > 1 ? `${srv.kind} ${i + 1}` : srv.kind, pid }));
   const cpu0 = serverCpu(srv);
   const lcpu0 = cpuSeconds(l.pid);
   const r = await l.request('rr', {
+    cpuPids: named.map((n) => n.pid),
     target: { transport: cell.transport, port },
     conns: cell.conns,
     inflight: cell.inflight,
@@ -27,7 +36,17 @@ export async function runRrCell(rig, srv, cell, rr) {
   // CPU is sampled over the whole trial (connect + warm-up + measure + drain), so it is
   // normalised by the trial's wall time, not only the measured second.
   const wall = (rr.warmupMs + rr.measureMs) / 1000;
-  return { ...r, serverCpuShare: cpu / wall, loadCpuShare: lcpu / wall };
+  const perReply = (sec) => (sec === null || !(r.replies > 0) ? null : (sec / r.replies) * 1e6);
+  const ofServer = named.filter((n) => srv.pids.includes(n.pid)).map((n) => r.windowCpu[named.indexOf(n)]);
+  const processCpuUsPerReply = Object.fromEntries(named.map((n, i) => [n.name, perReply(r.windowCpu[i])]));
+  processCpuUsPerReply.load = perReply(r.loadCpu);
+  return {
+    ...r,
+    serverCpuShare: cpu / wall,
+    loadCpuShare: lcpu / wall,
+    cpuUsPerReply: ofServer.some((x) => x === null) ? null : perReply(ofServer.reduce((a, b) => a + b, 0)),
+    processCpuUsPerReply,
+  };
 }
 
 /** Median replies/s of `rr.trials` trials of `cell` on `srv` (what request-reply reports for it). */

@@ -2,6 +2,9 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpuSeconds } from './cpu.mjs';
+
+export { cpuSeconds };
 
 const children = new Set();
 /** Every child the runner ever started: {name, pid}. */
@@ -154,17 +157,6 @@ export function killAll() {
 
 export function liveChildren() {
   return [...children].map((c) => ({ name: c.benchName, pid: c.pid }));
-}
-
-/** CPU seconds (user+system) of a pid from /proc, or null. */
-export function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ = 100
-  } catch {
-    return null;
-  }
 }
 
 /** Machine-wide busy CPU seconds (all CPUs) from /proc/stat, or null. */

@@ -41,6 +41,8 @@ function requestReply(scale, transport, payload, conns, inflight) {
           latency: lat,
           serverCpuShare: median(c.trials.map((x) => x.serverCpuShare)),
           loadCpuShare: median(c.trials.map((x) => x.loadCpuShare)),
+          // µs of server CPU per reply over the measured window (= ms per 1,000 replies), median of trials.
+          cpuUsPerReply: median(c.trials.map((x) => x.cpuUsPerReply)),
           lost: c.trials.reduce((a, x) => a + x.lost, 0),
           badReplies: c.trials.reduce((a, x) => a + x.badReplies, 0),
           badSample: c.trials.find((x) => x.badSample)?.badSample,
@@ -54,7 +56,11 @@ function requestReply(scale, transport, payload, conns, inflight) {
           `bad replies or failed connections: ${bad.map((c) => `${c.server} ${c.key} (${c.badSample ?? c.failedConnections})`).join('; ')}`,
         );
       const q0 = out.filter((c) => c.qos === 0);
-      return { data: out, truncated, summary: q0.map((c) => `${c.server} ${fmt(c.rate)}/s`).join(', ') + ' (QoS 0)' };
+      return {
+        data: out,
+        truncated,
+        summary: q0.map((c) => `${c.server} ${fmt(c.rate)}/s ${fmt(c.cpuUsPerReply)} µs`).join(', ') + ' (QoS 0; µs = server CPU per reply)',
+      };
     },
   };
 }
@@ -68,4 +74,11 @@ export function requestReplyScenarios(scale) {
     }
   }
   return out;
+}
+
+/** The closed-loop cells of a saved run's results (what closedLoopCells held in that run). */
+export function closedLoopCellsOf(results) {
+  return Object.entries(results.scenarios)
+    .filter(([name, v]) => /^request-reply (tcp|ws) /.test(name) && Array.isArray(v.data))
+    .flatMap(([, v]) => v.data);
 }

@@ -47,8 +47,9 @@ export function mqtt5RequestReply(scale) {
           rates: c.trials.map((x) => Math.round(x.rate)),
           latency: summarize(c.trials.map((x) => x.hist)),
           serverCpuShare: cpuShare,
-          // µs of server CPU per reply: the per-request cost, less sensitive to a busy machine than req/s.
-          cpuUsPerRequest: rate > 0 ? (cpuShare / rate) * 1e6 : null,
+          // µs of server CPU per reply over the measured window (median of trials): the
+          // per-request cost, less sensitive to a busy machine than req/s.
+          cpuUsPerRequest: median(c.trials.map((x) => x.cpuUsPerReply)),
           lost: c.trials.reduce((a, x) => a + x.lost, 0),
           badReplies: c.trials.reduce((a, x) => a + x.badReplies, 0),
           badSample: c.trials.find((x) => x.badSample)?.badSample,

@@ -2,12 +2,16 @@
 import { encodeHistogram, makePayload, newHistogram, sleep } from '../../lib/common.mjs';
 import { encodePublish, encodePublishV5, now, openMany } from '../client.mjs';
 import { checkReply, connectedSetup, lastLevel, topics } from '../topics.mjs';
+import { cpuOf } from '../../lib/cpu.mjs';
 
 /**
  * Closed loop: `conns` connections × `inflight` requests outstanding each. With style `v5`
  * the clients speak MQTT 5 and ask with Response Topic + Correlation Data (a 4-byte counter).
+ * `cpuPids`: server-side pids whose CPU seconds are read at the start and the end of the
+ * measured window (`windowCpu`, one entry per pid, null where unreadable), so CPU per reply is
+ * the window's CPU over the window's replies; the load process's own CPU over it is `loadCpu`.
  */
-export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, measureMs, style = 'gate' }) {
+export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, measureMs, style = 'gate', cpuPids = [] }) {
   const v5 = style === 'v5';
   const payload = makePayload(payloadSize);
   const expected = JSON.stringify(JSON.parse(payload.toString()));
@@ -65,9 +69,13 @@ export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, 
   }
   await sleep(warmupMs);
   phase = 'measure';
+  const cpu0 = cpuOf(cpuPids);
+  const own0 = process.cpuUsage();
   const t0 = now();
   await sleep(measureMs);
   const elapsed = (now() - t0) / 1000;
+  const cpu1 = cpuOf(cpuPids);
+  const own = process.cpuUsage(own0);
   phase = 'drain';
   const c0 = counted;
   if (outstanding > 0) await Promise.race([new Promise((r) => (drained = r)), sleep(3000)]);
@@ -86,5 +94,7 @@ export async function rr({ target, conns, inflight, qos, payloadSize, warmupMs, 
     badReplies: stats.bad,
     badSample: stats.badSample,
     closedDuringRun: lateClose,
+    windowCpu: cpu1.map((c, i) => (c === null || cpu0[i] === null ? null : c - cpu0[i])),
+    loadCpu: (own.user + own.system) / 1e6,
   };
 }
