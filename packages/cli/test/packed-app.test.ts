@@ -131,7 +131,8 @@ test('each tarball holds LICENSE, README.md and what its manifest points at; no 
     const files = p.files.map((f) => f.path);
     expect([p.name, files.includes('LICENSE'), files.includes('README.md')]).toEqual([p.name, true, true]);
     expect([p.name, files.filter((f) => /(^|\/)(test|tests|__tests__)\/|\.test\.|\.key$|\.pem$|tsbuildinfo/.test(f))]).toEqual([p.name, []]);
-    const manifest = JSON.parse(readFileSync(join(app, 'node_modules', p.name, 'package.json'), 'utf8'));
+    const dir = WORKSPACES.find((w) => w.name === p.name)?.dir ?? p.name;
+    const manifest = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8'));
     const targets: string[] = [manifest.main, manifest.types, ...Object.values((manifest.bin ?? {}) as Record<string, string>)];
     const walk = (v: unknown): void => {
       if (typeof v === 'string') targets.push(v);
@@ -176,6 +177,22 @@ test('without @mqgate/nats (an optional peer of @mqgate/cli): not installed, and
   // exit 2 (a config error), before any connection to NATS or Redis
   expect(failed).toContain(': exit 2: ');
   expect(failed).toContain(`mqgate modules failed to start: ${NATS_MISSING}`);
+});
+
+test("@mqgate/cli's README example, as shipped: its config files pass `mqgate … --check`, its module file loads", async () => {
+  const readme = readFileSync(join(app, 'node_modules/@mqgate/cli/README.md'), 'utf8');
+  // each yaml/js block that opens with a comment naming its file is that file
+  const blocks = [...readme.matchAll(/```(?:yaml|js)\n(?:#|\/\/) ([\w.-]+)\b[^\n]*\n([\s\S]*?)```/g)].map(([, name, body]) => [name, body]);
+  expect(blocks.map(([name]) => name)).toEqual(['modules.yaml', 'hello.js', 'gate.yaml']);
+  for (const [name, body] of blocks) writeFileSync(join(app, name), body);
+  const bin = join(app, 'node_modules/.bin/mqgate');
+  expect(await inApp(bin, ['modules', '--check', '--config', 'modules.yaml'])).toContain('mqgate modules: config ok');
+  expect(await inApp(bin, ['gate', '--check', '--config', 'gate.yaml'])).toContain('mqgate gate: config ok');
+  const loaded = await inApp('node', [
+    '-e',
+    "require('@mqgate/cli').loadModule(require('node:path').resolve('hello.js')).then((d) => console.log(d.type, Object.keys(d.handlers)))",
+  ]);
+  expect(loaded.trim()).toBe("hello [ 'HD_hi' ]");
 });
 
 describe('with @mqgate/nats installed', () => {
