@@ -245,9 +245,12 @@ describe('with @mqgate/nats installed', () => {
     // one after the other: CI's two cores run other test files meanwhile
     // no @nats-io types in any .d.ts but @mqgate/nats's: node10 apps of the other packages keep skipLibCheck off
     await tsc('commonjs', 'node10', ['check.ts']);
-    await tsc('node16', 'node16', ['check.ts', 'check.mts', 'check-nats.ts']);
+    const explained = await tsc('node16', 'node16', ['--explainFiles', 'check.ts', 'check.mts', 'check-nats.ts']);
+    // the dual package: require() gets the CommonJS build's types, import the ESM build's
+    expect(explained).toMatch(/node_modules\/@mqgate\/sdk\/dist\/cjs\/index\.d\.ts\n {2}Imported via '@mqgate\/sdk' from file 'check\.ts'/);
+    expect(explained).toMatch(/node_modules\/@mqgate\/sdk\/dist\/esm\/index\.d\.ts\n {2}Imported via '@mqgate\/sdk' from file 'check\.mts'/);
     await tsc('esnext', 'bundler', ['check.ts', 'check-nats.ts']);
     // @nats-io/transport-node's own types need subpath exports: under node10, @mqgate/nats wants skipLibCheck (its README says so)
     await tsc('commonjs', 'node10', ['check-nats.ts'], true);
-  }, 120_000);
+  }, 150_000);
 });
