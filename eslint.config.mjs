@@ -40,8 +40,8 @@ export default tseslint.config(
     languageOptions: { globals: { ...globals.browser } },
   },
   {
-    // CommonJS entry points that run before (or without) a build: require() is their import.
-    files: ['packages/cli/bin/*.js', 'examples/**/*.cjs'],
+    // CommonJS entry points that run before (or without) a build, and the packed-app test's CommonJS app files: require() is their import.
+    files: ['packages/cli/bin/*.js', 'examples/**/*.cjs', 'packages/cli/test/packed-app/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -7,6 +7,7 @@ export {
   gateOptions,
   loadModule,
   loadStorage,
+  NATS_MISSING,
   runGate,
   runModules,
   type StorageFactory,

@@ -10,17 +10,25 @@ import { ConfigError, natsServers, userIndexUrl, type Config } from './config';
 
 type Closer = () => Promise<void> | void;
 
+/** What the command says when `transport.type` is nats and `@mqgate/nats` is not installed. */
+export const NATS_MISSING =
+  'transport.type: nats: install @mqgate/nats to use transport nats (npm install @mqgate/nats; an optional peer of @mqgate/cli)';
+
 /**
  * `@mqgate/nats`, loaded only for `transport.type: nats`: it is an optional peer of this
- * package, so apps on Redis alone never install a NATS client.
- * @throws ConfigError saying what to install when it is missing
+ * package (peerDependenciesMeta), so apps on Redis alone never install a NATS client.
+ * @throws ConfigError {@link NATS_MISSING} when `@mqgate/nats` itself cannot be found; any
+ *   other load error (a dependency of it missing, a syntax error) as it is
  */
 async function natsPackage(): Promise<typeof import('@mqgate/nats')> {
   try {
     return await import('@mqgate/nats');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-    throw new ConfigError('transport.type: nats needs the package @mqgate/nats: npm install @mqgate/nats');
+    const e = err as NodeJS.ErrnoException;
+    // Node's message starts "Cannot find module '<request>'": only the request for @mqgate/nats
+    // itself means it is not installed (not a missing module required from inside it).
+    if (e.code !== 'MODULE_NOT_FOUND' || !String(e.message).startsWith("Cannot find module '@mqgate/nats'")) throw err;
+    throw new ConfigError(NATS_MISSING);
   }
 }
 
