@@ -2,11 +2,11 @@
  * WebSocket pipeliners against a module whose handler costs CPU (2 ms of busy work a request,
  * run on the gate's event loop as an in-process module's is): each turn of the event loop
  * parses and dispatches a bounded share of their backlog (protocol/input-turns.ts: a per-turn
- * clock, a slice per connection, a bound on what a turn resumes), so the gate never logs an
- * `event-loop-stall` (its own watch, ops/event-loop-stall.ts) and another client's requests are
- * all answered, in order. With a per-process count alone (1024 PUBLISHes a turn) one turn
- * dispatched 1024 of them: a 2 s stall. Counted per turn with a setImmediate ticker (one run
- * per event-loop iteration), never timed.
+ * clock, a slice per connection, a bound on what a turn resumes), so the gate logs no
+ * `event-loop-stall` of its own making (its watch, ops/event-loop-stall.ts, gives the CPU used
+ * during a stall) and another client's requests are all answered, in order. With a
+ * per-process count alone (1024 PUBLISHes a turn) one turn dispatched 1024 of them: a 2 s
+ * stall. Counted per turn with a setImmediate ticker (one run per event-loop iteration).
  */
 import { performance } from 'node:perf_hooks';
 import * as mqttPacket from 'mqtt-packet';
@@ -17,12 +17,12 @@ import { waitUntil } from './helpers/waiters';
 import { PUBLISHES_PER_SERVE, PUBLISHES_PER_TURN } from '../src/protocol/input-turns';
 
 const BUSY_MS = 2;
-const ATTACKERS = 8;
-const EACH = 150;
+const ATTACKERS = 4;
+const EACH = 300;
 const VICTIM_REQUESTS = 5;
 
 const transport = new InProcessTransport();
-const warnings: Array<{ kind?: string }> = [];
+const warnings: Array<{ kind?: string; stalledMs?: number; cpuMs?: number }> = [];
 const noop = (): void => undefined;
 let gate: Gate;
 let wsPort = 0;
@@ -60,7 +60,7 @@ function requests(n: number, tag: string): Buffer {
   );
 }
 
-test(`${ATTACKERS} WebSocket clients pipelining ${EACH} costly requests each: a bounded share dispatched per event-loop turn, no event-loop stall logged, another client answered in order`, async () => {
+test(`${ATTACKERS} WebSocket clients pipelining ${EACH} costly requests each: a bounded share dispatched per event-loop turn, no event-loop stall of the gate's own logged, another client answered in order`, async () => {
   const attackers = await Promise.all(Array.from({ length: ATTACKERS }, () => conns.ws(`ws://127.0.0.1:${wsPort}/mqtt`)));
   await Promise.all(attackers.map((c, i) => c.connect({ clientId: `pipeliner-${i}` })));
   const victim = await conns.connectedRaw(tcpPort, 'victim');
@@ -91,5 +91,7 @@ test(`${ATTACKERS} WebSocket clients pipelining ${EACH} costly requests each: a 
   // maxInflight 20); the turn's clock ends the rest at the next batch.
   expect(most).toBeLessThan(2 * PUBLISHES_PER_SERVE);
   expect(2 * PUBLISHES_PER_SERVE).toBeLessThan(PUBLISHES_PER_TURN);
-  expect(warnings.filter((w) => w.kind === 'event-loop-stall')).toEqual([]);
+  // No stall of the gate's own making (on CPU for most of it); one where the host did not
+  // run this process (a loaded machine) has little CPU in it and says nothing of the gate.
+  expect(warnings.filter((w) => w.kind === 'event-loop-stall' && (w.cpuMs ?? 0) > (w.stalledMs ?? 0) / 2)).toEqual([]);
 });
