@@ -38,8 +38,9 @@ export const PUBLISHES_PER_TURN = 1024;
  * phase). Measured on the shared 2-core machine (load 5-15) with `node bench/attack/ws-pipeline.mjs
  * 200 10`: the most gate CPU in one stall fell from 74-185 ms (1024 a turn, no clock) to 12-40 ms;
  * with `node bench/run.mjs --quick --only open-loop`, p99 at 50 % of peak stayed within the
- * machine's noise (6-18 ms before, 8-33 ms after, at rates from 2 k to 30 k/s), and in the
- * open-loop phase about 1 request in 1 000 waited for a later turn.
+ * machine's noise (6-64 ms before, 6-33 ms after, at 0.4-30 k requests/s), and of about 16 000
+ * requests of the open-loop phase 0-1 waited for a later turn (the saturated peak probe before
+ * it hit the 1024 count, as it did without the clock).
  */
 export const TURN_BUDGET_MS = 10;
 
