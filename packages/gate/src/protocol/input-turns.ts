@@ -38,9 +38,9 @@ export const PUBLISHES_PER_TURN = 1024;
  * phase). Measured on the shared 2-core machine (load 5-15) with `node bench/attack/ws-pipeline.mjs
  * 200 10`: the most gate CPU in one stall fell from 74-185 ms (1024 a turn, no clock) to 12-40 ms;
  * with `node bench/run.mjs --quick --only open-loop`, p99 at 50 % of peak was 6-64 ms before
- * and 6-366 ms after (7 runs each way, 0.4-30 k requests/s): the machine's noise, as in two
- * counted runs 0-1 of the ~16 000 open-loop requests waited for a later turn (the saturated
- * peak probe before them hit the 1024 count, as it did without the clock).
+ * and 6-366 ms after (7 and 10 runs, 0.4-30 k requests/s): the machine's noise, as in five
+ * counted runs 0-1 of the 1 700-17 000 open-loop requests waited for a later turn (the
+ * saturated peak probe before them hit the 1024 count, as it did without the clock).
  */
 export const TURN_BUDGET_MS = 10;
 
