@@ -35,8 +35,10 @@ export const PUBLISHES_PER_TURN = 1024;
 /**
  * CPU ms a turn may spend parsing and dispatching PUBLISHes, from its first one: 10. An
  * event-loop iteration holds at most about two turns (one in the I/O phase, one in the check
- * phase). Measured on the shared 2-core machine (load 5-15) with `node bench/attack/ws-pipeline.mjs
- * 200 10`: the most gate CPU in one stall fell from 74-185 ms (1024 a turn, no clock) to 12-40 ms;
+ * phase). Measured on the shared 2-core machine (load 4-15) with `node bench/attack/ws-pipeline.mjs
+ * 200 15`: the most gate CPU in one stall fell from 74-195 ms (1024 a turn, no clock) to 0-40 ms,
+ * every stall left over 100 ms being the host not running the gate (at most 40 ms CPU in it),
+ * and the probe's p99 from 104-521 ms to 31-107 ms;
  * with `node bench/run.mjs --quick --only open-loop`, p99 at 50 % of peak was 6-64 ms before
  * and 6-366 ms after (7 and 10 runs, 0.4-30 k requests/s): the machine's noise, as in five
  * counted runs 0-1 of the 1 700-17 000 open-loop requests waited for a later turn (the
