@@ -2,7 +2,8 @@
 // limits (only what `ATTACK_GATE`, a JSON object of gate options, overrides) and an in-process
 // `echo` module (HD_echo answers its payload), on loopback ports chosen by the OS. It answers
 // the parent over IPC: `{cmd:'stats'}` → gate.stats(), process.memoryUsage(), the event-loop
-// stalls it saw (its own 10 ms drift watch: count over 100 ms, the longest; and the gate's own
+// stalls it saw (its own 10 ms drift watch: count over 100 ms, those of them with this process on
+// CPU for over half the stall, the most CPU ms in one, the longest, each with its CPU ms; and the gate's own
 // `event-loop-stall` warn lines); `{cmd:'broadcast', qos, bytes}` → a broadcast;
 // `{cmd:'sendEach', qos, bytes}` → gate.send to every connected session; `{cmd:'gc'}`
 // runs a full GC when node was started with --expose-gc; `{cmd:'stop'}` stops and exits.
@@ -14,7 +15,7 @@ const { Gate } = require('../../packages/gate/dist/index.js');
 const { InProcessTransport, MemoryUserIndex, gateClient } = require('../../packages/rpc/dist/index.js');
 
 const overrides = JSON.parse(process.env.ATTACK_GATE || '{}');
-const stalls = { over100: 0, longest: 0, warned: 0, warnedLongest: 0, at: [] };
+const stalls = { over100: 0, over100Busy: 0, busiest: 0, longest: 0, warned: 0, warnedLongest: 0, at: [] };
 let since = performance.now();
 const noop = () => undefined;
 const logger = {
@@ -34,17 +35,30 @@ const logger = {
   },
 };
 
+// A stall's CPU: what this process used meanwhile (all its threads, so GC helpers too). A stall
+// on a shared machine is often the OS running something else: little CPU of ours in it.
 let last = performance.now();
+let lastCpu = cpuMs();
 setInterval(() => {
   const now = performance.now();
+  const cpu = cpuMs();
   const late = now - last - 10;
+  const used = cpu - lastCpu;
   last = now;
+  lastCpu = cpu;
   if (late > 100) {
     stalls.over100++;
-    if (stalls.at.length < 20) stalls.at.push(`${Math.round((now - since) / 100) / 10}s:${Math.round(late)}ms`);
+    if (used > late / 2) stalls.over100Busy++;
+    stalls.busiest = Math.max(stalls.busiest, Math.round(used));
+    if (stalls.at.length < 20) stalls.at.push(`${Math.round((now - since) / 100) / 10}s:${Math.round(late)}ms(cpu ${Math.round(used)})`);
   }
   stalls.longest = Math.max(stalls.longest, late);
 }, 10).unref();
+
+function cpuMs() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
 
 const transport = new InProcessTransport();
 const index = new MemoryUserIndex();
@@ -79,6 +93,8 @@ process.on('message', async (m) => {
     process.send({ gc: typeof globalThis.gc === 'function' });
   } else if (m.cmd === 'reset') {
     stalls.over100 = 0;
+    stalls.over100Busy = 0;
+    stalls.busiest = 0;
     stalls.longest = 0;
     stalls.at = [];
     since = performance.now();

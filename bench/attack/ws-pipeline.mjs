@@ -39,7 +39,7 @@ const fmt = (t) =>
 console.log(`idle probe: ${fmt(idle)}`);
 console.log(`under ${clients} WebSocket pipeliners for ${seconds} s: probe ${fmt(times)}`);
 console.log(
-  `gate: stalls over 100 ms ${s.stalls.over100}, longest ${s.stalls.longest.toFixed(0)} ms; event-loop-stall warnings ${s.stalls.warned} (longest ${s.stalls.warnedLongest} ms); RSS ${mb(s.mem.rss)} MB${s.stalls.at.length ? `; stalls at ${s.stalls.at.join(' ')}` : ''}`,
+  `gate: stalls over 100 ms ${s.stalls.over100} (${s.stalls.over100Busy} with the gate on CPU for over half of it, at most ${s.stalls.busiest} ms CPU in one), longest ${s.stalls.longest.toFixed(0)} ms; event-loop-stall warnings ${s.stalls.warned} (longest ${s.stalls.warnedLongest} ms); RSS ${mb(s.mem.rss)} MB${s.stalls.at.length ? `; stalls at ${s.stalls.at.join(' ')}` : ''}`,
 );
 console.log(`attackers: ${f.sent} requests written, ${f.closed} closed by the gate or at the end`);
 if (prof) {

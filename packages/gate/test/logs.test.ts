@@ -124,7 +124,7 @@ describe('one warn line per failed request, with the trace id of the reply', () 
   });
 });
 
-test('an event-loop stall over 1 s is logged at warn with its length', async () => {
+test('an event-loop stall over 1 s is logged at warn with its length and the CPU used meanwhile', async () => {
   const started = Date.now();
   while (Date.now() - started < 1300) {
     // busy: nothing else runs, timers included
@@ -132,4 +132,7 @@ test('an event-loop stall over 1 s is logged at warn with its length', async () 
   const line = await lineWhere('stall line', (l) => l.fields.kind === 'event-loop-stall');
   expect(line.level).toBe('warn');
   expect(line.fields.stalledMs as number).toBeGreaterThan(1000);
+  // The busy loop was on CPU for some of it (how much depends on what else the machine ran).
+  expect(line.fields.cpuMs).toEqual(expect.any(Number));
+  expect(line.fields.cpuMs as number).toBeGreaterThan(0);
 });

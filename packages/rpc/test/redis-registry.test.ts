@@ -184,4 +184,16 @@ describe('RedisTransport registry', () => {
     await sleep(500); // two more re-reads: it stays
     expect(observer.servers('a').map((i) => i.serverId)).toEqual(['a@1']);
   });
+  it('re-reads the registry when a heartbeat names a server it does not hold (a missed join), not a registryInterval later', async () => {
+    const observer = kit.make({ registryTtl: 120_000, registryInterval: 60_000 });
+    await observer.ready();
+    const seen = record(observer);
+    // An entry written without its join event, as when the join went out while this
+    // transport's subscriber was resubscribing after a Redis restart.
+    const missed = new RedisRegistry(raw, kit.prefix, 60_000, { joined: () => undefined, left: () => undefined });
+    await missed.register({ serverId: 'gate@1', moduleType: 'gate' });
+    await raw.publish(observer.registryKeys.heartbeat, JSON.stringify(['gate@1']));
+    await waitFor(() => seen.events.includes('+gate@1'), 'the heartbeat of an unknown server to re-read the registry');
+    expect(observer.servers('gate').map((i) => i.serverId)).toEqual(['gate@1']);
+  });
 });

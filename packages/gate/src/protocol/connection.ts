@@ -151,6 +151,9 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
   frozen = false;
   /** Bytes received but not parsed yet because reading is paused. */
   private held: HeldInput | undefined;
+  /** TurnWaiter: its share of the event-loop turn (input-turns.ts). */
+  turnId = 0;
+  turnSlice = 0;
   /** The gate's per-connection state (its session), set once connected. */
   session: S | undefined;
   /** Where client PUBLISHes go, set once connected. */
@@ -245,14 +248,14 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     while (from < chunk.length) {
       let budget = this.requests ? this.requests.capacity() : BATCH_BEFORE_CONNACK;
       if (rate) budget = Math.min(budget, rate.budget(Date.now()));
-      if (inputTurns.left <= 0) {
-        // This turn's allowance is spent: the rest waits for a later turn, the wire paused.
+      const turn = inputTurns.allowance(this);
+      if (turn <= 0) {
+        // The turn, or this connection's slice of it, is spent: the rest waits, the wire paused.
         (this.held ??= new HeldInput()).unshift(from === 0 ? chunk : chunk.subarray(from));
         this.pause(PAUSE_TURN);
         inputTurns.wait(this);
         return;
       }
-      const turn = inputTurns.left;
       let publishes = 0;
       const parsedBefore = this.parsed;
       let end = from;
@@ -271,7 +274,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
         // A handler that throws on input nobody foresaw closes this connection, never the gate.
         return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
       }
-      inputTurns.spend(publishes);
+      inputTurns.spend(this, publishes);
       if (this.state === State.Closed) return;
       this.flushControl();
       this.checkOutput();

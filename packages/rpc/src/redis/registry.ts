@@ -228,25 +228,38 @@ export class RedisRegistry {
     }
   }
 
-  /** Applies a heartbeat message (JSON array of serverIds): they are live now. Malformed ones are ignored. */
-  onHeartbeat(text: string): void {
+  /**
+   * Applies a heartbeat message (JSON array of serverIds): they are live now. Malformed ones
+   * are ignored. Returns true when it names a server this cache does not hold (or holds
+   * expired): a join this transport missed, such as one published while its subscriber was
+   * resubscribing after a Redis restart, or a re-read that ran before that server wrote its
+   * entry again; the caller then re-reads the registry instead of waiting for the next
+   * `registryInterval` (10 s), during which calls to that server failed with NO_SERVER.
+   */
+  onHeartbeat(text: string): boolean {
     let ids: unknown;
     try {
       ids = JSON.parse(text);
     } catch {
-      return;
+      return false;
     }
-    if (!Array.isArray(ids)) return;
+    if (!Array.isArray(ids)) return false;
     const now = Date.now();
+    let unknown = false;
     for (const id of ids) {
-      const entry = typeof id === 'string' ? this.entries.get(id) : undefined;
-      if (!entry) continue;
+      if (typeof id !== 'string') continue;
+      const entry = this.entries.get(id);
+      if (!entry || entry.expiresAt <= now) {
+        unknown = true;
+        continue;
+      }
       entry.beatAt = now;
-      if (entry.down && entry.expiresAt > now) {
+      if (entry.down) {
         entry.down = false;
         this.listener.joined(copyInfo(entry.info));
       }
     }
+    return unknown;
   }
 
   /** Heartbeats can be heard from `since` (local ms; the subscriber is connected), or not at all (undefined). */

@@ -26,6 +26,9 @@ import { RedisRegistry } from './registry';
 /** Counters of one {@link RedisTransport} since it was created, plus the two gauges. */
 export interface RedisTransportStats extends CallerCounters, ConsumerCounters, TransportGauges {}
 
+/** ms between two registry re-reads asked for by heartbeats of servers the cache does not hold: 1 000. */
+const STALE_READ_MS = 1000;
+
 /** Events of {@link RedisTransport}: the one {@link TransportEvents} of every transport with a registry cache. */
 export type RedisTransportEvents = TransportEvents;
 
@@ -146,11 +149,17 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private ticking = false;
+  /** A tick was asked for while one ran: run another once it ends (a reconnect must not be lost). */
+  private tickAgain = false;
+  /** Local ms of the last re-read a heartbeat of an unknown server asked for. */
+  private staleReadAt = 0;
   private signalClosed!: () => void;
   private readonly closedSignal = new Promise<void>((resolve) => (this.signalClosed = resolve));
   private readonly onCommandReady = () => {
     this.health.recovered('command');
     this.caller.wake();
+    // Back after an outage (Redis may have restarted empty): write our entries again and re-read now.
+    void this.tick();
   };
 
   /** @throws TypeError, RangeError: see options.ts `resolveTransportOptions`. */
@@ -212,8 +221,9 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     const heartbeatChannel = Buffer.from(this.registryKeys.heartbeat);
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(replyChannelBytes)) this.caller.onReply(message);
-      else if (channel.equals(heartbeatChannel)) this.registry.onHeartbeat(message.toString());
-      else if (channel.equals(eventsChannel)) this.registry.onEvent(message.toString());
+      else if (channel.equals(heartbeatChannel)) {
+        if (this.registry.onHeartbeat(message.toString())) this.readStale();
+      } else if (channel.equals(eventsChannel)) this.registry.onEvent(message.toString());
     });
     // Events may have been missed while the subscriber was away: re-read the registry.
     this.subscriber.on('ready', () => {
@@ -329,9 +339,24 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
     throw new TransportClosedError();
   }
 
+  /**
+   * A heartbeat named a server the cache does not hold: re-reads the registry (at most once
+   * per {@link STALE_READ_MS}), so a missed join costs a heartbeat, not a registryInterval.
+   */
+  private readStale(): void {
+    const now = Date.now();
+    if (!this.loaded || this.closed || now - this.staleReadAt < STALE_READ_MS) return;
+    this.staleReadAt = now;
+    this.registry.load().catch((err: unknown) => this.health.noteFailure('registry', err));
+  }
+
   /** Refreshes this transport's servers' entries, then re-reads the registry. Never rejects. */
   private async tick(): Promise<void> {
-    if (this.ticking || this.closed || !this.loaded) return;
+    if (this.closed || !this.loaded) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
     this.ticking = true;
     try {
       this.registry.pruneExpired();
@@ -349,6 +374,10 @@ export class RedisTransport extends EventEmitter<RedisTransportEvents> implement
       this.health.noteFailure('registry', err);
     } finally {
       this.ticking = false;
+    }
+    if (this.tickAgain) {
+      this.tickAgain = false;
+      void this.tick();
     }
   }
 
