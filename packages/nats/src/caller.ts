@@ -10,6 +10,7 @@ import {
 } from '@mqgate/rpc';
 import { decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import type { Outbox } from './outbox';
 import type { NatsRegistry } from './registry';
 import { DEADLINE_HEADER, type Subjects } from './subjects';
 
@@ -44,6 +45,8 @@ interface Pending {
 
 export interface CallerContext {
   nc: () => NatsConnection | undefined;
+  /** Where requests wait for this turn's write (outbox.ts). */
+  outbox: Outbox;
   subjects: Subjects;
   registry: NatsRegistry;
   replyPrefix: string;
@@ -117,7 +120,16 @@ export class Caller {
     const deadline = Date.now() + timeout;
     const h = headers();
     h.set(DEADLINE_HEADER, String(deadline));
-    this.publish(subject, encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId }), undefined, h);
+    const bytes = encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId });
+    // Sent at once (its errors reject callNR itself), after the calls queued before it.
+    this.ctx.outbox.flush();
+    const nc = this.ctx.nc();
+    if (!nc) throw this.ctx.unavailable() ?? new TransportClosedError();
+    try {
+      nc.publish(subject, bytes, { headers: h });
+    } catch (err) {
+      throw this.publishError(bytes.length, err);
+    }
   }
 
   /** A message on this transport's reply subscription. */
@@ -224,25 +236,20 @@ export class Caller {
     h.set(DEADLINE_HEADER, String(p.deadline));
     p.target = p.to.serverId ?? (p.to.key !== undefined ? this.stickyTarget(p.to) : undefined);
     p.sentAt = Date.now();
-    try {
-      this.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h);
-    } catch (err) {
-      this.settle(id, err as RpcError);
-    }
+    this.ctx.outbox.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h, this.sendFailed, id);
   }
 
-  /** @throws RpcError ENCODE for a message over the server's max_payload, UNAVAILABLE when the connection is gone. */
-  private publish(subject: string, bytes: Buffer, reply: string | undefined, h: ReturnType<typeof headers>): void {
-    const nc = this.ctx.nc();
-    if (!nc) throw this.ctx.unavailable() ?? new TransportClosedError();
-    try {
-      nc.publish(subject, bytes, { reply, headers: h });
-    } catch (err) {
-      const message = (err as Error).message;
-      if (/payload/i.test(message))
-        throw new RpcError(`request of ${bytes.length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
-      throw this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
-    }
+  /** The outbox could not hand request `id` to the client: settles it (if still pending) with {@link publishError}. */
+  private readonly sendFailed = (err: Error, _subject: string, id: number): void => {
+    const p = this.pending.get(id);
+    if (p) this.settle(id, this.publishError(p.bytes.length, err));
+  };
+
+  /** RpcError ENCODE for a request over the server's max_payload, else UNAVAILABLE (or CLOSED after close()). */
+  private publishError(length: number, err: unknown): RpcError {
+    const message = (err as Error).message;
+    if (/payload/i.test(message)) return new RpcError(`request of ${length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
+    return this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
   }
 
   private settle(id: number, err: RpcError | undefined, result?: RpcValue): void {

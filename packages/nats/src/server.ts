@@ -1,6 +1,7 @@
 import { TransportClosedError, type RpcHandler, type RpcValue, type ServerInfo } from '@mqgate/rpc';
 import { decodeRequest, encodeResponse, RequestArgsError, toWireError, type WireError } from '@mqgate/rpc/internal';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Outbox } from './outbox';
 import type { RegistryEvent } from './registry';
 import { DEADLINE_HEADER, PROBE_HEADER, type Subjects } from './subjects';
 
@@ -35,6 +36,8 @@ export class NatsServer {
     readonly info: ServerInfo,
     private readonly handler: RpcHandler,
     private readonly nc: NatsConnection,
+    /** Where replies wait for this turn's write (outbox.ts). */
+    private readonly outbox: Outbox,
     private readonly subjects: Subjects,
     private readonly maxConcurrent: number,
     private readonly counters: ServerCounters,
@@ -136,15 +139,15 @@ export class NatsServer {
 
   private respond(m: Msg, id: number, error: WireError | undefined, result?: RpcValue): void {
     if (!m.reply || this.nc.isClosed()) return;
-    try {
-      m.respond(encodeResponse({ id, error, result }));
-    } catch (err) {
-      // Too large for the server's max_payload, or the connection just closed.
-      try {
-        m.respond(encodeResponse({ id, error: { code: 'ENCODE', message: `reply not sent: ${(err as Error).message}` } }));
-      } catch {
-        // nothing more to do: the caller fails at its deadline
-      }
-    }
+    this.outbox.publish(m.reply, encodeResponse({ id, error, result }), undefined, undefined, this.replyFailed, id);
   }
+
+  /** A reply the client refused (over max_payload, or the connection just closed): an ENCODE error in its place. */
+  private readonly replyFailed = (err: Error, subject: string, id: number): void => {
+    try {
+      if (!this.nc.isClosed()) this.nc.publish(subject, encodeResponse({ id, error: { code: 'ENCODE', message: `reply not sent: ${err.message}` } }));
+    } catch {
+      // nothing more to do: the caller fails at its deadline
+    }
+  };
 }
