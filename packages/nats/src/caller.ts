@@ -8,7 +8,7 @@ import {
   type RpcValue,
   type ServerInfo,
 } from '@mqgate/rpc';
-import { decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
+import { DeadlineSweep, decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import type { Outbox } from './outbox';
 import type { NatsRegistry } from './registry';
@@ -34,7 +34,6 @@ interface Pending {
   timeout: number;
   resolve(v: RpcValue): void;
   reject(e: RpcError): void;
-  timer: NodeJS.Timeout;
   /** Waiting for a busy server of the type to free up (every server of the type is busy). */
   waitingFree: boolean;
   /** epoch ms of the last send; 0 while it is in flight nowhere (not sent yet, or NATS answered no responders). */
@@ -68,6 +67,8 @@ const BUSY_RETRY_MS = 50;
  */
 export class Caller {
   private readonly pending = new Map<number, Pending>();
+  /** Every pending call's deadline, on one timer. */
+  private readonly deadlines = new DeadlineSweep<number>((id) => this.expire(id));
   private nextId = 0;
 
   constructor(private readonly ctx: CallerContext) {}
@@ -101,15 +102,20 @@ export class Caller {
       return Promise.reject(err);
     }
     return new Promise<RpcValue>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.ctx.counters.deadlines++;
-        reject(new DeadlineError(fn, timeout));
-      }, timeout);
-      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, timer, waitingFree: false, sentAt: 0, target: undefined };
+      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, waitingFree: false, sentAt: 0, target: undefined };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.send(id, p);
     });
+  }
+
+  /** Call `id` reached its deadline: DeadlineError. */
+  private expire(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.ctx.counters.deadlines++;
+    p.reject(new DeadlineError(p.fn, p.timeout));
   }
 
   callNR(to: Address, fn: string, args: RpcValue[], timeout: number): void {
@@ -256,7 +262,7 @@ export class Caller {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    this.deadlines.delete(id, p.timeout);
     if (err) p.reject(err);
     else p.resolve(result as RpcValue);
   }

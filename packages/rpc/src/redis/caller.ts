@@ -1,4 +1,5 @@
 import { DeadlineError, fromWireError, NoServerError, RpcError, TransportClosedError } from '../errors';
+import { DeadlineSweep } from '../deadlines';
 import { messageOf } from '../error-message';
 import { decodeResponse, encodeRequest } from '../rpc-codec';
 import { pickSticky } from '../sticky';
@@ -38,7 +39,6 @@ interface Batch {
 interface Pending {
   resolve(value: RpcValue): void;
   reject(err: RpcError): void;
-  timer: NodeJS.Timeout;
   fn: string;
   timeout: number;
   /** The request was handed to Redis. */
@@ -99,6 +99,8 @@ export interface CallerContext {
  */
 export class Caller {
   private readonly pending = new Map<number, Pending>();
+  /** Every pending call's deadline, on one timer. */
+  private readonly deadlines = new DeadlineSweep<number>((id) => this.expire(id));
   /** Calls waiting for the registry's first load or for the command connection. */
   private readonly waiters = new Map<number, () => void>();
   private readonly push: PushScript;
@@ -124,8 +126,9 @@ export class Caller {
       this.ctx.counters.calls++;
       const timeout = Math.max(0, opts?.timeout ?? this.ctx.defaultTimeout);
       const id = this.newId();
-      const p: Pending = { resolve, reject, fn, timeout, sent: false, nr: false, timer: setTimeout(() => this.expire(id), timeout) };
+      const p: Pending = { resolve, reject, fn, timeout, sent: false, nr: false };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.dispatch(id, p, to, args, Date.now() + timeout, this.ctx.replyChannel);
     });
   }
@@ -136,8 +139,9 @@ export class Caller {
       this.ctx.counters.callsNR++;
       const timeout = this.ctx.defaultTimeout;
       const id = this.newId();
-      const p: Pending = { resolve: () => resolve(), reject, fn, timeout, sent: false, nr: true, timer: setTimeout(() => this.expire(id), timeout) };
+      const p: Pending = { resolve: () => resolve(), reject, fn, timeout, sent: false, nr: true };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.dispatch(id, p, to, args, Date.now() + timeout, '');
     });
   }
@@ -328,7 +332,7 @@ export class Caller {
     if (!p) return;
     this.pending.delete(id);
     this.waiters.delete(id);
-    clearTimeout(p.timer);
+    this.deadlines.delete(id, p.timeout);
     if (err) p.reject(err);
     else p.resolve(value === undefined ? null : value);
   }
