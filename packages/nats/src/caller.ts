@@ -9,7 +9,7 @@ import {
   type ServerInfo,
 } from '@mqgate/rpc';
 import { DeadlineSweep, decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
-import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Outbox } from './outbox';
 import type { NatsRegistry } from './registry';
 import { DEADLINE_HEADER, type Subjects } from './subjects';
@@ -70,6 +70,8 @@ export class Caller {
   /** Every pending call's deadline, on one timer. */
   private readonly deadlines = new DeadlineSweep<number>((id) => this.expire(id));
   private nextId = 0;
+  private lastDeadline = 0;
+  private lastHeaders: MsgHdrs | undefined;
 
   constructor(private readonly ctx: CallerContext) {}
 
@@ -124,8 +126,7 @@ export class Caller {
     if (down) throw down;
     const subject = this.route(to);
     const deadline = Date.now() + timeout;
-    const h = headers();
-    h.set(DEADLINE_HEADER, String(deadline));
+    const h = this.deadlineHeaders(deadline);
     const bytes = encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId });
     // Sent at once (its errors reject callNR itself), after the calls queued before it.
     this.ctx.outbox.flush();
@@ -238,11 +239,23 @@ export class Caller {
     } catch (err) {
       return this.settle(id, err as RpcError);
     }
-    const h = headers();
-    h.set(DEADLINE_HEADER, String(p.deadline));
+    const h = this.deadlineHeaders(p.deadline);
     p.target = p.to.serverId ?? (p.to.key !== undefined ? this.stickyTarget(p.to) : undefined);
     p.sentAt = Date.now();
     this.ctx.outbox.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h, this.sendFailed, id);
+  }
+
+  /**
+   * The {@link DEADLINE_HEADER} of `deadline`, one object shared by the requests with that
+   * deadline (the calls of one ms with one timeout): the client only reads it.
+   */
+  private deadlineHeaders(deadline: number): MsgHdrs {
+    if (deadline === this.lastDeadline && this.lastHeaders) return this.lastHeaders;
+    const h = headers();
+    h.set(DEADLINE_HEADER, String(deadline));
+    this.lastDeadline = deadline;
+    this.lastHeaders = h;
+    return h;
   }
 
   /** The outbox could not hand request `id` to the client: settles it (if still pending) with {@link publishError}. */
