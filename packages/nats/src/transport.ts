@@ -223,15 +223,16 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
    * on close(), EncodeError (ENCODE) for an argument that cannot be encoded or a request over
    * max_payload, or an RpcError with the handler's code and message.
    */
-  async call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
+  call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
     const timeout = opts?.timeout ?? this.defaultTimeout;
-    await this.usable(timeout);
-    return this.caller.call(to, fn, args, timeout);
+    // Connected: the caller's own promise, no wait and no promise hop for it.
+    if (this.state === 'up' && !this.closed) return this.caller.call(to, fn, args, timeout);
+    return this.usable(timeout).then(() => this.caller.call(to, fn, args, timeout));
   }
 
   /** Fire and forget (a plain publish). Rejects with NoServerError, NatsUnavailableError or TransportClosedError as {@link call}. */
   async callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
-    await this.usable(this.defaultTimeout);
+    if (this.state !== 'up' || this.closed) await this.usable(this.defaultTimeout);
     this.caller.callNR(to, fn, args, this.defaultTimeout);
   }
 
