@@ -8,8 +8,9 @@ import {
   type RpcValue,
   type ServerInfo,
 } from '@mqgate/rpc';
-import { decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
-import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { DeadlineSweep, decodeResponse, describeAddress, encodeRequest, fromWireError, pickSticky } from '@mqgate/rpc/internal';
+import { headers, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { Outbox } from './outbox';
 import type { NatsRegistry } from './registry';
 import { DEADLINE_HEADER, type Subjects } from './subjects';
 
@@ -33,7 +34,6 @@ interface Pending {
   timeout: number;
   resolve(v: RpcValue): void;
   reject(e: RpcError): void;
-  timer: NodeJS.Timeout;
   /** Waiting for a busy server of the type to free up (every server of the type is busy). */
   waitingFree: boolean;
   /** epoch ms of the last send; 0 while it is in flight nowhere (not sent yet, or NATS answered no responders). */
@@ -44,6 +44,8 @@ interface Pending {
 
 export interface CallerContext {
   nc: () => NatsConnection | undefined;
+  /** Where requests wait for this turn's write (outbox.ts). */
+  outbox: Outbox;
   subjects: Subjects;
   registry: NatsRegistry;
   replyPrefix: string;
@@ -65,7 +67,11 @@ const BUSY_RETRY_MS = 50;
  */
 export class Caller {
   private readonly pending = new Map<number, Pending>();
+  /** Every pending call's deadline, on one timer. */
+  private readonly deadlines = new DeadlineSweep<number>((id) => this.expire(id));
   private nextId = 0;
+  private lastDeadline = 0;
+  private lastHeaders: MsgHdrs | undefined;
 
   constructor(private readonly ctx: CallerContext) {}
 
@@ -98,15 +104,20 @@ export class Caller {
       return Promise.reject(err);
     }
     return new Promise<RpcValue>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.ctx.counters.deadlines++;
-        reject(new DeadlineError(fn, timeout));
-      }, timeout);
-      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, timer, waitingFree: false, sentAt: 0, target: undefined };
+      const p: Pending = { fn, to, bytes, deadline, timeout, resolve, reject, waitingFree: false, sentAt: 0, target: undefined };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.send(id, p);
     });
+  }
+
+  /** Call `id` reached its deadline: DeadlineError. */
+  private expire(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.ctx.counters.deadlines++;
+    p.reject(new DeadlineError(p.fn, p.timeout));
   }
 
   callNR(to: Address, fn: string, args: RpcValue[], timeout: number): void {
@@ -115,9 +126,17 @@ export class Caller {
     if (down) throw down;
     const subject = this.route(to);
     const deadline = Date.now() + timeout;
-    const h = headers();
-    h.set(DEADLINE_HEADER, String(deadline));
-    this.publish(subject, encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId }), undefined, h);
+    const h = this.deadlineHeaders(deadline);
+    const bytes = encodeRequest({ id: 0, fn, args, replyTo: '', deadline, caller: this.ctx.callerId });
+    // Sent at once (its errors reject callNR itself), after the calls queued before it.
+    this.ctx.outbox.flush();
+    const nc = this.ctx.nc();
+    if (!nc) throw this.ctx.unavailable() ?? new TransportClosedError();
+    try {
+      nc.publish(subject, bytes, { headers: h });
+    } catch (err) {
+      throw this.publishError(bytes.length, err);
+    }
   }
 
   /** A message on this transport's reply subscription. */
@@ -220,36 +239,43 @@ export class Caller {
     } catch (err) {
       return this.settle(id, err as RpcError);
     }
-    const h = headers();
-    h.set(DEADLINE_HEADER, String(p.deadline));
+    const h = this.deadlineHeaders(p.deadline);
     p.target = p.to.serverId ?? (p.to.key !== undefined ? this.stickyTarget(p.to) : undefined);
     p.sentAt = Date.now();
-    try {
-      this.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h);
-    } catch (err) {
-      this.settle(id, err as RpcError);
-    }
+    this.ctx.outbox.publish(subject, p.bytes, `${this.ctx.replyPrefix}.${id}`, h, this.sendFailed, id);
   }
 
-  /** @throws RpcError ENCODE for a message over the server's max_payload, UNAVAILABLE when the connection is gone. */
-  private publish(subject: string, bytes: Buffer, reply: string | undefined, h: ReturnType<typeof headers>): void {
-    const nc = this.ctx.nc();
-    if (!nc) throw this.ctx.unavailable() ?? new TransportClosedError();
-    try {
-      nc.publish(subject, bytes, { reply, headers: h });
-    } catch (err) {
-      const message = (err as Error).message;
-      if (/payload/i.test(message))
-        throw new RpcError(`request of ${bytes.length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
-      throw this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
-    }
+  /**
+   * The {@link DEADLINE_HEADER} of `deadline`, one object shared by the requests with that
+   * deadline (the calls of one ms with one timeout): the client only reads it.
+   */
+  private deadlineHeaders(deadline: number): MsgHdrs {
+    if (deadline === this.lastDeadline && this.lastHeaders) return this.lastHeaders;
+    const h = headers();
+    h.set(DEADLINE_HEADER, String(deadline));
+    this.lastDeadline = deadline;
+    this.lastHeaders = h;
+    return h;
+  }
+
+  /** The outbox could not hand request `id` to the client: settles it (if still pending) with {@link publishError}. */
+  private readonly sendFailed = (err: Error, _subject: string, id: number): void => {
+    const p = this.pending.get(id);
+    if (p) this.settle(id, this.publishError(p.bytes.length, err));
+  };
+
+  /** RpcError ENCODE for a request over the server's max_payload, else UNAVAILABLE (or CLOSED after close()). */
+  private publishError(length: number, err: unknown): RpcError {
+    const message = (err as Error).message;
+    if (/payload/i.test(message)) return new RpcError(`request of ${length} bytes exceeds the NATS server's max_payload (${message})`, 'ENCODE');
+    return this.ctx.unavailable() ?? new RpcError(`NATS publish failed: ${message}`, 'UNAVAILABLE');
   }
 
   private settle(id: number, err: RpcError | undefined, result?: RpcValue): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    this.deadlines.delete(id, p.timeout);
     if (err) p.reject(err);
     else p.resolve(result as RpcValue);
   }

@@ -1,8 +1,9 @@
 import { TransportClosedError, type RpcHandler, type RpcValue, type ServerInfo } from '@mqgate/rpc';
-import { decodeRequest, encodeResponse, RequestArgsError, toWireError, type WireError } from '@mqgate/rpc/internal';
+import { decodeRequest, encodeResponse, RequestArgsError, toWireError, type RpcRequest, type WireError } from '@mqgate/rpc/internal';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Outbox } from './outbox';
 import type { RegistryEvent } from './registry';
-import { DEADLINE_HEADER, PROBE_HEADER, type Subjects } from './subjects';
+import { PROBE_HEADER, type Subjects } from './subjects';
 
 /** Counters of the servers of one transport. */
 export interface ServerCounters {
@@ -21,7 +22,7 @@ export interface ServerCounters {
  * in its type's queue group. At `maxConcurrent` (running plus held) it announces `busy` and
  * leaves the queue group, so new work of its type goes elsewhere; messages already on their
  * way are held and run in order; at half it rejoins and announces `free`. A request whose
- * deadline (header {@link DEADLINE_HEADER}) has passed when it would start is dropped unrun.
+ * deadline (its `deadline`, also sent as header Mqgate-Deadline) has passed when it would start is dropped unrun.
  */
 export class NatsServer {
   running = 0;
@@ -35,6 +36,8 @@ export class NatsServer {
     readonly info: ServerInfo,
     private readonly handler: RpcHandler,
     private readonly nc: NatsConnection,
+    /** Where replies wait for this turn's write (outbox.ts). */
+    private readonly outbox: Outbox,
     private readonly subjects: Subjects,
     private readonly maxConcurrent: number,
     private readonly counters: ServerCounters,
@@ -78,7 +81,10 @@ export class NatsServer {
   }
 
   private onMsg(m: Msg): void {
-    if (m.headers?.has(PROBE_HEADER)) return; // a caller's liveness probe (liveness.ts): the subscription answering is the answer
+    // A caller's liveness probe (liveness.ts: empty, header Mqgate-Probe): the subscription
+    // answering is the answer. A request is never empty (it names its fn), so only empty
+    // messages have their headers parsed.
+    if (m.data.length === 0 && m.headers?.has(PROBE_HEADER)) return;
     if (!this.open) {
       this.respond(m, 0, toWireError(new TransportClosedError(`server ${this.info.serverId}`)));
       return;
@@ -95,29 +101,37 @@ export class NatsServer {
   }
 
   private async run(m: Msg): Promise<void> {
-    const deadline = Number(m.headers?.get(DEADLINE_HEADER));
+    // The deadline is read from the request itself (the same value as its Mqgate-Deadline
+    // header, which callers still send): parsing the header text cost more than the request.
+    let req: RpcRequest | undefined;
+    let bad: unknown;
+    try {
+      req = decodeRequest(m.data);
+    } catch (err) {
+      bad = err;
+    }
+    const deadline = req?.deadline ?? (bad instanceof RequestArgsError ? bad.request.deadline : 0);
     if (deadline > 0 && Date.now() >= deadline) {
       this.counters.expiredDropped++;
       return this.next();
     }
+    if (!req) {
+      this.counters.malformed++;
+      if (bad instanceof RequestArgsError) this.respond(m, bad.request.id, toWireError(bad));
+      return this.next();
+    }
     this.running++;
-    let id = 0;
+    this.counters.served++;
     try {
-      const req = decodeRequest(m.data);
-      id = req.id;
-      this.counters.served++;
       let result: RpcValue | void;
       try {
         result = await this.handler(req.fn, req.args, { fn: req.fn, deadline: req.deadline });
       } catch (err) {
         this.counters.handlerErrors++;
-        this.respond(m, id, toWireError(err));
+        this.respond(m, req.id, toWireError(err));
         return;
       }
-      this.respond(m, id, undefined, result === undefined ? null : result);
-    } catch (err) {
-      this.counters.malformed++;
-      if (err instanceof RequestArgsError) this.respond(m, err.request.id, toWireError(err));
+      this.respond(m, req.id, undefined, result === undefined ? null : result);
     } finally {
       this.running--;
       this.next();
@@ -136,15 +150,15 @@ export class NatsServer {
 
   private respond(m: Msg, id: number, error: WireError | undefined, result?: RpcValue): void {
     if (!m.reply || this.nc.isClosed()) return;
-    try {
-      m.respond(encodeResponse({ id, error, result }));
-    } catch (err) {
-      // Too large for the server's max_payload, or the connection just closed.
-      try {
-        m.respond(encodeResponse({ id, error: { code: 'ENCODE', message: `reply not sent: ${(err as Error).message}` } }));
-      } catch {
-        // nothing more to do: the caller fails at its deadline
-      }
-    }
+    this.outbox.publish(m.reply, encodeResponse({ id, error, result }), undefined, undefined, this.replyFailed, id);
   }
+
+  /** A reply the client refused (over max_payload, or the connection just closed): an ENCODE error in its place. */
+  private readonly replyFailed = (err: Error, subject: string, id: number): void => {
+    try {
+      if (!this.nc.isClosed()) this.nc.publish(subject, encodeResponse({ id, error: { code: 'ENCODE', message: `reply not sent: ${err.message}` } }));
+    } catch {
+      // nothing more to do: the caller fails at its deadline
+    }
+  };
 }

@@ -23,6 +23,7 @@ import { Caller, type CallerCounters } from './caller';
 import { NatsUnavailableError } from './errors';
 import { resolveNatsOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
 import { isProbeReply, LivenessProbe } from './liveness';
+import { Outbox } from './outbox';
 import { NatsRegistry, type RegistryEvent } from './registry';
 import { NatsServer, type ServerCounters } from './server';
 import { subjects, type Subjects } from './subjects';
@@ -106,6 +107,8 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
   private readonly registry: NatsRegistry;
   private readonly caller: Caller;
   private readonly probe: LivenessProbe;
+  /** Requests and replies of this turn, written together (outbox.ts). */
+  private readonly outbox = new Outbox(() => this.nc);
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly servers_ = new Map<string, NatsServer>();
   private readonly counters: CallerCounters & ServerCounters = {
@@ -145,6 +148,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
     });
     this.caller = new Caller({
       nc: () => this.nc,
+      outbox: this.outbox,
       subjects: this.subjects,
       registry: this.registry,
       replyPrefix: this.subjects.replies(this.id),
@@ -196,7 +200,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
     const meta = { host: hostname(), pid: String(process.pid), startedAt: new Date().toISOString(), ...info.meta };
     const full: ServerInfo = { serverId: info.serverId, moduleType: info.moduleType, meta };
     const nc = this.nc as NatsConnection;
-    const server = new NatsServer(full, handler, nc, this.subjects, this.o.maxConcurrent, this.counters, (ev) => this.announce(ev));
+    const server = new NatsServer(full, handler, nc, this.outbox, this.subjects, this.o.maxConcurrent, this.counters, (ev) => this.announce(ev));
     this.servers_.set(full.serverId, server);
     this.registry.apply({ op: 'join', info: full }, true);
     server.start();
@@ -219,15 +223,16 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
    * on close(), EncodeError (ENCODE) for an argument that cannot be encoded or a request over
    * max_payload, or an RpcError with the handler's code and message.
    */
-  async call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
+  call(to: Address, fn: string, args: RpcValue[], opts?: CallOptions): Promise<RpcValue> {
     const timeout = opts?.timeout ?? this.defaultTimeout;
-    await this.usable(timeout);
-    return this.caller.call(to, fn, args, timeout);
+    // Connected: the caller's own promise, no wait and no promise hop for it.
+    if (this.state === 'up' && !this.closed) return this.caller.call(to, fn, args, timeout);
+    return this.usable(timeout).then(() => this.caller.call(to, fn, args, timeout));
   }
 
   /** Fire and forget (a plain publish). Rejects with NoServerError, NatsUnavailableError or TransportClosedError as {@link call}. */
   async callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
-    await this.usable(this.defaultTimeout);
+    if (this.state !== 'up' || this.closed) await this.usable(this.defaultTimeout);
     this.caller.callNR(to, fn, args, this.defaultTimeout);
   }
 
@@ -253,6 +258,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
     if (this.probeTimer) clearInterval(this.probeTimer);
     await Promise.all([...this.servers_.values()].map((s) => this.stopServer(s, false)));
     this.caller.closeAll();
+    this.outbox.flush();
     const nc = this.nc;
     this.nc = undefined;
     if (nc && !nc.isClosed()) {
@@ -270,6 +276,7 @@ export class NatsTransport extends EventEmitter<NatsTransportEvents> implements 
       this.whoSub?.unsubscribe();
       this.whoSub = undefined;
     }
+    this.outbox.flush();
     if (this.nc && !this.nc.isClosed()) await within(this.nc.flush(), CLOSE_STEP_MS);
     await stopped;
   }

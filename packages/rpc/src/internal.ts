@@ -1,6 +1,7 @@
 // @mqgate/rpc/internal: what mqgate's sibling packages (gate, client, nats, storage, cli) share
 // and apps do not need: wire codecs, user-index key helpers, the option kit's checkers. No
 // stability promise outside this repository; apps use @mqgate/rpc.
+export { DeadlineSweep } from './deadlines';
 export { messageOf } from './error-message';
 export { clientTextOf, describeValue, fromWireError, isClientText, toWireError } from './errors';
 export type { WireError } from './errors';

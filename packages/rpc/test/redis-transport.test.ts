@@ -184,6 +184,36 @@ describe('RedisTransport calls', () => {
     );
     expect(caller.stats()).toMatchObject({ callsNR: 2, pending: 0, lateReplies: 0 });
   });
+
+  it('the calls of one turn go in one push and their replies in one command, each still one list element and one message, in order', async () => {
+    const ran: number[] = [];
+    const { caller } = await pair((_fn, args) => {
+      ran.push(args[0] as number);
+      return args[0];
+    });
+    const stats = new Redis(kit.redis.url);
+    try {
+      const calls = async (): Promise<Record<string, number>> => {
+        const info = await stats.info('commandstats');
+        const out: Record<string, number> = {};
+        for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+        return out;
+      };
+      const before = await calls();
+      const n = 50;
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => caller.call({ moduleType: 'm' }, 'f', [i])));
+      const after = await calls();
+      expect(results).toEqual(Array.from({ length: n }, (_, i) => i));
+      expect(ran).toEqual(Array.from({ length: n }, (_, i) => i));
+      // One RPUSH of 50 elements (was 50 RPUSHes); one EVALSHA for the pushes and one for the
+      // replies, plus the registry's own scripts (was 50 EVALSHA and 50 PUBLISH).
+      expect((after.rpush ?? 0) - (before.rpush ?? 0)).toBe(1);
+      expect((after.evalsha ?? 0) - (before.evalsha ?? 0)).toBeLessThanOrEqual(10);
+      expect(caller.stats()).toMatchObject({ calls: n, replies: n, pending: 0, lateReplies: 0 });
+    } finally {
+      stats.disconnect();
+    }
+  });
 });
 
 describe('RedisTransport addressing', () => {

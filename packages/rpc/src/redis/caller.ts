@@ -1,29 +1,44 @@
 import { DeadlineError, fromWireError, NoServerError, RpcError, TransportClosedError } from '../errors';
+import { DeadlineSweep } from '../deadlines';
 import { messageOf } from '../error-message';
 import { decodeResponse, encodeRequest } from '../rpc-codec';
 import { pickSticky } from '../sticky';
 import { describeAddress, type Address, type CallOptions, type RpcValue, type ServerInfo } from '../transport';
-import { corkTick, type RedisClient } from './connection';
+import { corkedWrite, type RedisClient } from './connection';
 import { ServerLostError } from './errors';
 import type { ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
 import { LIST_TTL_SLACK } from './options';
 import type { RedisRegistry } from './registry';
 
-/** KEYS list; ARGV request bytes, ms: RPUSH, and make the list live at least that long. */
-const PUSH = `redis.call('RPUSH', KEYS[1], ARGV[1])
-local want = tonumber(ARGV[2])
+/**
+ * KEYS list; ARGV ms, then the requests: RPUSH them (one list element each, in order), and
+ * make the list live at least that long.
+ */
+const PUSH = `redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+local want = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
 return 1`;
 
 interface PushScript {
-  mqgateRpcPush(key: string, request: Buffer, ttlMs: number): Promise<number>;
+  mqgateRpcPushMany(key: string, ttlMs: number, ...requests: Buffer[]): Promise<number>;
+}
+
+/** Most requests one push carries (Lua's `unpack` is bounded by the C stack, about 8,000). */
+const MAX_PUSH = 256;
+
+/** The requests of this turn for one list, pushed in one command. */
+interface Batch {
+  key: string;
+  ids: number[];
+  requests: Buffer[];
+  /** ms the list must live: the longest timeout in the batch plus LIST_TTL_SLACK. */
+  ttl: number;
 }
 
 interface Pending {
   resolve(value: RpcValue): void;
   reject(err: RpcError): void;
-  timer: NodeJS.Timeout;
   fn: string;
   timeout: number;
   /** The request was handed to Redis. */
@@ -84,13 +99,19 @@ export interface CallerContext {
  */
 export class Caller {
   private readonly pending = new Map<number, Pending>();
+  /** Every pending call's deadline, on one timer. */
+  private readonly deadlines = new DeadlineSweep<number>((id) => this.expire(id));
   /** Calls waiting for the registry's first load or for the command connection. */
   private readonly waiters = new Map<number, () => void>();
   private readonly push: PushScript;
   private nextId = 0;
+  /** Requests of this turn by list, pushed together in setImmediate ({@link flush}). */
+  private batches = new Map<string, Batch>();
+  private flushScheduled = false;
+  private readonly flushNow = () => this.flush();
 
   constructor(private readonly ctx: CallerContext) {
-    ctx.command.defineCommand('mqgateRpcPush', { numberOfKeys: 1, lua: PUSH });
+    ctx.command.defineCommand('mqgateRpcPushMany', { numberOfKeys: 1, lua: PUSH });
     this.push = ctx.command as unknown as PushScript;
   }
 
@@ -105,8 +126,9 @@ export class Caller {
       this.ctx.counters.calls++;
       const timeout = Math.max(0, opts?.timeout ?? this.ctx.defaultTimeout);
       const id = this.newId();
-      const p: Pending = { resolve, reject, fn, timeout, sent: false, nr: false, timer: setTimeout(() => this.expire(id), timeout) };
+      const p: Pending = { resolve, reject, fn, timeout, sent: false, nr: false };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.dispatch(id, p, to, args, Date.now() + timeout, this.ctx.replyChannel);
     });
   }
@@ -117,8 +139,9 @@ export class Caller {
       this.ctx.counters.callsNR++;
       const timeout = this.ctx.defaultTimeout;
       const id = this.newId();
-      const p: Pending = { resolve: () => resolve(), reject, fn, timeout, sent: false, nr: true, timer: setTimeout(() => this.expire(id), timeout) };
+      const p: Pending = { resolve: () => resolve(), reject, fn, timeout, sent: false, nr: true };
       this.pending.set(id, p);
+      this.deadlines.add(id, timeout);
       this.dispatch(id, p, to, args, Date.now() + timeout, '');
     });
   }
@@ -183,22 +206,57 @@ export class Caller {
     this.send(id, p, route.key, bytes);
   }
 
-  /** Pushes the request once the command connection is ready. */
+  /**
+   * Queues the request for this turn's push once the command connection is ready: the
+   * requests of one turn for one list go in one command (one list element each), and the
+   * commands of the turn in one socket write.
+   */
   private send(id: number, p: Pending, key: string, bytes: Buffer): void {
     if (this.ctx.command.status !== 'ready') {
       this.waiters.set(id, () => this.send(id, p, key, bytes));
       return;
     }
     p.sent = true;
-    corkTick(this.ctx.command);
-    this.push.mqgateRpcPush(key, bytes, p.timeout + LIST_TTL_SLACK).then(
+    let batch = this.batches.get(key);
+    if (!batch || batch.ids.length >= MAX_PUSH) {
+      if (batch) this.pushBatch(batch);
+      batch = { key, ids: [], requests: [], ttl: 0 };
+      this.batches.set(key, batch);
+    }
+    batch.ids.push(id);
+    batch.requests.push(bytes);
+    if (p.timeout + LIST_TTL_SLACK > batch.ttl) batch.ttl = p.timeout + LIST_TTL_SLACK;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  /** Pushes the batches of this turn, in one socket write. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.batches.size === 0) return;
+    const batches = this.batches;
+    this.batches = new Map();
+    corkedWrite(this.ctx.command, () => {
+      for (const batch of batches.values()) this.pushBatch(batch);
+    });
+  }
+
+  private pushBatch(batch: Batch): void {
+    if (this.batches.get(batch.key) === batch) this.batches.delete(batch.key);
+    this.push.mqgateRpcPushMany(batch.key, batch.ttl, ...batch.requests).then(
       () => {
-        if (p.nr) this.settle(id, undefined);
+        for (const id of batch.ids) if (this.pending.get(id)?.nr) this.settle(id, undefined);
       },
       (err: unknown) => {
-        if (!this.pending.has(id)) return;
-        this.ctx.counters.unsent++;
-        this.settle(id, this.ctx.health.unavailable(`${p.nr ? 'callNR' : 'call'} ${p.fn} failed to send: ${sendFailure(err)}`));
+        const why = sendFailure(err);
+        for (const id of batch.ids) {
+          const p = this.pending.get(id);
+          if (!p) continue;
+          this.ctx.counters.unsent++;
+          this.settle(id, this.ctx.health.unavailable(`${p.nr ? 'callNR' : 'call'} ${p.fn} failed to send: ${why}`));
+        }
       },
     );
   }
@@ -274,7 +332,7 @@ export class Caller {
     if (!p) return;
     this.pending.delete(id);
     this.waiters.delete(id);
-    clearTimeout(p.timer);
+    this.deadlines.delete(id, p.timeout);
     if (err) p.reject(err);
     else p.resolve(value === undefined ? null : value);
   }

@@ -81,25 +81,52 @@ export function duplicateRedis(conn: RedisClient): RedisClient {
   return conn.duplicate({ ...CONNECTION_POLICY, enableAutoPipelining: false, lazyConnect: false });
 }
 
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 const corked = new WeakSet<object>();
 
+/** The socket of a standalone, not auto-pipelined `client`, if it has one yet. */
+function corkable(client: RedisClient): Corkable | undefined {
+  if (isCluster(client) || client.options.enableAutoPipelining) return undefined;
+  const stream = (client as unknown as { stream?: Partial<Corkable> }).stream;
+  return stream && typeof stream.cork === 'function' && typeof stream.uncork === 'function' ? (stream as Corkable) : undefined;
+}
+
 /**
- * Corks the socket of a standalone, not auto-pipelined `client` until the end of this tick
- * (Node `socket.cork()`, uncorked in `process.nextTick`), so the commands sent in one tick
- * leave in one write, without ioredis auto-pipelining's wait for `setImmediate` and its
- * Pipeline object per batch (about 100 µs more per call at one call in flight). No-op for
- * a Cluster, an auto-pipelined client or one without a socket yet.
+ * Corks the socket of a standalone, not auto-pipelined `client` until the end of this
+ * event-loop turn (Node `socket.cork()`, uncorked in `setImmediate`, after every I/O callback
+ * of the turn has run), so the commands sent in one turn leave in one write, without ioredis
+ * auto-pipelining's Pipeline object per batch. Not `process.nextTick`: Node runs the tick
+ * queue after each I/O callback, so a busy gate or module would still write once per socket
+ * read. No-op for a Cluster, an auto-pipelined client or one without a socket yet.
  */
 export function corkTick(client: RedisClient): void {
-  if (isCluster(client) || client.options.enableAutoPipelining) return;
-  const stream = (client as unknown as { stream?: { cork(): void; uncork(): void; writable?: boolean } }).stream;
-  if (!stream || corked.has(stream) || typeof stream.cork !== 'function') return;
+  const stream = corkable(client);
+  if (!stream || corked.has(stream)) return;
   corked.add(stream);
   stream.cork();
-  process.nextTick(() => {
+  setImmediate(() => {
     corked.delete(stream);
     stream.uncork();
   });
+}
+
+/**
+ * Runs `write` with the socket of `client` corked (as {@link corkTick}: standalone, not
+ * auto-pipelined clients only), so the commands it sends leave in one write when it returns
+ * (or with the rest of the turn, inside a {@link corkTick}).
+ */
+export function corkedWrite(client: RedisClient, write: () => void): void {
+  const stream = corkable(client);
+  stream?.cork();
+  try {
+    write();
+  } finally {
+    stream?.uncork();
+  }
 }
 
 /** True for an ioredis Cluster. */

@@ -7,7 +7,7 @@ import { RpcError, toWireError, TransportClosedError } from '../errors';
 import { messageOf } from '../error-message';
 import { decodeRequest, encodeResponse, RequestArgsError, type RpcRequest } from '../rpc-codec';
 import type { RpcHandler, RpcServerHandle, RpcValue, ServerInfo } from '../transport';
-import { corkTick, isCluster, reconnectDelay, type RedisClient } from './connection';
+import { corkedWrite, isCluster, reconnectDelay, type RedisClient } from './connection';
 import { RedisUnavailableError } from './errors';
 import { bounded, within, type ConnectionHealth } from './health';
 import { rpcListKeys } from './keys';
@@ -74,6 +74,17 @@ export interface ConsumerContext {
 
 const PACKAGE_VERSION = readVersion();
 
+/** ARGV channel, then the replies: PUBLISH each (one message per reply, in order) to the channel. */
+const PUBLISH_MANY = `for i = 2, #ARGV do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+return #ARGV - 1`;
+
+interface PublishScript {
+  mqgateRpcPublishMany(channel: string, ...replies: Buffer[]): Promise<number>;
+}
+
+/** Most replies one command carries (keeps a command, and Redis's time in one script, small). */
+const MAX_PUBLISH = 256;
+
 /**
  * The consumer side of a RedisTransport: its own servers. Each has a blocking connection
  * taking requests off its lists (BLMPOP, or BLPOP + LPOP before Redis 7), at most
@@ -82,8 +93,16 @@ const PACKAGE_VERSION = readVersion();
  */
 export class Consumer {
   private readonly servers = new Map<string, Server>();
+  /** Replies of this turn by reply channel, published together in setImmediate ({@link flushReplies}). */
+  private replies = new Map<string, Buffer[]>();
+  private repliesScheduled = false;
+  private readonly flushRepliesNow = () => this.flushReplies();
+  private readonly publishMany: PublishScript;
 
-  constructor(private readonly ctx: ConsumerContext) {}
+  constructor(private readonly ctx: ConsumerContext) {
+    ctx.command.defineCommand('mqgateRpcPublishMany', { numberOfKeys: 0, lua: PUBLISH_MANY });
+    this.publishMany = ctx.command as unknown as PublishScript;
+  }
 
   /** Handlers running now, over all servers. */
   get running(): number {
@@ -256,11 +275,44 @@ export class Consumer {
     else this.reply(req.replyTo, req.id, undefined, result === undefined ? null : result);
   }
 
+  /**
+   * Queues a reply for this turn: the replies of one turn to one channel go in one command
+   * (a PUBLISH each, in a script), the commands of the turn in one socket write.
+   */
   private reply(channel: string, id: number, error: { code: string; message: string } | undefined, result?: RpcValue): void {
-    const command = this.ctx.command;
-    if (command.status === 'end') return;
-    corkTick(command);
-    command.publish(channel, encodeResponse({ id, error, result })).catch(() => undefined);
+    if (this.ctx.command.status === 'end') return;
+    const bytes = encodeResponse({ id, error, result });
+    let queued = this.replies.get(channel);
+    if (!queued) {
+      queued = [];
+      this.replies.set(channel, queued);
+    }
+    queued.push(bytes);
+    if (queued.length >= MAX_PUBLISH) {
+      this.replies.delete(channel);
+      this.publish(channel, queued);
+    }
+    if (!this.repliesScheduled) {
+      this.repliesScheduled = true;
+      setImmediate(this.flushRepliesNow);
+    }
+  }
+
+  /** Publishes the replies of this turn, in one socket write. A failed publish is dropped: the caller fails at its deadline. */
+  private flushReplies(): void {
+    this.repliesScheduled = false;
+    if (this.replies.size === 0) return;
+    const replies = this.replies;
+    this.replies = new Map();
+    if (this.ctx.command.status === 'end') return;
+    corkedWrite(this.ctx.command, () => {
+      for (const [channel, queued] of replies) this.publish(channel, queued);
+    });
+  }
+
+  private publish(channel: string, replies: Buffer[]): void {
+    const done = replies.length === 1 ? this.ctx.command.publish(channel, replies[0]) : this.publishMany.mqgateRpcPublishMany(channel, ...replies);
+    done.catch(() => undefined);
   }
 
   /**

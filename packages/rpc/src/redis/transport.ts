@@ -49,14 +49,14 @@ export type RedisTransportEvents = TransportEvents;
  *
  * Each served server has its own blocking connection running `BLMPOP` over its own list and
  * its type's list (own list first; Redis < 7: `BLPOP` then `LPOP count`), taking up to
- * `min(16, maxConcurrent - running)` requests at once (small batches spread a burst over the
- * servers) and none while `running` is at `maxConcurrent`, so a busy or dead server takes no
+ * `min(64, maxConcurrent - running)` requests at once (options.ts `BATCH`: a burst larger
+ * than that spreads over the servers blocked at once) and none while `running` is at `maxConcurrent`, so a busy or dead server takes no
  * new work. A popped request is never re-queued: delivery is at most once. Replies (protobuf `mqgate.rpc.Response`) are
  * published to the caller's reply channel `<prefix>rpc:reply:<transportId>`, read by the
- * transport's one subscriber connection. The commands sent in one tick on the command
- * connection leave in one socket write (connection.ts `corkTick`, flushed at the end of the
- * tick): many calls share a round trip without auto-pipelining's `setImmediate` wait, which
- * cost about 100 µs per call at one call in flight.
+ * transport's one subscriber connection. The requests of one event-loop turn for one list
+ * are pushed in one command (still one list element each), and the commands of a turn on
+ * the command connection (pushes, replies) leave in one socket write (connection.ts
+ * `corkTick`, uncorked in `setImmediate`), without auto-pipelining's Pipeline per batch.
  *
  * **Deadlines** are absolute epoch ms (hosts' clocks must agree, e.g. NTP). The caller
  * rejects with DeadlineError at the deadline; a server drops unrun (and counts in
