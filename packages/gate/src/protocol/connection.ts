@@ -8,6 +8,7 @@ import { FrameGuard } from './frame-guard';
 import { HeldInput } from './held-input';
 import { inputTurns, type TurnWaiter } from './input-turns';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
+import { parsePublishFast } from './publish-fast-path';
 import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import { holding, type OutputBudget } from './output-budget';
@@ -256,21 +257,26 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
       let publishes = 0;
       const parsedBefore = this.parsed;
       let end = from;
+      /** [start, end) of each whole QoS 0/1 PUBLISH of the batch, for the fast path; undefined: none. */
+      let marks: number[] | undefined;
+      const connected = this.state === State.Connected;
       for (let n = 0; end < chunk.length && n < budget && publishes < turn; n++) {
-        if ((chunk[end] & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
+        const start = end;
+        const first = chunk[start];
+        // A packet that starts here (not the tail of one begun in an earlier chunk).
+        const whole = this.guard.atBoundary;
+        if ((first & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
         end = this.guard.next(chunk, end);
         if (end < 0) {
           const violation = this.guard.violation ?? 'malformed packet';
           const code = violation.startsWith('packet of') ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
           return this.fail(code, violation, 'destroy');
         }
+        if (connected && whole && (first & 0xf4) === 0x30 && this.guard.atBoundary) (marks ??= []).push(start, end);
       }
-      try {
-        this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
-      } catch (err) {
-        // A handler that throws on input nobody foresaw closes this connection, never the gate.
-        return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      if (marks === undefined) {
+        if (!this.parseSlow(chunk, from, end)) return void inputTurns.spend(publishes);
+      } else if (!this.parseBatch(chunk, from, end, marks)) return void inputTurns.spend(publishes);
       inputTurns.spend(publishes);
       if (this.state === State.Closed) return;
       this.flushControl();
@@ -282,6 +288,46 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
         return;
       }
     }
+  }
+
+  /**
+   * Dispatches the packets of `chunk[from, end)`: the whole QoS 0/1 PUBLISHes at `marks`
+   * (start, end pairs) decoded by hand when they are plain (publish-fast-path.ts), every other
+   * packet and whatever the fast path declines handed to mqtt-packet, in stream order.
+   * mqtt-packet holds nothing at a mark: every byte before it ended a packet.
+   * False when the connection is closed after it.
+   */
+  private parseBatch(chunk: Buffer, from: number, end: number, marks: number[]): boolean {
+    const v5 = this.v5 !== undefined;
+    let slow = from;
+    for (let k = 0; k < marks.length; k += 2) {
+      const start = marks[k];
+      const packet = parsePublishFast(chunk, start, marks[k + 1], v5);
+      if (packet === undefined) continue; // mqtt-packet decides (and reports what is malformed)
+      if (slow < start && !this.parseSlow(chunk, slow, start)) return false;
+      slow = marks[k + 1];
+      this.parsed++;
+      try {
+        this.onPacket(packet, true);
+      } catch (err) {
+        this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
+        return false;
+      }
+      if (this.state === State.Closed) return false;
+    }
+    return slow < end ? this.parseSlow(chunk, slow, end) : true;
+  }
+
+  /** Hands `chunk[from, end)` to mqtt-packet; false when the connection is closed after it. */
+  private parseSlow(chunk: Buffer, from: number, end: number): boolean {
+    try {
+      this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+    } catch (err) {
+      // A handler that throws on input nobody foresaw closes this connection, never the gate.
+      this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+    return this.state !== State.Closed;
   }
 
   /** Charges a parse batch to the input rates; pauses reading until the buckets refill when one ran dry. */
@@ -326,8 +372,12 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     this.finish(error ? `connection lost: ${error.message}` : 'connection lost');
   }
 
-  /** @internal (called by the parser) */
-  onPacket(packet: mqtt.Packet): void {
+  /**
+   * @internal (called by the parser, and by the PUBLISH fast path with `vetted`: its
+   * properties are ones a PUBLISH may carry, each once, none cut short, so the property
+   * checks below cannot fail on it)
+   */
+  onPacket(packet: mqtt.Packet, vetted = false): void {
     if (this.state === State.Closed) return;
     this.lastSeen = Date.now();
     const t = this.hooks.traffic;
@@ -345,9 +395,10 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     } else if (packet.cmd === 'connect') {
       return this.fail(ReasonCode.ProtocolError, 'second CONNECT (MQTT-3.1.0-2)');
     }
-    const bad =
-      propertiesProblem((packet as { properties?: unknown }).properties) ??
-      (this.v5 && packet.cmd !== 'connect' ? propertyRulesProblem(packet) : undefined);
+    const bad = vetted
+      ? undefined
+      : (propertiesProblem((packet as { properties?: unknown }).properties) ??
+        (this.v5 && packet.cmd !== 'connect' ? propertyRulesProblem(packet) : undefined));
     if (bad) {
       const what = `${packet.cmd.toUpperCase()}: ${bad.what}`;
       // Before a CONNACK there is no DISCONNECT (MQTT-3.14.0-1): the connection just closes.
