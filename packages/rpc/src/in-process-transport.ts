@@ -306,18 +306,22 @@ export class InProcessTransport implements RpcTransport {
     this.done(entry);
   }
 
-  /** Takes a settled job off the list; the deadline timer stops when no call() is left. */
+  /**
+   * Takes a settled job off the list. With no call() left the deadline timer stops holding
+   * the process open (unref: a finished app can exit) but stays armed, so that one call at a
+   * time (1 × 1) does not set and clear a timer per call.
+   */
   private unlist(job: Job): void {
     this.pending.delete(job);
-    if (this.pending.expiring === 0 && this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    if (this.pending.expiring === 0 && this.timer !== undefined) this.timer.unref();
   }
 
-  /** Makes the deadline timer fire by `deadline` (it is armed for the earliest one). */
+  /** Makes the deadline timer fire by `deadline` (it is armed for the earliest one) and hold the process open. */
   private armDeadline(deadline: number): void {
-    if (this.timer !== undefined && this.timerAt <= deadline) return;
+    if (this.timer !== undefined && this.timerAt <= deadline) {
+      this.timer.ref();
+      return;
+    }
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = deadline;
     this.timer = setTimeout(this.expire, Math.max(0, deadline - Date.now()));
@@ -363,6 +367,8 @@ export class InProcessTransport implements RpcTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     for (const e of [...this.byId.values()]) this.remove(e);
     this.typeWaiting.clear();
     for (const job of this.pending.all()) job.fail(new TransportClosedError());
