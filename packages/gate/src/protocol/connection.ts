@@ -3,7 +3,16 @@
 // would expose; every packet type's rules live in ./handlers, MQTT 5 state in ./mqtt5.ts.
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
-import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
+import {
+  encodeAck,
+  encodeAckV5,
+  encodePublishQos0,
+  encodePublishQos1,
+  encodePublishV5,
+  payloadSize,
+  PINGRESP,
+  type PublishProperties,
+} from './encode';
 import { FrameGuard } from './frame-guard';
 import { HeldInput } from './held-input';
 import { inputTurns, type TurnWaiter } from './input-turns';
@@ -545,7 +554,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * client only (MQTT 5.0 §3.3.2.3). Returns undefined when it cannot be encoded (a topic or
    * property over 65 535 bytes, a packet over the MQTT maximum; callers validate topics).
    */
-  encodePublish(topic: string, payload: Buffer, props: PublishProperties | undefined): Buffer | undefined {
+  encodePublish(topic: string, payload: Buffer | string, props: PublishProperties | undefined): Buffer | undefined {
     try {
       return this.v5 ? encodePublishV5(topic, payload, props) : encodePublishQos0(topic, payload);
     } catch {
@@ -559,12 +568,13 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * @returns 0 when written; -1 when not (closing, not encodable); else the size, bytes, of a
    *   packet over {@link packetLimit}: nothing is written, the caller answers with an error.
    */
-  reply(topic: string, payload: Buffer, props?: PublishProperties): number {
+  reply(topic: string, payload: Buffer | string, props?: PublishProperties): number {
     if (this.state !== State.Connected) return this.miss();
     const bytes = this.encodePublish(topic, payload, props);
     if (bytes === undefined) {
       // Over the MQTT maximum of 268 435 455 bytes (or a topic too long): report its size.
-      return payload.length > this.packetLimit ? payload.length + topic.length + 5 : this.miss();
+      const size = payloadSize(payload);
+      return size > this.packetLimit ? size + topic.length + 5 : this.miss();
     }
     if (bytes.length > this.packetLimit) return bytes.length;
     this.writePublish(bytes);
