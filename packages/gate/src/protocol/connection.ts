@@ -180,7 +180,17 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
   /** Why the last PUBLISH dropped by pushEncoded was (for the caller's error). */
   lastDrop: DropReason | undefined;
 
-  private readonly parser: ReturnType<typeof mqtt.parser>;
+  /**
+   * mqtt-packet's parser for what the PUBLISH fast path does not take (CONNECT, acks,
+   * PINGREQ, SUBSCRIBE...); released by the sweep once connected and unused since the last
+   * sweep with nothing buffered (1.6 KiB of heap, and the CONNECT packet it keeps as its
+   * settings, per idle connection), made again on demand with the same settings.
+   */
+  private parser: ParserWithConnection | undefined;
+  /** The parser was used since the last sweep. */
+  private parserUsed = true;
+  /** Bytes the parser holds of a packet not yet whole (what its last parse() returned). */
+  private parserHolds = 0;
   private readonly guard: FrameGuard;
   /** messageRate / byteRate buckets; undefined when both are off. */
   private readonly rate: InputRate | undefined;
@@ -202,11 +212,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
     this.rate = InputRate.of(limits.messageRate, limits.byteRate, this.openedAt);
-    const parser = mqtt.parser() as ParserWithConnection;
-    parser[CONNECTION] = this;
-    parser.on('packet', onParserPacket);
-    parser.on('error', onParserError);
-    this.parser = parser;
+    this.parser = newParser(this, undefined);
     if (hooks.budget) wire.flushTo = this;
   }
 
@@ -329,8 +335,10 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
 
   /** Hands `chunk[from, end)` to mqtt-packet; false when the connection is closed after it. */
   private parseSlow(chunk: Buffer, from: number, end: number): boolean {
+    const parser = (this.parser ??= newParser(this, this.state === State.New ? undefined : parserSettings(this)));
+    this.parserUsed = true;
     try {
-      this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+      this.parserHolds = parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
     } catch (err) {
       // A handler that throws on input nobody foresaw closes this connection, never the gate.
       this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
@@ -773,6 +781,10 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * instead of a timer per connection.
    */
   checkTimers(now: number): void {
+    if (this.state === State.Connected && this.parser !== undefined) {
+      if (this.parserUsed || this.parserHolds !== 0) this.parserUsed = false;
+      else this.parser = undefined; // idle: made again, with the same settings, by the next packet that needs it
+    }
     if (this.state === State.New || this.state === State.Connecting) {
       if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
     } else if (this.state === State.Connected && this.pausedBy & PAUSE_OUTPUT) {
@@ -798,6 +810,26 @@ const PROTOCOL_V5 = { protocolVersion: 5 } as const;
 // Shared parser listeners: no closures per connection.
 const CONNECTION = Symbol('connection');
 type ParserWithConnection = ReturnType<typeof mqtt.parser> & { [CONNECTION]: MqttConnection };
+
+/** A parser of `conn`'s packets; `settings` as mqtt-packet keeps them after a CONNECT (undefined: before one). */
+function newParser(conn: MqttConnection, settings: ParserSettings | undefined): ParserWithConnection {
+  const parser = mqtt.parser(settings) as ParserWithConnection;
+  parser[CONNECTION] = conn;
+  parser.on('packet', onParserPacket);
+  parser.on('error', onParserError);
+  return parser;
+}
+
+/**
+ * What a released parser knew of its CONNECT: past the CONNECT mqtt-packet reads only
+ * `protocolVersion` and `bridgeMode` of it, and the connect handler refuses bridges.
+ * One shared object per protocol level.
+ */
+type ParserSettings = { readonly protocolVersion: number };
+const SETTINGS: Record<number, ParserSettings> = {};
+function parserSettings(conn: MqttConnection): ParserSettings {
+  return (SETTINGS[conn.protocolVersion] ??= Object.freeze({ protocolVersion: conn.protocolVersion }));
+}
 function onParserPacket(this: ParserWithConnection, packet: mqtt.Packet): void {
   const conn = this[CONNECTION];
   conn.parsed++;
