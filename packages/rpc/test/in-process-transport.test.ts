@@ -89,11 +89,14 @@ describe('InProcessTransport', () => {
     await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => new Promise<RpcValue>(() => undefined));
     const started = Date.now();
     const order: string[] = [];
-    const at = (name: string, p: Promise<unknown>) =>
-      p.catch((e: unknown) => {
-        order.push(name);
-        return { e, ms: Date.now() - started };
-      });
+    const at = (name: string, p: Promise<unknown>): Promise<{ e: unknown; ms: number }> =>
+      p.then(
+        () => ({ e: undefined, ms: -1 }),
+        (e: unknown) => {
+          order.push(name);
+          return { e, ms: Date.now() - started };
+        },
+      );
     const long = at('long', t.call({ serverId: 'm@1' }, 'long', [], { timeout: 400 }));
     const short = at('short', t.call({ serverId: 'm@1' }, 'short', [], { timeout: 40 })); // an earlier deadline, listed later
     const mid = at('mid', t.call({ serverId: 'm@1' }, 'mid', [], { timeout: 120 }));
