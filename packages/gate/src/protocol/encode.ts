@@ -198,6 +198,14 @@ export function encodeAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, rea
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 /**
+ * The 3.1 / 3.1.1 CONNACK accepting a CONNECT (return code 0, MQTT 3.1.1 §3.2), with Session
+ * Present 0 or 1: what mqtt-packet generates. A new Buffer each time (a wire may keep it queued).
+ */
+export function encodeConnackAccepted(sessionPresent: boolean): Buffer {
+  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, 0x00]);
+}
+
+/**
  * A QoS 1 PUBLISH, retain 0 (QoS 1 pushes are delivered at least once): fixed header 0x32, 0x3A with DUP 1 (a
  * re-delivery, MQTT-3.3.1-1), then topic, packet identifier (MQTT-2.3.1-1: 1..65 535) and,
  * at level 5 (`v5`), the properties as {@link encodePublishV5}. Opt-in per push, so the QoS 0
