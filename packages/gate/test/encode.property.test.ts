@@ -86,6 +86,20 @@ test('QoS 0 PUBLISH (levels 3, 4): what mqtt-packet writes, for any topic and pa
   );
 });
 
+test('a payload given as text (a reply envelope) is written as its UTF-8 bytes: the same packet as with those bytes, at levels 4 and 5', () => {
+  fc.assert(
+    fc.property(anyString(60), anyString(300), properties(anyString()), (topic, body, props) => {
+      const bytes = Buffer.from(body, 'utf8');
+      expect(encodePublishQos0(topic, body).toString('hex')).toBe(encodePublishQos0(topic, bytes).toString('hex'));
+      const p = props as PublishProperties | undefined;
+      expect(encodePublishV5(topic, body, p).toString('hex')).toBe(encodePublishV5(topic, bytes, p).toString('hex'));
+      const expected = mqtt.generate({ cmd: 'publish', topic, payload: bytes, qos: 0, dup: false, retain: false });
+      expect(encodePublishQos0(topic, body).toString('hex')).toBe(expected.toString('hex'));
+    }),
+    { numRuns: 300 },
+  );
+});
+
 test('QoS 0 PUBLISH (levels 3, 4) parses back to its topic and payload', () => {
   fc.assert(
     fc.property(

@@ -1,5 +1,13 @@
 import * as mqtt from 'mqtt-packet';
-import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishV5, PINGRESP, type PublishProperties } from '../src/protocol/encode';
+import {
+  encodeAck,
+  encodeAckV5,
+  encodeConnackAccepted,
+  encodePublishQos0,
+  encodePublishV5,
+  PINGRESP,
+  type PublishProperties,
+} from '../src/protocol/encode';
 import { encodeReply } from '@mqgate/gate';
 
 describe('hand-written encoders write what mqtt-packet writes', () => {
@@ -82,6 +90,15 @@ describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol
       }
     }
   });
+});
+
+test('the 3.1.1 CONNACK accepting a CONNECT, Session Present 0 and 1: what mqtt-packet writes, a new buffer each time', () => {
+  for (const sessionPresent of [false, true]) {
+    expect(encodeConnackAccepted(sessionPresent).toString('hex')).toBe(
+      mqtt.generate({ cmd: 'connack', returnCode: 0, sessionPresent }, { protocolVersion: 4 }).toString('hex'),
+    );
+  }
+  expect(encodeConnackAccepted(false)).not.toBe(encodeConnackAccepted(false));
 });
 
 test('the reply envelope is the JSON of {Trace, Error, Result}', () => {

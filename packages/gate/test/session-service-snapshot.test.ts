@@ -89,6 +89,30 @@ test('a reconnect with the same client id gets a new sessionId and traceId', asy
   expect(s2.traceId).not.toBe(s1.traceId);
 });
 
+test('session and trace ids of 200 connections (past a refill of the 4 KiB random pool): all distinct, 32 and 16 hex chars', async () => {
+  const seen: SessionData[] = [];
+  const onConnect = (s: SessionData) => seen.push(s);
+  h.gate.on('connect', onConnect);
+  const clients: RawClient[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      const c = await RawClient.open(h.tcpPort);
+      await c.connect({ clientId: `ids-${i}` });
+      clients.push(c);
+    }
+  } finally {
+    h.gate.off('connect', onConnect);
+    for (const c of clients) c.destroy();
+  }
+  expect(seen).toHaveLength(200);
+  for (const s of seen) {
+    expect(s.sessionId).toMatch(/^[0-9a-f]{32}$/);
+    expect(s.traceId).toMatch(/^[0-9a-f]{16}$/);
+  }
+  const ids = seen.flatMap((s) => [s.sessionId, s.traceId]);
+  expect(new Set(ids).size).toBe(400);
+});
+
 test('serverId is the gate serverId, network tcp, ip without port, unbound, no settings', async () => {
   const p = await peer();
   const { session } = await p.snap(t());

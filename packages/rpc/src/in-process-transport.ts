@@ -38,11 +38,15 @@ interface Job {
   fn: string;
   args: RpcValue[];
   deadline: number;
+  /** The call's timeout, ms (for its DeadlineError). */
+  timeout: number;
   /** Runs the call on `entry` (counted in `entry.running` by the caller). */
   run(entry: Entry): void;
   /** Settles the call with an error (deadline, close); false once it has started. */
   fail(err: RpcError): void;
   started: boolean;
+  /** A call() that fails with a DeadlineError at `deadline` (callNR: false). */
+  expires: boolean;
   /** Links of the transport's list of unsettled calls (see JobList). */
   prev: Job | undefined;
   next: Job | undefined;
@@ -50,32 +54,57 @@ interface Job {
 }
 
 /** A job not yet started nor listed (one object shape for every call, so call sites stay monomorphic). */
-function newJob(fn: string, args: RpcValue[], deadline: number, fail: (err: RpcError) => void, run: (entry: Entry) => void): Job {
-  return { fn, args, deadline, run, fail, started: false, prev: undefined, next: undefined, listed: false };
+function newJob(
+  fn: string,
+  args: RpcValue[],
+  deadline: number,
+  timeout: number,
+  expires: boolean,
+  fail: (err: RpcError) => void,
+  run: (entry: Entry) => void,
+): Job {
+  return { fn, args, deadline, timeout, run, fail, started: false, expires, prev: undefined, next: undefined, listed: false };
+}
+
+function isThenable(v: unknown): v is PromiseLike<RpcValue | void> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 /**
- * The unsettled calls, for close(): an intrusive doubly linked list, O(1) in and out with no
+ * The unsettled calls, in deadline order (earliest first): for close(), and for the one
+ * deadline timer of the transport (a timer per call, set and cleared on every call, cost
+ * more than the rest of the transport). An intrusive doubly linked list, O(1) out, in at the
+ * tail in O(1) when the calls share a timeout (deadlines then come in order), with no
  * allocation. (A Set of a thousand calls in flight, added and deleted on every call, kept
  * rehashing its table: a third of this transport's time went to the garbage collector.)
  */
 class JobList {
   private head: Job | undefined;
+  private tail: Job | undefined;
+  /** Listed calls that expire (call(), not callNR). */
+  expiring = 0;
 
   add(job: Job): void {
     job.listed = true;
-    job.prev = undefined;
-    job.next = this.head;
-    if (this.head) this.head.prev = job;
-    this.head = job;
+    if (job.expires) this.expiring++;
+    let after = this.tail;
+    while (after !== undefined && after.deadline > job.deadline) after = after.prev;
+    job.prev = after;
+    job.next = after === undefined ? this.head : after.next;
+    if (job.next) job.next.prev = job;
+    else this.tail = job;
+    if (after) after.next = job;
+    else this.head = job;
   }
 
   delete(job: Job): void {
     if (!job.listed) return;
     job.listed = false;
+    if (job.expires) this.expiring--;
     if (job.prev) job.prev.next = job.next;
     else this.head = job.next;
     if (job.next) job.next.prev = job.prev;
+    else this.tail = job.prev;
     job.prev = job.next = undefined;
   }
 
@@ -83,10 +112,23 @@ class JobList {
     return job.listed;
   }
 
+  /** The earliest deadline of a listed call() that expires, or undefined. */
+  firstDeadline(): number | undefined {
+    for (let j = this.head; j; j = j.next) if (j.expires) return j.deadline;
+    return undefined;
+  }
+
+  /** The listed calls that expire with a deadline at or before `now`, earliest first. */
+  expired(now: number): Job[] {
+    const out: Job[] = [];
+    for (let j = this.head; j && j.deadline <= now; j = j.next) if (j.expires) out.push(j);
+    return out;
+  }
+
   /** A copy of the list, newest first. */
   all(): Job[] {
     const out: Job[] = [];
-    for (let j = this.head; j; j = j.next) out.push(j);
+    for (let j = this.tail; j; j = j.prev) out.push(j);
     return out;
   }
 }
@@ -110,6 +152,9 @@ export class InProcessTransport implements RpcTransport {
   private readonly pending = new JobList();
   private rotation = 0;
   private closed = false;
+  /** The one deadline timer (see armDeadline), and the deadline it is armed for (ms). */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
 
   constructor(options: InProcessTransportOptions = {}) {
     this.defaultTimeout = options.defaultTimeout ?? 10_000;
@@ -209,8 +254,7 @@ export class InProcessTransport implements RpcTransport {
       const settle = (err: RpcError | undefined, result?: RpcValue) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
-        this.pending.delete(job);
+        this.unlist(job);
         if (err) reject(err);
         else resolve(result === undefined ? null : result);
       };
@@ -218,29 +262,78 @@ export class InProcessTransport implements RpcTransport {
         fn,
         args,
         deadline,
+        timeout,
+        true,
         (err) => settle(err),
         (entry) => {
-          Promise.resolve()
-            .then(() => {
-              // The dispatch turn may come late (a blocked event loop): do not start late work.
-              if (Date.now() > deadline) throw new DeadlineError(fn, timeout);
-              return entry.handler(fn, args, { fn, deadline });
-            })
-            .then(
-              (result) => settle(undefined, result === undefined ? null : (result as RpcValue)),
-              (err: unknown) => settle(asRpcError(err)),
-            )
-            .finally(() => this.done(entry));
+          // One turn later (never inside the caller's stack); a promise, not queueMicrotask, so
+          // that fake timers in tests leave it alone.
+          void Promise.resolve().then(() => {
+            // The dispatch turn may come late (a blocked event loop): do not start late work.
+            if (Date.now() > deadline) return this.finish(entry, settle, new DeadlineError(fn, timeout));
+            let out: ReturnType<RpcHandler>;
+            try {
+              out = entry.handler(fn, args, { fn, deadline });
+            } catch (err) {
+              return this.finish(entry, settle, asRpcError(err));
+            }
+            if (!isThenable(out)) return this.finish(entry, settle, undefined, out);
+            out.then(
+              (result) => this.finish(entry, settle, undefined, result),
+              (err: unknown) => this.finish(entry, settle, asRpcError(err)),
+            );
+          });
         },
       );
-      const timer = setTimeout(() => settle(new DeadlineError(fn, timeout)), timeout);
       try {
         this.dispatch(to, job);
       } catch (err) {
         settle(err as RpcError);
+        return;
       }
+      if (this.pending.has(job)) this.armDeadline(deadline);
     });
   }
+
+  /** A call's handler has answered (or failed, or never started): settles it, then frees its slot on `entry`. */
+  private finish(
+    entry: Entry,
+    settle: (err: RpcError | undefined, result?: RpcValue) => void,
+    err: RpcError | undefined,
+    result?: RpcValue | void,
+  ): void {
+    settle(err, result === undefined ? null : result);
+    this.done(entry);
+  }
+
+  /**
+   * Takes a settled job off the list. With no call() left the deadline timer stops holding
+   * the process open (unref: a finished app can exit) but stays armed, so that one call at a
+   * time (1 × 1) does not set and clear a timer per call.
+   */
+  private unlist(job: Job): void {
+    this.pending.delete(job);
+    if (this.pending.expiring === 0 && this.timer !== undefined) this.timer.unref();
+  }
+
+  /** Makes the deadline timer fire by `deadline` (it is armed for the earliest one) and hold the process open. */
+  private armDeadline(deadline: number): void {
+    if (this.timer !== undefined && this.timerAt <= deadline) {
+      this.timer.ref();
+      return;
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = setTimeout(this.expire, Math.max(0, deadline - Date.now()));
+  }
+
+  /** The deadline timer: fails every call past its deadline with a DeadlineError, then waits for the next deadline. */
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    for (const job of this.pending.expired(Date.now())) job.fail(new DeadlineError(job.fn, job.timeout));
+    const next = this.pending.firstDeadline();
+    if (next !== undefined) this.armDeadline(next);
+  };
 
   callNR(to: Address, fn: string, args: RpcValue[]): Promise<void> {
     const deadline = Date.now() + this.defaultTimeout;
@@ -248,6 +341,8 @@ export class InProcessTransport implements RpcTransport {
       fn,
       args,
       deadline,
+      this.defaultTimeout,
+      false,
       () => this.pending.delete(job),
       (entry) => {
         this.pending.delete(job);
@@ -272,6 +367,8 @@ export class InProcessTransport implements RpcTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     for (const e of [...this.byId.values()]) this.remove(e);
     this.typeWaiting.clear();
     for (const job of this.pending.all()) job.fail(new TransportClosedError());

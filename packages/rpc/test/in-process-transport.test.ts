@@ -85,6 +85,39 @@ describe('InProcessTransport', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
   });
 
+  it('one deadline timer serves calls of different timeouts: each fails at its own deadline, in deadline order', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => new Promise<RpcValue>(() => undefined));
+    const started = Date.now();
+    const order: string[] = [];
+    const at = (name: string, p: Promise<unknown>): Promise<{ e: unknown; ms: number }> =>
+      p.then(
+        () => ({ e: undefined, ms: -1 }),
+        (e: unknown) => {
+          order.push(name);
+          return { e, ms: Date.now() - started };
+        },
+      );
+    const long = at('long', t.call({ serverId: 'm@1' }, 'long', [], { timeout: 400 }));
+    const short = at('short', t.call({ serverId: 'm@1' }, 'short', [], { timeout: 40 })); // an earlier deadline, listed later
+    const mid = at('mid', t.call({ serverId: 'm@1' }, 'mid', [], { timeout: 120 }));
+    const [l, s1, m] = await Promise.all([long, short, mid]);
+    expect(order).toEqual(['short', 'mid', 'long']);
+    expect(s1).toMatchObject({ e: { code: 'DEADLINE', message: 'deadline exceeded: short got no reply within 40 ms' } });
+    expect(s1.ms).toBeGreaterThanOrEqual(35);
+    expect(s1.ms).toBeLessThan(400);
+    expect(m.ms).toBeGreaterThanOrEqual(115);
+    expect(l).toMatchObject({ e: { message: 'deadline exceeded: long got no reply within 400 ms' } });
+    expect(l.ms).toBeGreaterThanOrEqual(395);
+  });
+
+  it('holds no timer once its calls have settled (a finished app can exit)', async () => {
+    await t.serve({ serverId: 'm@1', moduleType: 'm' }, () => 'ok');
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    await Promise.all(Array.from({ length: 20 }, () => t.call({ serverId: 'm@1' }, 'f', [], { timeout: 60_000 })));
+    expect(timers()).toBe(before);
+  });
+
   it('does not start a call whose deadline passed before it reached the server', async () => {
     jest.useFakeTimers({ now: 1_000_000 });
     const handler = jest.fn(() => 'ran');

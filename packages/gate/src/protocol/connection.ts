@@ -3,11 +3,21 @@
 // would expose; every packet type's rules live in ./handlers, MQTT 5 state in ./mqtt5.ts.
 import * as mqtt from 'mqtt-packet';
 import type { Wire, WireSink } from '../wire/wire';
-import { encodeAck, encodeAckV5, encodePublishQos0, encodePublishQos1, encodePublishV5, PINGRESP, type PublishProperties } from './encode';
+import {
+  encodeAck,
+  encodeAckV5,
+  encodePublishQos0,
+  encodePublishQos1,
+  encodePublishV5,
+  payloadSize,
+  PINGRESP,
+  type PublishProperties,
+} from './encode';
 import { FrameGuard } from './frame-guard';
 import { HeldInput } from './held-input';
 import { inputTurns, type TurnWaiter } from './input-turns';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
+import { parsePublishFast } from './publish-fast-path';
 import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
 import { holding, type OutputBudget } from './output-budget';
@@ -173,7 +183,17 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
   /** Why the last PUBLISH dropped by pushEncoded was (for the caller's error). */
   lastDrop: DropReason | undefined;
 
-  private readonly parser: ReturnType<typeof mqtt.parser>;
+  /**
+   * mqtt-packet's parser for what the PUBLISH fast path does not take (CONNECT, acks,
+   * PINGREQ, SUBSCRIBE...); released by the sweep once connected and unused since the last
+   * sweep with nothing buffered (1.6 KiB of heap, and the CONNECT packet it keeps as its
+   * settings, per idle connection), made again on demand with the same settings.
+   */
+  private parser: ParserWithConnection | undefined;
+  /** The parser was used since the last sweep. */
+  private parserUsed = true;
+  /** Bytes the parser holds of a packet not yet whole (what its last parse() returned). */
+  private parserHolds = 0;
   private readonly guard: FrameGuard;
   /** messageRate / byteRate buckets; undefined when both are off. */
   private readonly rate: InputRate | undefined;
@@ -195,11 +215,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
     this.rate = InputRate.of(limits.messageRate, limits.byteRate, this.openedAt);
-    const parser = mqtt.parser() as ParserWithConnection;
-    parser[CONNECTION] = this;
-    parser.on('packet', onParserPacket);
-    parser.on('error', onParserError);
-    this.parser = parser;
+    this.parser = newParser(this, undefined);
     if (hooks.budget) wire.flushTo = this;
   }
 
@@ -259,21 +275,26 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
       let publishes = 0;
       const parsedBefore = this.parsed;
       let end = from;
+      /** [start, end) of each whole QoS 0/1 PUBLISH of the batch, for the fast path; undefined: none. */
+      let marks: number[] | undefined;
+      const connected = this.state === State.Connected;
       for (let n = 0; end < chunk.length && n < budget && publishes < turn; n++) {
-        if ((chunk[end] & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
+        const start = end;
+        const first = chunk[start];
+        // A packet that starts here (not the tail of one begun in an earlier chunk).
+        const whole = this.guard.atBoundary;
+        if ((first & 0xf0) === 0x30) publishes++; // a PUBLISH's first byte (approximate where a packet spans chunks)
         end = this.guard.next(chunk, end);
         if (end < 0) {
           const violation = this.guard.violation ?? 'malformed packet';
           const code = violation.startsWith('packet of') ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
           return this.fail(code, violation, 'destroy');
         }
+        if (connected && whole && (first & 0xf4) === 0x30 && this.guard.atBoundary) (marks ??= []).push(start, end);
       }
-      try {
-        this.parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
-      } catch (err) {
-        // A handler that throws on input nobody foresaw closes this connection, never the gate.
-        return this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      if (marks === undefined) {
+        if (!this.parseSlow(chunk, from, end)) return void inputTurns.spend(this, publishes);
+      } else if (!this.parseBatch(chunk, from, end, marks)) return void inputTurns.spend(this, publishes);
       inputTurns.spend(this, publishes);
       if (this.state === State.Closed) return;
       this.flushControl();
@@ -285,6 +306,48 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
         return;
       }
     }
+  }
+
+  /**
+   * Dispatches the packets of `chunk[from, end)`: the whole QoS 0/1 PUBLISHes at `marks`
+   * (start, end pairs) decoded by hand when they are plain (publish-fast-path.ts), every other
+   * packet and whatever the fast path declines handed to mqtt-packet, in stream order.
+   * mqtt-packet holds nothing at a mark: every byte before it ended a packet.
+   * False when the connection is closed after it.
+   */
+  private parseBatch(chunk: Buffer, from: number, end: number, marks: number[]): boolean {
+    const v5 = this.v5 !== undefined;
+    let slow = from;
+    for (let k = 0; k < marks.length; k += 2) {
+      const start = marks[k];
+      const packet = parsePublishFast(chunk, start, marks[k + 1], v5);
+      if (packet === undefined) continue; // mqtt-packet decides (and reports what is malformed)
+      if (slow < start && !this.parseSlow(chunk, slow, start)) return false;
+      slow = marks[k + 1];
+      this.parsed++;
+      try {
+        this.onPacket(packet, true);
+      } catch (err) {
+        this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
+        return false;
+      }
+      if (this.state === State.Closed) return false;
+    }
+    return slow < end ? this.parseSlow(chunk, slow, end) : true;
+  }
+
+  /** Hands `chunk[from, end)` to mqtt-packet; false when the connection is closed after it. */
+  private parseSlow(chunk: Buffer, from: number, end: number): boolean {
+    const parser = (this.parser ??= newParser(this, this.state === State.New ? undefined : parserSettings(this)));
+    this.parserUsed = true;
+    try {
+      this.parserHolds = parser.parse(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+    } catch (err) {
+      // A handler that throws on input nobody foresaw closes this connection, never the gate.
+      this.destroy(`malformed packet: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+    return this.state !== State.Closed;
   }
 
   /** Charges a parse batch to the input rates; pauses reading until the buckets refill when one ran dry. */
@@ -329,8 +392,12 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     this.finish(error ? `connection lost: ${error.message}` : 'connection lost');
   }
 
-  /** @internal (called by the parser) */
-  onPacket(packet: mqtt.Packet): void {
+  /**
+   * @internal (called by the parser, and by the PUBLISH fast path with `vetted`: its
+   * properties are ones a PUBLISH may carry, each once, none cut short, so the property
+   * checks below cannot fail on it)
+   */
+  onPacket(packet: mqtt.Packet, vetted = false): void {
     if (this.state === State.Closed) return;
     this.lastSeen = Date.now();
     const t = this.hooks.traffic;
@@ -348,9 +415,10 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     } else if (packet.cmd === 'connect') {
       return this.fail(ReasonCode.ProtocolError, 'second CONNECT (MQTT-3.1.0-2)');
     }
-    const bad =
-      propertiesProblem((packet as { properties?: unknown }).properties) ??
-      (this.v5 && packet.cmd !== 'connect' ? propertyRulesProblem(packet) : undefined);
+    const bad = vetted
+      ? undefined
+      : (propertiesProblem((packet as { properties?: unknown }).properties) ??
+        (this.v5 && packet.cmd !== 'connect' ? propertyRulesProblem(packet) : undefined));
     if (bad) {
       const what = `${packet.cmd.toUpperCase()}: ${bad.what}`;
       // Before a CONNACK there is no DISCONNECT (MQTT-3.14.0-1): the connection just closes.
@@ -497,7 +565,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * client only (MQTT 5.0 §3.3.2.3). Returns undefined when it cannot be encoded (a topic or
    * property over 65 535 bytes, a packet over the MQTT maximum; callers validate topics).
    */
-  encodePublish(topic: string, payload: Buffer, props: PublishProperties | undefined): Buffer | undefined {
+  encodePublish(topic: string, payload: Buffer | string, props: PublishProperties | undefined): Buffer | undefined {
     try {
       return this.v5 ? encodePublishV5(topic, payload, props) : encodePublishQos0(topic, payload);
     } catch {
@@ -511,12 +579,13 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * @returns 0 when written; -1 when not (closing, not encodable); else the size, bytes, of a
    *   packet over {@link packetLimit}: nothing is written, the caller answers with an error.
    */
-  reply(topic: string, payload: Buffer, props?: PublishProperties): number {
+  reply(topic: string, payload: Buffer | string, props?: PublishProperties): number {
     if (this.state !== State.Connected) return this.miss();
     const bytes = this.encodePublish(topic, payload, props);
     if (bytes === undefined) {
       // Over the MQTT maximum of 268 435 455 bytes (or a topic too long): report its size.
-      return payload.length > this.packetLimit ? payload.length + topic.length + 5 : this.miss();
+      const size = payloadSize(payload);
+      return size > this.packetLimit ? size + topic.length + 5 : this.miss();
     }
     if (bytes.length > this.packetLimit) return bytes.length;
     this.writePublish(bytes);
@@ -715,6 +784,10 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    * instead of a timer per connection.
    */
   checkTimers(now: number): void {
+    if (this.state === State.Connected && this.parser !== undefined) {
+      if (this.parserUsed || this.parserHolds !== 0) this.parserUsed = false;
+      else this.parser = undefined; // idle: made again, with the same settings, by the next packet that needs it
+    }
     if (this.state === State.New || this.state === State.Connecting) {
       if (now - this.openedAt > this.limits.connectTimeout) this.destroy('no CONNECT within connectTimeout');
     } else if (this.state === State.Connected && this.pausedBy & PAUSE_OUTPUT) {
@@ -740,6 +813,26 @@ const PROTOCOL_V5 = { protocolVersion: 5 } as const;
 // Shared parser listeners: no closures per connection.
 const CONNECTION = Symbol('connection');
 type ParserWithConnection = ReturnType<typeof mqtt.parser> & { [CONNECTION]: MqttConnection };
+
+/** A parser of `conn`'s packets; `settings` as mqtt-packet keeps them after a CONNECT (undefined: before one). */
+function newParser(conn: MqttConnection, settings: ParserSettings | undefined): ParserWithConnection {
+  const parser = mqtt.parser(settings) as ParserWithConnection;
+  parser[CONNECTION] = conn;
+  parser.on('packet', onParserPacket);
+  parser.on('error', onParserError);
+  return parser;
+}
+
+/**
+ * What a released parser knew of its CONNECT: past the CONNECT mqtt-packet reads only
+ * `protocolVersion` and `bridgeMode` of it, and the connect handler refuses bridges.
+ * One shared object per protocol level.
+ */
+type ParserSettings = { readonly protocolVersion: number };
+const SETTINGS: Record<number, ParserSettings> = {};
+function parserSettings(conn: MqttConnection): ParserSettings {
+  return (SETTINGS[conn.protocolVersion] ??= Object.freeze({ protocolVersion: conn.protocolVersion }));
+}
 function onParserPacket(this: ParserWithConnection, packet: mqtt.Packet): void {
   const conn = this[CONNECTION];
   conn.parsed++;

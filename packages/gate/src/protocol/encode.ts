@@ -18,10 +18,10 @@ function varintSize(n: number): number {
  * @throws RangeError when the topic is longer than 65 535 bytes or the packet exceeds the
  *   MQTT maximum of 268 435 455 bytes of Remaining Length.
  */
-export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
+export function encodePublishQos0(topic: string, payload: Buffer | string): Buffer {
   const topicLength = Buffer.byteLength(topic, 'utf8');
   if (topicLength > 0xffff) throw new RangeError(`topic of ${topicLength} bytes exceeds 65535 (MQTT-1.5.3)`);
-  const remaining = 2 + topicLength + payload.length;
+  const remaining = 2 + topicLength + payloadSize(payload);
   if (remaining > 268_435_455) throw new RangeError(`PUBLISH of ${remaining} bytes exceeds the MQTT maximum`);
   const header = 1 + varintSize(remaining);
   const out = Buffer.allocUnsafe(header + remaining);
@@ -30,8 +30,19 @@ export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
   out[pos++] = topicLength >> 8;
   out[pos++] = topicLength & 0xff;
   pos += out.write(topic, pos, 'utf8');
-  payload.copy(out, pos);
+  writePayload(out, pos, payload);
   return out;
+}
+
+/** Bytes of a payload given as bytes or as text (UTF-8). */
+export function payloadSize(payload: Buffer | string): number {
+  return typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+}
+
+/** Writes a payload at `pos`: bytes copied, text encoded in place (UTF-8), so a reply envelope is never a buffer of its own. */
+function writePayload(out: Buffer, pos: number, payload: Buffer | string): void {
+  if (typeof payload === 'string') out.write(payload, pos, 'utf8');
+  else payload.copy(out, pos);
 }
 
 /** Writes `n` as a Variable Byte Integer at `pos` (MQTT 5.0 §1.5.5); returns the position after it. */
@@ -138,11 +149,11 @@ function writeProperties(out: Buffer, pos: number, p: PublishProperties): number
  * @throws RangeError when the topic, a string property or Correlation Data exceeds 65 535
  *   bytes, or the packet exceeds the MQTT maximum (268 435 455 bytes of Remaining Length).
  */
-export function encodePublishV5(topic: string, payload: Buffer, props: PublishProperties | undefined): Buffer {
+export function encodePublishV5(topic: string, payload: Buffer | string, props: PublishProperties | undefined): Buffer {
   const topicLength = Buffer.byteLength(topic, 'utf8');
   if (topicLength > 0xffff) throw new RangeError(`topic of ${topicLength} bytes exceeds 65535 (MQTT-1.5.4)`);
   const propsLength = props === undefined ? 0 : propertiesSize(props);
-  const remaining = 2 + topicLength + varintSize(propsLength) + propsLength + payload.length;
+  const remaining = 2 + topicLength + varintSize(propsLength) + propsLength + payloadSize(payload);
   if (remaining > 268_435_455) throw new RangeError(`PUBLISH of ${remaining} bytes exceeds the MQTT maximum`);
   const out = Buffer.allocUnsafe(1 + varintSize(remaining) + remaining);
   out[0] = 0x30;
@@ -152,7 +163,7 @@ export function encodePublishV5(topic: string, payload: Buffer, props: PublishPr
   pos += out.write(topic, pos, 'utf8');
   pos = writeVarint(out, pos, propsLength);
   if (props !== undefined) pos = writeProperties(out, pos, props);
-  payload.copy(out, pos);
+  writePayload(out, pos, payload);
   return out;
 }
 
@@ -185,6 +196,14 @@ export function encodeAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, rea
 
 /** PINGRESP. */
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
+
+/**
+ * The 3.1 / 3.1.1 CONNACK accepting a CONNECT (return code 0, MQTT 3.1.1 §3.2), with Session
+ * Present 0 or 1: what mqtt-packet generates. A new Buffer each time (a wire may keep it queued).
+ */
+export function encodeConnackAccepted(sessionPresent: boolean): Buffer {
+  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, 0x00]);
+}
 
 /**
  * A QoS 1 PUBLISH, retain 0 (QoS 1 pushes are delivered at least once): fixed header 0x32, 0x3A with DUP 1 (a

@@ -17,6 +17,11 @@ export class FrameGuard {
 
   constructor(private readonly maxPacketSize: number) {}
 
+  /** True between packets: the next byte scanned is a packet's first. */
+  get atBoundary(): boolean {
+    return this.header === 0 && this.skip === 0;
+  }
+
   /**
    * Scans `chunk` from `from` to the end of the packet under way. Returns the index just
    * past that packet's last byte, or `chunk.length` when it continues in a later chunk;

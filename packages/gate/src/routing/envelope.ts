@@ -42,16 +42,26 @@ export const MAX_REPLY_ERROR_CHARS = 512;
  * {@link MAX_REPLY_ERROR_CHARS}.
  */
 export function encodeReply(trace: string, error: string, result: unknown): Buffer {
+  const body = replyBody(trace, error, result);
+  return typeof body === 'string' ? Buffer.from(body) : body;
+}
+
+/**
+ * {@link encodeReply}'s bytes, with the envelope as its JSON text (the PUBLISH encoder writes
+ * it straight into the packet, one buffer and no copy; see encode.ts), the bytes of a bytes
+ * result as they are.
+ */
+export function replyBody(trace: string, error: string, result: unknown): string | Buffer {
   if (error.length > MAX_REPLY_ERROR_CHARS) error = clipInput(error, MAX_REPLY_ERROR_CHARS);
   if (error === '' && result instanceof Uint8Array) {
     return Buffer.isBuffer(result) ? result : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
   }
   try {
-    // Same bytes as JSON.stringify({Trace, Error, Result}), without building the object.
+    // Same text as JSON.stringify({Trace, Error, Result}), without building the object.
     const body = result === undefined ? 'null' : JSON.stringify(result);
-    return Buffer.from(`{"Trace":${JSON.stringify(trace)},"Error":${error === '' ? '""' : JSON.stringify(error)},"Result":${body ?? 'null'}}`);
+    return `{"Trace":${JSON.stringify(trace)},"Error":${error === '' ? '""' : JSON.stringify(error)},"Result":${body ?? 'null'}}`;
   } catch (err) {
     const message = `the handler's result could not be encoded as JSON: ${(err as Error).message}`;
-    return Buffer.from(JSON.stringify({ Trace: trace, Error: message, Result: null }));
+    return JSON.stringify({ Trace: trace, Error: message, Result: null });
   }
 }

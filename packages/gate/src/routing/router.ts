@@ -5,7 +5,7 @@ import { outcomeOf } from '../ops/metrics';
 import type { PublishProperties } from '../protocol/encode';
 import type { GateSession } from '../session/session';
 import type { WarnLog } from '../ops/warn-log';
-import { decodePayload, encodeReply, ENVELOPE_CONTENT_TYPE } from './envelope';
+import { decodePayload, ENVELOPE_CONTENT_TYPE, replyBody } from './envelope';
 import { parseTopic } from './topic';
 
 /** Counters of routed requests. */
@@ -126,7 +126,7 @@ export class Router {
    */
   reply(session: GateSession, to: ReplyTo, error: string, value: RpcValue): void {
     const [handlerProps, result] = unwrapReply(value);
-    const body = encodeReply(session.traceId, error, result);
+    const body = replyBody(session.traceId, error, result);
     const conn = session.conn;
     let properties: PublishProperties | undefined;
     if (conn.v5) {
@@ -152,7 +152,7 @@ export class Router {
     this.warn('reply-too-large', { sessionId: session.sessionId, topic: to.topic.slice(0, 256), bytes, limit }, message);
     const properties: PublishProperties | undefined = conn.v5 ? { payloadFormatIndicator: true, contentType: ENVELOPE_CONTENT_TYPE } : undefined;
     if (properties && to.correlationData !== undefined) properties.correlationData = to.correlationData;
-    const still = conn.reply(to.topic, encodeReply(session.traceId, message, null), properties);
+    const still = conn.reply(to.topic, replyBody(session.traceId, message, null), properties);
     if (still > 0) conn.hooks.dropped(conn, still, 'too_large');
   }
 }

@@ -15,6 +15,23 @@ let spanCounter = 0;
 const spanPrefix = randomBytes(4).toString('hex');
 
 /**
+ * Random bytes for session and trace ids, drawn from the CSPRNG 4 KiB at a time (one
+ * randomBytes call per 170 sessions instead of two per session, at CONNECT); each byte is
+ * used once.
+ */
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+function randomHex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    pool = randomBytes(4096);
+    poolAt = 0;
+  }
+  const hex = pool.toString('hex', poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return hex;
+}
+
+/**
  * The gate's own, authoritative copy of one connection's session (mqant's sessionagent).
  * Modules only ever see snapshots ({@link GateSession.snapshot}); they change this one
  * through the session service.
@@ -44,8 +61,8 @@ export class GateSession {
     readonly serverId: string,
     restored?: RestoredSession,
   ) {
-    this.sessionId = restored?.sessionId ?? randomBytes(16).toString('hex');
-    this.traceId = restored?.traceId ?? randomBytes(8).toString('hex');
+    this.sessionId = restored?.sessionId ?? randomHex(16);
+    this.traceId = restored?.traceId ?? randomHex(8);
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
     if (restored) {

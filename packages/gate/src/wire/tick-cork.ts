@@ -22,16 +22,35 @@ export interface FlushListener {
 
 /**
  * Packets written in one tick leave in one syscall: the target is corked at the first write
- * of a tick and uncorked on the next (the acks and replies of one read batch go together).
- * Call before each write with the bytes it adds to the socket's buffer.
+ * of a tick and uncorked once the tick's microtasks have all run (the acks written while a
+ * read is parsed and the in-process replies its requests resolve to, a few promise hops
+ * later, go together in one writev). Call before each write with the bytes it adds to the
+ * socket's buffer.
+ *
+ * How the uncork waits: a microtask queues it with process.nextTick, and Node runs the
+ * nextTick queue only once the microtask queue is empty; a plain nextTick queued from the
+ * read's own callback would run before that read's promises (a second syscall per read).
  */
 export function corkForTick(wire: TickCorked, bytes: number): void {
   if (!wire.corked) {
     wire.corked = true;
     wire.corkTarget.cork();
-    process.nextTick(uncork, wire);
+    if (corkedWires.push(wire) === 1) queueMicrotask(afterMicrotasks);
   }
   wire.tickBytes += bytes;
+}
+
+/** The wires corked in this tick, in the order of their first write; one microtask and one nextTick per tick for all of them. */
+let corkedWires: TickCorked[] = [];
+
+function afterMicrotasks(): void {
+  process.nextTick(uncorkAll);
+}
+
+function uncorkAll(): void {
+  const wires = corkedWires;
+  corkedWires = []; // a write from a flush listener corks again, for the next round
+  for (let i = 0; i < wires.length; i++) uncork(wires[i]);
 }
 
 function uncork(wire: TickCorked): void {

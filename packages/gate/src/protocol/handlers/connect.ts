@@ -3,6 +3,7 @@ import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { ConnectVerdict, MqttConnection } from '../connection';
 import { Mqtt5State, ReasonCode, userPropertiesProblem, type ConnectProperties } from '../mqtt5';
 import { State } from '../state';
+import { encodeConnackAccepted } from '../encode';
 import { propertyRulesProblem } from '../v5-property-rules';
 
 /** Prefix of the Response Information the gate gives an MQTT 5 client that asks (MQTT 5.0 §3.2.2.3.15): `reply/<clientId>`. */
@@ -127,7 +128,7 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
   // Session Present 1 only for a resumed session (MQTT-3.2.2-2; the gate never resumes at Clean Session 1, MQTT-3.2.2-1).
   const present = typeof verdict === 'object' && verdict.sessionPresent === true;
   if (conn.v5) conn.send(connackV5(conn, extras, present));
-  else conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: present });
+  else conn.write(encodeConnackAccepted(present));
   conn.hooks.connected(conn);
   conn.flushPending();
 }
