@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from '../protocol/connection';
 import type { ReplayBuffer } from '../resume/replay-buffer';
+import { randomHex } from './ids';
 
 /** What a session resumed from elsewhere keeps: its ids, user and settings. */
 export interface RestoredSession {
@@ -12,7 +12,7 @@ export interface RestoredSession {
 }
 
 let spanCounter = 0;
-const spanPrefix = randomBytes(4).toString('hex');
+const spanPrefix = randomHex(4);
 
 /**
  * The gate's own, authoritative copy of one connection's session (mqant's sessionagent).
@@ -44,8 +44,8 @@ export class GateSession {
     readonly serverId: string,
     restored?: RestoredSession,
   ) {
-    this.sessionId = restored?.sessionId ?? randomBytes(16).toString('hex');
-    this.traceId = restored?.traceId ?? randomBytes(8).toString('hex');
+    this.sessionId = restored?.sessionId ?? randomHex(16);
+    this.traceId = restored?.traceId ?? randomHex(8);
     this.ip = conn.wire.remoteAddress;
     this.network = conn.wire.network;
     if (restored) {
