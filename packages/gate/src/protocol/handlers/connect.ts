@@ -115,6 +115,17 @@ function toReturnCode(reasonCode: number): number {
   }
 }
 
+/**
+ * A 3.1 / 3.1.1 CONNACK (MQTT 3.1.1 §3.2): type 0x20, Remaining Length 2, the Session Present
+ * flag (MQTT-3.2.2-1..3), the return code; byte for byte what mqtt-packet generates, without
+ * its generic encoder (whose first use also fills a 65,536-Buffer table of 6 MB).
+ */
+export function connackV4(returnCode: number, sessionPresent: boolean): Buffer {
+  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, returnCode]);
+}
+const CONNACK_ACCEPTED = connackV4(0, false);
+const CONNACK_ACCEPTED_PRESENT = connackV4(0, true);
+
 function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
   if (conn.state !== State.Connecting) return; // closed while authenticating
   const code = typeof verdict === 'number' ? verdict : verdict.reasonCode;
@@ -127,7 +138,7 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
   // Session Present 1 only for a resumed session (MQTT-3.2.2-2; the gate never resumes at Clean Session 1, MQTT-3.2.2-1).
   const present = typeof verdict === 'object' && verdict.sessionPresent === true;
   if (conn.v5) conn.send(connackV5(conn, extras, present));
-  else conn.send({ cmd: 'connack', returnCode: 0, sessionPresent: present });
+  else conn.write(present ? CONNACK_ACCEPTED_PRESENT : CONNACK_ACCEPTED);
   conn.hooks.connected(conn);
   conn.flushPending();
 }
@@ -162,8 +173,8 @@ function connackV5(conn: MqttConnection, extras: ConnackExtras, sessionPresent: 
 function refuse(conn: MqttConnection, code: number, reason: string): void {
   if (conn.v5) {
     conn.send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { reasonString: reason.slice(0, 256) } });
-  } else {
-    conn.send({ cmd: 'connack', returnCode: code, sessionPresent: false });
+  } else if (conn.state !== State.Closed) {
+    conn.write(connackV4(code, false));
   }
   conn.refused = { code, v5: conn.v5 !== undefined };
   conn.close(reason);
