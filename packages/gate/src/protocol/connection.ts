@@ -10,6 +10,7 @@ import { inputTurns, type TurnWaiter } from './input-turns';
 import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
+import { packetParser } from './packet-parser';
 import { holding, type OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from './traffic';
@@ -192,7 +193,7 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
     this.idleLimit = limits.maxIdle;
     this.guard = new FrameGuard(limits.maxPacketSize);
     this.rate = InputRate.of(limits.messageRate, limits.byteRate, this.openedAt);
-    const parser = mqtt.parser() as ParserWithConnection;
+    const parser = packetParser() as ParserWithConnection;
     parser[CONNECTION] = this;
     parser.on('packet', onParserPacket);
     parser.on('error', onParserError);
