@@ -6,6 +6,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
   serveGateService,
+  silentLogger,
   type AppComponent,
   type AppContext,
   type Mqtt5PushProperties,
@@ -427,7 +428,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     conn.requests = r.scheduler.open(session);
     this.registry.add(session);
     if (this.phase !== 'running') conn.freeze();
-    this.safeEmit('connect', session.snapshot());
+    if (this.listenerCount('connect') > 0) this.safeEmit('connect', session.snapshot()); // no snapshot for nobody
     r.resume.connected(session);
     this.door.connected(conn); // flapping: may close it at once (DISCONNECT 0x8A), after its connect event
   }
@@ -446,13 +447,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     }
     this.registry.remove(session);
     // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
-    if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
+    if (conn.requests && this.listenerCount('disconnect') > 0) this.safeEmit('disconnect', session.snapshot(), reason);
   }
 
   /** One debug line per closed connection: why (the metrics' `reason` label and the text), who, how long. */
   private logClose(conn: Conn, reason: string): void {
     const logger = this.runtime?.logger;
-    if (!logger) return;
+    // The line is built only for a logger that may print it (pino's isLevelEnabled, when it has one).
+    if (!logger || logger === silentLogger || (logger as { isLevelEnabled?(level: string): boolean }).isLevelEnabled?.('debug') === false) return;
     const s = conn.session;
     logger.debug(
       {

@@ -22,9 +22,6 @@ const spanPrefix = randomHex(4);
 export class GateSession {
   readonly sessionId: string;
   readonly traceId: string;
-  /** The client's address and network: those of the connection it is (re-)attached to. */
-  ip: string;
-  network: string;
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
@@ -46,8 +43,6 @@ export class GateSession {
   ) {
     this.sessionId = restored?.sessionId ?? randomHex(16);
     this.traceId = restored?.traceId ?? randomHex(8);
-    this.ip = conn.wire.remoteAddress;
-    this.network = conn.wire.network;
     if (restored) {
       this.userId = restored.userId;
       this.settings = restored.settings;
@@ -59,8 +54,6 @@ export class GateSession {
   /** Moves the session to a new connection (a resume): pushes and replies go there from now on. */
   attach(conn: MqttConnection<GateSession>): void {
     this.conn = conn;
-    this.ip = conn.wire.remoteAddress;
-    this.network = conn.wire.network;
     this.replay = undefined;
     this.resumeUntil = undefined;
   }
@@ -75,6 +68,16 @@ export class GateSession {
     const s = this.snapshot();
     if (this.resumeHash && window > 0) s.resume = { tokenHash: this.resumeHash, expiresAt: this.resumeUntil ?? Date.now() + window };
     return s;
+  }
+
+  /** The client's address: that of the connection it is (re-)attached to (the wire's, fixed at accept). */
+  get ip(): string {
+    return this.conn.wire.remoteAddress;
+  }
+
+  /** The network (mqant's Network) of the connection it is (re-)attached to. */
+  get network(): string {
+    return this.conn.wire.network;
   }
 
   get clientId(): string {
