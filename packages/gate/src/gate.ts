@@ -354,8 +354,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (refused !== undefined) return refused;
     const jwt = this.runtime?.jwt;
     if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
-    const verdict = this.runHook(conn, packet, undefined);
-    return verdict instanceof Promise ? verdict.then((v) => this.resumeAtConnect(conn, packet, v)) : this.resumeAtConnect(conn, packet, verdict);
+    return this.runHook(conn, packet, undefined, true);
   }
 
   /**
@@ -370,7 +369,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   /** The authenticate hook's verdict; with `jwt`, the token (and its Authentication Method) has passed and `claims` are its claims. */
-  private runHook(conn: Conn, packet: IConnectPacket, claims: JwtClaims | undefined): ConnectVerdict | Promise<ConnectVerdict> {
+  private runHook(conn: Conn, packet: IConnectPacket, claims: JwtClaims | undefined, resume = false): ConnectVerdict | Promise<ConnectVerdict> {
     const hook = this.options.authenticate;
     const method = packet.properties?.authenticationMethod;
     const refusal = method === undefined || claims ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
@@ -404,13 +403,15 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       }
       return refusal;
     };
+    // `resume`: the verdict goes on to resumeAtConnect in the same step (one promise per CONNECT, not two).
+    const settle = resume ? (v: unknown) => this.resumeAtConnect(conn, packet, toCode(v)) : toCode;
     if (verdict instanceof Promise) {
-      return verdict.then(toCode, (err: unknown) => {
+      return verdict.then(settle, (err: unknown) => {
         this.runtime?.logger.warn({ clientId: conn.clientId, error: String(err) }, 'authenticate hook failed');
         return ReasonCode.ServerUnavailable;
       });
     }
-    return toCode(verdict);
+    return settle(verdict);
   }
 
   private onConnected(conn: Conn): void {

@@ -83,12 +83,20 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
     decision = ReasonCode.ServerUnavailable;
   }
   if (typeof decision === 'number' || !(decision instanceof Promise)) return conclude(conn, decision, reply);
-  decision
-    .then(
-      (verdict) => conclude(conn, verdict, reply),
-      () => conclude(conn, ReasonCode.ServerUnavailable, reply),
-    )
-    .catch((err: unknown) => conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`));
+  // One promise per CONNECT: what the verdict's conclusion throws closes the connection.
+  decision.then(
+    (verdict) => concludeLater(conn, verdict, reply),
+    () => concludeLater(conn, ReasonCode.ServerUnavailable, reply),
+  );
+}
+
+/** {@link conclude} after an asynchronous verdict: a throw closes this connection (never an unhandled rejection). */
+function concludeLater(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
+  try {
+    conclude(conn, verdict, extras);
+  } catch (err) {
+    conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** What the CONNACK of an accepted MQTT 5 CONNECT says besides the limits. */
