@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from './options';
 import { normalizeIp } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
+import { EndBound } from './end-bound';
 import { readProxyHeader } from './proxy-protocol';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -47,7 +48,7 @@ class TcpWire implements Wire, TickCorked {
   end(): void {
     this.socket.end();
     // A peer that never reads would keep the socket half-open; give the flush a bound.
-    boundEnd(this.socket);
+    if (!this.socket.destroyed) endBound.ended(this.socket);
   }
   destroy(): void {
     this.socket.destroy();
@@ -68,40 +69,12 @@ function onError(this: SocketWithSink, err: Error): void {
   this[FAILURE] = err;
 }
 function onClose(this: SocketWithSink): void {
-  ending.delete(this);
+  endBound.closed(this);
   this[SINK].closed(this[FAILURE]);
 }
 
-/** ms an ended socket may take to flush what was written before it is destroyed. */
-const END_BOUND_MS = 2000;
-/** How often the ended sockets are checked, ms: a socket is destroyed END_BOUND_MS to END_BOUND_MS + this after its end. */
-const END_SWEEP_MS = 250;
-/**
- * Ended sockets not closed yet → when they are cut (in end order, so in deadline order): one
- * sweep for all instead of a timer per close, and a socket that closes is let go at once
- * (a timer would hold it, its connection and session for the whole bound).
- */
-const ending = new Map<Socket, number>();
-let endSweep: NodeJS.Timeout | undefined;
-
-function boundEnd(socket: Socket): void {
-  if (socket.destroyed || ending.has(socket)) return;
-  ending.set(socket, Date.now() + END_BOUND_MS);
-  endSweep ??= setInterval(sweepEnding, END_SWEEP_MS).unref();
-}
-
-function sweepEnding(): void {
-  const now = Date.now();
-  for (const [socket, at] of ending) {
-    if (at > now) break;
-    ending.delete(socket);
-    socket.destroy();
-  }
-  if (ending.size === 0 && endSweep) {
-    clearInterval(endSweep);
-    endSweep = undefined;
-  }
-}
+/** An ended socket is destroyed when it has not closed 2 s later (2.00-2.25 s, see EndBound). */
+const endBound = new EndBound<Socket>(2000, (socket) => socket.destroy());
 
 const NO_PROXIES: ReadonlySet<string> = new Set();
 

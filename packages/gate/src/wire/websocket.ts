@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
+import { EndBound } from './end-bound';
 import { resolveRemoteAddress } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
@@ -59,7 +60,7 @@ class WebSocketWire implements Wire, TickCorked {
   }
   end(): void {
     this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    if (this.ws.readyState !== this.ws.CLOSED) endBound.ended(this.ws);
   }
   destroy(): void {
     this.ws.terminate();
@@ -158,8 +159,12 @@ function onWsError(this: WebSocket, err: Error): void {
 }
 function onWsClose(this: WebSocket): void {
   const ws = this as SinkedWebSocket;
+  endBound.closed(ws);
   ws[SINK].closed(ws[FAILURE]);
 }
+
+/** An ended WebSocket is terminated when its close handshake has not finished 2 s later (2.00-2.25 s, see EndBound). */
+const endBound = new EndBound<WebSocket>(2000, terminateWs);
 
 /**
  * Listens for MQTT over WebSocket (MQTT 3.1.1 §6) on any path (`/mqtt` by convention):
