@@ -6,6 +6,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import {
   GATE_MODULE_TYPE,
   serveGateService,
+  silentLogger,
   type AppComponent,
   type AppContext,
   type Mqtt5PushProperties,
@@ -353,8 +354,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     if (refused !== undefined) return refused;
     const jwt = this.runtime?.jwt;
     if (jwt) return jwt.authenticate(conn, packet, (claims) => this.runHook(conn, packet, claims));
-    const verdict = this.runHook(conn, packet, undefined);
-    return verdict instanceof Promise ? verdict.then((v) => this.resumeAtConnect(conn, packet, v)) : this.resumeAtConnect(conn, packet, verdict);
+    return this.runHook(conn, packet, undefined, true);
   }
 
   /**
@@ -369,7 +369,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
   }
 
   /** The authenticate hook's verdict; with `jwt`, the token (and its Authentication Method) has passed and `claims` are its claims. */
-  private runHook(conn: Conn, packet: IConnectPacket, claims: JwtClaims | undefined): ConnectVerdict | Promise<ConnectVerdict> {
+  private runHook(conn: Conn, packet: IConnectPacket, claims: JwtClaims | undefined, resume = false): ConnectVerdict | Promise<ConnectVerdict> {
     const hook = this.options.authenticate;
     const method = packet.properties?.authenticationMethod;
     const refusal = method === undefined || claims ? ReasonCode.NotAuthorized : ReasonCode.BadAuthenticationMethod;
@@ -403,13 +403,15 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
       }
       return refusal;
     };
+    // `resume`: the verdict goes on to resumeAtConnect in the same step (one promise per CONNECT, not two).
+    const settle = resume ? (v: unknown) => this.resumeAtConnect(conn, packet, toCode(v)) : toCode;
     if (verdict instanceof Promise) {
-      return verdict.then(toCode, (err: unknown) => {
+      return verdict.then(settle, (err: unknown) => {
         this.runtime?.logger.warn({ clientId: conn.clientId, error: String(err) }, 'authenticate hook failed');
         return ReasonCode.ServerUnavailable;
       });
     }
-    return toCode(verdict);
+    return settle(verdict);
   }
 
   private onConnected(conn: Conn): void {
@@ -427,7 +429,7 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     conn.requests = r.scheduler.open(session);
     this.registry.add(session);
     if (this.phase !== 'running') conn.freeze();
-    this.safeEmit('connect', session.snapshot());
+    if (this.listenerCount('connect') > 0) this.safeEmit('connect', session.snapshot()); // no snapshot for nobody
     r.resume.connected(session);
     this.door.connected(conn); // flapping: may close it at once (DISCONNECT 0x8A), after its connect event
   }
@@ -446,13 +448,14 @@ export class Gate extends EventEmitter<GateEvents> implements AppComponent {
     }
     this.registry.remove(session);
     // conn.requests is set at CONNACK: a JWT session closed before it had no `connect` either.
-    if (conn.requests) this.safeEmit('disconnect', session.snapshot(), reason);
+    if (conn.requests && this.listenerCount('disconnect') > 0) this.safeEmit('disconnect', session.snapshot(), reason);
   }
 
   /** One debug line per closed connection: why (the metrics' `reason` label and the text), who, how long. */
   private logClose(conn: Conn, reason: string): void {
     const logger = this.runtime?.logger;
-    if (!logger) return;
+    // The line is built only for a logger that may print it (pino's isLevelEnabled, when it has one).
+    if (!logger || logger === silentLogger || (logger as { isLevelEnabled?(level: string): boolean }).isLevelEnabled?.('debug') === false) return;
     const s = conn.session;
     logger.debug(
       {

@@ -171,6 +171,7 @@ export class Admission {
   /** An admitted connection from `ip` closed. */
   released(ip: string): void {
     if (this.open > 0) this.open--;
+    if (this.ips.size === 0) return; // the per-address limits are off (or track nobody)
     const e = this.ips.get(addressGroup(ip));
     if (e && e.open > 0) e.open--;
   }

@@ -20,6 +20,7 @@ import { propertiesProblem, ReasonCode, type Mqtt5State } from './mqtt5';
 import { parsePublishFast } from './publish-fast-path';
 import { propertyRulesProblem } from './v5-property-rules';
 import { OutboundInflight, type OutboundPush } from './outbound-inflight';
+import { packetParser } from './packet-parser';
 import { holding, type OutputBudget } from './output-budget';
 import { State } from './state';
 import type { Traffic } from './traffic';
@@ -816,7 +817,7 @@ type ParserWithConnection = ReturnType<typeof mqtt.parser> & { [CONNECTION]: Mqt
 
 /** A parser of `conn`'s packets; `settings` as mqtt-packet keeps them after a CONNECT (undefined: before one). */
 function newParser(conn: MqttConnection, settings: ParserSettings | undefined): ParserWithConnection {
-  const parser = mqtt.parser(settings) as ParserWithConnection;
+  const parser = packetParser(settings) as ParserWithConnection;
   parser[CONNECTION] = conn;
   parser.on('packet', onParserPacket);
   parser.on('error', onParserError);

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { makeSessionData, type Mqtt5Request, type SessionData } from '@mqgate/rpc';
 import type { MqttConnection } from '../protocol/connection';
 import type { ReplayBuffer } from '../resume/replay-buffer';
+import { randomHex } from './ids';
 
 /** What a session resumed from elsewhere keeps: its ids, user and settings. */
 export interface RestoredSession {
@@ -12,24 +12,7 @@ export interface RestoredSession {
 }
 
 let spanCounter = 0;
-const spanPrefix = randomBytes(4).toString('hex');
-
-/**
- * Random bytes for session and trace ids, drawn from the CSPRNG 4 KiB at a time (one
- * randomBytes call per 170 sessions instead of two per session, at CONNECT); each byte is
- * used once.
- */
-let pool = Buffer.alloc(0);
-let poolAt = 0;
-function randomHex(bytes: number): string {
-  if (poolAt + bytes > pool.length) {
-    pool = randomBytes(4096);
-    poolAt = 0;
-  }
-  const hex = pool.toString('hex', poolAt, poolAt + bytes);
-  poolAt += bytes;
-  return hex;
-}
+const spanPrefix = randomHex(4);
 
 /**
  * The gate's own, authoritative copy of one connection's session (mqant's sessionagent).
@@ -39,9 +22,6 @@ function randomHex(bytes: number): string {
 export class GateSession {
   readonly sessionId: string;
   readonly traceId: string;
-  /** The client's address and network: those of the connection it is (re-)attached to. */
-  ip: string;
-  network: string;
   userId = '';
   /** Replaced, never mutated, so snapshots can share it. */
   settings: Readonly<Record<string, string>> = Object.freeze({});
@@ -63,8 +43,6 @@ export class GateSession {
   ) {
     this.sessionId = restored?.sessionId ?? randomHex(16);
     this.traceId = restored?.traceId ?? randomHex(8);
-    this.ip = conn.wire.remoteAddress;
-    this.network = conn.wire.network;
     if (restored) {
       this.userId = restored.userId;
       this.settings = restored.settings;
@@ -76,8 +54,6 @@ export class GateSession {
   /** Moves the session to a new connection (a resume): pushes and replies go there from now on. */
   attach(conn: MqttConnection<GateSession>): void {
     this.conn = conn;
-    this.ip = conn.wire.remoteAddress;
-    this.network = conn.wire.network;
     this.replay = undefined;
     this.resumeUntil = undefined;
   }
@@ -92,6 +68,16 @@ export class GateSession {
     const s = this.snapshot();
     if (this.resumeHash && window > 0) s.resume = { tokenHash: this.resumeHash, expiresAt: this.resumeUntil ?? Date.now() + window };
     return s;
+  }
+
+  /** The client's address: that of the connection it is (re-)attached to (the wire's, fixed at accept). */
+  get ip(): string {
+    return this.conn.wire.remoteAddress;
+  }
+
+  /** The network (mqant's Network) of the connection it is (re-)attached to. */
+  get network(): string {
+    return this.conn.wire.network;
   }
 
   get clientId(): string {

@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenOptions } from './options';
 import { normalizeIp } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
+import { EndBound } from './end-bound';
 import { readProxyHeader } from './proxy-protocol';
 import type { ClientCertificate, Wire, WireSink } from './wire';
 
@@ -47,7 +48,7 @@ class TcpWire implements Wire, TickCorked {
   end(): void {
     this.socket.end();
     // A peer that never reads would keep the socket half-open; give the flush a bound.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (!this.socket.destroyed) endBound.ended(this.socket);
   }
   destroy(): void {
     this.socket.destroy();
@@ -68,8 +69,12 @@ function onError(this: SocketWithSink, err: Error): void {
   this[FAILURE] = err;
 }
 function onClose(this: SocketWithSink): void {
+  endBound.closed(this);
   this[SINK].closed(this[FAILURE]);
 }
+
+/** An ended socket is destroyed when it has not closed 2 s later (2.00-2.25 s, see EndBound). */
+const endBound = new EndBound<Socket>(2000, (socket) => socket.destroy());
 
 const NO_PROXIES: ReadonlySet<string> = new Set();
 

@@ -44,17 +44,29 @@ export function messageTooLargeReason(bound: number): string {
 /** ws's error code for a message over maxPayload; ws then sends close 1009 (RFC 6455 §7.4.1: message too big). */
 const MESSAGE_TOO_LARGE = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
 
+const TOO_LARGE_SINK = Symbol('tooLargeSink');
+const TOO_LARGE_REASON = Symbol('tooLargeReason');
+interface TooLargeReceiver extends EventEmitter {
+  [TOO_LARGE_SINK]: { tooLarge?(reason: string): void };
+  [TOO_LARGE_REASON]: string;
+}
+/** Shared by every receiver (no closure per connection). */
+function onReceiverError(this: TooLargeReceiver, err: Error & { code?: string }): void {
+  if (err.code === MESSAGE_TOO_LARGE) this[TOO_LARGE_SINK].tooLarge?.(this[TOO_LARGE_REASON]);
+}
+
 /**
- * Calls `refuse` when `ws` refuses a message over its maxPayload, just before ws sends close
- * 1009: the last moment a data frame may still go out (RFC 6455 §5.5.1: none after a Close),
- * so an MQTT 5 client can be told DISCONNECT 0x95 first. ws has no public hook there; its
- * receiver (`_receiver`, an EventEmitter in every ws 8 release) emits the error to ws's own
+ * Calls `sink.tooLarge(reason)` when `ws` refuses a message over its maxPayload, just before ws
+ * sends close 1009: the last moment a data frame may still go out (RFC 6455 §5.5.1: none after
+ * a Close), so an MQTT 5 client can be told DISCONNECT 0x95 first. ws has no public hook there;
+ * its receiver (`_receiver`, an EventEmitter in every ws 8 release) emits the error to ws's own
  * listener, which sends the Close, and a listener put before it runs first. Without a
- * receiver (another ws) `refuse` is never called and the client gets close 1009 alone.
+ * receiver (another ws) `tooLarge` is never called and the client gets close 1009 alone.
  */
-export function onMessageTooLarge(ws: WebSocket, refuse: () => void): void {
-  const receiver = (ws as unknown as { _receiver?: EventEmitter | null })._receiver;
-  receiver?.prependListener('error', (err: Error & { code?: string }) => {
-    if (err.code === MESSAGE_TOO_LARGE) refuse();
-  });
+export function onMessageTooLarge(ws: WebSocket, sink: { tooLarge?(reason: string): void }, reason: string): void {
+  const receiver = (ws as unknown as { _receiver?: TooLargeReceiver | null })._receiver;
+  if (!receiver) return;
+  receiver[TOO_LARGE_SINK] = sink;
+  receiver[TOO_LARGE_REASON] = reason;
+  receiver.prependListener('error', onReceiverError);
 }

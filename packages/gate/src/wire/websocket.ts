@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
+import { EndBound } from './end-bound';
 import { resolveRemoteAddress } from './remote-address';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
@@ -59,7 +60,7 @@ class WebSocketWire implements Wire, TickCorked {
   }
   end(): void {
     this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    if (this.ws.readyState !== this.ws.CLOSED) endBound.ended(this.ws);
   }
   destroy(): void {
     this.ws.terminate();
@@ -103,12 +104,67 @@ interface AcceptedSocket extends Duplex {
 function endAdmitted(this: AcceptedSocket): void {
   this[ADMITTED]?.();
 }
-function destroySocket(this: Duplex): void {
-  this.destroy();
+function destroySocket(socket: Duplex): void {
+  socket.destroy();
 }
 function clearUpgradeTimer(this: AcceptedSocket): void {
   clearTimeout(this[UPGRADE_TIMER]);
 }
+
+/**
+ * The socket has upgraded: its upgrade deadline is cleared and its count before the upgrade
+ * ended (WebSocketListenOptions.admitSocket), and what they held (timer, callbacks, close
+ * listeners) is let go, so an open connection keeps none of it. Returns when it was accepted.
+ */
+function upgraded(socket: AcceptedSocket): number | undefined {
+  const timer = socket[UPGRADE_TIMER];
+  if (timer !== undefined) {
+    clearTimeout(timer);
+    socket[UPGRADE_TIMER] = undefined;
+    socket.off('close', clearUpgradeTimer);
+  }
+  const admitted = socket[ADMITTED];
+  if (admitted !== undefined) {
+    socket[ADMITTED] = undefined;
+    socket.off('close', endAdmitted);
+    admitted();
+  }
+  return socket[ACCEPTED];
+}
+
+// Shared WebSocket listeners (no closures per connection: an idle connection costs less memory).
+const SINK = Symbol('sink');
+const FAILURE = Symbol('failure');
+interface SinkedWebSocket extends WebSocket {
+  [SINK]: WireSink;
+  /** Why the connection is closing: a text frame, or ws's error; nothing more is read. */
+  [FAILURE]?: Error;
+}
+function onWsMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const ws = this as SinkedWebSocket;
+  if (ws[FAILURE]) return; // closing: nothing more is read
+  if (!isBinary) {
+    ws[FAILURE] = new Error('text frame received; MQTT over WebSocket needs binary frames (MQTT-6.0.0-1)');
+    ws.close(1003);
+    setTimeout(terminateWs, 1000, ws).unref();
+    return;
+  }
+  ws[SINK].data(data);
+}
+function terminateWs(ws: WebSocket): void {
+  ws.terminate();
+}
+function onWsError(this: WebSocket, err: Error): void {
+  (this as SinkedWebSocket)[FAILURE] = err;
+}
+function onWsClose(this: WebSocket): void {
+  const ws = this as SinkedWebSocket;
+  endBound.closed(ws);
+  ws[SINK].closed(ws[FAILURE]);
+}
+
+/** An ended WebSocket is terminated when its close handshake has not finished 2 s later (2.00-2.25 s, see EndBound). */
+const endBound = new EndBound<WebSocket>(2000, terminateWs);
 
 /**
  * Listens for MQTT over WebSocket (MQTT 3.1.1 §6) on any path (`/mqtt` by convention):
@@ -138,7 +194,7 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     // For wss this is the TCP accept, before the TLS handshake: the deadline covers it too.
     http.on('connection', (socket: AcceptedSocket) => {
       socket[ACCEPTED] = Date.now();
-      socket[UPGRADE_TIMER] = setTimeout(destroySocket.bind(socket), connectTimeout).unref();
+      socket[UPGRADE_TIMER] = setTimeout(destroySocket, connectTimeout, socket).unref();
       socket.once('close', clearUpgradeTimer);
     });
   }
@@ -152,32 +208,23 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
       return false;
     },
   });
-  wss.on('connection', (ws, req) => {
+  const tooLargeReason = messageTooLargeReason(opts.maxPayload);
+  wss.on('connection', (client, req) => {
+    const ws = client as SinkedWebSocket;
     const ip = resolveRemoteAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], opts.trustedProxies);
     const ua = req.headers['user-agent'];
     const certificate = opts.tls ? verifiedCertificate(req.socket as TLSSocket) : undefined;
-    const raw = (opts.tls ? (req.socket as unknown as { _parent?: AcceptedSocket })._parent : undefined) ?? (req.socket as AcceptedSocket);
-    clearTimeout((req.socket as AcceptedSocket)[UPGRADE_TIMER] ?? raw[UPGRADE_TIMER]);
-    ((req.socket as AcceptedSocket)[ADMITTED] ?? raw[ADMITTED])?.(); // the gate's accept counts it from now on
-    const acceptedAt = (req.socket as AcceptedSocket)[ACCEPTED] ?? raw[ACCEPTED];
-    const wire = new WebSocketWire(ws, req.socket, ip, ua, opts.tls !== undefined, certificate, acceptedAt);
+    const socket = req.socket as AcceptedSocket;
+    const raw = (opts.tls ? (socket as unknown as { _parent?: AcceptedSocket })._parent : undefined) ?? socket;
+    let acceptedAt = upgraded(socket); // the gate's accept counts it from now on
+    if (raw !== socket) acceptedAt ??= upgraded(raw);
+    const wire = new WebSocketWire(ws, socket, ip, ua, opts.tls !== undefined, certificate, acceptedAt);
     const sink = accept(wire);
-    let failure: Error | undefined;
-    onMessageTooLarge(ws, () => sink.tooLarge?.(messageTooLargeReason(opts.maxPayload)));
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (failure) return; // closing: nothing more is read
-      if (!isBinary) {
-        failure = new Error('text frame received; MQTT over WebSocket needs binary frames (MQTT-6.0.0-1)');
-        ws.close(1003);
-        setTimeout(() => ws.terminate(), 1000).unref();
-        return;
-      }
-      sink.data(data);
-    });
-    ws.on('error', (err) => {
-      failure = err;
-    });
-    ws.on('close', () => sink.closed(failure));
+    ws[SINK] = sink;
+    onMessageTooLarge(ws, sink, tooLargeReason);
+    ws.on('message', onWsMessage);
+    ws.on('error', onWsError);
+    ws.on('close', onWsClose);
   });
   // ws closes its clients when the http server closes only if asked; the gate closes them itself.
   http.on('close', () => wss.close());

@@ -84,12 +84,20 @@ export function handleConnect(conn: MqttConnection, packet: IConnectPacket): voi
     decision = ReasonCode.ServerUnavailable;
   }
   if (typeof decision === 'number' || !(decision instanceof Promise)) return conclude(conn, decision, reply);
-  decision
-    .then(
-      (verdict) => conclude(conn, verdict, reply),
-      () => conclude(conn, ReasonCode.ServerUnavailable, reply),
-    )
-    .catch((err: unknown) => conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`));
+  // One promise per CONNECT: what the verdict's conclusion throws closes the connection.
+  decision.then(
+    (verdict) => concludeLater(conn, verdict, reply),
+    () => concludeLater(conn, ReasonCode.ServerUnavailable, reply),
+  );
+}
+
+/** {@link conclude} after an asynchronous verdict: a throw closes this connection (never an unhandled rejection). */
+function concludeLater(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
+  try {
+    conclude(conn, verdict, extras);
+  } catch (err) {
+    conn.destroy(`CONNECT failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** What the CONNACK of an accepted MQTT 5 CONNECT says besides the limits. */
@@ -114,6 +122,15 @@ function toReturnCode(reasonCode: number): number {
     default:
       return 5;
   }
+}
+
+/**
+ * A 3.1 / 3.1.1 CONNACK (MQTT 3.1.1 §3.2): type 0x20, Remaining Length 2, the Session Present
+ * flag (MQTT-3.2.2-1..3), the return code; byte for byte what mqtt-packet generates, without
+ * its generic encoder (whose first use also fills a 65,536-Buffer table of 6 MB).
+ */
+export function connackV4(returnCode: number, sessionPresent: boolean): Buffer {
+  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, returnCode]);
 }
 
 function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
@@ -163,8 +180,8 @@ function connackV5(conn: MqttConnection, extras: ConnackExtras, sessionPresent: 
 function refuse(conn: MqttConnection, code: number, reason: string): void {
   if (conn.v5) {
     conn.send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { reasonString: reason.slice(0, 256) } });
-  } else {
-    conn.send({ cmd: 'connack', returnCode: code, sessionPresent: false });
+  } else if (conn.state !== State.Closed) {
+    conn.write(connackV4(code, false));
   }
   conn.refused = { code, v5: conn.v5 !== undefined };
   conn.close(reason);

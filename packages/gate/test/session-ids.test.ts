@@ -1,0 +1,14 @@
+import { randomHex } from '../src/session/ids';
+
+test('randomHex gives 2 hex characters per byte, never the same id twice across pool refills', () => {
+  const seen = new Set<string>();
+  // 16-byte ids past several 4 KiB pool refills (4096 / 16 = 256 per pool), and odd sizes that straddle one.
+  for (let i = 0; i < 2000; i++) {
+    const id = randomHex(16);
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    seen.add(id);
+  }
+  expect(seen.size).toBe(2000);
+  for (let i = 0; i < 600; i++) expect(randomHex(7)).toMatch(/^[0-9a-f]{14}$/);
+  expect(randomHex(4096)).toMatch(/^[0-9a-f]{8192}$/);
+});
