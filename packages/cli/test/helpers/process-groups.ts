@@ -18,9 +18,19 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const pgid of live) signalGroup(pgid, 'SIGKILL');
-  });
+  };
+  process.on('exit', killAll);
+  // A signal that ends this process skips 'exit': kill the groups, then die of the signal as before.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      killAll();
+      process.off(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
