@@ -183,7 +183,7 @@ export function envName(key: string): string {
     .toUpperCase()}`;
 }
 
-/** What a kind accepts, for error messages and the README. */
+/** What a kind accepts, for error messages and docs/reference/config-file.md. */
 export function describeKind(k: Kind): string {
   switch (k.type) {
     case 'int':

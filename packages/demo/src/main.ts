@@ -6,7 +6,7 @@ import { NatsTransport } from '@mqgate/nats';
 import { RedisTransport, RedisUserIndex } from '@mqgate/rpc/redis';
 import { MemoryStorage, RedisStorage, type StorageHandler } from '@mqgate/storage';
 import { warnUnknownVariables } from '@mqgate/cli';
-import { ConfigError, DEMO_VARIABLES, readConfig, RENAMED_VARIABLES, type DemoConfig } from './config';
+import { ConfigError, DEMO_VARIABLES, readConfig, renameVariables, RENAMED_VARIABLES, type DemoConfig } from './config';
 import { chatModule } from './modules/chat';
 import { echoModule } from './modules/echo';
 import { createUserModule } from './modules/user';
@@ -121,7 +121,8 @@ function natsPrefix(prefix: string): string {
 }
 
 let config: DemoConfig;
-warnUnknownVariables('mqgate demo', process.env, DEMO_VARIABLES, RENAMED_VARIABLES);
+warnUnknownVariables('mqgate demo', process.env, [...DEMO_VARIABLES, ...Object.keys(RENAMED_VARIABLES)]);
+for (const line of renameVariables(process.env).warnings) console.warn(`mqgate demo: warning: ${line}`);
 try {
   config = readConfig();
 } catch (err) {

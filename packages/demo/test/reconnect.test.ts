@@ -68,7 +68,7 @@ test('case 1 (memory, the default): login, set, drop, reconnect, login: settings
 
 test('case 1 (Redis): the settings come back, stored as mqant SessionImp bytes under the prefix', async () => {
   const prefix = uniquePrefix('reconnect1');
-  const d = await demo({ REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix });
+  const d = await demo({ REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: prefix });
   const c = await loginAndSet(d.tcpUrl, 'frank', { color: 'green' });
   const stored = await shared.db.getBuffer(`${prefix}session:frank`);
   expect(stored).not.toBeNull();
@@ -80,7 +80,7 @@ test('case 1 (Redis): the settings come back, stored as mqant SessionImp bytes u
 
 test('case 2: the same across a restart of the demo process', async () => {
   const prefix = uniquePrefix('reconnect2');
-  const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
+  const env = { REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: prefix };
   const first = await demo(env);
   const c = await loginAndSet(first.tcpUrl, 'gina', { theme: 'dark' });
   await dropConnection(c);
@@ -92,7 +92,7 @@ test('case 2: the same across a restart of the demo process', async () => {
 
 test('case 3: two gate processes on one Redis: log in on one, reconnect to the other', async () => {
   const prefix = uniquePrefix('reconnect3');
-  const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
+  const env = { REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: prefix };
   const [a, b] = await Promise.all([demo(env), demo(env)]);
   const c = await loginAndSet(a.tcpUrl, 'hank', { seat: '12' });
   await dropConnection(c);
@@ -105,9 +105,9 @@ test('case 4: expiry: with a short ttl and no traffic the data is gone; with tra
   const ttl = 1500;
   const d = await demo({
     REDIS_URL: shared.redis.url,
-    MQGATE_REDIS_PREFIX: prefix,
-    MQGATE_SESSION_TTL_MS: String(ttl),
-    MQGATE_HEARTBEAT_MS: '300',
+    MQGATE_TRANSPORT_PREFIX: prefix,
+    MQGATE_STORAGE_TTL: String(ttl),
+    MQGATE_GATE_HEARTBEAT_INTERVAL: '300',
   });
   // Stays: a connected client whose keepalive pings are its only traffic.
   const live = await connect(d.tcpUrl, { keepalive: 1 });
@@ -146,7 +146,7 @@ describe('case 5: Redis stopped while clients are connected', () => {
 
   test('requests keep working, changes reject clearly, and after the restart nothing acknowledged is missing', async () => {
     const prefix = uniquePrefix('reconnect5');
-    const d = await demo({ REDIS_URL: own.url, MQGATE_REDIS_PREFIX: prefix });
+    const d = await demo({ REDIS_URL: own.url, MQGATE_TRANSPORT_PREFIX: prefix });
     const c = await loginAndSet(d.tcpUrl, 'kate', { acked: 'before' });
 
     await own.stop();

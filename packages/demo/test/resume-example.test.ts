@@ -1,7 +1,7 @@
 /**
  * The runnable resume example (examples/resume.mjs) against a real demo process:
  * it logs in, drops its connection, gets whispers while detached, resumes and prints the
- * replayed pushes; its printed output is checked line by line. README's resume section shows
+ * replayed pushes; its printed output is checked line by line. docs/guides/resume.md shows
  * that file verbatim (checked here too), so the snippet cannot rot. Runs the built demo.
  */
 import { spawn } from 'node:child_process';
@@ -34,7 +34,7 @@ function runExample(url: string): Promise<{ code: number | null; out: string }> 
 }
 
 test('examples/resume.mjs resumes against the demo and prints the replayed whispers in order', async () => {
-  demo = await startDemo({ MQGATE_RESUME_WINDOW_MS: '30000' });
+  demo = await startDemo({ MQGATE_GATE_RESUME_WINDOW: '30000' });
   const { code, out } = await runExample(demo.tcpUrl);
   expect({ code, out }).toEqual({ code: 0, out: expect.any(String) });
   const sid = /session ([0-9a-f]{32}),/.exec(out)?.[1];
@@ -53,8 +53,8 @@ test('examples/resume.mjs resumes against the demo and prints the replayed whisp
   ]);
 }, 45_000);
 
-test("README's resume section shows examples/resume.mjs verbatim", () => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+test('docs/guides/resume.md shows examples/resume.mjs verbatim', () => {
+  const guide = readFileSync(join(root, 'docs', 'guides', 'resume.md'), 'utf8');
   const file = readFileSync(EXAMPLE, 'utf8');
-  expect(readme).toContain('```js\n' + file + '```\n');
+  expect(guide).toContain('```js\n' + file + '```\n');
 });

@@ -39,7 +39,7 @@ function cluster(label: string, env: Record<string, string>) {
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const gates: { a?: DemoProcess; b?: DemoProcess } = {};
   beforeAll(async () => {
-    const common = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix, ...env };
+    const common = { REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: prefix, ...env };
     [gates.a, gates.b] = await Promise.all([
       procs.gate({ ...common, MQGATE_SERVER_ID: ids.a }),
       procs.gate({ ...common, MQGATE_SERVER_ID: ids.b }),
@@ -102,8 +102,8 @@ async function expectKicked(r: Racer): Promise<void> {
   expect(r.client.connected).toBe(false);
 }
 
-describe('MQGATE_DUPLICATE_LOGIN=kick-old: two logins of one user racing on two gates', () => {
-  const { race, indexed } = cluster('split-dup-kick', { MQGATE_DUPLICATE_LOGIN: 'kick-old' });
+describe('MQGATE_DUPLICATE_LOGIN_POLICY=kick-old: two logins of one user racing on two gates', () => {
+  const { race, indexed } = cluster('split-dup-kick', { MQGATE_DUPLICATE_LOGIN_POLICY: 'kick-old' });
 
   test(`exactly one stays bound, the other is kicked and closed (${ITERATIONS} races)`, async () => {
     const survivors = { a: 0, b: 0 };
@@ -157,8 +157,8 @@ describe('MQGATE_DUPLICATE_LOGIN=kick-old: two logins of one user racing on two 
   });
 });
 
-describe('MQGATE_DUPLICATE_LOGIN=reject-new: two logins of one user racing on two gates', () => {
-  const { race, indexed } = cluster('split-dup-reject', { MQGATE_DUPLICATE_LOGIN: 'reject-new' });
+describe('MQGATE_DUPLICATE_LOGIN_POLICY=reject-new: two logins of one user racing on two gates', () => {
+  const { race, indexed } = cluster('split-dup-reject', { MQGATE_DUPLICATE_LOGIN_POLICY: 'reject-new' });
 
   test(`exactly one succeeds, the other gets the policy's Error and stays a guest (${ITERATIONS} races)`, async () => {
     for (let i = 0; i < ITERATIONS; i++) {
@@ -200,8 +200,8 @@ describe('MQGATE_DUPLICATE_LOGIN=reject-new: two logins of one user racing on tw
   });
 });
 
-describe('MQGATE_DUPLICATE_LOGIN=allow with MQGATE_MAX_SESSIONS_PER_USER=2: three logins racing on two gates', () => {
-  const { race, indexed } = cluster('split-dup-allow', { MQGATE_DUPLICATE_LOGIN: 'allow', MQGATE_MAX_SESSIONS_PER_USER: '2' });
+describe('MQGATE_DUPLICATE_LOGIN_POLICY=allow with MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER=2: three logins racing on two gates', () => {
+  const { race, indexed } = cluster('split-dup-allow', { MQGATE_DUPLICATE_LOGIN_POLICY: 'allow', MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER: '2' });
 
   test(`exactly two stay bound, the third is kicked (${ITERATIONS} races)`, async () => {
     for (let i = 0; i < ITERATIONS; i++) {

@@ -29,7 +29,7 @@ interface Counts {
 /** Two gate processes (server ids `a`, `b`) and one modules process on a fresh prefix. */
 async function twoGates(label: string, extra: Record<string, string> = {}) {
   const tag = randomBytes(3).toString('hex');
-  const env = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: uniquePrefix(label), ...extra };
+  const env = { REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: uniquePrefix(label), ...extra };
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const [a, b, modules] = await Promise.all([
     procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }),
@@ -138,7 +138,7 @@ describe('users on one gate reached from another gate', () => {
 
 describe('a gate process killed (SIGKILL)', () => {
   test('its users vanish from the index within the registry TTL; its client moves to the other gate and gets its settings back', async () => {
-    const { a, b, modules, ids } = await twoGates('split-gate-kill', { MQGATE_REGISTRY_TTL_MS: '1000' });
+    const { a, b, modules, ids } = await twoGates('split-gate-kill', { MQGATE_TRANSPORT_REGISTRY_TTL: '1000' });
     const u = await login(a.tcpUrl, 'ursula');
     expect(await ok(u, 'user/HD_set', { key: 'seat', value: '12' })).toEqual({ settings: { seat: '12' } });
     expect(await ok(u, 'user/HD_set', { key: 'theme', value: 'dark' })).toEqual({ settings: { seat: '12', theme: 'dark' } });
@@ -171,10 +171,10 @@ describe('a gate process killed (SIGKILL)', () => {
 describe('right after a gate process is killed (SIGKILL), within its registry TTL', () => {
   // A TTL well above the time these tests take after the kill, so the dead gate is still
   // registered while they run: the window every real crash has (20 s by default).
-  const window = { MQGATE_REGISTRY_TTL_MS: '10000', MQGATE_RPC_TIMEOUT_MS: '1500' };
+  const window = { MQGATE_TRANSPORT_REGISTRY_TTL: '10000', MQGATE_TRANSPORT_TIMEOUT: '1500' };
 
   test("kick-old: the killed gate's client logs in on the other gate at once, and the reply agrees with the session", async () => {
-    const { a, b } = await twoGates('split-gate-kill-kick', { ...window, MQGATE_DUPLICATE_LOGIN: 'kick-old' });
+    const { a, b } = await twoGates('split-gate-kill-kick', { ...window, MQGATE_DUPLICATE_LOGIN_POLICY: 'kick-old' });
     const u = await login(a.tcpUrl, 'ursula');
     await ok(u, 'user/HD_set', { key: 'seat', value: '12' });
     const uClosed = closed(u);
@@ -242,7 +242,7 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
 
 describe('a gate process killed and restarted under the same MQGATE_SERVER_ID', () => {
   test('the users of its previous life are not online, and (reject-new) may log in again', async () => {
-    const { a, b, ids, env } = await twoGates('split-gate-restart', { MQGATE_REGISTRY_TTL_MS: '1000', MQGATE_DUPLICATE_LOGIN: 'reject-new' });
+    const { a, b, ids, env } = await twoGates('split-gate-restart', { MQGATE_TRANSPORT_REGISTRY_TTL: '1000', MQGATE_DUPLICATE_LOGIN_POLICY: 'reject-new' });
     const u = await login(a.tcpUrl, 'ursula');
     const observer = await procs.client(b.tcpUrl);
     const uClosed = closed(u);

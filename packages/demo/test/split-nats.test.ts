@@ -1,5 +1,5 @@
 /**
- * The demo split in processes over NATS (MQGATE_TRANSPORT=nats): gate processes and a
+ * The demo split in processes over NATS (MQGATE_TRANSPORT_TYPE=nats): gate processes and a
  * modules process joined by a real nats-server, with the user index and sessions in a real
  * Redis, driven by real MQTT clients. The cross-gate features (whisper, shout, online, kick,
  * duplicate-login policies) and a module process that dies.
@@ -35,7 +35,7 @@ function cluster(label: string, extra: Record<string, string> = {}) {
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const s = {} as { a: DemoProcess; b: DemoProcess; procs: Tracker; ids: typeof ids; env: Record<string, string> };
   beforeAll(async () => {
-    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: subjectSafePrefix(label), ...extra };
+    const env = { MQGATE_TRANSPORT_TYPE: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: subjectSafePrefix(label), ...extra };
     const [a, b] = await Promise.all([
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }),
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.b }),
@@ -58,7 +58,7 @@ async function nextJson(c: MqttClient, topic: string): Promise<unknown> {
   return JSON.parse((await within(nextMessage(c, topic), 5000, `a push on ${topic}`)).toString());
 }
 
-describe('MQGATE_TRANSPORT=nats: users on one gate reached from another', () => {
+describe('MQGATE_TRANSPORT_TYPE=nats: users on one gate reached from another', () => {
   const s = cluster('split-nats');
 
   test('whisper from gate A to gate B and back', async () => {
@@ -99,8 +99,8 @@ describe('MQGATE_TRANSPORT=nats: users on one gate reached from another', () => 
   });
 });
 
-describe('MQGATE_TRANSPORT=nats with MQGATE_DUPLICATE_LOGIN=kick-old', () => {
-  const s = cluster('split-nats-kick', { MQGATE_DUPLICATE_LOGIN: 'kick-old' });
+describe('MQGATE_TRANSPORT_TYPE=nats with MQGATE_DUPLICATE_LOGIN_POLICY=kick-old', () => {
+  const s = cluster('split-nats-kick', { MQGATE_DUPLICATE_LOGIN_POLICY: 'kick-old' });
 
   test('two logins of one user racing on two gates: one is kicked and closed, the other stays bound (5 races)', async () => {
     for (let i = 0; i < 5; i++) {
@@ -124,8 +124,8 @@ describe('MQGATE_TRANSPORT=nats with MQGATE_DUPLICATE_LOGIN=kick-old', () => {
   });
 });
 
-describe('MQGATE_TRANSPORT=nats with MQGATE_DUPLICATE_LOGIN=reject-new', () => {
-  const s = cluster('split-nats-reject', { MQGATE_DUPLICATE_LOGIN: 'reject-new' });
+describe('MQGATE_TRANSPORT_TYPE=nats with MQGATE_DUPLICATE_LOGIN_POLICY=reject-new', () => {
+  const s = cluster('split-nats-reject', { MQGATE_DUPLICATE_LOGIN_POLICY: 'reject-new' });
 
   test('two logins of one user racing on two gates: exactly one succeeds, the other gets the policy Error (5 races)', async () => {
     for (let i = 0; i < 5; i++) {
@@ -141,12 +141,12 @@ describe('MQGATE_TRANSPORT=nats with MQGATE_DUPLICATE_LOGIN=reject-new', () => {
   });
 });
 
-describe('MQGATE_TRANSPORT=nats: the modules process dies', () => {
+describe('MQGATE_TRANSPORT_TYPE=nats: the modules process dies', () => {
   const procs = new Tracker();
   afterAll(() => procs.cleanup());
 
   test('after a SIGKILL requests fail at once with "Service(type:echo) not found"; a new modules process serves again', async () => {
-    const env = { MQGATE_TRANSPORT: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: subjectSafePrefix('split-nats-kill') };
+    const env = { MQGATE_TRANSPORT_TYPE: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: subjectSafePrefix('split-nats-kill') };
     const [gate, modules] = await Promise.all([procs.gate(env), procs.modules(env)]);
     const c = await procs.client(gate.tcpUrl);
     expect(await ok(c, 'echo/HD_echo', { n: 1 })).toEqual({ n: 1 });

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 async function twoGates(label: string, extra: Record<string, string> = {}) {
   const tag = randomBytes(3).toString('hex');
-  const env = { REDIS_URL: redis.url, MQGATE_REDIS_PREFIX: uniquePrefix(label), ...extra };
+  const env = { REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: uniquePrefix(label), ...extra };
   const [a, b] = await Promise.all([
     procs.gate({ ...env, MQGATE_SERVER_ID: `gate-a-${tag}` }),
     procs.gate({ ...env, MQGATE_SERVER_ID: `gate-b-${tag}` }),
@@ -67,7 +67,7 @@ test('a client drops its connection to gate A and resumes on gate B with its set
 });
 
 test('gate A SIGKILLed: gate B resumes from the stored record, settings back, recovered false; the token is then used', async () => {
-  const { a, b } = await twoGates('split-resume-kill', { MQGATE_RPC_TIMEOUT_MS: '2000' });
+  const { a, b } = await twoGates('split-resume-kill', { MQGATE_TRANSPORT_TIMEOUT: '2000' });
   const { c, token } = await loginWithToken(a.tcpUrl, 'tess');
   const gone = closed(c);
   await a.kill();

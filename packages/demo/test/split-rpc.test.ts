@@ -34,11 +34,11 @@ describe('a request crosses gate process → Redis → module process and back',
   let lone: DemoProcess;
 
   beforeAll(async () => {
-    const env = { REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: prefix };
+    const env = { REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: prefix };
     [gate, modules, lone] = await Promise.all([
       procs.gate(env),
       procs.modules(env),
-      procs.gate({ REDIS_URL: shared.redis.url, MQGATE_REDIS_PREFIX: lonePrefix }),
+      procs.gate({ REDIS_URL: shared.redis.url, MQGATE_TRANSPORT_PREFIX: lonePrefix }),
     ]);
   });
   afterAll(() => procs.cleanup());
@@ -101,9 +101,9 @@ describe('module processes die (SIGKILL) and come back', () => {
   afterEach(() => procs.cleanup());
   const envFor = (prefix: string) => ({
     REDIS_URL: shared.redis.url,
-    MQGATE_REDIS_PREFIX: prefix,
-    MQGATE_RPC_TIMEOUT_MS: '1500',
-    MQGATE_REGISTRY_TTL_MS: '1000',
+    MQGATE_TRANSPORT_PREFIX: prefix,
+    MQGATE_TRANSPORT_TIMEOUT: '1500',
+    MQGATE_TRANSPORT_REGISTRY_TTL: '1000',
   });
 
   test('the only module process killed: requests get an Error, the gate lives on; a new module process serves again', async () => {

@@ -5,7 +5,7 @@ import { clipInput } from './input-echo';
  * (fastify's `lib/errors.js` and ioredis's error classes are the models). Every error
  * mqgate throws is an {@link RpcError} carrying one of these codes, so that it survives a
  * trip over a transport that only carries strings (see {@link toWireError} /
- * {@link fromWireError}). The README's "Error codes" table is checked against
+ * {@link fromWireError}). The table of docs/reference/error-codes.md is checked against
  * {@link ERROR_CODES} by a test.
  */
 

@@ -1,6 +1,6 @@
 /**
  * The typed gate contract (GateService): one codec per verb, the client stub and the server
- * adapter, over a real InProcessTransport; and the error-code table against the README and
+ * adapter, over a real InProcessTransport; and the error-code table of docs/reference/error-codes.md against
  * the sources.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -218,9 +218,9 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('error codes', () => {
-  test("README's table lists exactly ERROR_CODES, with their meanings", () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const table = /<!-- error-codes:begin -->([\s\S]*?)<!-- error-codes:end -->/.exec(readme);
+  test("docs/reference/error-codes.md's table lists exactly ERROR_CODES, with their meanings", () => {
+    const page = readFileSync(join(ROOT, 'docs', 'reference', 'error-codes.md'), 'utf8');
+    const table = /<!-- error-codes:begin -->([\s\S]*?)<!-- error-codes:end -->/.exec(page);
     expect(table).not.toBeNull();
     const rows = [...(table as RegExpExecArray)[1].matchAll(/^\| `([A-Z_]+)` \| (.*) \|$/gm)].map((m) => [m[1], m[2]]);
     expect(rows).toEqual(Object.entries(ERROR_CODES));

@@ -11,16 +11,17 @@ import {
   sessionPrefix,
   userKey,
 } from '@mqgate/rpc/redis';
+import { detachedKey } from '@mqgate/rpc/internal';
 
-const README = join(__dirname, '..', '..', '..', 'README.md');
+const PAGE = join(__dirname, '..', '..', '..', 'docs', 'reference', 'redis-keys.md');
 
-/** The rows of README.md's table under `### Redis keys and channels`: key pattern and type. */
-function readmeRows(): Array<{ pattern: string; type: string }> {
-  const text = readFileSync(README, 'utf8');
-  const start = text.indexOf('### Redis keys and channels');
-  if (start < 0) throw new Error('README.md has no "### Redis keys and channels" section');
+/** The rows of docs/reference/redis-keys.md's key table: key pattern and type. */
+function pageRows(): Array<{ pattern: string; type: string }> {
+  const text = readFileSync(PAGE, 'utf8');
+  const start = text.indexOf('| key / channel |');
+  if (start < 0) throw new Error('docs/reference/redis-keys.md has no "| key / channel |" table');
   const section = text.slice(start).split('\n').slice(1);
-  const end = section.findIndex((line) => /^#{1,3} /.test(line));
+  const end = section.findIndex((line) => !line.startsWith('|'));
   const rows: Array<{ pattern: string; type: string }> = [];
   for (const line of end < 0 ? section : section.slice(0, end)) {
     const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
@@ -31,8 +32,12 @@ function readmeRows(): Array<{ pattern: string; type: string }> {
 }
 
 describe('the Redis key schema (keys.ts)', () => {
-  it("README.md's table lists exactly the keys and channels of KEY_SCHEMA, with their types", () => {
-    expect(readmeRows()).toEqual(KEY_SCHEMA.map(({ pattern, type }) => ({ pattern, type })));
+  it("docs/reference/redis-keys.md's table lists exactly the keys and channels of KEY_SCHEMA, with their types, and the detached sessions' key", () => {
+    const rows = KEY_SCHEMA.map(({ pattern, type }) => ({ pattern, type }));
+    // The user index keeps a user's detached sessions (resume) under userKey(detachedKey(userId)), right after the bound ones.
+    const detached = userKey(DEFAULT_KEY_PREFIX, detachedKey('<userId>')).split('\u0000').join('\\0'); // the page writes the NUL bytes as \0
+    rows.splice(rows.findIndex((r) => r.pattern === userKey(DEFAULT_KEY_PREFIX, '<userId>')) + 1, 0, { pattern: detached, type: 'hash' });
+    expect(pageRows()).toEqual(rows);
   });
 
   it('builds every name from the prefix', () => {

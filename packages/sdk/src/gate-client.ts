@@ -334,7 +334,7 @@ export class GateClient extends Emitter {
       reconnectPeriod: 0,
       queueQoSZero: false,
       resubscribe: false,
-      // With a JWT the gate resumes at CONNECT: Clean Session 0 and the same client id (README "Resume at CONNECT").
+      // With a JWT the gate resumes at CONNECT: Clean Session 0 and the same client id (docs/guides/resume.md, "Resume at CONNECT").
       clean: !(this.jwt && resume),
     };
     if (this.jwt) {

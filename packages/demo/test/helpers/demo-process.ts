@@ -42,7 +42,7 @@ export async function startDemo(env: Record<string, string> = {}): Promise<DemoP
       MQGATE_METRICS_PORT: '0',
       MQGATE_HTTP_PORT: '0',
       MQGATE_METRICS_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+      MQGATE_LOG_LEVEL: 'warn',
       ...env,
     },
     /mqtt:\/\/[^:]+:(\d+) .*ws:\/\/[^:]+:(\d+)\/mqtt/,

@@ -26,11 +26,11 @@ export type AnyProcess = DemoProcess | ModulesProcess;
 /**
  * Starts `node packages/demo/dist/main.js` with `MQGATE_ROLE=modules` and waits for its
  * "mqgate demo modules ready: ..." line. `env` must give REDIS_URL (and should give
- * MQGATE_REDIS_PREFIX).
+ * MQGATE_TRANSPORT_PREFIX).
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
 export async function startModules(env: Record<string, string>): Promise<ModulesProcess> {
-  const p = await spawnUntil([DEMO_MAIN], { ...process.env, LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' }, /mqgate demo modules ready: /, {
+  const p = await spawnUntil([DEMO_MAIN], { ...process.env, MQGATE_LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' }, /mqgate demo modules ready: /, {
     name: 'modules process',
     line: 'ready',
   });
@@ -44,15 +44,15 @@ const EXAMPLES = join(__dirname, '..', '..', '..', '..', 'examples');
 /** Demo variables a split test may give a gate, and the `mqgate` config keys (as MQGATE_* variables) they become. */
 const GATE_VARIABLES: Record<string, string[]> = {
   MQGATE_SERVER_ID: ['MQGATE_SERVER_ID'],
-  MQGATE_DUPLICATE_LOGIN: ['MQGATE_DUPLICATE_LOGIN_POLICY'],
-  MQGATE_MAX_SESSIONS_PER_USER: ['MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER'],
-  MQGATE_RPC_TIMEOUT_MS: ['MQGATE_TRANSPORT_TIMEOUT', 'MQGATE_GATE_HANDLER_TIMEOUT'],
-  MQGATE_REGISTRY_TTL_MS: ['MQGATE_TRANSPORT_REGISTRY_TTL'],
-  MQGATE_SESSION_TTL_MS: ['MQGATE_STORAGE_TTL'],
-  MQGATE_HEARTBEAT_MS: ['MQGATE_GATE_HEARTBEAT_INTERVAL'],
-  LOG_LEVEL: ['MQGATE_LOG_LEVEL'],
+  MQGATE_DUPLICATE_LOGIN_POLICY: ['MQGATE_DUPLICATE_LOGIN_POLICY'],
+  MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER: ['MQGATE_DUPLICATE_LOGIN_MAX_SESSIONS_PER_USER'],
+  MQGATE_TRANSPORT_TIMEOUT: ['MQGATE_TRANSPORT_TIMEOUT', 'MQGATE_GATE_HANDLER_TIMEOUT'],
+  MQGATE_TRANSPORT_REGISTRY_TTL: ['MQGATE_TRANSPORT_REGISTRY_TTL'],
+  MQGATE_STORAGE_TTL: ['MQGATE_STORAGE_TTL'],
+  MQGATE_GATE_HEARTBEAT_INTERVAL: ['MQGATE_GATE_HEARTBEAT_INTERVAL'],
+  MQGATE_LOG_LEVEL: ['MQGATE_LOG_LEVEL'],
 };
-const SHARED_VARIABLES = new Set(['MQGATE_TRANSPORT', 'REDIS_URL', 'NATS_URL', 'MQGATE_REDIS_PREFIX']);
+const SHARED_VARIABLES = new Set(['MQGATE_TRANSPORT_TYPE', 'REDIS_URL', 'NATS_URL', 'MQGATE_TRANSPORT_PREFIX']);
 
 /**
  * The environment of `mqgate gate --config examples/gate.yaml` (gate-nats.yaml for NATS)
@@ -62,9 +62,9 @@ const SHARED_VARIABLES = new Set(['MQGATE_TRANSPORT', 'REDIS_URL', 'NATS_URL', '
  * @throws Error for a demo variable with no `mqgate` equivalent here (add it to GATE_VARIABLES).
  */
 export function gateCommandEnv(demo: Record<string, string>): Record<string, string> {
-  const nats = demo.MQGATE_TRANSPORT === 'nats';
+  const nats = demo.MQGATE_TRANSPORT_TYPE === 'nats';
   const out: Record<string, string> = {
-    MQGATE_TRANSPORT_PREFIX: demo.MQGATE_REDIS_PREFIX ?? 'mqgate:',
+    MQGATE_TRANSPORT_PREFIX: demo.MQGATE_TRANSPORT_PREFIX ?? 'mqgate:',
     MQGATE_USER_INDEX_URL: demo.REDIS_URL,
     MQGATE_STORAGE_TYPE: 'redis',
     MQGATE_TCP_PORT: '0',
@@ -96,7 +96,7 @@ export function gateCommandEnv(demo: Record<string, string>): Record<string, str
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
 export async function startGate(env: Record<string, string>): Promise<DemoProcess> {
-  const config = join(EXAMPLES, env.MQGATE_TRANSPORT === 'nats' ? 'gate-nats.yaml' : 'gate.yaml');
+  const config = join(EXAMPLES, env.MQGATE_TRANSPORT_TYPE === 'nats' ? 'gate-nats.yaml' : 'gate.yaml');
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MQGATE_')));
   const p = await spawnUntil([MQGATE_BIN, 'gate', '--config', config], { ...clean, ...gateCommandEnv(env) }, /mqgate gate listening: (.*)\n/, {
     name: 'mqgate gate',

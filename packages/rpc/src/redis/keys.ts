@@ -1,7 +1,7 @@
 /**
  * The Redis key schema of mqgate, as code: every key and channel name the transport, the
  * registry, the user index and the session storage use is built here, and nowhere else.
- * README.md's table "Redis keys and channels" is checked against {@link KEY_SCHEMA} by a test.
+ * docs/reference/redis-keys.md's table is checked against {@link KEY_SCHEMA} by a test.
  *
  * Braces are Cluster hash tags: keys a command (or Lua script) uses together share a slot.
  * Channel names get no ioredis `keyPrefix` (Pub/Sub is not keyed), keys do.
@@ -86,7 +86,7 @@ export function sessionKey(prefixOfSessions: string, userId: string): string {
 export interface KeyDoc {
   /** The name with the default prefix and `<placeholders>`, e.g. `mqgate:user:{<userId>}`. */
   pattern: string;
-  /** Redis type, as README.md's table names it. */
+  /** Redis type, as docs/reference/redis-keys.md's table names it. */
   type: 'list' | 'Pub/Sub channel' | 'sorted set' | 'hash' | 'string';
   /** Who writes it. */
   owner: 'RedisTransport' | 'registry' | 'RedisUserIndex' | 'RedisStorage';
@@ -96,7 +96,7 @@ const P = DEFAULT_KEY_PREFIX;
 const rpcLists = rpcListKeys(P, '<type>', '<serverId>');
 const registry = registryKeys(P);
 
-/** Every key and channel, built by the functions above with the default prefix; README.md's table lists exactly these, in this order. */
+/** Every key and channel, built by the functions above with the default prefix; docs/reference/redis-keys.md's table lists exactly these, in this order (plus the detached sessions' key, userKey(detachedKey(userId)), after userKey). */
 export const KEY_SCHEMA: readonly KeyDoc[] = [
   { pattern: rpcLists.type, type: 'list', owner: 'RedisTransport' },
   { pattern: rpcLists.server, type: 'list', owner: 'RedisTransport' },
