@@ -5,12 +5,13 @@
  * `git stash create`'s commit of the working tree (HEAD when it is clean) plus the untracked files
  * that are not ignored, so uncommitted docs are tested too; no dist/, no node_modules/.
  *
- * The fresh-clone test (item 1): `npm ci --prefer-offline --no-audit --no-fund` in the clone;
- * `npx --no-install mqgate --help` before the build must say to build (the committed
- * bin/mqgate.js is linked; with npm's registry pointed at a closed port, so npx cannot fall through
- * to the public registry); `npm run build`; then `npx --no-install mqgate --help` prints the help.
- * The README's own first block (`npm ci && npm start`, marked background) then runs as written:
- * a second install, which is what a user runs.
+ * Installing and building (item 1): the clone's install is the README's own first block,
+ * `npm ci && npm start` (marked background: it installs, builds, then serves the demo), as a user
+ * runs it; nothing is installed or built before it. Before it, the fresh-clone test checks that
+ * the committed packages/cli/bin/mqgate.js says to build; right after it,
+ * `npx --no-install mqgate --help` must print the command's help with npm's registry pointed at a
+ * closed port: the bin was linked at install time, before the build, and npx cannot fall through
+ * to the public registry.
  *
  * The docs blocks (item 2): every ```sh (bash, shell) block of README.md, then docs/**\/*.md in path
  * order, runs in the clone, with one HTML comment on the line right before its fence choosing how:
@@ -29,10 +30,11 @@
  * without the port too) become throwaway servers on free ports, in the blocks and in the clone's
  * examples/ config files. Commands get this environment without MQGATE_*, REDIS_URL, NATS_URL,
  * npm's script variables and node_modules/.bin on PATH, with npm set to prefer its warm cache.
- * The demo's default ports (3563, 3653, 9563, 3080) are used by no other test, so this file runs
- * beside the others (jest maxWorkers 2).
+ * The default ports the pages use (3563, 3653, 9563, 3080, the second gates' 3564, 3654, 9564,
+ * 3081, mqtts 8883, wss 8084) are used by no other test, so this file runs beside the others
+ * (jest maxWorkers 2); each page's processes are stopped before the next page starts its own.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startNatsServer, startRedisServer, type NatsUnderTest, type RedisUnderTest } from '@mqgate/test-support';
@@ -86,26 +88,30 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
-test(
-  'fresh clone: npm ci links the mqgate bin before any build; after the build npx --no-install mqgate --help prints the help',
-  async () => {
-    clone = join(dir!, 'mqgate');
-    makeClone(ROOT, clone);
-    const servers = { redis: redis!.url, nats: nats!.url };
-    substituteInExamples(clone, servers);
-    const env = cloneEnv();
-    await step('npm ci --prefer-offline --no-audit --no-fund', env);
-    const offline = { ...env, npm_config_registry: 'http://127.0.0.1:9/' }; // discard port: a registry request fails at once
-    const before = await step('npx --no-install mqgate --help', offline, 1);
-    expect(before).toMatch(/dist\/bin\.js is missing: run `npm run build` first/);
-    await step('npm run build', env);
-    const help = await step('npx --no-install mqgate --help', offline);
-    expect(help).toMatch(/^Usage: mqgate /m);
-    expect(help).toMatch(/\bgate\b[^\n]*\n[\s\S]*\bmodules\b/);
-    runner = new DocRunner(clone, servers, env);
-  },
-  3 * STEP_TIMEOUT_MS,
-);
+test('fresh clone: no build outputs, no node_modules; the committed bin says to build first', async () => {
+  clone = join(dir!, 'mqgate');
+  makeClone(ROOT, clone);
+  expect(['node_modules', 'packages/cli/dist', 'packages/gate/dist'].filter((d) => existsSync(join(clone!, d)))).toEqual([]);
+  const servers = { redis: redis!.url, nats: nats!.url };
+  substituteInExamples(clone, servers);
+  const env = cloneEnv();
+  const before = await step('node packages/cli/bin/mqgate.js --help', env, 1);
+  expect(before).toMatch(/packages\/cli\/dist\/bin\.js is missing: run `npm run build` first/);
+  runner = new DocRunner(clone, servers, env);
+});
+
+/**
+ * After the README's first block (`npm ci && npm start`: the install, before any build, then the
+ * build): `npx --no-install mqgate` finds the bin npm linked at install time, with npm's registry
+ * on a closed port so that it could not fall through to the public registry (issue 19 item 1).
+ */
+async function npxAfterInstall(first: DocBlock): Promise<void> {
+  expect(first.commands[0]?.text).toMatch(/^npm ci\b/);
+  const offline = { ...ready().env, npm_config_registry: 'http://127.0.0.1:9/' }; // discard port: a request fails at once
+  const help = await step('npx --no-install mqgate --help', offline);
+  expect(help).toMatch(/^Usage: mqgate /m);
+  expect(help).toMatch(/^\s+gate\b[^]*^\s+modules\b/m);
+}
 
 function title(item: DocItem): string {
   if (item.kind === 'stop') return `${item.file}:${item.line} doc-test: stop`;
@@ -123,9 +129,17 @@ function ready(): DocRunner {
 }
 
 describe.each(PAGES)('$file', ({ file, items }) => {
+  const first = items.find((i): i is DocBlock => i.kind === 'block');
   for (const item of items) {
     if (item.kind === 'stop') test(title(item), () => ready().stopBackground(), 30_000);
     else if (item.mode !== 'skip') test(title(item), () => ready().run(item), timeoutOf(item));
+    if (file === 'README.md' && first && item === first) {
+      test(
+        'README.md: after its first block, npx --no-install mqgate --help prints the help, the registry unreachable',
+        () => npxAfterInstall(first),
+        60_000,
+      );
+    }
   }
   test(`${file}: end of page, its background processes stopped, none had died`, () => ready().stopBackground(), 30_000);
 });
