@@ -11,7 +11,7 @@ import { outputMatches, substituteAddresses, type DocBlock, type DocCommand } fr
 import { GroupProcess, lastLines } from './process-groups';
 
 /** How long a plain block may run, in ms. */
-export const BLOCK_TIMEOUT_MS = 150_000;
+export const BLOCK_TIMEOUT_MS = 240_000; // the development guide's build, typecheck and lint: 90 s on a loaded 2-core machine
 /** How long a background command may take to print its ready line, in ms (`npm ci && npm start` included). */
 export const READY_TIMEOUT_MS = 180_000;
 /** Lines of output shown when a command fails. */
