@@ -31,11 +31,12 @@
  * examples/ config files. Commands get this environment without MQGATE_*, REDIS_URL, NATS_URL,
  * npm's script variables and node_modules/.bin on PATH, with npm set to prefer its warm cache.
  * The default ports the pages use (3563, 3653, 9563, 3080, the second gates' 3564, 3654, 9564,
- * 3081, mqtts 8883, wss 8084) are used by no other test, so this file runs beside the others
+ * 3081, mqtts 8883, wss 8084; checked free first) are used by no other test, so this file runs beside the others
  * (jest maxWorkers 2); each page's processes are stopped before the next page starts its own.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { startNatsServer, startRedisServer, type NatsUnderTest, type RedisUnderTest } from '@mqgate/test-support';
 import { parseDocBlocks, type DocBlock, type DocItem } from './helpers/doc-blocks';
@@ -87,6 +88,28 @@ afterAll(async () => {
   await Promise.all([redis?.stop(), nats?.stop()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
+
+/** The fixed ports the pages' processes listen on (the defaults, and the second gates' own). */
+const DOC_PORTS = [3563, 3653, 9563, 3080, 3564, 3654, 9564, 3081, 8883, 8084];
+
+/** The ports of `ports` that another process holds now (a listen on all interfaces fails). */
+async function taken(ports: number[]): Promise<number[]> {
+  const busy = await Promise.all(
+    ports.map(
+      (port) =>
+        new Promise<boolean>((resolve) => {
+          const server = createServer();
+          server.once('error', () => resolve(true));
+          server.listen(port, () => server.close(() => resolve(false)));
+        }),
+    ),
+  );
+  return ports.filter((_p, i) => busy[i]);
+}
+
+test('the ports the docs use are free (another demo or gate on this machine would answer the blocks)', async () => {
+  expect(await taken(DOC_PORTS)).toEqual([]);
+});
 
 test('fresh clone: no build outputs, no node_modules; the committed bin says to build first', async () => {
   clone = join(dir!, 'mqgate');
