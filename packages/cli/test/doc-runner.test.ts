@@ -3,11 +3,12 @@
  * real bash and node child processes: expected outputs, failures naming file, line and command
  * with the output tail, cwd, address substitution, background ready lines, and no process left.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocBlocks, type DocBlock } from './helpers/doc-blocks';
-import { cloneEnv, DocRunner } from './helpers/doc-runner';
+import { cloneEnv, DocRunner, makeClone, substituteInExamples } from './helpers/doc-runner';
 import { groupMembers, liveGroups } from './helpers/process-groups';
 
 let dir: string;
@@ -105,4 +106,31 @@ test('a background command that died while the page ran fails the stop', async (
   await runner.running()[0].process.exited;
   await expect(runner.stopBackground()).rejects.toThrow(/^page\.md:3: `node -e .*` exited with 3 while the page ran/);
   expect(liveGroups()).toEqual([]);
+});
+
+test('makeClone: the working tree as committed plus its changes and untracked files, nothing ignored; examples pointed at the servers', () => {
+  const repo = join(dir, 'repo');
+  mkdirSync(join(repo, 'examples'), { recursive: true });
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: repo, encoding: 'utf8' });
+  git('init', '-q');
+  writeFileSync(join(repo, '.gitignore'), 'dist/\n');
+  writeFileSync(join(repo, 'README.md'), 'committed\n');
+  writeFileSync(join(repo, 'examples', 'gate.yaml'), 'url: redis://127.0.0.1:6379\nservers: [nats://127.0.0.1:4222]\n');
+  git('add', '.');
+  git('commit', '-qm', 'one');
+  writeFileSync(join(repo, 'README.md'), 'changed, not committed\n');
+  mkdirSync(join(repo, 'docs'));
+  writeFileSync(join(repo, 'docs', 'new.md'), 'untracked\n');
+  mkdirSync(join(repo, 'dist'));
+  writeFileSync(join(repo, 'dist', 'out.js'), 'ignored\n');
+
+  const dest = join(dir, 'clone');
+  const info = makeClone(repo, dest);
+  expect(info.untracked).toEqual(['docs/new.md']);
+  expect(readFileSync(join(dest, 'README.md'), 'utf8')).toBe('changed, not committed\n');
+  expect(readFileSync(join(dest, 'docs', 'new.md'), 'utf8')).toBe('untracked\n');
+  expect(existsSync(join(dest, 'dist'))).toBe(false);
+  expect(git('status', '--porcelain')).toBe(' M README.md\n?? docs/\n'); // the source is left as it was
+  expect(substituteInExamples(dest, { redis: 'redis://127.0.0.1:40001', nats: 'nats://127.0.0.1:40002' })).toEqual(['examples/gate.yaml']);
+  expect(readFileSync(join(dest, 'examples', 'gate.yaml'), 'utf8')).toBe('url: redis://127.0.0.1:40001\nservers: [nats://127.0.0.1:40002]\n');
 });

@@ -9,6 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** How long a group gets between SIGTERM and SIGKILL, in ms. */
 export const STOP_GRACE_MS = 10_000;
+/** How long {@link GroupProcess.stop} waits for the output pipes to close once the group is gone, in ms. */
+export const CLOSE_WAIT_MS = 5_000;
 /** How much of a process group's output is kept for messages, in characters (the tail). */
 export const OUTPUT_KEPT_CHARS = 64_000;
 
@@ -80,8 +82,8 @@ export class GroupProcess {
   readonly pgid: number;
   /** Resolves with the exit code (or the signal's name) of the shell when it exits. */
   readonly exited: Promise<number | string>;
-  /** True once {@link stop} was called (an exit after it is expected). */
-  stopping = false;
+  /** Resolves once the shell's stdout and stderr are closed: every byte it (and its group) printed has been read. */
+  readonly closed: Promise<void>;
   private tail = '';
   private stdoutText = '';
   private readonly listeners = new Set<() => void>();
@@ -107,6 +109,10 @@ export class GroupProcess {
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => resolve(`spawn error: ${err.message}`));
       this.child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    });
+    this.closed = new Promise((resolve) => {
+      this.child.once('error', () => resolve());
+      this.child.once('close', () => resolve());
     });
   }
 
@@ -162,11 +168,17 @@ export class GroupProcess {
     });
   }
 
-  /** SIGTERM to the group, SIGKILL after {@link STOP_GRACE_MS}; resolves once no process of the group is left. */
+  /**
+   * SIGTERM to the group, SIGKILL after {@link STOP_GRACE_MS}; resolves once no process of the
+   * group is left and its output is read (or {@link CLOSE_WAIT_MS} later, if a process that left
+   * the group still holds the pipes).
+   */
   async stop(): Promise<void> {
-    this.stopping = true;
     await stopGroup(this.pgid);
     await this.exited;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 }
 
