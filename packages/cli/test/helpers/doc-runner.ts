@@ -195,7 +195,10 @@ export class DocRunner {
     });
   }
 
-  /** Starts each command of a background block as its own process group and waits for its ready line. */
+  /**
+   * Starts each command of a background block as its own process group and waits for its ready line.
+   * @throws Error with the command's output when it exits first or prints no ready line in time (it is stopped then).
+   */
   async startBackground(block: DocBlock): Promise<void> {
     for (const command of block.commands) {
       const proc = new GroupProcess(substituteAddresses(command.text, this.servers), this.cwdOf(block), this.env);
@@ -203,6 +206,8 @@ export class DocRunner {
       try {
         await proc.waitFor(block.ready, READY_TIMEOUT_MS);
       } catch (err) {
+        this.background.pop(); // stopped here: the end of the page does not report it again
+        await proc.stop();
         throw new Error(
           `${where(block, command)}: \`${quoted(command)}\` ${(err as Error).message}\n--- output (last ${TAIL_LINES} lines) ---\n${proc.outputTail(TAIL_LINES)}`,
         );
