@@ -242,7 +242,10 @@ describe('right after a gate process is killed (SIGKILL), within its registry TT
 
 describe('a gate process killed and restarted under the same MQGATE_SERVER_ID', () => {
   test('the users of its previous life are not online, and (reject-new) may log in again', async () => {
-    const { a, b, ids, env } = await twoGates('split-gate-restart', { MQGATE_TRANSPORT_REGISTRY_TTL: '1000', MQGATE_DUPLICATE_LOGIN_POLICY: 'reject-new' });
+    const { a, b, ids, env } = await twoGates('split-gate-restart', {
+      MQGATE_TRANSPORT_REGISTRY_TTL: '1000',
+      MQGATE_DUPLICATE_LOGIN_POLICY: 'reject-new',
+    });
     const u = await login(a.tcpUrl, 'ursula');
     const observer = await procs.client(b.tcpUrl);
     const uClosed = closed(u);

@@ -35,7 +35,13 @@ function cluster(label: string, extra: Record<string, string> = {}) {
   const ids = { a: `gate-a-${tag}`, b: `gate-b-${tag}` };
   const s = {} as { a: DemoProcess; b: DemoProcess; procs: Tracker; ids: typeof ids; env: Record<string, string> };
   beforeAll(async () => {
-    const env = { MQGATE_TRANSPORT_TYPE: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: subjectSafePrefix(label), ...extra };
+    const env = {
+      MQGATE_TRANSPORT_TYPE: 'nats',
+      NATS_URL: nats.url,
+      REDIS_URL: redis.url,
+      MQGATE_TRANSPORT_PREFIX: subjectSafePrefix(label),
+      ...extra,
+    };
     const [a, b] = await Promise.all([
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.a }),
       procs.gate({ ...env, MQGATE_SERVER_ID: ids.b }),
@@ -146,7 +152,12 @@ describe('MQGATE_TRANSPORT_TYPE=nats: the modules process dies', () => {
   afterAll(() => procs.cleanup());
 
   test('after a SIGKILL requests fail at once with "Service(type:echo) not found"; a new modules process serves again', async () => {
-    const env = { MQGATE_TRANSPORT_TYPE: 'nats', NATS_URL: nats.url, REDIS_URL: redis.url, MQGATE_TRANSPORT_PREFIX: subjectSafePrefix('split-nats-kill') };
+    const env = {
+      MQGATE_TRANSPORT_TYPE: 'nats',
+      NATS_URL: nats.url,
+      REDIS_URL: redis.url,
+      MQGATE_TRANSPORT_PREFIX: subjectSafePrefix('split-nats-kill'),
+    };
     const [gate, modules] = await Promise.all([procs.gate(env), procs.modules(env)]);
     const c = await procs.client(gate.tcpUrl);
     expect(await ok(c, 'echo/HD_echo', { n: 1 })).toEqual({ n: 1 });

@@ -19,7 +19,7 @@ beforeAll(async () => {
   redis = await getRedis();
   proxy = await startTcpProxy(redis.url);
   transport = new RedisTransport({ url: proxy.url, prefix: uniquePrefix('readyz'), registryTtl: 2000, logger: silentLogger });
-  gate = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, metricsPort: 0, metricsHost: '127.0.0.1' });
+  gate = new Gate({ tcp: { port: 0, host: '127.0.0.1' }, websocket: false, metricsPort: 0, metricsHost: '127.0.0.1' });
   await gate.start({ transport, logger: silentLogger, userIndex: new MemoryUserIndex() });
 });
 afterAll(async () => {

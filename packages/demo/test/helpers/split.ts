@@ -30,10 +30,15 @@ export type AnyProcess = DemoProcess | ModulesProcess;
  * @throws Error with the process output when it exits or prints nothing within 15 s.
  */
 export async function startModules(env: Record<string, string>): Promise<ModulesProcess> {
-  const p = await spawnUntil([DEMO_MAIN], { ...process.env, MQGATE_LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' }, /mqgate demo modules ready: /, {
-    name: 'modules process',
-    line: 'ready',
-  });
+  const p = await spawnUntil(
+    [DEMO_MAIN],
+    { ...process.env, MQGATE_LOG_LEVEL: 'warn', ...env, MQGATE_ROLE: 'modules' },
+    /mqgate demo modules ready: /,
+    {
+      name: 'modules process',
+      line: 'ready',
+    },
+  );
   return { child: p.child, output: p.output, stop: p.stop, kill: p.kill };
 }
 
