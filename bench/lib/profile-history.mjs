@@ -75,11 +75,23 @@ export function compareProfile(before, after, top = 15) {
   for (const f of after.functions.slice(0, top)) {
     seen.add(keyOf(f));
     const old = b.get(keyOf(f));
-    rows.push({ name: f.name, where: f.location || f.group, before: old?.share ?? null, after: f.share });
+    rows.push({
+      name: f.name,
+      where: f.location || f.group,
+      before: old?.share ?? null,
+      after: f.share,
+      change: /** @type {number | null} */ (null),
+    });
   }
   for (const f of before.functions.slice(0, top)) {
     if (seen.has(keyOf(f))) continue;
-    rows.push({ name: f.name, where: f.location || f.group, before: f.share, after: a.get(keyOf(f))?.share ?? null });
+    rows.push({
+      name: f.name,
+      where: f.location || f.group,
+      before: f.share,
+      after: a.get(keyOf(f))?.share ?? null,
+      change: /** @type {number | null} */ (null),
+    });
   }
   for (const r of rows) r.change = r.before === null || r.after === null ? null : round1(r.after - r.before);
   const bg = new Map(before.groups.map((g) => [g.group, g.share]));

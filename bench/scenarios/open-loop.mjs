@@ -65,7 +65,12 @@ export function openLoop(scale) {
           ? await probeRate(rig, srv, peakCell, scale.rr)
           : (closedLoopCells.find((x) => x.server === kind && isPeakCell(x))?.rate ?? null);
         if (!peak) continue;
-        out.push({ server: kind, peak, ...(await openRun(rig, kind, srv, Math.round(peak * 0.5), scale.open)) });
+        out.push({
+          server: kind,
+          peak,
+          common: /** @type {any} */ (undefined),
+          ...(await openRun(rig, kind, srv, Math.round(peak * 0.5), scale.open)),
+        });
       }
       if (out.length === 0) throw new Error(`no peak measured (${probe ? 'the peak probe measured none' : 'request-reply tcp 64B did not run'})`);
       const lowest = out.reduce((a, b) => (b.rateAsked < a.rateAsked ? b : a));

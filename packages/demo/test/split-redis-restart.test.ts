@@ -51,7 +51,7 @@ async function loginUntilOk(c: Parameters<typeof call>[0], userId: string, ms: n
 
 test('after an empty Redis restart every server writes its registry entry again once reconnected, and a login works (well within the 10 s registryInterval)', async () => {
   const prefix = uniquePrefix('split-restart');
-  const env = { REDIS_URL: own.url, MQGATE_REDIS_PREFIX: prefix };
+  const env = { REDIS_URL: own.url, MQGATE_TRANSPORT_PREFIX: prefix };
   const [gate] = await Promise.all([procs.gate(env), procs.modules(env)]);
   await db.connect();
   const c = await procs.client(gate.tcpUrl);
