@@ -40,7 +40,10 @@ export interface CloneInfo {
  */
 export function makeClone(root: string, dest: string): CloneInfo {
   const top = git(root, ['rev-parse', '--show-toplevel']).trim();
-  const commit = git(top, ['stash', 'create']).trim() || git(top, ['rev-parse', 'HEAD']).trim();
+  // A stash commit needs a committer; a CI clone may have no user configured.
+  const commit =
+    git(top, ['-c', 'user.name=docs-test', '-c', 'user.email=docs-test@localhost', 'stash', 'create']).trim() ||
+    git(top, ['rev-parse', 'HEAD']).trim();
   git(top, ['clone', '--quiet', '--shared', '--no-checkout', top, dest]);
   git(dest, ['checkout', '--quiet', '--detach', commit]);
   const untracked = git(top, ['ls-files', '-z', '--others', '--exclude-standard']).split('\0').filter(Boolean);
