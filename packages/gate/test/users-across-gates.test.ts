@@ -14,6 +14,7 @@ import {
   type DuplicateLoginPolicy,
   type SessionData,
 } from '@mqgate/rpc';
+import { detachedKey } from '@mqgate/rpc/internal';
 import { Gate } from '@mqgate/gate';
 import { mqttConnect, request } from './helpers/harness';
 import { closeOf } from './helpers/waiters';
@@ -22,6 +23,7 @@ interface Pair {
   a: Gate;
   b: Gate;
   transport: InProcessTransport;
+  index: MemoryUserIndex;
   users: UserDirectory;
   urlA: string;
   urlB: string;
@@ -47,6 +49,7 @@ async function twoGates(duplicateLogin: DuplicateLoginPolicy): Promise<Pair> {
     a,
     b,
     transport,
+    index,
     users: new UserDirectory(transport, index),
     urlA: `mqtt://127.0.0.1:${a.addresses().tcp!.port}`,
     urlB: `mqtt://127.0.0.1:${b.addresses().tcp!.port}`,
@@ -221,5 +224,24 @@ describe('UserDirectory across gates', () => {
     await Promise.all((await Promise.all(kicks)).map((k) => k.closed));
     expect(await p.users.isConnect('eve')).toBe(false);
     expect(guest.connected).toBe(true);
+  });
+
+  test('sendToUser pushes once to a session the index lists both bound and detached (the moment of a detach)', async () => {
+    const c = await client(p.urlA);
+    await login(c, 'dora');
+    const [where] = await p.users.locate('dora');
+    await p.index.claim(detachedKey('dora'), where, { policy: 'allow' }, p.users.gates());
+    const got: string[] = [];
+    const last = new Promise<void>((resolve) =>
+      c.on('message', (_t, m) => {
+        got.push(m.toString());
+        if (m.toString() === '{"n":3}') resolve();
+      }),
+    );
+    expect(await p.users.sendToUser('dora', 'mail/new', { n: 2 })).toBe(1);
+    // pushes keep their order on one connection: a second copy of n 2 would come before n 3
+    expect(await p.users.sendToUser('dora', 'mail/new', { n: 3 })).toBe(1);
+    await last;
+    expect(got).toEqual(['{"n":2}', '{"n":3}']);
   });
 });

@@ -135,12 +135,16 @@ export function gateCallTimeout(transport: RpcTransport): number {
   return Math.max(50, Math.min(2_000, Math.floor(transport.defaultTimeout / 4)));
 }
 
+/**
+ * Session ids by gate, each once: while a session goes from bound to detached (or back, at a
+ * resume) the index may list it under both keys for a moment, and it must get one push, not two.
+ */
 function group(locations: UserLocation[]): Map<string, string[]> {
-  const m = new Map<string, string[]>();
+  const m = new Map<string, Set<string>>();
   for (const l of locations) {
-    const list = m.get(l.serverId) ?? [];
-    list.push(l.sessionId);
-    m.set(l.serverId, list);
+    const set = m.get(l.serverId) ?? new Set<string>();
+    set.add(l.sessionId);
+    m.set(l.serverId, set);
   }
-  return m;
+  return new Map([...m].map(([serverId, ids]) => [serverId, [...ids]]));
 }
