@@ -59,7 +59,14 @@ test('100 upgrade requests arriving at once: at most 2 × UPGRADES_PER_TURN upgr
   expect(most).toBeGreaterThan(0);
   expect(most).toBeLessThanOrEqual(2 * UPGRADES_PER_TURN);
   // Each upgraded socket speaks MQTT: a CONNECT in a binary frame (masked, as from a client) gets a CONNACK.
-  const connect0 = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'upgrade-turns-0', keepalive: 60 });
+  const connect0 = mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: 'upgrade-turns-0',
+    keepalive: 60,
+  });
   const mask = Buffer.from([1, 2, 3, 4]);
   const frame = Buffer.concat([Buffer.from([0x82, 0x80 | connect0.length]), mask, Buffer.from(connect0.map((b, i) => b ^ mask[i % 4]))]);
   const before = replies[0]().length;
