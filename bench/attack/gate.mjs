@@ -3,8 +3,8 @@
 // `echo` module (HD_echo answers its payload), on loopback ports chosen by the OS. It answers
 // the parent over IPC: `{cmd:'stats'}` → gate.stats(), process.memoryUsage(), the event-loop
 // stalls it saw (its own 10 ms drift watch: count over 100 ms, those of them with this process on
-// CPU for over half the stall, the most CPU ms in one, the longest, each with its CPU ms; and the gate's own
-// `event-loop-stall` warn lines); `{cmd:'broadcast', qos, bytes}` → a broadcast;
+// CPU for over half the stall, the most CPU ms in one, the longest, each with its CPU ms; those
+// over 50 ms as monotonic-clock windows; and the gate's own `event-loop-stall` warn lines); `{cmd:'broadcast', qos, bytes}` → a broadcast;
 // `{cmd:'sendEach', qos, bytes}` → gate.send to every connected session; `{cmd:'gc'}`
 // runs a full GC when node was started with --expose-gc; `{cmd:'stop'}` stops and exits.
 import { createRequire } from 'node:module';
@@ -15,7 +15,7 @@ const { Gate } = require('../../packages/gate/dist/index.js');
 const { InProcessTransport, MemoryUserIndex, gateClient } = require('../../packages/rpc/dist/index.js');
 
 const overrides = JSON.parse(process.env.ATTACK_GATE || '{}');
-const stalls = { over100: 0, over100Busy: 0, busiest: 0, longest: 0, warned: 0, warnedLongest: 0, at: [] };
+const stalls = { over100: 0, over100Busy: 0, busiest: 0, longest: 0, warned: 0, warnedLongest: 0, at: [], windows: [] };
 let since = performance.now();
 const noop = () => undefined;
 const logger = {
@@ -37,15 +37,21 @@ const logger = {
 
 // A stall's CPU: what this process used meanwhile (all its threads, so GC helpers too). A stall
 // on a shared machine is often the OS running something else: little CPU of ours in it.
+// Each stall over 50 ms is kept as a window of the monotonic clock in µs (the clock of a
+// .cpuprofile's sample times), so that stall-profile.mjs can say what ran in it.
 let last = performance.now();
 let lastCpu = cpuMs();
+let lastUs = monotonicUs();
 setInterval(() => {
   const now = performance.now();
   const cpu = cpuMs();
+  const us = monotonicUs();
   const late = now - last - 10;
   const used = cpu - lastCpu;
+  if (late > 50 && stalls.windows.length < 100) stalls.windows.push({ fromUs: lastUs, toUs: us, at: (now - since) / 1000, late, cpu: used });
   last = now;
   lastCpu = cpu;
+  lastUs = us;
   if (late > 100) {
     stalls.over100++;
     if (used > late / 2) stalls.over100Busy++;
@@ -54,6 +60,10 @@ setInterval(() => {
   }
   stalls.longest = Math.max(stalls.longest, late);
 }, 10).unref();
+
+function monotonicUs() {
+  return Number(process.hrtime.bigint() / 1000n);
+}
 
 function cpuMs() {
   const u = process.cpuUsage();
@@ -97,6 +107,7 @@ process.on('message', async (m) => {
     stalls.busiest = 0;
     stalls.longest = 0;
     stalls.at = [];
+    stalls.windows = [];
     since = performance.now();
     process.send({ reset: true });
   } else if (m.cmd === 'stop') {

@@ -8,12 +8,15 @@
 //   node bench/attack/ws-pipeline.mjs [clients=200] [seconds=20] [--cpu-prof]
 //
 // With --cpu-prof the gate process writes a .cpuprofile into bench/attack/profiles/ and the
-// top self-time functions are printed (bench/lib/profile.mjs). Build first: npx tsc -b.
+// top self-time functions are printed (bench/lib/profile.mjs), then what ran in the stalls over
+// 50 ms with the most gate CPU (stall-profile.mjs; STALLS=n of them, 3 unless set; all their
+// windows are written beside the profile, .stalls.json). Build first: npx tsc -b.
 import { fork } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { mb, percentile, probe, probeFor, startGate } from './lib.mjs';
 import { analyzeProfile } from '../lib/profile.mjs';
+import { stallProfiles } from './stall-profile.mjs';
 
 const args = process.argv.slice(2);
 const prof = args.includes('--cpu-prof');
@@ -46,5 +49,12 @@ if (prof) {
   const file = readdirSync(profDir).find((x) => !before.has(x) && x.endsWith('.cpuprofile'));
   const r = analyzeProfile(JSON.parse(readFileSync(profDir + file, 'utf8')), fileURLToPath(new URL('../../', import.meta.url)));
   console.log(`profile ${profDir}${file}`);
+  writeFileSync(`${profDir}${file}.stalls.json`, JSON.stringify(s.stalls.windows));
   console.log(JSON.stringify(r, null, 1).slice(0, 4000));
+  // The stalls with the most gate CPU in them, and what ran then.
+  const busiest = [...s.stalls.windows].sort((a, b) => b.cpu - a.cpu).slice(0, Number(process.env.STALLS ?? 3));
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  for (const w of stallProfiles(JSON.parse(readFileSync(profDir + file, 'utf8')), busiest, root)) {
+    console.log(`\nstall at ${w.stall}\n self:\n  ${w.self.join('\n  ')}\n inclusive:\n  ${w.inclusive.join('\n  ')}`);
+  }
 }

@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenOptions } from '../options';
 import { EndBound } from './end-bound';
 import { resolveRemoteAddress } from './remote-address';
+import { upgradeTurns, type PendingUpgrade } from './upgrade-turns';
 import { corkForTick, whenSocketDrained, type FlushListener, type TickCorked } from './tick-cork';
 import { verifiedCertificate } from './tls';
 import { messageTooLargeReason, onMessageTooLarge } from './websocket-bound';
@@ -163,6 +164,20 @@ function onWsClose(this: WebSocket): void {
   ws[SINK].closed(ws[FAILURE]);
 }
 
+/** An HTTP upgrade request waiting for its turn (upgrade-turns.ts); completing it is ws's handshake. */
+class Upgrade implements PendingUpgrade {
+  constructor(
+    private readonly wss: WebSocketServer,
+    private readonly req: IncomingMessage,
+    private readonly socket: Duplex,
+    private readonly head: Buffer,
+  ) {}
+  complete(): void {
+    const { wss, req } = this;
+    wss.handleUpgrade(req, this.socket, this.head, (ws) => wss.emit('connection', ws, req));
+  }
+}
+
 /** An ended WebSocket is terminated when its close handshake has not finished 2 s later (2.00-2.25 s, see EndBound). */
 const endBound = new EndBound<WebSocket>(2000, terminateWs);
 
@@ -170,7 +185,8 @@ const endBound = new EndBound<WebSocket>(2000, terminateWs);
  * Listens for MQTT over WebSocket (MQTT 3.1.1 §6) on any path (`/mqtt` by convention):
  * binary frames, packets may span or share frames, one frame per outgoing packet, the
  * `mqtt` / `mqttv3.1` subprotocol echoed. A text frame closes the connection (MQTT-6.0.0-1).
- * Plain HTTP requests get 426 Upgrade Required.
+ * Plain HTTP requests get 426 Upgrade Required. At most UPGRADES_PER_TURN upgrades are completed
+ * per event-loop turn (upgrade-turns.ts); the rest wait in order.
  */
 export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wire) => WireSink): Promise<Server> {
   const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
@@ -199,7 +215,7 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
     });
   }
   const wss = new WebSocketServer({
-    server: http,
+    noServer: true,
     maxPayload: opts.maxPayload,
     perMessageDeflate: false,
     clientTracking: false,
@@ -208,6 +224,8 @@ export function listenWebSocket(opts: WebSocketListenOptions, accept: (wire: Wir
       return false;
     },
   });
+  // Upgrades are completed a bounded number per event-loop turn (upgrade-turns.ts).
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgradeTurns.admit(new Upgrade(wss, req, socket, head)));
   const tooLargeReason = messageTooLargeReason(opts.maxPayload);
   wss.on('connection', (client, req) => {
     const ws = client as SinkedWebSocket;
