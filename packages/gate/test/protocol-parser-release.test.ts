@@ -50,6 +50,25 @@ test('3.1.1: released when idle; a PINGREQ split over two writes and a QoS 2 flo
   c.destroy();
 });
 
+test('kept while a packet is under way: a PINGREQ whose second byte comes after several sweeps is answered', async () => {
+  const a = await RawClient.open(h.tcpPort);
+  await a.connect({ clientId: 'release-mid-a' });
+  const b = await RawClient.open(h.tcpPort);
+  await b.connect({ clientId: 'release-mid-b' });
+  await released('release-mid-a');
+  a.sendBytes(Buffer.from([0xc0])); // mqtt-packet takes the fixed header byte and holds 0 bytes
+  // b's parser, made at the same time, released twice over: the sweeps that would have released a's have run
+  for (let i = 0; i < 2; i++) {
+    b.sendBytes(Buffer.from([0xc0, 0x00]));
+    await within(b.next('pingresp'), 2000, 'PINGRESP to b');
+    await released('release-mid-b');
+  }
+  a.sendBytes(Buffer.from([0x00]));
+  await within(a.next('pingresp'), 2000, 'PINGRESP to a');
+  a.destroy();
+  b.destroy();
+});
+
 test('MQTT 5: the parser made again parses at level 5 (a QoS 2 request with a User Property reaches the handler intact)', async () => {
   const c = await mqttConnect(h.tcpUrl, { protocolVersion: 5, clientId: 'release-v5' });
   await released('release-v5');

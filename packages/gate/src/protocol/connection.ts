@@ -786,7 +786,8 @@ export class MqttConnection<S = unknown> implements WireSink, TurnWaiter {
    */
   checkTimers(now: number): void {
     if (this.state === State.Connected && this.parser !== undefined) {
-      if (this.parserUsed || this.parserHolds !== 0) this.parserUsed = false;
+      // Not mid-packet: mqtt-packet keeps a packet's fixed header and length in its state, not in the bytes it holds.
+      if (this.parserUsed || this.parserHolds !== 0 || !this.guard.atBoundary) this.parserUsed = false;
       else this.parser = undefined; // idle: made again, with the same settings, by the next packet that needs it
     }
     if (this.state === State.New || this.state === State.Connecting) {

@@ -177,6 +177,7 @@ export class Caller {
   closeAll(): void {
     for (const [id] of [...this.pending]) this.settle(id, new TransportClosedError());
     this.waiters.clear();
+    this.batches.clear(); // settled above: nothing of them is pushed after close
   }
 
   private newId(): number {
@@ -245,6 +246,12 @@ export class Caller {
 
   private pushBatch(batch: Batch): void {
     if (this.batches.get(batch.key) === batch) this.batches.delete(batch.key);
+    // A call settled while queued (its deadline passed in the same turn) is not pushed: no one waits for its reply.
+    if (batch.ids.some((id) => !this.pending.has(id))) {
+      const keep = batch.ids.map((id) => this.pending.has(id));
+      batch = { ...batch, ids: batch.ids.filter((_, i) => keep[i]), requests: batch.requests.filter((_, i) => keep[i]) };
+      if (batch.ids.length === 0) return;
+    }
     this.push.mqgateRpcPushMany(batch.key, batch.ttl, ...batch.requests).then(
       () => {
         for (const id of batch.ids) if (this.pending.get(id)?.nr) this.settle(id, undefined);
