@@ -4,7 +4,7 @@
  * with the output tail, cwd, address substitution, background ready lines, and no process left.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocBlocks, type DocBlock } from './helpers/doc-blocks';
@@ -133,4 +133,19 @@ test('makeClone: the working tree as committed plus its changes and untracked fi
   expect(git('status', '--porcelain')).toBe(' M README.md\n?? docs/\n'); // the source is left as it was
   expect(substituteInExamples(dest, { redis: 'redis://127.0.0.1:40001', nats: 'nats://127.0.0.1:40002' })).toEqual(['examples/gate.yaml']);
   expect(readFileSync(join(dest, 'examples', 'gate.yaml'), 'utf8')).toBe('url: redis://127.0.0.1:40001\nservers: [nats://127.0.0.1:40002]\n');
+});
+
+test('makeClone: a tracked file touched but not changed (stat differs, bytes do not) clones HEAD', () => {
+  const repo = join(dir, 'repo-touched');
+  mkdirSync(repo);
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: repo, encoding: 'utf8' });
+  git('init', '-q');
+  writeFileSync(join(repo, 'README.md'), 'committed\n');
+  git('add', '.');
+  git('commit', '-qm', 'one');
+  utimesSync(join(repo, 'README.md'), new Date('2030-01-01'), new Date('2030-01-01')); // `git stash create` alone exits 1 here, silently
+  const head = git('rev-parse', 'HEAD').trim();
+  const info = makeClone(repo, join(dir, 'clone-touched'));
+  expect(info.commit).toBe(head);
+  expect(readFileSync(join(dir, 'clone-touched', 'README.md'), 'utf8')).toBe('committed\n');
 });

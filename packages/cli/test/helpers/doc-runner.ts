@@ -4,7 +4,7 @@
  * outputs) and background blocks (process groups awaited on their ready line, stopped at the
  * end of the page or at `doc-test: stop`). The convention is in docs-shell.test.ts's header.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, relative, resolve, sep } from 'node:path';
 import { outputMatches, substituteAddresses, type DocBlock, type DocCommand } from './doc-blocks';
@@ -20,7 +20,28 @@ export const TAIL_LINES = 40;
 export const NESTED_VARIABLE = 'DOCS_TEST_CLONE';
 
 function git(cwd: string, args: string[]): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')} in ${cwd}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * The commit of the working tree's tracked changes, or HEAD when there are none. The index is
+ * refreshed first: a file whose stat changed but not its content (touched, or rewritten with the
+ * same bytes) makes `git stash create` find changes, then none, and exit 1 with no output.
+ */
+function workingTreeCommit(top: string): string {
+  spawnSync('git', ['update-index', '-q', '--refresh'], { cwd: top, stdio: 'ignore' }); // exits 1 when files did change: fine
+  // A stash commit needs a committer; a CI clone may have no user configured.
+  const r = spawnSync('git', ['-c', 'user.name=docs-test', '-c', 'user.email=docs-test@localhost', 'stash', 'create'], {
+    cwd: top,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stash = r.stdout.trim();
+  if (r.status === 0 && stash) return stash;
+  if ((r.status === 0 || r.status === 1) && !stash && !r.stderr.trim()) return git(top, ['rev-parse', 'HEAD']).trim(); // no changes
+  throw new Error(`git stash create in ${top}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr}`);
 }
 
 /** What {@link makeClone} cloned. */
@@ -40,10 +61,7 @@ export interface CloneInfo {
  */
 export function makeClone(root: string, dest: string): CloneInfo {
   const top = git(root, ['rev-parse', '--show-toplevel']).trim();
-  // A stash commit needs a committer; a CI clone may have no user configured.
-  const commit =
-    git(top, ['-c', 'user.name=docs-test', '-c', 'user.email=docs-test@localhost', 'stash', 'create']).trim() ||
-    git(top, ['rev-parse', 'HEAD']).trim();
+  const commit = workingTreeCommit(top);
   git(top, ['clone', '--quiet', '--shared', '--no-checkout', top, dest]);
   git(dest, ['checkout', '--quiet', '--detach', commit]);
   const untracked = git(top, ['ls-files', '-z', '--others', '--exclude-standard']).split('\0').filter(Boolean);
