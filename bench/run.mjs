@@ -56,7 +56,7 @@ const SCALE = SCALES[mode];
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = resolve(args.out ?? join(root, 'bench-results'));
 mkdirSync(outDir, { recursive: true });
-const mdPath = args.md ? resolve(args.md) : mode === 'default' ? join(root, 'BENCHMARKS.md') : join(outDir, `${stamp}.md`);
+const mdPath = args.md ? resolve(args.md) : mode === 'default' && !args.only ? join(root, 'BENCHMARKS.md') : join(outDir, `${stamp}.md`);
 
 const results = {
   mode,
