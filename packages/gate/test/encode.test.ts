@@ -2,7 +2,7 @@ import * as mqtt from 'mqtt-packet';
 import {
   encodeAck,
   encodeAckV5,
-  encodeConnackAccepted,
+  encodeConnackV4,
   encodePublishQos0,
   encodePublishV5,
   PINGRESP,
@@ -94,11 +94,11 @@ describe('hand-written MQTT 5 encoders write what mqtt-packet writes at protocol
 
 test('the 3.1.1 CONNACK accepting a CONNECT, Session Present 0 and 1: what mqtt-packet writes, a new buffer each time', () => {
   for (const sessionPresent of [false, true]) {
-    expect(encodeConnackAccepted(sessionPresent).toString('hex')).toBe(
+    expect(encodeConnackV4(0, sessionPresent).toString('hex')).toBe(
       mqtt.generate({ cmd: 'connack', returnCode: 0, sessionPresent }, { protocolVersion: 4 }).toString('hex'),
     );
   }
-  expect(encodeConnackAccepted(false)).not.toBe(encodeConnackAccepted(false));
+  expect(encodeConnackV4(0, false)).not.toBe(encodeConnackV4(0, false));
 });
 
 test('the reply envelope is the JSON of {Trace, Error, Result}', () => {

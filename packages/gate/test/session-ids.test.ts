@@ -12,3 +12,8 @@ test('randomHex gives 2 hex characters per byte, never the same id twice across 
   for (let i = 0; i < 600; i++) expect(randomHex(7)).toMatch(/^[0-9a-f]{14}$/);
   expect(randomHex(4096)).toMatch(/^[0-9a-f]{8192}$/);
 });
+
+test('randomHex refuses a size the pool cannot hand out fresh: 0, over 4096, not an integer', () => {
+  for (const bad of [0, -1, 4097, 1.5, Number.NaN]) expect(() => randomHex(bad)).toThrow(RangeError);
+  expect(randomHex(4096)).toMatch(/^[0-9a-f]{8192}$/);
+});

@@ -270,18 +270,24 @@ export class InProcessTransport implements RpcTransport {
           // that fake timers in tests leave it alone.
           void Promise.resolve().then(() => {
             // The dispatch turn may come late (a blocked event loop): do not start late work.
-            if (Date.now() > deadline) return this.finish(entry, settle, new DeadlineError(fn, timeout));
-            let out: ReturnType<RpcHandler>;
+            let ended = false; // a thenable may call back and then throw, or call back twice: one slot, freed once
+            const end = (err: RpcError | undefined, result?: RpcValue | void): void => {
+              if (ended) return;
+              ended = true;
+              this.finish(entry, settle, err, result);
+            };
+            if (Date.now() > deadline) return end(new DeadlineError(fn, timeout));
             try {
-              out = entry.handler(fn, args, { fn, deadline });
+              const out = entry.handler(fn, args, { fn, deadline });
+              if (!isThenable(out)) return end(undefined, out);
+              // A thenable's own `then` may throw: caught below, so its slot is freed.
+              out.then(
+                (result) => end(undefined, result),
+                (err: unknown) => end(asRpcError(err)),
+              );
             } catch (err) {
-              return this.finish(entry, settle, asRpcError(err));
+              end(asRpcError(err));
             }
-            if (!isThenable(out)) return this.finish(entry, settle, undefined, out);
-            out.then(
-              (result) => this.finish(entry, settle, undefined, result),
-              (err: unknown) => this.finish(entry, settle, asRpcError(err)),
-            );
           });
         },
       );

@@ -183,3 +183,45 @@ describe('InProcessTransport', () => {
     expect(t.servers()).toEqual([]);
   });
 });
+
+test('a handler returning a thenable whose then throws fails that call and frees its slot (maxConcurrent 1: the next call runs)', async () => {
+  const one = new InProcessTransport({ maxConcurrent: 1 });
+  try {
+    let calls = 0;
+    let active = 0;
+    let most = 0;
+    await one.serve({ serverId: 's@1', moduleType: 's' }, ((fn: string) => {
+      calls++;
+      if (fn === 'bad')
+        return {
+          then: () => {
+            throw new Error('then exploded');
+          },
+        } as unknown as Promise<RpcValue>;
+      if (fn === 'twice')
+        return {
+          then: (ok: (v: RpcValue) => void) => {
+            ok('first');
+            ok('second');
+            throw new Error('and then threw');
+          },
+        } as unknown as Promise<RpcValue>;
+      active++;
+      most = Math.max(most, active);
+      return new Promise<RpcValue>((r) =>
+        setImmediate(() => {
+          active--;
+          r('fine');
+        }),
+      );
+    }) as RpcHandler);
+    await expect(one.call({ moduleType: 's' }, 'bad', [], { timeout: 2000 })).rejects.toThrow('then exploded');
+    await expect(one.call({ moduleType: 's' }, 'twice', [], { timeout: 2000 })).resolves.toBe('first');
+    // Freed once each: with a lost slot this waits for its deadline; with a slot freed twice two would run at once.
+    await expect(Promise.all([one.call({ moduleType: 's' }, 'ok', []), one.call({ moduleType: 's' }, 'ok', [])])).resolves.toEqual(['fine', 'fine']);
+    expect(calls).toBe(4);
+    expect(most).toBe(1);
+  } finally {
+    await one.close();
+  }
+});

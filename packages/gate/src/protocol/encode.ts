@@ -198,11 +198,13 @@ export function encodeAckV5(typeByte: 0x40 | 0x50 | 0x70, messageId: number, rea
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 /**
- * The 3.1 / 3.1.1 CONNACK accepting a CONNECT (return code 0, MQTT 3.1.1 §3.2), with Session
- * Present 0 or 1: what mqtt-packet generates. A new Buffer each time (a wire may keep it queued).
+ * A 3.1 / 3.1.1 CONNACK (MQTT 3.1.1 §3.2): type 0x20, Remaining Length 2, the Session Present
+ * flag (MQTT-3.2.2-1..3), the return code (0 accepts); byte for byte what mqtt-packet generates,
+ * without its generic encoder (whose first use also fills a 65,536-Buffer table of 6 MB). A new
+ * Buffer each time (a wire may keep it queued).
  */
-export function encodeConnackAccepted(sessionPresent: boolean): Buffer {
-  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, 0x00]);
+export function encodeConnackV4(returnCode: number, sessionPresent: boolean): Buffer {
+  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, returnCode]);
 }
 
 /**

@@ -11,8 +11,11 @@ let used = POOL_BYTES;
  * CONNECT costs no `randomBytes` call of its own (two per session, sessionId and traceId,
  * were 6 % of the gate's CPU per CONNACK).
  * @param bytes 1..{@link POOL_BYTES}
+ * @throws RangeError when `bytes` is not an integer in 1..{@link POOL_BYTES} (the pool could not hand it out fresh).
  */
 export function randomHex(bytes: number): string {
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > POOL_BYTES)
+    throw new RangeError(`randomHex: bytes must be an integer in 1..${POOL_BYTES}, got ${bytes}`);
   if (used + bytes > POOL_BYTES) {
     randomFillSync(pool);
     used = 0;

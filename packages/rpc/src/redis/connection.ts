@@ -45,7 +45,7 @@ export interface ConnectionVariant {
    * Auto-pipelining (ioredis `enableAutoPipelining`): many small commands of many callers
    * share one round trip. For a shared command connection (RedisUserIndex: {@link PIPELINED});
    * off for a subscriber, a blocking connection and RedisTransport's command connection
-   * (which batches the writes of a tick itself, {@link corkTick}).
+   * (which batches the writes of a turn itself, {@link corkedWrite}).
    * Default false.
    */
   autoPipelining?: boolean;
@@ -86,8 +86,6 @@ interface Corkable {
   uncork(): void;
 }
 
-const corked = new WeakSet<object>();
-
 /** The socket of a standalone, not auto-pipelined `client`, if it has one yet. */
 function corkable(client: RedisClient): Corkable | undefined {
   if (isCluster(client) || client.options.enableAutoPipelining) return undefined;
@@ -96,28 +94,11 @@ function corkable(client: RedisClient): Corkable | undefined {
 }
 
 /**
- * Corks the socket of a standalone, not auto-pipelined `client` until the end of this
- * event-loop turn (Node `socket.cork()`, uncorked in `setImmediate`, after every I/O callback
- * of the turn has run), so the commands sent in one turn leave in one write, without ioredis
- * auto-pipelining's Pipeline object per batch. Not `process.nextTick`: Node runs the tick
- * queue after each I/O callback, so a busy gate or module would still write once per socket
- * read. No-op for a Cluster, an auto-pipelined client or one without a socket yet.
- */
-export function corkTick(client: RedisClient): void {
-  const stream = corkable(client);
-  if (!stream || corked.has(stream)) return;
-  corked.add(stream);
-  stream.cork();
-  setImmediate(() => {
-    corked.delete(stream);
-    stream.uncork();
-  });
-}
-
-/**
- * Runs `write` with the socket of `client` corked (as {@link corkTick}: standalone, not
- * auto-pipelined clients only), so the commands it sends leave in one write when it returns
- * (or with the rest of the turn, inside a {@link corkTick}).
+ * Runs `write` with the socket of a standalone, not auto-pipelined `client` corked (Node
+ * `socket.cork()`), so the commands it sends leave in one socket write when it returns, without
+ * auto-pipelining's Pipeline object per batch. The callers gather a turn's commands first
+ * (caller.ts, consumer.ts: flushed in `setImmediate`). No-op cork for a Cluster, an
+ * auto-pipelined client or one without a socket yet.
  */
 export function corkedWrite(client: RedisClient, write: () => void): void {
   const stream = corkable(client);

@@ -12,7 +12,7 @@ export interface RedisTransportOptions {
   /**
    * Redis to connect to, e.g. `redis://:password@host:6379/0` (`rediss://` for TLS). The
    * transport creates its connections with the one connection policy (connection.ts: a
-   * command connection whose writes of one tick are sent together (connection.ts `corkTick`), a subscriber, one blocking connection per served
+   * command connection whose writes of one turn are sent together (connection.ts `corkedWrite`), a subscriber, one blocking connection per served
    * server) and quits them on {@link RedisTransport.close}.
    * Default `redis://127.0.0.1:6379`.
    */

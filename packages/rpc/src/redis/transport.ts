@@ -55,8 +55,8 @@ export type RedisTransportEvents = TransportEvents;
  * published to the caller's reply channel `<prefix>rpc:reply:<transportId>`, read by the
  * transport's one subscriber connection. The requests of one event-loop turn for one list
  * are pushed in one command (still one list element each), and the commands of a turn on
- * the command connection (pushes, replies) leave in one socket write (connection.ts
- * `corkTick`, uncorked in `setImmediate`), without auto-pipelining's Pipeline per batch.
+ * the command connection (pushes, replies) are gathered and flushed in `setImmediate`, in one
+ * socket write (connection.ts `corkedWrite`), without auto-pipelining's Pipeline per batch.
  *
  * **Deadlines** are absolute epoch ms (hosts' clocks must agree, e.g. NTP). The caller
  * rejects with DeadlineError at the deadline; a server drops unrun (and counts in

@@ -3,7 +3,7 @@ import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { ConnectVerdict, MqttConnection } from '../connection';
 import { Mqtt5State, ReasonCode, userPropertiesProblem, type ConnectProperties } from '../mqtt5';
 import { State } from '../state';
-import { encodeConnackAccepted } from '../encode';
+import { encodeConnackV4 } from '../encode';
 import { propertyRulesProblem } from '../v5-property-rules';
 
 /** Prefix of the Response Information the gate gives an MQTT 5 client that asks (MQTT 5.0 §3.2.2.3.15): `reply/<clientId>`. */
@@ -124,15 +124,6 @@ function toReturnCode(reasonCode: number): number {
   }
 }
 
-/**
- * A 3.1 / 3.1.1 CONNACK (MQTT 3.1.1 §3.2): type 0x20, Remaining Length 2, the Session Present
- * flag (MQTT-3.2.2-1..3), the return code; byte for byte what mqtt-packet generates, without
- * its generic encoder (whose first use also fills a 65,536-Buffer table of 6 MB).
- */
-export function connackV4(returnCode: number, sessionPresent: boolean): Buffer {
-  return Buffer.from([0x20, 0x02, sessionPresent ? 1 : 0, returnCode]);
-}
-
 function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: ConnackExtras): void {
   if (conn.state !== State.Connecting) return; // closed while authenticating
   const code = typeof verdict === 'number' ? verdict : verdict.reasonCode;
@@ -145,7 +136,7 @@ function conclude(conn: MqttConnection, verdict: ConnectVerdict, extras: Connack
   // Session Present 1 only for a resumed session (MQTT-3.2.2-2; the gate never resumes at Clean Session 1, MQTT-3.2.2-1).
   const present = typeof verdict === 'object' && verdict.sessionPresent === true;
   if (conn.v5) conn.send(connackV5(conn, extras, present));
-  else conn.write(encodeConnackAccepted(present));
+  else conn.write(encodeConnackV4(0, present));
   conn.hooks.connected(conn);
   conn.flushPending();
 }
@@ -181,7 +172,7 @@ function refuse(conn: MqttConnection, code: number, reason: string): void {
   if (conn.v5) {
     conn.send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { reasonString: reason.slice(0, 256) } });
   } else if (conn.state !== State.Closed) {
-    conn.write(connackV4(code, false));
+    conn.write(encodeConnackV4(code, false));
   }
   conn.refused = { code, v5: conn.v5 !== undefined };
   conn.close(reason);
