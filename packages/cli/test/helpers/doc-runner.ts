@@ -4,7 +4,7 @@
  * outputs) and background blocks (process groups awaited on their ready line, stopped at the
  * end of the page or at `doc-test: stop`). The convention is in docs-shell.test.ts's header.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, relative, resolve, sep } from 'node:path';
 import { outputMatches, substituteAddresses, type DocBlock, type DocCommand } from './doc-blocks';
@@ -19,9 +19,17 @@ export const TAIL_LINES = 40;
 /** Set in the clone's environment; the docs test refuses to run when it is set (a block ran it on itself). */
 export const NESTED_VARIABLE = 'DOCS_TEST_CLONE';
 
+function gitRun(cwd: string, args: string[]): SpawnSyncReturns<string> {
+  return spawnSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function gitFailed(cwd: string, args: string[], r: SpawnSyncReturns<string>): Error {
+  return new Error(`git ${args.join(' ')} in ${cwd}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr}`);
+}
+
 function git(cwd: string, args: string[]): string {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')} in ${cwd}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr}`);
+  const r = gitRun(cwd, args);
+  if (r.status !== 0) throw gitFailed(cwd, args, r);
   return r.stdout;
 }
 
@@ -33,15 +41,12 @@ function git(cwd: string, args: string[]): string {
 function workingTreeCommit(top: string): string {
   spawnSync('git', ['update-index', '-q', '--refresh'], { cwd: top, stdio: 'ignore' }); // exits 1 when files did change: fine
   // A stash commit needs a committer; a CI clone may have no user configured.
-  const r = spawnSync('git', ['-c', 'user.name=docs-test', '-c', 'user.email=docs-test@localhost', 'stash', 'create'], {
-    cwd: top,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = ['-c', 'user.name=docs-test', '-c', 'user.email=docs-test@localhost', 'stash', 'create'];
+  const r = gitRun(top, args);
   const stash = r.stdout.trim();
   if (r.status === 0 && stash) return stash;
   if ((r.status === 0 || r.status === 1) && !stash && !r.stderr.trim()) return git(top, ['rev-parse', 'HEAD']).trim(); // no changes
-  throw new Error(`git stash create in ${top}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr}`);
+  throw gitFailed(top, args, r);
 }
 
 /** What {@link makeClone} cloned. */

@@ -50,16 +50,13 @@ export const TURN_BUDGET_MS = 10;
  * Wall ms a turn lasts before the process's CPU is first sampled: 1. A turn shorter than that
  * (every turn of light load: 1 × 1 has one PUBLISH a turn) asks the kernel nothing; sampling at
  * each turn's first PUBLISH was one getrusage system call per request, 3.75 % of the gate's CPU
- * at tcp 1 × 1 (perf). The wall time before the first sample is charged as CPU, at most
- * {@link PRE_SAMPLE_CHARGE_MS}: a turn that was busy that long used about that much, and the
+ * at tcp 1 × 1 (perf). The wall time before the first sample is charged as CPU, at most this
+ * same 1 ms: a turn that was busy that long used about that much, and the
  * cap keeps wall time (a host not running the process, the loop's other phases) from cutting
  * honest load: charging up to 5 ms raised open-loop p99 at 85 k requests/s from 33-54 ms to
  * 76-127 ms (`node bench/run.mjs --only open-loop`, 2 runs each).
  */
 export const CPU_SAMPLE_AFTER_MS = 1;
-
-/** The most wall ms before the first CPU sample charged to a turn as CPU: 1 ({@link CPU_SAMPLE_AFTER_MS}). */
-export const PRE_SAMPLE_CHARGE_MS = CPU_SAMPLE_AFTER_MS;
 
 /** PUBLISH packets a connection parses per visit while other connections wait: 32 (above maxInflight's default 20, so one parse batch fits). */
 export const PUBLISHES_PER_SLICE = 32;
@@ -188,7 +185,7 @@ class InputTurns {
     let used: number;
     if (Number.isNaN(this.cpuAtSample)) {
       this.cpuAtSample = cpuMs();
-      this.preSampleMs = Math.min(now - this.startedAt, PRE_SAMPLE_CHARGE_MS);
+      this.preSampleMs = Math.min(now - this.startedAt, CPU_SAMPLE_AFTER_MS);
       used = this.preSampleMs;
     } else {
       used = this.preSampleMs + cpuMs() - this.cpuAtSample;
